@@ -1,0 +1,419 @@
+//! Raw file structs → checked model, collecting every problem with its place.
+
+use crate::raw::*;
+use crate::spanned::{LineIndex, Place, Spanned};
+use crate::{Diagnostic, LoadError, Loaded};
+use portcullis_hashlist::{Hash, HashKind};
+use portcullis_policy::{
+    Action, Application, Approval, BlocklistPackage, Computer, FileKind, Group, ItemRef, Mode, Organization, Os,
+    PathPattern, Policy, PolicySet, RingfenceProfile, Rule, Scope, SignerCriterion, Status, TextPattern, Timestamp,
+    VersionRange,
+};
+use std::collections::HashMap;
+
+struct Ctx<'a> {
+    index: &'a LineIndex<'a>,
+    diagnostics: Vec<Diagnostic>,
+    /// Place of each item and of its fields, to point model errors at the right spot.
+    fields: HashMap<(ItemRef, &'static str), Place>,
+    items: HashMap<ItemRef, Place>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, place: &Place, message: String) {
+        let (line, column) = self.index.locate(place).unzip();
+        self.diagnostics.push(Diagnostic { line, column, message });
+    }
+
+    fn note_field<T>(&mut self, item: ItemRef, field: &'static str, value: &Spanned<T>) {
+        self.fields.insert((item, field), value.place.clone());
+    }
+}
+
+pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Application]) -> Result<Loaded, LoadError> {
+    let mut cx = Ctx { index, diagnostics: Vec::new(), fields: HashMap::new(), items: HashMap::new() };
+    let mut set = PolicySet::default();
+
+    if let Some(org) = &raw.organization {
+        cx.items.insert(ItemRef::Organization, org.place.clone());
+        let o = org.get();
+        set.organization = Organization {
+            name: o.name.as_ref().map_or_else(|| "default".to_string(), |n| n.value.clone()),
+            mode: mode(&mut cx, &RawModeFields::from(o), &org.place).unwrap_or(Mode::Secured),
+        };
+    }
+    for (i, g) in raw.groups.iter().enumerate() {
+        let item = ItemRef::Group(i);
+        cx.items.insert(item, g.place.clone());
+        cx.note_field(item, "path", &g.value.path);
+        let fields = RawModeFields::from(g.get());
+        let m = if fields.mode.is_some() { mode(&mut cx, &fields, &g.place) } else { None };
+        set.groups.push(Group { path: g.value.path.value.trim_matches('/').to_string(), mode: m });
+    }
+    // Parent groups implied by a path ("A/B" implies "A") are added so the tree is complete.
+    let mut implied = Vec::new();
+    for g in &set.groups {
+        for parent in PolicySet::group_chain(&g.path).skip(1) {
+            if !set.groups.iter().any(|x| x.path.eq_ignore_ascii_case(parent)) && !implied.iter().any(|x: &Group| x.path.eq_ignore_ascii_case(parent)) {
+                implied.push(Group { path: parent.to_string(), mode: None });
+            }
+        }
+    }
+    set.groups.extend(implied);
+
+    for (i, c) in raw.computers.iter().enumerate() {
+        let item = ItemRef::Computer(i);
+        cx.items.insert(item, c.place.clone());
+        let rc = c.get();
+        cx.note_field(item, "name", &rc.name);
+        if let Some(g) = &rc.group {
+            cx.note_field(item, "group", g);
+        }
+        let os = rc.os.as_ref().and_then(|o| os_value(&mut cx, o));
+        let fields = RawModeFields::from(rc);
+        let m = if fields.mode.is_some() { mode(&mut cx, &fields, &c.place) } else { None };
+        set.computers.push(Computer {
+            name: rc.name.value.clone(),
+            group: rc.group.as_ref().map(|g| g.value.trim_matches('/').to_string()),
+            mode: m,
+            os,
+        });
+    }
+
+    for (i, a) in raw.applications.iter().enumerate() {
+        let item = ItemRef::Application(i);
+        cx.items.insert(item, a.place.clone());
+        let ra = a.get();
+        cx.note_field(item, "name", &ra.name);
+        if let Some(b) = builtins.iter().find(|b| b.name.eq_ignore_ascii_case(&ra.name.value)) {
+            cx.error(&ra.name.place, format!("application name {:?} is taken by a built-in application; choose another name", b.name));
+        }
+        let rules = ra.rules.iter().filter_map(|r| rule(&mut cx, r)).collect();
+        set.applications.push(Application { name: ra.name.value.clone(), description: ra.description.clone(), builtin: false, rules });
+    }
+    set.applications.extend(builtins.iter().cloned());
+
+    for (i, b) in raw.blocklists.iter().enumerate() {
+        let item = ItemRef::Blocklist(i);
+        cx.items.insert(item, b.place.clone());
+        let rb = b.get();
+        cx.note_field(item, "name", &rb.name);
+        let mut rules = Vec::new();
+        let mut imported = Rule { note: Some("imported hashes".into()), ..Rule::default() };
+        for (field, list, kind) in [
+            ("hashes", &rb.hashes, None),
+            ("sha256", &rb.sha256, Some(HashKind::Sha256)),
+            ("sha1", &rb.sha1, Some(HashKind::Sha1)),
+            ("md5", &rb.md5, Some(HashKind::Md5)),
+        ] {
+            if let Some(list) = list {
+                imported.hashes.flat.extend(hashes(&mut cx, field, list, kind));
+            }
+        }
+        if !imported.hashes.is_empty() {
+            rules.push(imported);
+        }
+        rules.extend(rb.rules.iter().filter_map(|r| rule(&mut cx, r)));
+        let mut approvals = Vec::new();
+        for (list, status) in [(&rb.approved, Status::Enforce), (&rb.approved_monitor, Status::Monitor)] {
+            for s in list {
+                cx.fields.insert((item, "approved"), s.place.clone());
+                if let Some(scope) = scope(&mut cx, s) {
+                    approvals.push(Approval { scope, status });
+                }
+            }
+        }
+        if rules.is_empty() {
+            cx.fields.insert((item, "rules"), rb.name.place.clone());
+        }
+        set.blocklists.push(BlocklistPackage { name: rb.name.value.clone(), description: rb.description.clone(), rules, approvals });
+    }
+
+    for (i, r) in raw.ringfences.iter().enumerate() {
+        let item = ItemRef::Ringfence(i);
+        cx.items.insert(item, r.place.clone());
+        cx.note_field(item, "name", &r.value.name);
+        set.ringfences.push(RingfenceProfile { name: r.value.name.value.clone(), description: r.value.description.clone() });
+    }
+
+    for (i, p) in raw.policies.iter().enumerate() {
+        let item = ItemRef::Policy(i);
+        cx.items.insert(item, p.place.clone());
+        let rp = p.get();
+        cx.note_field(item, "name", &rp.name);
+        cx.note_field(item, "applications", &rp.applications);
+        cx.note_field(item, "position", &rp.position);
+        let position = match u32::try_from(rp.position.value) {
+            Ok(v) => v,
+            Err(_) => {
+                cx.error(&rp.position.place, format!("position {} is out of range; use a whole number from 0 to 4294967295", rp.position.value));
+                0
+            }
+        };
+        let action = match normalize(&rp.action.value).as_str() {
+            "permit" | "allow" => match &rp.ringfence {
+                Some(r) => {
+                    cx.note_field(item, "ringfence", r);
+                    Some(Action::PermitWithRingfence(r.value.clone()))
+                }
+                None => Some(Action::Permit),
+            },
+            "permit-ringfence" | "permit-with-ringfence" => match &rp.ringfence {
+                Some(r) => {
+                    cx.note_field(item, "ringfence", r);
+                    Some(Action::PermitWithRingfence(r.value.clone()))
+                }
+                None => {
+                    cx.error(&rp.action.place, "action \"permit-ringfence\" needs a ringfence profile: add ringfence = \"<profile name>\"".into());
+                    None
+                }
+            },
+            "deny" | "block" => Some(Action::Deny),
+            "deny-request" | "deny-with-request" => Some(Action::DenyWithRequest),
+            other => {
+                cx.error(&rp.action.place, format!("unknown action {other:?}; use \"permit\", \"permit-ringfence\", \"deny\" or \"deny-request\""));
+                None
+            }
+        };
+        if let (Some(r), Some(a)) = (&rp.ringfence, &action)
+            && !a.permits()
+        {
+            cx.error(&r.place, "a ringfence only applies to permit policies; remove it or change the action".into());
+        }
+        let scope_value = match &rp.scope {
+            Some(s) => {
+                cx.note_field(item, "scope", s);
+                scope(&mut cx, s)
+            }
+            None => Some(Scope::Organization),
+        };
+        let status = rp.status.as_ref().map_or(Some(Status::Enforce), |s| status(&mut cx, s));
+        let expires = rp.expires.as_ref().and_then(|t| time(&mut cx, t));
+        if let (Some(action), Some(scope), Some(status)) = (action, scope_value, status) {
+            set.policies.push(Policy {
+                name: rp.name.value.clone(),
+                description: rp.description.clone(),
+                position,
+                applications: rp.applications.value.clone(),
+                action,
+                scope,
+                status,
+                enabled: rp.enabled.unwrap_or(true),
+                expires,
+            });
+        } else {
+            // Keep indexes aligned with the file so later errors point at the right entry.
+            set.policies.push(Policy {
+                name: rp.name.value.clone(),
+                description: None,
+                position,
+                applications: rp.applications.value.clone(),
+                action: Action::Deny,
+                scope: Scope::Organization,
+                status: Status::Enforce,
+                enabled: false,
+                expires: None,
+            });
+        }
+    }
+
+    if cx.diagnostics.is_empty() {
+        for e in set.validate() {
+            let place = cx.fields.get(&(e.item, e.field)).or_else(|| cx.items.get(&e.item)).cloned().unwrap_or_default();
+            cx.error(&place, e.message);
+        }
+    }
+    if !cx.diagnostics.is_empty() {
+        return Err(LoadError { diagnostics: cx.diagnostics });
+    }
+    let places = cx
+        .items
+        .iter()
+        .filter_map(|(item, place)| cx.fields.get(&(*item, "name")).or(Some(place)).and_then(|p| index.locate(p)).map(|lc| (*item, lc)))
+        .collect();
+    Ok(Loaded { set, places })
+}
+
+fn normalize(s: &str) -> String {
+    s.trim().to_ascii_lowercase().replace(['_', ' '], "-")
+}
+
+fn mode(cx: &mut Ctx<'_>, f: &RawModeFields, place: &Place) -> Option<Mode> {
+    let name = f.mode.as_ref().map_or("secured".to_string(), |m| normalize(&m.value));
+    let mode_place = f.mode.as_ref().map_or(place, |m| &m.place).clone();
+    let until = f.until.as_ref().and_then(|t| time(cx, t));
+    match name.as_str() {
+        "secured" | "secure" | "enforce" => Some(Mode::Secured),
+        "monitor" | "monitor-only" | "audit" => Some(Mode::Monitor),
+        "learning" => match until {
+            Some(until) => Some(Mode::Learning { until }),
+            None => {
+                cx.error(&mode_place, "mode \"learning\" needs an end: add until = \"YYYY-MM-DD\"".into());
+                None
+            }
+        },
+        "installation" => match (until, &f.capture_into) {
+            (Some(until), Some(app)) => Some(Mode::Installation { until, capture_into: app.value.clone() }),
+            _ => {
+                cx.error(&mode_place, "mode \"installation\" needs until = \"<date-time>\" and capture_into = \"<application name>\"".into());
+                None
+            }
+        },
+        other => {
+            cx.error(&mode_place, format!("unknown mode {other:?}; use \"secured\", \"monitor\", \"learning\" or \"installation\""));
+            None
+        }
+    }
+}
+
+fn status(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<Status> {
+    match normalize(&s.value).as_str() {
+        "enforce" | "enforced" => Some(Status::Enforce),
+        "monitor" | "monitor-only" | "audit" => Some(Status::Monitor),
+        other => {
+            cx.error(&s.place, format!("unknown status {other:?}; use \"enforce\" or \"monitor\""));
+            None
+        }
+    }
+}
+
+fn scope(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<Scope> {
+    let v = s.value.trim();
+    if matches!(v.to_ascii_lowercase().as_str(), "organization" | "organisation" | "org" | "*" | "/") {
+        return Some(Scope::Organization);
+    }
+    if let Some(g) = v.strip_prefix("group:") {
+        return Some(Scope::Group(g.trim().trim_matches('/').to_string()));
+    }
+    if let Some(c) = v.strip_prefix("computer:") {
+        return Some(Scope::Computer(c.trim().to_string()));
+    }
+    cx.error(&s.place, format!("unknown scope {v:?}; use \"organization\", \"group:<path>\" or \"computer:<name>\""));
+    None
+}
+
+fn os_value(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<Os> {
+    let os = Os::from_name(s.value.trim());
+    if os.is_none() {
+        cx.error(&s.place, format!("unknown operating system {:?}; use \"windows\", \"linux\" or \"macos\"", s.value));
+    }
+    os
+}
+
+fn time(cx: &mut Ctx<'_>, t: &Spanned<TimeText>) -> Option<Timestamp> {
+    let text = t.value.0.trim();
+    let parsed = text
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .or_else(|| text.parse::<jiff::civil::DateTime>().ok().and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp()))
+        .or_else(|| text.parse::<jiff::civil::Date>().ok().and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp()));
+    match parsed {
+        Some(ts) => Some(Timestamp(ts.as_second())),
+        None => {
+            cx.error(&t.place, format!("{text:?} is not a date; write \"2026-12-31\" or \"2026-12-31T08:00:00Z\" (UTC unless an offset is given)"));
+            None
+        }
+    }
+}
+
+fn hashes(cx: &mut Ctx<'_>, field: &str, list: &Spanned<Vec<String>>, kind: Option<HashKind>) -> Vec<Hash> {
+    let mut out = Vec::with_capacity(list.value.len());
+    for (i, text) in list.value.iter().enumerate() {
+        let t = text.trim();
+        let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+        match (Hash::from_hex(t), kind) {
+            (Some(h), Some(k)) if h.kind() != k => {
+                cx.error(&list.place, format!("entry {} of {field} is a {}, not a {k} ({text:?}); move it to the {} list", i + 1, h.kind(), h.kind()));
+            }
+            (Some(h), _) => out.push(h),
+            (None, _) => {
+                let want = kind.map_or("an MD5, SHA-1 or SHA-256 in hex (32, 40 or 64 digits)".to_string(), |k| format!("a {k} in hex ({} digits)", k.byte_len() * 2));
+                cx.error(&list.place, format!("entry {} of {field} is not {want}: {text:?}", i + 1));
+            }
+        }
+    }
+    out
+}
+
+fn text(cx: &mut Ctx<'_>, s: &Option<Spanned<String>>) -> Option<TextPattern> {
+    let s = s.as_ref()?;
+    match TextPattern::new(&s.value) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            cx.error(&s.place, e.to_string());
+            None
+        }
+    }
+}
+
+fn path(cx: &mut Ctx<'_>, s: &Option<Spanned<String>>) -> Option<PathPattern> {
+    let s = s.as_ref()?;
+    match PathPattern::new(&s.value) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            cx.error(&s.place, e.to_string());
+            None
+        }
+    }
+}
+
+fn rule(cx: &mut Ctx<'_>, r: &Spanned<RawRule>) -> Option<Rule> {
+    let before = cx.diagnostics.len();
+    let raw = r.get();
+    let mut rule = Rule { note: raw.note.clone(), ..Rule::default() };
+    for (field, list, kind) in [
+        ("hashes", &raw.hashes, None),
+        ("sha256", &raw.sha256, Some(HashKind::Sha256)),
+        ("sha1", &raw.sha1, Some(HashKind::Sha1)),
+        ("md5", &raw.md5, Some(HashKind::Md5)),
+    ] {
+        if let Some(list) = list {
+            rule.hashes.flat.extend(hashes(cx, field, list, kind));
+        }
+    }
+    for (field, list, kind) in [
+        ("authenticode_sha256", &raw.authenticode_sha256, HashKind::Sha256),
+        ("authenticode_sha1", &raw.authenticode_sha1, HashKind::Sha1),
+    ] {
+        if let Some(list) = list {
+            rule.hashes.authenticode.extend(hashes(cx, field, list, Some(kind)));
+        }
+    }
+    rule.path = path(cx, &raw.path);
+    rule.file_name = text(cx, &raw.file_name);
+    rule.original_filename = text(cx, &raw.original_filename);
+    rule.product_name = text(cx, &raw.product_name);
+    rule.company_name = text(cx, &raw.company_name);
+    rule.parent_process = path(cx, &raw.parent_process);
+    rule.user = text(cx, &raw.user);
+    if let Some(s) = &raw.signer {
+        let rs = s.get();
+        let cert_sha256 = rs.cert_sha256.as_ref().and_then(|c| match Hash::from_hex(c.value.trim()) {
+            Some(Hash::Sha256(b)) => Some(b),
+            _ => {
+                cx.error(&c.place, format!("signer.cert_sha256 must be the certificate's SHA-256 in hex (64 digits), not {:?}", c.value));
+                None
+            }
+        });
+        let subject = text(cx, &rs.subject);
+        let issuer = text(cx, &rs.issuer);
+        if rs.subject.is_none() && rs.issuer.is_none() && rs.cert_sha256.is_none() && !rs.verified {
+            cx.error(&s.place, "signer needs at least one of subject, issuer, cert_sha256 or verified = true".into());
+        }
+        rule.signer = Some(SignerCriterion { subject, issuer, cert_sha256, must_verify: rs.verified });
+    }
+    if let Some(v) = &raw.version {
+        match v.value.parse::<VersionRange>() {
+            Ok(range) => rule.version = Some(range),
+            Err(e) => cx.error(&v.place, e.to_string()),
+        }
+    }
+    rule.os = raw.os.as_ref().and_then(|o| os_value(cx, o));
+    if let Some(k) = &raw.kind {
+        rule.kind = FileKind::from_name(&k.value);
+        if rule.kind.is_none() {
+            cx.error(&k.place, format!("unknown kind {:?}; use \"executable\", \"library\", \"script\", \"installer\" or \"other\"", k.value));
+        }
+    }
+    (cx.diagnostics.len() == before).then_some(rule)
+}

@@ -1,0 +1,304 @@
+//! The compiled, ready-to-decide form of a policy set.
+
+use crate::decision::{Basis, Decision, MonitorHit, RuleMatch, Verdict};
+use crate::facts::{FileFacts, Os, ProcessFacts, Timestamp};
+use crate::hash_index::HashIndex;
+use crate::model::{ItemRef, Mode, ModelError, PolicySet, Scope, Status};
+use crate::rule::{HashHit, Rule};
+use portcullis_hashlist::Hash;
+
+/// A policy set compiled for fast decisions: hashes live in sorted indexes, policies are in
+/// evaluation order. Build it once per policy version and share it between threads.
+#[derive(Debug)]
+pub struct Engine {
+    set: PolicySet,
+    /// Every rule of every application and blocklist package, with its hash lists moved out
+    /// into the indexes below.
+    rules: Vec<CompiledRule>,
+    app_rules: Vec<std::ops::Range<u32>>,
+    package_rules: Vec<std::ops::Range<u32>>,
+    /// `policies` indexes into `set.policies`, sorted by position, each with its application ids.
+    order: Vec<(usize, Vec<usize>)>,
+    sha256: HashIndex<32>,
+    sha1: HashIndex<20>,
+    md5: HashIndex<16>,
+    authenticode_sha256: HashIndex<32>,
+    authenticode_sha1: HashIndex<20>,
+    needs_flat_sha1: bool,
+    needs_md5: bool,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    rule: Rule,
+    has_hashes: bool,
+}
+
+/// Where a decision is made: a computer of the set, or the organization at large.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    computer: Option<String>,
+    group: Option<String>,
+    mode: Mode,
+    os: Os,
+}
+
+impl Target {
+    /// The mode configured for the target (before deadlines are applied).
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+}
+
+/// A computer name that the policy set does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("computer {0:?} is not in the policy set; add it under [[computers]] or leave the computer out to use the organization's defaults")]
+pub struct UnknownComputer(pub String);
+
+impl Engine {
+    /// Compile a policy set. Fails with every inconsistency found by [`PolicySet::validate`].
+    pub fn new(mut set: PolicySet) -> Result<Engine, Vec<ModelError>> {
+        let errors = set.validate();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut rules = Vec::new();
+        let mut sha256 = Vec::new();
+        let mut sha1 = Vec::new();
+        let mut md5 = Vec::new();
+        let mut auth256 = Vec::new();
+        let mut auth1 = Vec::new();
+        let mut take = |list: &mut Vec<Rule>, rules: &mut Vec<CompiledRule>| {
+            let start = rules.len() as u32;
+            for rule in list.iter_mut() {
+                let id = rules.len() as u32;
+                let hashes = std::mem::take(&mut rule.hashes);
+                let has_hashes = !hashes.is_empty();
+                for h in hashes.flat {
+                    match h {
+                        Hash::Sha256(b) => sha256.push((b, id)),
+                        Hash::Sha1(b) => sha1.push((b, id)),
+                        Hash::Md5(b) => md5.push((b, id)),
+                    }
+                }
+                for h in hashes.authenticode {
+                    match h {
+                        Hash::Sha256(b) => auth256.push((b, id)),
+                        Hash::Sha1(b) => auth1.push((b, id)),
+                        // Authenticode has no MD5 form; validation in the loader rejects it.
+                        Hash::Md5(_) => {}
+                    }
+                }
+                rules.push(CompiledRule { rule: rule.clone(), has_hashes });
+            }
+            start..rules.len() as u32
+        };
+        let app_rules = set.applications.iter_mut().map(|a| take(&mut a.rules, &mut rules)).collect();
+        let package_rules = set.blocklists.iter_mut().map(|b| take(&mut b.rules, &mut rules)).collect();
+        let mut order: Vec<(usize, Vec<usize>)> = set
+            .policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let apps = p
+                    .applications
+                    .iter()
+                    .filter_map(|name| set.applications.iter().position(|a| a.name.eq_ignore_ascii_case(name)))
+                    .collect();
+                (i, apps)
+            })
+            .collect();
+        order.sort_by_key(|(i, _)| set.policies[*i].position);
+        let needs_flat_sha1 = !sha1.is_empty();
+        let needs_md5 = !md5.is_empty();
+        Ok(Engine {
+            set,
+            rules,
+            app_rules,
+            package_rules,
+            order,
+            sha256: HashIndex::build(sha256),
+            sha1: HashIndex::build(sha1),
+            md5: HashIndex::build(md5),
+            authenticode_sha256: HashIndex::build(auth256),
+            authenticode_sha1: HashIndex::build(auth1),
+            needs_flat_sha1,
+            needs_md5,
+        })
+    }
+
+    /// The policy set, with rule hash lists moved into the indexes (their rules are otherwise intact).
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.set
+    }
+
+    /// Whether some rule lists flat SHA-1 hashes, so callers should compute files' SHA-1.
+    pub fn needs_flat_sha1(&self) -> bool {
+        self.needs_flat_sha1
+    }
+
+    /// Whether some rule lists MD5 hashes, so callers should compute files' MD5.
+    pub fn needs_md5(&self) -> bool {
+        self.needs_md5
+    }
+
+    /// Number of hashes held in the indexes.
+    pub fn hash_count(&self) -> usize {
+        self.sha256.len() + self.sha1.len() + self.md5.len() + self.authenticode_sha256.len() + self.authenticode_sha1.len()
+    }
+
+    /// The target for `computer`, or the organization's defaults when `None`.
+    pub fn target(&self, computer: Option<&str>, host_os: Os) -> Result<Target, UnknownComputer> {
+        let Some(name) = computer else {
+            return Ok(Target { computer: None, group: None, mode: self.set.organization.mode.clone(), os: host_os });
+        };
+        let c = self
+            .set
+            .computers
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownComputer(name.to_string()))?;
+        let group_mode = c.group.as_deref().and_then(|g| {
+            PolicySet::group_chain(g).find_map(|path| {
+                self.set.groups.iter().find(|x| x.path.eq_ignore_ascii_case(path)).and_then(|x| x.mode.clone())
+            })
+        });
+        let mode = c.mode.clone().or(group_mode).unwrap_or_else(|| self.set.organization.mode.clone());
+        Ok(Target { computer: Some(c.name.clone()), group: c.group.clone(), mode, os: c.os.unwrap_or(host_os) })
+    }
+
+    fn applies(&self, scope: &Scope, target: &Target) -> bool {
+        match scope {
+            Scope::Organization => true,
+            Scope::Group(g) => target
+                .group
+                .as_deref()
+                .is_some_and(|tg| PolicySet::group_chain(tg).any(|p| p.eq_ignore_ascii_case(g))),
+            Scope::Computer(c) => target.computer.as_deref().is_some_and(|tc| tc.eq_ignore_ascii_case(c)),
+        }
+    }
+
+    fn hash_hits(&self, file: &FileFacts) -> Vec<(u32, HashHit)> {
+        let mut hits = Vec::new();
+        let mut add = |owners: &[u32], field: &'static str, hash: Hash| {
+            hits.extend(owners.iter().map(|&o| (o, HashHit { field, hash })));
+        };
+        add(self.sha256.get(&file.sha256), "sha256", Hash::Sha256(file.sha256));
+        if let Some(h) = &file.sha1 {
+            add(self.sha1.get(h), "sha1", Hash::Sha1(*h));
+        }
+        if let Some(h) = &file.md5 {
+            add(self.md5.get(h), "md5", Hash::Md5(*h));
+        }
+        if let Some(h) = &file.authenticode_sha256 {
+            add(self.authenticode_sha256.get(h), "authenticode_sha256", Hash::Sha256(*h));
+        }
+        if let Some(h) = &file.authenticode_sha1 {
+            add(self.authenticode_sha1.get(h), "authenticode_sha1", Hash::Sha1(*h));
+        }
+        hits
+    }
+
+    /// Find the first rule in `range` that matches; `depends` records whether a checked rule
+    /// looked at the process.
+    fn first_match(
+        &self,
+        range: std::ops::Range<u32>,
+        owner: &str,
+        file: &FileFacts,
+        process: &ProcessFacts,
+        os: Os,
+        hits: &[(u32, HashHit)],
+        depends: &mut bool,
+    ) -> Option<RuleMatch> {
+        let start = range.start;
+        for id in range {
+            let compiled = &self.rules[id as usize];
+            let hash_hit = hits.iter().find(|(o, _)| *o == id).map(|(_, h)| *h);
+            if compiled.has_hashes && hash_hit.is_none() {
+                continue;
+            }
+            *depends |= compiled.rule.depends_on_process();
+            if let Some(fields) = compiled.rule.matches(file, process, os, hash_hit) {
+                return Some(RuleMatch {
+                    application: owner.to_string(),
+                    rule: (id - start + 1) as usize,
+                    note: compiled.rule.note.clone(),
+                    fields,
+                });
+            }
+        }
+        None
+    }
+
+    /// Decide whether `file` may run or load on `target` at `now`.
+    pub fn decide(&self, file: &FileFacts, process: &ProcessFacts, target: &Target, now: Timestamp) -> Decision {
+        let hits = self.hash_hits(file);
+        let mut monitor_hits = Vec::new();
+        let mut depends = false;
+        let mode = target.mode.at(now);
+        let decision = |verdict, basis, monitor_hits, depends_on_process| Decision {
+            verdict,
+            basis,
+            computer: target.computer.clone(),
+            mode: mode.clone(),
+            monitor_hits,
+            depends_on_process,
+        };
+
+        for (i, package) in self.set.blocklists.iter().enumerate() {
+            let Some(status) = package
+                .approvals
+                .iter()
+                .filter(|a| self.applies(&a.scope, target))
+                .map(|a| a.status)
+                .min_by_key(|s| *s != Status::Enforce)
+            else {
+                continue;
+            };
+            let range = self.package_rules[i].clone();
+            if let Some(matched) = self.first_match(range, &package.name, file, process, target.os, &hits, &mut depends) {
+                if status == Status::Enforce {
+                    let basis = Basis::Blocklist { package: package.name.clone(), matched };
+                    return decision(Verdict::Deny, basis, monitor_hits, depends);
+                }
+                monitor_hits.push(MonitorHit { source: format!("blocklist {:?}", package.name), would: Verdict::Deny, matched });
+            }
+        }
+
+        for (policy_index, apps) in &self.order {
+            let policy = &self.set.policies[*policy_index];
+            if !policy.is_active(now) || !self.applies(&policy.scope, target) {
+                continue;
+            }
+            let matched = apps.iter().find_map(|&a| {
+                let app = &self.set.applications[a];
+                self.first_match(self.app_rules[a].clone(), &app.name, file, process, target.os, &hits, &mut depends)
+            });
+            let Some(matched) = matched else { continue };
+            let verdict = if policy.action.permits() { Verdict::Allow } else { Verdict::Deny };
+            if policy.status == Status::Monitor {
+                monitor_hits.push(MonitorHit { source: format!("policy {:?}", policy.name), would: verdict, matched });
+                continue;
+            }
+            let basis = Basis::Policy {
+                policy: policy.name.clone(),
+                position: policy.position,
+                action: policy.action.clone(),
+                matched,
+            };
+            return decision(verdict, basis, monitor_hits, depends);
+        }
+
+        let verdict = if mode == Mode::Secured { Verdict::Deny } else { Verdict::Allow };
+        decision(verdict, Basis::Mode { mode: mode.clone() }, monitor_hits, depends)
+    }
+
+    /// Which item a rule id belongs to, for diagnostics.
+    pub fn rule_owner(&self, rule_id: u32) -> Option<ItemRef> {
+        if let Some(i) = self.app_rules.iter().position(|r| r.contains(&rule_id)) {
+            return Some(ItemRef::Application(i));
+        }
+        self.package_rules.iter().position(|r| r.contains(&rule_id)).map(ItemRef::Blocklist)
+    }
+}

@@ -1,0 +1,422 @@
+//! The policy model: applications, blocklist packages, policies, scopes and modes, and the
+//! checks that make a set of them consistent.
+
+use crate::facts::{Os, Timestamp};
+use crate::rule::Rule;
+use std::collections::HashMap;
+use std::fmt;
+
+/// A named set of rules; it matches a file when any of its rules matches.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Application {
+    /// Unique name, as policies refer to it.
+    pub name: String,
+    /// What the application is, for people.
+    pub description: Option<String>,
+    /// Shipped with the product (read-only, updated with it).
+    pub builtin: bool,
+    /// The rules; any one matching is enough.
+    pub rules: Vec<Rule>,
+}
+
+/// Whether a policy or an approval acts or only reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Acts: permits or denies.
+    #[default]
+    Enforce,
+    /// Only reports what it would have done; evaluation goes on below it.
+    Monitor,
+}
+
+impl Status {
+    /// The name used in policy files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Enforce => "enforce",
+            Status::Monitor => "monitor",
+        }
+    }
+}
+
+/// A named set of hashes and metadata rules that, once approved at a scope, denies everything
+/// it matches there, above every ordered policy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BlocklistPackage {
+    /// Unique name.
+    pub name: String,
+    /// What the package is for.
+    pub description: Option<String>,
+    /// Rules; the imported hashes form one rule, metadata rules (per OS) are others.
+    pub rules: Vec<Rule>,
+    /// Where the package is approved; an unapproved package does nothing.
+    pub approvals: Vec<Approval>,
+}
+
+/// A blocklist package switched on at a scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// Where it applies.
+    pub scope: Scope,
+    /// Enforce to deny, Monitor to report only.
+    pub status: Status,
+}
+
+/// What a policy does to the files its applications match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Allow.
+    Permit,
+    /// Allow, limited by the named ringfence profile.
+    PermitWithRingfence(String),
+    /// Deny.
+    Deny,
+    /// Deny, and let the blocked user ask for access.
+    DenyWithRequest,
+}
+
+impl Action {
+    /// Whether the action allows the file.
+    pub fn permits(&self) -> bool {
+        matches!(self, Action::Permit | Action::PermitWithRingfence(_))
+    }
+
+    /// The name used in policy files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Permit => "permit",
+            Action::PermitWithRingfence(_) => "permit-ringfence",
+            Action::Deny => "deny",
+            Action::DenyWithRequest => "deny-request",
+        }
+    }
+}
+
+/// Where a policy or an approval applies.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every computer of the organization.
+    Organization,
+    /// A computer group and all groups below it, by path (`Workstations/Finance`).
+    Group(String),
+    /// One computer, by name.
+    Computer(String),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Organization => f.write_str("organization"),
+            Scope::Group(g) => write!(f, "group:{g}"),
+            Scope::Computer(c) => write!(f, "computer:{c}"),
+        }
+    }
+}
+
+/// How a computer treats a file that no policy matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Deny what no policy permits.
+    Secured,
+    /// Allow, and record that it would have been denied.
+    Monitor,
+    /// Allow and record the file as a candidate for an allowlist, until the given time; Secured after.
+    Learning {
+        /// When learning ends.
+        until: Timestamp,
+    },
+    /// Allow and capture what is installed into the named application, until the given time;
+    /// Secured after.
+    Installation {
+        /// When installation mode ends.
+        until: Timestamp,
+        /// The application that captured files are added to.
+        capture_into: String,
+    },
+}
+
+impl Mode {
+    /// The name used in policy files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Secured => "secured",
+            Mode::Monitor => "monitor",
+            Mode::Learning { .. } => "learning",
+            Mode::Installation { .. } => "installation",
+        }
+    }
+
+    /// The mode in force at `now`: learning and installation end at their deadline.
+    pub fn at(&self, now: Timestamp) -> Mode {
+        match self {
+            Mode::Learning { until } | Mode::Installation { until, .. } if now >= *until => Mode::Secured,
+            other => other.clone(),
+        }
+    }
+}
+
+/// An ordered policy: the first one that matches a file decides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    /// Unique name.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Place in the order; lower comes first. Unique within a policy set.
+    pub position: u32,
+    /// Names of the applications it covers.
+    pub applications: Vec<String>,
+    /// What it does.
+    pub action: Action,
+    /// Where it applies.
+    pub scope: Scope,
+    /// Enforce or Monitor.
+    pub status: Status,
+    /// Switched on.
+    pub enabled: bool,
+    /// After this moment the policy no longer applies.
+    pub expires: Option<Timestamp>,
+}
+
+impl Policy {
+    /// Whether the policy takes part in decisions at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.enabled && self.expires.is_none_or(|e| now < e)
+    }
+}
+
+/// A computer group, by path: `Workstations/Finance` lies below `Workstations`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Slash-separated path from the top of the tree.
+    pub path: String,
+    /// Mode of the group's computers; inherited from the parent when absent.
+    pub mode: Option<Mode>,
+}
+
+impl Group {
+    /// The path of the parent group, if any.
+    pub fn parent(&self) -> Option<&str> {
+        self.path.rsplit_once('/').map(|(parent, _)| parent)
+    }
+}
+
+/// A computer known to the policy set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Computer {
+    /// Host name.
+    pub name: String,
+    /// Group path, if the computer belongs to one.
+    pub group: Option<String>,
+    /// Mode override for this computer.
+    pub mode: Option<Mode>,
+    /// Its operating system, used by `os` criteria for files whose format does not say.
+    pub os: Option<Os>,
+}
+
+/// A ringfence profile, referred to by Permit-with-Ringfence policies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RingfenceProfile {
+    /// Unique name.
+    pub name: String,
+    /// What it limits, for people.
+    pub description: Option<String>,
+}
+
+/// The organization at the top of the scope tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Organization {
+    /// Its name.
+    pub name: String,
+    /// Default mode for computers whose groups set none.
+    pub mode: Mode,
+}
+
+impl Default for Organization {
+    fn default() -> Self {
+        Organization { name: "default".into(), mode: Mode::Secured }
+    }
+}
+
+/// Everything one organization's computers are governed by.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicySet {
+    /// The organization and its default mode.
+    pub organization: Organization,
+    /// Computer groups.
+    pub groups: Vec<Group>,
+    /// Computers.
+    pub computers: Vec<Computer>,
+    /// Applications, built-in and custom.
+    pub applications: Vec<Application>,
+    /// Blocklist packages.
+    pub blocklists: Vec<BlocklistPackage>,
+    /// Ordered policies (any order here; position decides).
+    pub policies: Vec<Policy>,
+    /// Ringfence profiles.
+    pub ringfences: Vec<RingfenceProfile>,
+}
+
+/// Which item of a policy set something is about, by kind and index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ItemRef {
+    /// The organization.
+    Organization,
+    /// `groups[i]`.
+    Group(usize),
+    /// `computers[i]`.
+    Computer(usize),
+    /// `applications[i]`.
+    Application(usize),
+    /// `blocklists[i]`.
+    Blocklist(usize),
+    /// `policies[i]`.
+    Policy(usize),
+    /// `ringfences[i]`.
+    Ringfence(usize),
+}
+
+/// An inconsistency in a policy set: it names the item and the field so that the file
+/// loader can point at the line and column.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ModelError {
+    /// The item at fault.
+    pub item: ItemRef,
+    /// The field at fault (`name`, `applications`, `scope`, …).
+    pub field: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl PolicySet {
+    /// Check references and uniqueness. Returns every problem found, not just the first.
+    pub fn validate(&self) -> Vec<ModelError> {
+        let mut errors = Vec::new();
+        let mut err = |item, field, message: String| errors.push(ModelError { item, field, message });
+
+        let mut unique = |names: &mut HashMap<String, usize>, kind: &str, name: &str, item: ItemRef, i: usize| {
+            if let Some(first) = names.insert(name.to_lowercase(), i) {
+                err(item, "name", format!("{kind} {name:?} is defined twice (first at entry {}); names must be unique", first + 1));
+                names.insert(name.to_lowercase(), first);
+            }
+        };
+        let mut apps = HashMap::new();
+        for (i, a) in self.applications.iter().enumerate() {
+            unique(&mut apps, "application", &a.name, ItemRef::Application(i), i);
+        }
+        let mut packages = HashMap::new();
+        for (i, b) in self.blocklists.iter().enumerate() {
+            unique(&mut packages, "blocklist package", &b.name, ItemRef::Blocklist(i), i);
+        }
+        let mut policies = HashMap::new();
+        for (i, p) in self.policies.iter().enumerate() {
+            unique(&mut policies, "policy", &p.name, ItemRef::Policy(i), i);
+        }
+        let mut fences = HashMap::new();
+        for (i, r) in self.ringfences.iter().enumerate() {
+            unique(&mut fences, "ringfence profile", &r.name, ItemRef::Ringfence(i), i);
+        }
+        let mut groups = HashMap::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            unique(&mut groups, "group", &g.path, ItemRef::Group(i), i);
+        }
+        let mut computers = HashMap::new();
+        for (i, c) in self.computers.iter().enumerate() {
+            unique(&mut computers, "computer", &c.name, ItemRef::Computer(i), i);
+        }
+
+        let group_exists = |path: &str| self.groups.iter().any(|g| g.path.eq_ignore_ascii_case(path));
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.path.is_empty() || g.path.split('/').any(str::is_empty) {
+                err(ItemRef::Group(i), "path", format!("group path {:?} has an empty part; write e.g. \"Workstations/Finance\"", g.path));
+            }
+        }
+        for (i, c) in self.computers.iter().enumerate() {
+            if let Some(g) = &c.group
+                && !group_exists(g)
+            {
+                err(ItemRef::Computer(i), "group", format!("computer {:?} is in group {g:?}, which is not defined; add it under [[groups]]", c.name));
+            }
+        }
+        let scope_ok = |scope: &Scope| -> Result<(), String> {
+            match scope {
+                Scope::Organization => Ok(()),
+                Scope::Group(g) if group_exists(g) => Ok(()),
+                Scope::Group(g) => Err(format!("group {g:?} is not defined; add it under [[groups]] or fix the scope")),
+                Scope::Computer(c) if self.computers.iter().any(|x| x.name.eq_ignore_ascii_case(c)) => Ok(()),
+                Scope::Computer(c) => Err(format!("computer {c:?} is not defined; add it under [[computers]] or fix the scope")),
+            }
+        };
+        for (i, b) in self.blocklists.iter().enumerate() {
+            if b.rules.is_empty() {
+                err(ItemRef::Blocklist(i), "rules", format!("blocklist package {:?} has no hashes and no rules; it would block nothing", b.name));
+            }
+            for a in &b.approvals {
+                if let Err(m) = scope_ok(&a.scope) {
+                    err(ItemRef::Blocklist(i), "approved", m);
+                }
+            }
+        }
+        for (i, a) in self.applications.iter().enumerate() {
+            if a.rules.is_empty() {
+                err(ItemRef::Application(i), "rules", format!("application {:?} has no rules; it would match nothing", a.name));
+            }
+        }
+        let mut positions: HashMap<u32, usize> = HashMap::new();
+        for (i, p) in self.policies.iter().enumerate() {
+            let item = ItemRef::Policy(i);
+            if p.applications.is_empty() {
+                err(item, "applications", format!("policy {:?} names no application", p.name));
+            }
+            for name in &p.applications {
+                if !self.applications.iter().any(|a| a.name.eq_ignore_ascii_case(name)) {
+                    err(item, "applications", format!("policy {:?} names application {name:?}, which is not defined (built-in names end in \"(Built-In)\"; run `portcullis policy apps` to list them)", p.name));
+                }
+            }
+            if let Action::PermitWithRingfence(profile) = &p.action
+                && !self.ringfences.iter().any(|r| r.name.eq_ignore_ascii_case(profile))
+            {
+                err(item, "ringfence", format!("policy {:?} uses ringfence profile {profile:?}, which is not defined under [[ringfences]]", p.name));
+            }
+            if let Err(m) = scope_ok(&p.scope) {
+                err(item, "scope", m);
+            }
+            if let Some(&other) = positions.get(&p.position) {
+                err(item, "position", format!(
+                    "policies {:?} and {:?} both have position {}; positions decide the order and must differ",
+                    self.policies[other].name, p.name, p.position
+                ));
+            } else {
+                positions.insert(p.position, i);
+            }
+        }
+        errors
+    }
+
+    /// The application with this name (case-insensitive).
+    pub fn application(&self, name: &str) -> Option<&Application> {
+        self.applications.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Group paths from `path` up to the top: `A/B/C`, `A/B`, `A`.
+    pub fn group_chain(path: &str) -> impl Iterator<Item = &str> {
+        std::iter::successors(Some(path), |p| p.rsplit_once('/').map(|(parent, _)| parent))
+    }
+
+    /// Whether `outer` contains every computer of `inner`, as far as the set's tree tells.
+    pub fn scope_covers(&self, outer: &Scope, inner: &Scope) -> bool {
+        match (outer, inner) {
+            (Scope::Organization, _) => true,
+            (Scope::Group(g), Scope::Group(h)) => Self::group_chain(h).any(|p| p.eq_ignore_ascii_case(g)),
+            (Scope::Group(g), Scope::Computer(c)) => self
+                .computers
+                .iter()
+                .find(|x| x.name.eq_ignore_ascii_case(c))
+                .and_then(|x| x.group.as_deref())
+                .is_some_and(|cg| Self::group_chain(cg).any(|p| p.eq_ignore_ascii_case(g))),
+            (Scope::Computer(a), Scope::Computer(b)) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        }
+    }
+}
