@@ -1,0 +1,290 @@
+//! MSI installers: summary properties, the Authenticode digest over the compound file, and the
+//! files inside embedded cabinets.
+
+use crate::{Anomaly, Facts, Options, guard};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+/// What an MSI's Property table says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MsiInfo {
+    /// `ProductName`.
+    pub product_name: Option<String>,
+    /// `Manufacturer`.
+    pub manufacturer: Option<String>,
+    /// `ProductVersion`.
+    pub product_version: Option<String>,
+    /// `ProductCode`.
+    pub product_code: Option<String>,
+    /// Cabinets named by the Media table (`#name` for embedded ones).
+    pub cabinets: Vec<String>,
+}
+
+const DIGITAL_SIGNATURE: &str = "\u{5}DigitalSignature";
+const DIGITAL_SIGNATURE_EX: &str = "\u{5}MsiDigitalSignatureEx";
+
+type Compound<'a> = cfb::CompoundFile<Cursor<&'a [u8]>>;
+
+fn sorted_children(comp: &Compound<'_>, path: &Path) -> std::io::Result<Vec<cfb::Entry>> {
+    let mut children: Vec<cfb::Entry> = comp.read_storage(path)?.collect();
+    // osslsigncode and Windows sort by the raw UTF-16LE bytes of the names.
+    children.sort_by_cached_key(|e| e.name().encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>());
+    Ok(children)
+}
+
+struct Dual(sha2::Sha256, sha1::Sha1);
+
+impl Dual {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+        self.1.update(data);
+    }
+}
+
+fn hash_storage(comp: &mut Compound<'_>, path: &Path, clsid: [u8; 16], is_root: bool, h: &mut Dual, budget: &mut u64) -> std::io::Result<()> {
+    for child in sorted_children(comp, path)? {
+        if is_root && (child.name() == DIGITAL_SIGNATURE || child.name() == DIGITAL_SIGNATURE_EX) {
+            continue;
+        }
+        if child.is_stream() {
+            let len = child.len() as u32 as u64;
+            if len == 0 || len >= 0xFFFF_FFFA {
+                continue;
+            }
+            *budget = budget.checked_sub(len).ok_or_else(|| std::io::Error::other("streams are larger than the file"))?;
+            let mut data = Vec::with_capacity(len as usize);
+            comp.open_stream(child.path())?.take(len).read_to_end(&mut data)?;
+            h.update(&data);
+        } else if child.is_storage() {
+            hash_storage(comp, child.path(), child.clsid().to_bytes_le(), false, h, budget)?;
+        }
+    }
+    h.update(&clsid);
+    Ok(())
+}
+
+fn filetime(t: std::time::SystemTime) -> u64 {
+    const EPOCH_DIFF: i128 = 116_444_736_000_000_000;
+    let ticks = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => EPOCH_DIFF + (d.as_nanos() / 100) as i128,
+        Err(e) => EPOCH_DIFF - (e.duration().as_nanos() / 100) as i128,
+    };
+    ticks.clamp(0, u64::MAX as i128) as u64
+}
+
+fn prehash_entry(e: &cfb::Entry, h: &mut Dual) {
+    if !e.is_root() {
+        let name: Vec<u8> = e.name().encode_utf16().flat_map(u16::to_le_bytes).collect();
+        h.update(&name);
+    }
+    if e.is_stream() {
+        h.update(&(e.len() as u32).to_le_bytes());
+    } else {
+        h.update(&e.clsid().to_bytes_le());
+    }
+    h.update(&e.state_bits().to_le_bytes());
+    if !e.is_root() {
+        h.update(&filetime(e.created()).to_le_bytes());
+        h.update(&filetime(e.modified()).to_le_bytes());
+    }
+}
+
+fn prehash_storage(comp: &Compound<'_>, storage: &cfb::Entry, is_root: bool, h: &mut Dual) -> std::io::Result<()> {
+    prehash_entry(storage, h);
+    for child in sorted_children(comp, storage.path())? {
+        if is_root && (child.name() == DIGITAL_SIGNATURE || child.name() == DIGITAL_SIGNATURE_EX) {
+            continue;
+        }
+        if child.is_stream() {
+            prehash_entry(&child, h);
+        } else if child.is_storage() {
+            prehash_storage(comp, &child, false, h)?;
+        }
+    }
+    Ok(())
+}
+
+/// The MSI Authenticode digests (SHA-256, SHA-1) and the signature blob, if any.
+pub(crate) fn authenticode(data: &[u8]) -> Result<(crate::AuthenticodeDigests, Option<Vec<u8>>), String> {
+    let mut comp = cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("not a readable compound file: {e}"))?;
+    let root = comp.root_entry();
+    let mut budget = data.len() as u64;
+    let has_ex = comp.is_stream(format!("/{DIGITAL_SIGNATURE_EX}"));
+    let mut content = Dual(sha2::Sha256::new(), sha1::Sha1::new());
+    if has_ex {
+        // With MsiDigitalSignatureEx the signed digest also covers the entries' metadata:
+        // H(H(metadata) || content).
+        let mut pre = Dual(sha2::Sha256::new(), sha1::Sha1::new());
+        prehash_storage(&comp, &root, true, &mut pre).map_err(|e| e.to_string())?;
+        content.0.update(pre.0.finalize());
+        content.1.update(pre.1.finalize());
+    }
+    hash_storage(&mut comp, Path::new("/"), root.clsid().to_bytes_le(), true, &mut content, &mut budget).map_err(|e| format!("compound file streams could not be read: {e}"))?;
+    let digests = crate::AuthenticodeDigests { sha256: content.0.finalize().into(), sha1: content.1.finalize().into() };
+    let signature = if comp.is_stream(format!("/{DIGITAL_SIGNATURE}")) {
+        let mut blob = Vec::new();
+        comp.open_stream(format!("/{DIGITAL_SIGNATURE}"))
+            .and_then(|s| s.take(data.len() as u64).read_to_end(&mut blob))
+            .map_err(|e| format!("unreadable DigitalSignature stream: {e}"))?;
+        Some(blob)
+    } else {
+        None
+    };
+    Ok((digests, signature))
+}
+
+struct FileRow {
+    key: String,
+    long_name: String,
+    directory: String,
+}
+
+fn long_name(field: &str) -> String {
+    // "SHORT~1.DLL|Long Name.dll", and for directories "target:source".
+    let target = field.split(':').next().unwrap_or(field);
+    target.rsplit('|').next().unwrap_or(target).to_string()
+}
+
+fn install_path(directories: &HashMap<String, (Option<String>, String)>, dir: &str, file: &str) -> String {
+    let mut parts = vec![file.to_string()];
+    let mut current = Some(dir.to_string());
+    for _ in 0..32 {
+        let Some(key) = current else { break };
+        let Some((parent, default_dir)) = directories.get(&key) else { break };
+        let name = long_name(default_dir);
+        match parent {
+            None => {
+                if key != "TARGETDIR" {
+                    parts.push(format!("[{key}]"));
+                }
+                break;
+            }
+            Some(p) if p == "TARGETDIR" && name == "SourceDir" || name == "." => {}
+            Some(p) if p == "TARGETDIR" => {
+                parts.push(format!("[{key}]"));
+                break;
+            }
+            Some(_) => parts.push(name),
+        }
+        current = parent.clone();
+    }
+    parts.reverse();
+    parts.join("/")
+}
+
+/// Read the MSI's properties and list the files of its embedded cabinets.
+pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts: &mut Facts) {
+    let result = guard(|| -> Result<(MsiInfo, Vec<(String, Vec<u8>)>, Vec<FileRow>, HashMap<String, (Option<String>, String)>), String> {
+        let mut pkg = msi::Package::open(Cursor::new(data)).map_err(|e| format!("not a readable MSI database: {e}"))?;
+        let mut info = MsiInfo::default();
+        if pkg.has_table("Property") {
+            for row in pkg.select_rows(msi::Select::table("Property")).map_err(|e| e.to_string())? {
+                if !row.has_column("Property") || !row.has_column("Value") {
+                    break;
+                }
+                let (Some(k), Some(v)) = (row["Property"].as_str(), row["Value"].as_str()) else { continue };
+                let slot = match k {
+                    "ProductName" => &mut info.product_name,
+                    "Manufacturer" => &mut info.manufacturer,
+                    "ProductVersion" => &mut info.product_version,
+                    "ProductCode" => &mut info.product_code,
+                    _ => continue,
+                };
+                *slot = Some(v.to_string());
+            }
+        }
+        let mut directories = HashMap::new();
+        if pkg.has_table("Directory") {
+            for row in pkg.select_rows(msi::Select::table("Directory")).map_err(|e| e.to_string())? {
+                if !(row.has_column("Directory") && row.has_column("Directory_Parent") && row.has_column("DefaultDir")) {
+                    break;
+                }
+                if let (Some(d), Some(def)) = (row["Directory"].as_str(), row["DefaultDir"].as_str()) {
+                    let parent = row["Directory_Parent"].as_str().filter(|p| !p.is_empty() && *p != d).map(str::to_string);
+                    directories.insert(d.to_string(), (parent, def.to_string()));
+                }
+            }
+        }
+        let mut component_dirs = HashMap::new();
+        if pkg.has_table("Component") {
+            for row in pkg.select_rows(msi::Select::table("Component")).map_err(|e| e.to_string())? {
+                if !(row.has_column("Component") && row.has_column("Directory_")) {
+                    break;
+                }
+                if let (Some(c), Some(d)) = (row["Component"].as_str(), row["Directory_"].as_str()) {
+                    component_dirs.insert(c.to_string(), d.to_string());
+                }
+            }
+        }
+        let mut files = Vec::new();
+        if pkg.has_table("File") {
+            for row in pkg.select_rows(msi::Select::table("File")).map_err(|e| e.to_string())? {
+                if !(row.has_column("File") && row.has_column("FileName") && row.has_column("Component_")) {
+                    break;
+                }
+                if let (Some(key), Some(name)) = (row["File"].as_str(), row["FileName"].as_str()) {
+                    let directory = row["Component_"].as_str().and_then(|c| component_dirs.get(c)).cloned().unwrap_or_default();
+                    files.push(FileRow { key: key.to_string(), long_name: long_name(name), directory });
+                }
+            }
+        }
+        let mut cabinets = Vec::new();
+        if pkg.has_table("Media") {
+            for row in pkg.select_rows(msi::Select::table("Media")).map_err(|e| e.to_string())? {
+                if !row.has_column("Cabinet") {
+                    break;
+                }
+                if let Some(cab) = row["Cabinet"].as_str().filter(|c| !c.is_empty()) {
+                    info.cabinets.push(cab.to_string());
+                }
+            }
+        }
+        for cab in &info.cabinets {
+            if let Some(stream) = cab.strip_prefix('#') {
+                let mut bytes = Vec::new();
+                if let Ok(s) = pkg.read_stream(stream) {
+                    s.take(data.len() as u64).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+                    cabinets.push((stream.to_string(), bytes));
+                }
+            }
+        }
+        Ok((info, cabinets, files, directories))
+    });
+    let (info, cabinets, files, directories) = match result {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(e)) | Err(e) => {
+            facts.parse_error.get_or_insert(e);
+            return;
+        }
+    };
+    facts.msi = Some(info);
+    if depth >= opts.max_depth {
+        facts.anomalies.push(Anomaly::new("nesting-too-deep", "cabinets inside this installer were not opened: nesting limit reached"));
+        return;
+    }
+    let names: HashMap<&str, &FileRow> = files.iter().map(|f| (f.key.as_str(), f)).collect();
+    let mut budget = opts.max_unpacked_bytes;
+    for (cab_name, bytes) in cabinets {
+        let container = format!("{path}!/{cab_name}");
+        let mut inner_files = Vec::new();
+        let listed = crate::cab::each_file(&bytes, &mut budget, opts, |name, content| {
+            let (display, install) = match names.get(name) {
+                Some(row) => (row.long_name.clone(), Some(install_path(&directories, &row.directory, &row.long_name))),
+                None => (name.to_string(), None),
+            };
+            let inner_path = format!("{path}!/{display}");
+            let mut inner = crate::inspect_bytes_at_depth(&inner_path, content, opts, depth + 1);
+            inner.container = Some(path.to_string());
+            inner.install_path = install;
+            inner.cabinet = Some(cab_name.clone());
+            inner_files.push(inner);
+        });
+        facts.contents.extend(inner_files);
+        if let Err(e) = listed {
+            facts.anomalies.push(Anomaly::new("cabinet-unreadable", format!("embedded cabinet {container}: {e}")));
+        }
+    }
+}
+
