@@ -1,0 +1,136 @@
+//! Built-in applications: vendor-maintained definitions that ship inside the binary and are
+//! updated with it. Policies refer to them by name; they are read-only.
+//!
+//! `3CX Desktop App [Reported] (Built-In)` is generated from `data/3cx-iocs.csv`, the
+//! published indicators of the compromised 3CX DesktopApp builds 18.12.407 and 18.12.416
+//! (and the macOS 18.11.1213 build), one rule per indicator row so that every hash keeps the
+//! file it names and the sources that published it.
+//!
+//! ```
+//! let apps = portcullis_catalog::builtin_applications();
+//! let reported = apps.iter().find(|a| a.name == portcullis_catalog::THREECX_REPORTED).unwrap();
+//! assert!(reported.builtin);
+//! assert!(reported.rules.iter().any(|r| r.note.as_deref().is_some_and(|n| n.contains("ffmpeg.dll"))));
+//! ```
+
+use portcullis_hashlist::Hash;
+use portcullis_policy::{Application, Rule};
+
+/// Name of the built-in application holding the reported 3CX indicators.
+pub const THREECX_REPORTED: &str = "3CX Desktop App [Reported] (Built-In)";
+
+/// The indicator table the 3CX application is generated from (columns: sha256, sha1, md5,
+/// file_name, version, os, kind, source).
+pub const THREECX_IOCS_CSV: &str = include_str!("../data/3cx-iocs.csv");
+
+/// Every built-in application.
+pub fn builtin_applications() -> Vec<Application> {
+    vec![threecx_reported()]
+}
+
+fn threecx_reported() -> Application {
+    let mut rows = parse_csv(THREECX_IOCS_CSV);
+    let header = rows.remove(0);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("3cx-iocs.csv lacks column {name}"));
+    let (sha256, sha1, md5) = (col("sha256"), col("sha1"), col("md5"));
+    let (file_name, version, os, kind, source) = (col("file_name"), col("version"), col("os"), col("kind"), col("source"));
+    let rules = rows
+        .iter()
+        .filter(|r| r.len() == header.len())
+        .map(|r| {
+            let mut rule = Rule::default();
+            for c in [sha256, sha1, md5] {
+                if let Some(h) = Hash::from_hex(r[c].trim()) {
+                    rule.hashes.flat.insert(h);
+                }
+            }
+            let version = if r[version].is_empty() { String::new() } else { format!(" {}", r[version]) };
+            rule.note = Some(format!("{}{version}, {}, {}; published by: {}", r[file_name], r[os], r[kind], r[source]));
+            rule
+        })
+        .filter(|r| !r.hashes.is_empty())
+        .collect();
+    Application {
+        name: THREECX_REPORTED.to_string(),
+        description: Some(
+            "Files reported as compromised in the 3CX DesktopApp supply-chain attack (March 2023): the signed MSI installers, \
+             app executables and backdoored DLLs of Windows builds 18.12.407 and 18.12.416, and the macOS 18.11.1213 build. \
+             Deny it above any 3CX permit policy."
+                .to_string(),
+        ),
+        builtin: true,
+        rules,
+    }
+}
+
+/// A small RFC 4180 reader: quoted fields may hold commas, newlines and doubled quotes.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_hashlist::HashKind;
+
+    #[test]
+    fn every_published_hash_is_in_the_builtin_with_its_source() {
+        let app = threecx_reported();
+        let extracted = portcullis_hashlist::extract(THREECX_IOCS_CSV.as_bytes());
+        let all: Vec<Hash> = app.rules.iter().flat_map(|r| r.hashes.flat.iter().copied()).collect();
+        for found in &extracted.hashes {
+            assert!(all.contains(&found.hash), "{} missing", found.hash);
+        }
+        assert_eq!(extracted.count(HashKind::Sha256), all.iter().filter(|h| h.kind() == HashKind::Sha256).count());
+        let ffmpeg = Hash::from_hex("7986bbaee8940da11ce089383521ab420c443ab7b15ed42aed91fd31ce833896").unwrap();
+        let rule = app.rules.iter().find(|r| r.hashes.flat.contains(&ffmpeg)).unwrap();
+        let note = rule.note.as_deref().unwrap();
+        assert!(note.starts_with("ffmpeg.dll 18.12.407/18.12.416 payload, windows, malicious_dll"), "{note}");
+        assert!(note.contains("Volexity"), "{note}");
+        assert_eq!(rule.hashes.flat.len(), 3, "sha256, sha1 and md5 of the same file stay together");
+    }
+
+    #[test]
+    fn csv_quotes() {
+        let rows = parse_csv("a,\"b,c\",\"say \"\"hi\"\"\"\nx,y,z");
+        assert_eq!(rows, vec![vec!["a", "b,c", "say \"hi\""], vec!["x", "y", "z"]]);
+    }
+
+    #[test]
+    fn shipped_indicators_match_the_shared_data() {
+        // The CSV is copied into the crate so the binary builds from a clone alone; this keeps
+        // the copy honest whenever the shared data set sits beside the repository.
+        let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/3cx-iocs.csv");
+        match std::fs::read_to_string(&shared) {
+            Ok(text) => assert_eq!(text, THREECX_IOCS_CSV, "crates/catalog/data/3cx-iocs.csv differs from {}; copy it again", shared.display()),
+            Err(e) => eprintln!("note: {} not readable ({e}); copy not compared", shared.display()),
+        }
+    }
+}

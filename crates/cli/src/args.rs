@@ -1,0 +1,138 @@
+//! Command-line flags. This surface is a public contract: keep it stable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "Application control: scan files and installers, extract hashes, check policies.", long_about = None)]
+#[command(after_help = "Exit status: 0 success; 1 internal error; 2 bad command line; 3 a file could not be read; \
+4 the policy file is invalid; 5 lint found warnings; 10 `check` denied at least one file.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Inspect files, folders and installers: hashes, format, VERSIONINFO, signatures, MSI/CAB contents.
+    Scan(ScanArgs),
+    /// Work with hash lists.
+    Hashes {
+        #[command(subcommand)]
+        command: HashesCommand,
+    },
+    /// Would these files run? Prints each verdict with its one-line reason.
+    Check(CheckArgs),
+    /// Validate and inspect policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HashesCommand {
+    /// Extract MD5, SHA-1 and SHA-256 hashes from any text (a report, a CSV, a vendor table).
+    Extract(ExtractArgs),
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Report unreachable or shadowed policies, permits above the denies they override, and unused pieces.
+    Lint(PolicyArgs),
+    /// Validate a policy file and show the order in which policies are evaluated.
+    Compile(PolicyArgs),
+    /// List the built-in applications that policies can name.
+    Apps(AppsArgs),
+}
+
+#[derive(Args)]
+pub struct ScanArgs {
+    /// Files or folders to scan (folders are walked recursively; symlinks are not followed).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// PEM file of trusted root certificates; signatures are then judged against it.
+    #[arg(long, value_name = "PEM")]
+    pub trust_store: Option<PathBuf>,
+    /// Also compute flat SHA-1 and MD5.
+    #[arg(long)]
+    pub all_hashes: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExtractFormat {
+    /// One lower-case hash per line.
+    Plain,
+    /// One JSON document with hashes, counts and what was skipped.
+    Json,
+    /// A blocklist package for a policy file (TOML).
+    Package,
+}
+
+#[derive(Args)]
+pub struct ExtractArgs {
+    /// Text file to read; `-` or nothing reads standard input.
+    pub input: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "plain")]
+    pub format: ExtractFormat,
+    /// Package name (with --format package).
+    #[arg(long, default_value = "Imported hashes")]
+    pub name: String,
+    /// Approve the package at this scope (with --format package): `organization`, `group:<path>`, `computer:<name>`.
+    #[arg(long, value_name = "SCOPE")]
+    pub approve: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The policy file (TOML or YAML).
+    #[arg(long, value_name = "POLICY")]
+    pub policy: PathBuf,
+    /// Files to decide on.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Decide as this computer of the policy file (default: organization-wide policies and mode).
+    #[arg(long, value_name = "NAME")]
+    pub computer: Option<String>,
+    /// Path of the process that would start or load the files.
+    #[arg(long, value_name = "PATH")]
+    pub parent: Option<String>,
+    /// User the process would run as.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Decide as of this moment (RFC 3339 or YYYY-MM-DD) instead of now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// PEM file of trusted root certificates, for rules that require a verified signature.
+    #[arg(long, value_name = "PEM")]
+    pub trust_store: Option<PathBuf>,
+    /// Also decide on each file inside installers and cabinets.
+    #[arg(long)]
+    pub contents: bool,
+}
+
+#[derive(Args)]
+pub struct PolicyArgs {
+    /// The policy file (TOML or YAML).
+    pub policy: PathBuf,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct AppsArgs {
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,76 @@
+//! `portcullis check`: would these files run here, and why?
+
+use crate::args::CheckArgs;
+use crate::exit::{BAD_POLICY, DENIED, OK, UNREADABLE, fail};
+use crate::{load, record};
+use portcullis_inspect::{ExtraHashes, Options, inspect_path};
+use portcullis_policy::{Engine, Os, ProcessFacts, Timestamp, Verdict};
+use serde_json::json;
+use std::io::Write;
+use std::process::ExitCode;
+
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load::policy(&args.policy)?;
+    let engine = Engine::new(loaded.set).map_err(|errors| {
+        fail(BAD_POLICY, errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n"))
+    })?;
+    let host_os = if cfg!(target_os = "windows") { Os::Windows } else if cfg!(target_os = "macos") { Os::MacOs } else { Os::Linux };
+    let target = engine.target(args.computer.as_deref(), host_os).map_err(|e| fail(2, e.to_string()))?;
+    let now = load::moment(args.at.as_deref())?;
+    let opts = Options {
+        trust: load::trust_store(args.trust_store.as_deref())?,
+        extra_hashes: ExtraHashes { sha1: engine.needs_flat_sha1(), md5: engine.needs_md5() },
+        now,
+        ..Options::default()
+    };
+    let process = ProcessFacts { parent_path: args.parent.clone(), user: args.user.clone() };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut denied = 0usize;
+    let mut unreadable = 0usize;
+    for path in &args.files {
+        let facts = match inspect_path(path, &opts) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                unreadable += 1;
+                continue;
+            }
+        };
+        let subjects = if args.contents { facts.flatten() } else { vec![&facts] };
+        for f in subjects {
+            let decision = engine.decide(&record::policy_facts(f), &process, &target, Timestamp(now));
+            if decision.verdict == Verdict::Deny {
+                denied += 1;
+            }
+            if args.json {
+                let doc = json!({
+                    "path": f.path,
+                    "sha256": portcullis_inspect::hex(&f.hashes.sha256),
+                    "verdict": decision.verdict.name(),
+                    "reason": decision.explain(),
+                    "policy": decision.policy(),
+                    "mode": decision.mode.name(),
+                    "would_deny": decision.would_deny(),
+                    "learning_candidate": decision.is_learning_candidate(),
+                    "request_allowed": decision.request_allowed(),
+                    "ringfence": decision.ringfence(),
+                    "container": f.container,
+                });
+                serde_json::to_writer(&mut out, &doc)?;
+                writeln!(out)?;
+            } else {
+                let word = match (decision.verdict, decision.would_deny()) {
+                    (Verdict::Deny, _) => "DENY ",
+                    (Verdict::Allow, true) => "ALLOW (would deny)",
+                    (Verdict::Allow, false) => "ALLOW",
+                };
+                writeln!(out, "{word} {}\n      {}", f.path, decision.explain())?;
+            }
+        }
+    }
+    out.flush()?;
+    if unreadable > 0 {
+        return Err(fail(UNREADABLE, format!("{unreadable} file(s) could not be read")));
+    }
+    Ok(ExitCode::from(if denied > 0 { DENIED } else { OK }))
+}

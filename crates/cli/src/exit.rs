@@ -1,0 +1,39 @@
+//! Exit statuses (documented in the README and `--help`).
+
+use std::process::ExitCode;
+
+/// Everything went as asked.
+pub const OK: u8 = 0;
+/// An unexpected internal failure.
+pub const INTERNAL: u8 = 1;
+/// A file or folder could not be read.
+pub const UNREADABLE: u8 = 3;
+/// The policy file is invalid.
+pub const BAD_POLICY: u8 = 4;
+/// `policy lint` found warnings.
+pub const LINT_WARNINGS: u8 = 5;
+/// `check` denied at least one file.
+pub const DENIED: u8 = 10;
+
+/// An error that carries its exit status.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+pub fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Exit { code, message: message.into() })
+}
+
+pub fn code_of(err: &anyhow::Error) -> ExitCode {
+    ExitCode::from(err.downcast_ref::<Exit>().map_or(INTERNAL, |e| e.code))
+}

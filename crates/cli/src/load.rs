@@ -1,0 +1,51 @@
+//! Reading the inputs every command shares: policy files, trust stores, times.
+
+use crate::exit::{BAD_POLICY, UNREADABLE, fail};
+use portcullis_policy_file::{Format, Loaded};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Read and validate a policy file with the built-in applications, or fail with every
+/// problem listed as `file:line:column: error: …`.
+pub fn policy(path: &Path) -> anyhow::Result<Loaded> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(UNREADABLE, format!("cannot read policy file {}: {e}", path.display())))?;
+    let builtins = portcullis_catalog::builtin_applications();
+    let result = match Format::from_path(path) {
+        Some(format) => portcullis_policy_file::parse(&text, format, &builtins),
+        // No telling extension: take whichever syntax reads it, reporting TOML's complaints.
+        None => portcullis_policy_file::parse(&text, Format::Toml, &builtins)
+            .or_else(|toml_err| portcullis_policy_file::parse(&text, Format::Yaml, &builtins).map_err(|_| toml_err)),
+    };
+    result.map_err(|e| {
+        let shown = path.display();
+        let lines: Vec<String> = e.diagnostics.iter().map(|d| match (d.line, d.column) {
+            (Some(l), Some(c)) => format!("{shown}:{l}:{c}: error: {}", d.message),
+            _ => format!("{shown}: error: {}", d.message),
+        }).collect();
+        fail(BAD_POLICY, format!("{} problem(s) in {shown}:\n{}", lines.len(), lines.join("\n")))
+    })
+}
+
+/// Read a PEM bundle of trusted roots.
+pub fn trust_store(path: Option<&Path>) -> anyhow::Result<Option<Arc<portcullis_inspect::TrustStore>>> {
+    let Some(path) = path else { return Ok(None) };
+    let pem = std::fs::read(path).map_err(|e| fail(UNREADABLE, format!("cannot read trust store {}: {e}", path.display())))?;
+    let store = portcullis_inspect::TrustStore::from_pem(&pem)
+        .map_err(|e| fail(UNREADABLE, format!("{}: {e}; give a PEM file of CA certificates", path.display())))?;
+    Ok(Some(Arc::new(store)))
+}
+
+/// `--at` as Unix seconds, or now.
+pub fn moment(at: Option<&str>) -> anyhow::Result<i64> {
+    let Some(text) = at else {
+        return Ok(jiff::Timestamp::now().as_second());
+    };
+    let parsed = text
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .or_else(|| text.parse::<jiff::civil::Date>().ok().and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp()));
+    parsed
+        .map(|t| t.as_second())
+        .ok_or_else(|| fail(2, format!("--at {text:?} is not a time; write 2026-12-31 or 2026-12-31T08:00:00Z")))
+}

@@ -1,0 +1,42 @@
+//! `portcullis`: the command line. Parses flags, runs the command, maps failures to the
+//! documented exit codes. The work lives in the library crates.
+
+mod args;
+mod check;
+mod exit;
+mod hashes;
+mod load;
+mod policy_cmd;
+mod record;
+mod scan;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = args::Cli::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            let code = exit::code_of(&err);
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            code
+        }
+    }
+}
+
+fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        args::Command::Scan(a) => scan::run(a),
+        args::Command::Hashes { command: args::HashesCommand::Extract(a) } => hashes::extract(a),
+        args::Command::Check(a) => check::run(a),
+        args::Command::Policy { command } => match command {
+            args::PolicyCommand::Lint(a) => policy_cmd::lint(a),
+            args::PolicyCommand::Compile(a) => policy_cmd::compile(a),
+            args::PolicyCommand::Apps(a) => policy_cmd::apps(a),
+        },
+    }
+}

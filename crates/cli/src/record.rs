@@ -1,0 +1,248 @@
+//! How file facts are shown: JSON records for programs, table cells for people, and the
+//! engine's view of a file.
+
+use portcullis_inspect::{Facts, Format, hex};
+use portcullis_policy::{FileFacts, FileKind, Os, SignerFacts, Version};
+use serde_json::{Map, Value, json};
+
+fn opt<T: Into<Value>>(v: Option<T>) -> Value {
+    v.map_or(Value::Null, Into::into)
+}
+
+fn version_text(v: Option<[u16; 4]>) -> Option<String> {
+    v.map(|[a, b, c, d]| format!("{a}.{b}.{c}.{d}"))
+}
+
+/// The product, company and version a file carries, from VERSIONINFO or MSI properties.
+pub struct Identity {
+    pub original_filename: Option<String>,
+    pub product_name: Option<String>,
+    pub company_name: Option<String>,
+    pub file_version: Option<String>,
+}
+
+pub fn identity(f: &Facts) -> Identity {
+    if let Some(pe) = &f.pe {
+        let v = &pe.version_strings;
+        return Identity {
+            original_filename: v.original_filename.clone(),
+            product_name: v.product_name.clone(),
+            company_name: v.company_name.clone(),
+            file_version: version_text(pe.file_version).or_else(|| v.file_version.clone()),
+        };
+    }
+    if let Some(m) = &f.msi {
+        return Identity {
+            original_filename: None,
+            product_name: m.product_name.clone(),
+            company_name: m.manufacturer.clone(),
+            file_version: m.product_version.clone(),
+        };
+    }
+    Identity { original_filename: None, product_name: None, company_name: None, file_version: None }
+}
+
+/// One JSON object for `scan --json` (inner files of containers get their own records).
+pub fn scan_json(f: &Facts) -> Value {
+    let id = identity(f);
+    let primary = f.primary_signature();
+    let mut m = Map::new();
+    m.insert("path".into(), json!(f.path));
+    m.insert("size".into(), json!(f.size));
+    m.insert("sha256".into(), json!(hex(&f.hashes.sha256)));
+    if let Some(h) = f.hashes.sha1 {
+        m.insert("sha1".into(), json!(hex(&h)));
+    }
+    if let Some(h) = f.hashes.md5 {
+        m.insert("md5".into(), json!(hex(&h)));
+    }
+    m.insert("format".into(), json!(f.format.name()));
+    m.insert("parse_error".into(), opt(f.parse_error.clone()));
+    m.insert("container".into(), opt(f.container.clone()));
+    if f.install_path.is_some() {
+        m.insert("install_path".into(), opt(f.install_path.clone()));
+    }
+    if let Some(pe) = &f.pe {
+        let v = &pe.version_strings;
+        m.insert("machine".into(), json!(portcullis_inspect::machine_name(pe.machine)));
+        m.insert("original_filename".into(), opt(v.original_filename.clone()));
+        m.insert("internal_name".into(), opt(v.internal_name.clone()));
+        m.insert("file_description".into(), opt(v.file_description.clone()));
+        m.insert("product_version".into(), opt(version_text(pe.product_version).or_else(|| v.product_version.clone())));
+    }
+    if f.pe.is_some() || f.msi.is_some() {
+        m.insert("product_name".into(), opt(id.product_name));
+        m.insert("company_name".into(), opt(id.company_name));
+        m.insert("file_version".into(), opt(id.file_version));
+    }
+    if let Some(msi) = &f.msi {
+        m.insert("product_code".into(), opt(msi.product_code.clone()));
+    }
+    if let Some(a) = &f.authenticode {
+        m.insert("authenticode_sha256".into(), json!(hex(&a.sha256)));
+        m.insert("authenticode_sha1".into(), json!(hex(&a.sha1)));
+        m.insert("signer_subject".into(), opt(primary.and_then(|s| s.signer.as_ref()).map(|c| c.subject.clone())));
+        m.insert("signer_issuer".into(), opt(primary.and_then(|s| s.signer.as_ref()).map(|c| c.issuer.clone())));
+        m.insert("signer_serial".into(), opt(primary.and_then(|s| s.signer.as_ref()).map(|c| c.serial.clone())));
+        m.insert("signer_cert_sha256".into(), opt(primary.and_then(|s| s.signer.as_ref()).map(|c| hex(&c.sha256))));
+        m.insert("signature_valid".into(), opt(primary.map(|s| s.intact())));
+        m.insert("signature_trusted".into(), opt(primary.and_then(|s| s.trusted.as_ref()).map(|t| t.is_ok())));
+        m.insert("signatures".into(), Value::Array(f.signatures.iter().map(signature_json).collect()));
+    }
+    if let Some(e) = &f.elf {
+        m.insert(
+            "elf".into(),
+            json!({
+                "type": format!("{:?}", e.elf_type).to_lowercase(),
+                "machine": e.machine, "class": if e.is_64 { 64 } else { 32 },
+                "interpreter": e.interpreter, "build_id": e.build_id, "static": e.is_static,
+            }),
+        );
+    }
+    if let Some(mo) = &f.macho {
+        m.insert(
+            "macho".into(),
+            json!({
+                "universal": mo.universal, "signed": mo.signed(),
+                "arches": mo.arches.iter().map(|a| json!({"arch": a.arch, "signed": a.signed, "filetype": a.filetype})).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    if let Some(s) = &f.script {
+        m.insert("script".into(), json!({"interpreter": s.interpreter, "program": s.program, "arguments": s.arguments}));
+    }
+    if let Some(c) = &f.cab {
+        m.insert("cab".into(), json!({"files": c.file_count, "compression": c.compression}));
+    }
+    m.insert(
+        "anomalies".into(),
+        Value::Array(f.anomalies.iter().map(|a| json!({"code": a.code, "message": a.message})).collect()),
+    );
+    Value::Object(m)
+}
+
+fn signature_json(s: &portcullis_inspect::Signature) -> Value {
+    json!({
+        "index": s.index,
+        "digest_algorithm": s.digest_algorithm.map(|d| d.name()),
+        "digest_matches": s.digest_matches,
+        "signature_valid": s.signature_valid,
+        "signer_subject": s.signer.as_ref().map(|c| c.subject.clone()),
+        "signer_issuer": s.signer.as_ref().map(|c| c.issuer.clone()),
+        "signer_serial": s.signer.as_ref().map(|c| c.serial.clone()),
+        "signer_cert_sha256": s.signer.as_ref().map(|c| hex(&c.sha256)),
+        "error": s.error,
+        "timestamp": s.timestamp.as_ref().map(|t| json!({
+            "kind": match t.kind { portcullis_inspect::TimestampKind::Rfc3161 => "rfc3161", portcullis_inspect::TimestampKind::Legacy => "legacy" },
+            "time": portcullis_inspect::format_time(t.time),
+            "valid": t.valid,
+            "signer_subject": t.signer.as_ref().map(|c| c.subject.clone()),
+            "error": t.error,
+            "trusted": t.trusted.as_ref().map(|r| r.is_ok()),
+        })),
+        "trusted": s.trusted.as_ref().map(|r| r.is_ok()),
+        "trust_error": s.trusted.as_ref().and_then(|r| r.as_ref().err().cloned()),
+        "chain": s.trusted.as_ref().and_then(|r| r.as_ref().ok().cloned()),
+        "judged_at": s.judged_at.map(portcullis_inspect::format_time),
+    })
+}
+
+/// The facts the policy engine decides on.
+pub fn policy_facts(f: &Facts) -> FileFacts {
+    let id = identity(f);
+    let (kind, platform) = match f.format {
+        Format::PeExe => (FileKind::Executable, Some(Os::Windows)),
+        Format::PeDll => (FileKind::Library, Some(Os::Windows)),
+        Format::Msi | Format::Cab => (FileKind::Installer, Some(Os::Windows)),
+        Format::ElfExecutable | Format::ElfPie => (FileKind::Executable, Some(Os::Linux)),
+        Format::ElfSharedObject => (FileKind::Library, Some(Os::Linux)),
+        Format::ElfOther => (FileKind::Other, Some(Os::Linux)),
+        Format::MachO => {
+            let dylib = f.macho.as_ref().is_some_and(|m| m.arches.iter().any(|a| matches!(a.filetype, 6 | 8)));
+            (if dylib { FileKind::Library } else { FileKind::Executable }, Some(Os::MacOs))
+        }
+        Format::Script => (FileKind::Script, None),
+        Format::Other => (FileKind::Other, None),
+    };
+    let pe = f.pe.as_ref();
+    let primary = f.primary_signature();
+    FileFacts {
+        path: f.path.clone(),
+        size: f.size,
+        sha256: f.hashes.sha256,
+        sha1: f.hashes.sha1,
+        md5: f.hashes.md5,
+        kind,
+        platform,
+        original_filename: id.original_filename,
+        internal_name: pe.and_then(|p| p.version_strings.internal_name.clone()),
+        product_name: id.product_name,
+        company_name: id.company_name,
+        file_description: pe.and_then(|p| p.version_strings.file_description.clone()),
+        file_version: pe
+            .and_then(|p| p.file_version)
+            .map(Version)
+            .or_else(|| f.msi.as_ref().and_then(|m| m.product_version.as_deref()).and_then(|v| v.parse().ok())),
+        product_version: pe.and_then(|p| p.product_version).map(Version),
+        authenticode_sha256: f.authenticode.map(|a| a.sha256),
+        authenticode_sha1: f.authenticode.map(|a| a.sha1),
+        signer: primary.and_then(|s| {
+            s.signer.as_ref().map(|c| SignerFacts {
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                cert_sha256: c.sha256,
+                verified: s.verified(),
+            })
+        }),
+    }
+}
+
+/// A short description for the table's last column.
+pub fn details(f: &Facts) -> String {
+    let mut parts = Vec::new();
+    let id = identity(f);
+    if let Some(o) = id.original_filename {
+        parts.push(format!("OriginalFilename {o}"));
+    }
+    if let Some(p) = id.product_name {
+        parts.push(p);
+    }
+    if let Some(c) = id.company_name {
+        parts.push(c);
+    }
+    if let Some(v) = id.file_version {
+        parts.push(format!("v{v}"));
+    }
+    if let Some(s) = f.primary_signature() {
+        let who = s.signer.as_ref().map_or("unknown signer".to_string(), |c| c.subject.clone());
+        let state = match (&s.trusted, s.intact()) {
+            (_, false) => "INVALID".to_string(),
+            (Some(Ok(_)), true) => "verified".to_string(),
+            (Some(Err(e)), true) => format!("untrusted: {e}"),
+            (None, true) => "intact".to_string(),
+        };
+        let nested = if f.signatures.len() > 1 { format!(" +{} nested", f.signatures.len() - 1) } else { String::new() };
+        parts.push(format!("signed by {who} ({state}){nested}"));
+    } else if f.authenticode.is_some() {
+        parts.push("unsigned".into());
+    }
+    if let Some(e) = &f.elf {
+        parts.push(e.interpreter.as_ref().map_or(if e.is_static { "static".to_string() } else { "no interpreter".to_string() }, |i| format!("interp {i}")));
+    }
+    if let Some(s) = &f.script {
+        parts.push(format!("runs {}", s.program));
+    }
+    if let Some(m) = &f.macho {
+        parts.push(format!("{} {}", m.arches.iter().map(|a| a.arch.as_str()).collect::<Vec<_>>().join("+"), if m.signed() { "signed" } else { "unsigned" }));
+    }
+    if !f.contents.is_empty() {
+        parts.push(format!("{} file(s) inside", f.contents.len()));
+    }
+    for a in &f.anomalies {
+        parts.push(format!("⚠ {}", a.message));
+    }
+    if let Some(e) = &f.parse_error {
+        parts.push(format!("parse error: {e}"));
+    }
+    parts.join("; ")
+}

@@ -1,0 +1,95 @@
+//! ELF, Mach-O and script facts on files built by gcc, clang/ld64.lld/llvm-lipo
+//! (tests/fixtures/make-fixtures.sh), compared with what readelf and llvm-objdump say.
+
+use portcullis_inspect::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("PORTCULLIS_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures"));
+    assert!(dir.join("manifest.txt").exists(), "fixtures missing in {}: run `./x fixtures`", dir.display());
+    dir
+}
+
+fn manifest() -> HashMap<String, HashMap<String, String>> {
+    std::fs::read_to_string(fixtures().join("manifest.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let name = parts.next().unwrap().to_string();
+            (name, parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn elf_types_interpreters_and_build_ids_agree_with_readelf() {
+    let m = manifest();
+    for (name, format) in [
+        ("hello-pie", Format::ElfPie),
+        ("hello-nopie", Format::ElfExecutable),
+        ("hello-static", Format::ElfExecutable),
+        ("libhello.so", Format::ElfSharedObject),
+    ] {
+        let kv = &m[name];
+        let f = inspect_path(&fixtures().join(name), &Options::default()).unwrap();
+        assert_eq!(f.format, format, "{name}");
+        assert_eq!(hex(&f.hashes.sha256), kv["sha256"]);
+        let elf = f.elf.unwrap();
+        assert_eq!(elf.interpreter.as_deref().unwrap_or("none"), kv["interp"], "{name}");
+        assert_eq!(elf.build_id.as_deref(), Some(kv["build-id"].as_str()), "{name}");
+        assert_eq!(elf.is_static, kv["elf-type"] == "static", "{name}");
+        assert_eq!(elf.machine, "X86_64");
+        assert!(elf.is_64);
+    }
+}
+
+#[test]
+fn system_binaries() {
+    let ls = inspect_path(std::path::Path::new("/bin/ls"), &Options::default()).unwrap();
+    assert!(matches!(ls.format, Format::ElfPie | Format::ElfExecutable), "{:?}", ls.format);
+    assert!(ls.elf.unwrap().interpreter.is_some_and(|i| i.contains("ld-linux")));
+}
+
+#[test]
+fn macho_slices_and_signatures_agree_with_llvm() {
+    let m = manifest();
+    for name in ["hello-macho-x86_64", "hello-macho-arm64", "hello-macho-universal"] {
+        let kv = &m[name];
+        let f = inspect_path(&fixtures().join(name), &Options::default()).unwrap();
+        assert_eq!(f.format, Format::MachO, "{name}: {:?}", f.parse_error);
+        let mo = f.macho.unwrap();
+        let arches: Vec<&str> = mo.arches.iter().map(|a| a.arch.as_str()).collect();
+        assert_eq!(arches.join(","), kv["macho-arches"], "{name}");
+        assert_eq!(mo.universal, arches.len() > 1);
+        assert_eq!(if mo.signed() { "yes" } else { "no" }, kv["signed"], "{name}");
+        let signed: Vec<&str> = mo.arches.iter().filter(|a| a.signed).map(|a| a.arch.as_str()).collect();
+        let expected = if kv["signed-slices"] == "none" { String::new() } else { kv["signed-slices"].clone() };
+        assert_eq!(signed.join(","), expected, "{name}");
+    }
+}
+
+#[test]
+fn scripts_name_their_interpreter() {
+    let m = manifest();
+    for name in ["hello.sh", "hello.py"] {
+        let kv = &m[name];
+        let f = inspect_path(&fixtures().join(name), &Options::default()).unwrap();
+        assert_eq!(f.format, Format::Script);
+        let s = f.script.unwrap();
+        assert_eq!(s.interpreter, kv["shebang"]);
+        let arg = if kv["shebang-arg"] == "none" { None } else { Some(kv["shebang-arg"].clone()) };
+        assert_eq!(s.arguments, arg);
+    }
+}
+
+#[test]
+fn java_class_files_are_not_mach_o() {
+    // 0xCAFEBABE followed by a class-file version (major 61) is Java, not a universal binary.
+    let class = [0xca, 0xfe, 0xba, 0xbe, 0x00, 0x00, 0x00, 0x3d, 0, 0];
+    assert_eq!(inspect_bytes("A.class", &class, &Options::default()).format, Format::Other);
+}
