@@ -31,9 +31,12 @@ pub fn builtin_applications() -> Vec<Application> {
 fn threecx_reported() -> Application {
     let mut rows = parse_csv(THREECX_IOCS_CSV);
     let header = rows.remove(0);
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("3cx-iocs.csv lacks column {name}"));
+    let col = |name: &str| {
+        header.iter().position(|h| h == name).unwrap_or_else(|| panic!("3cx-iocs.csv lacks column {name}"))
+    };
     let (sha256, sha1, md5) = (col("sha256"), col("sha1"), col("md5"));
-    let (file_name, version, os, kind, source) = (col("file_name"), col("version"), col("os"), col("kind"), col("source"));
+    let (file_name, version, os, kind, source) =
+        (col("file_name"), col("version"), col("os"), col("kind"), col("source"));
     let rules = rows
         .iter()
         .filter(|r| r.len() == header.len())
@@ -129,7 +132,12 @@ mod tests {
         // the copy honest whenever the shared data set sits beside the repository.
         let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/3cx-iocs.csv");
         match std::fs::read_to_string(&shared) {
-            Ok(text) => assert_eq!(text, THREECX_IOCS_CSV, "crates/catalog/data/3cx-iocs.csv differs from {}; copy it again", shared.display()),
+            Ok(text) => assert_eq!(
+                text,
+                THREECX_IOCS_CSV,
+                "crates/catalog/data/3cx-iocs.csv differs from {}; copy it again",
+                shared.display()
+            ),
             Err(e) => eprintln!("note: {} not readable ({e}); copy not compared", shared.display()),
         }
     }

@@ -11,10 +11,15 @@ use std::process::ExitCode;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::policy(&args.policy)?;
-    let engine = Engine::new(loaded.set).map_err(|errors| {
-        fail(BAD_POLICY, errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n"))
-    })?;
-    let host_os = if cfg!(target_os = "windows") { Os::Windows } else if cfg!(target_os = "macos") { Os::MacOs } else { Os::Linux };
+    let engine = Engine::new(loaded.set)
+        .map_err(|errors| fail(BAD_POLICY, errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n")))?;
+    let host_os = if cfg!(target_os = "windows") {
+        Os::Windows
+    } else if cfg!(target_os = "macos") {
+        Os::MacOs
+    } else {
+        Os::Linux
+    };
     let target = engine.target(args.computer.as_deref(), host_os).map_err(|e| fail(2, e.to_string()))?;
     let now = load::moment(args.at.as_deref())?;
     let opts = Options {

@@ -41,7 +41,11 @@ pub fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "# Review the hashes, add metadata rules per OS, then approve it at a scope.")?;
             writeln!(out, "[[blocklists]]")?;
             writeln!(out, "name = {}", toml_string(&args.name))?;
-            writeln!(out, "description = {}", toml_string(&format!("{} hashes extracted from {source}", found.hashes.len())))?;
+            writeln!(
+                out,
+                "description = {}",
+                toml_string(&format!("{} hashes extracted from {source}", found.hashes.len()))
+            )?;
             for kind in [HashKind::Sha256, HashKind::Sha1, HashKind::Md5] {
                 let list: Vec<String> = found.of_kind(kind).map(|h| format!("  \"{h}\", # line {}", h.line)).collect();
                 if !list.is_empty() {

@@ -19,10 +19,14 @@ pub fn policy(path: &Path) -> anyhow::Result<Loaded> {
     };
     result.map_err(|e| {
         let shown = path.display();
-        let lines: Vec<String> = e.diagnostics.iter().map(|d| match (d.line, d.column) {
-            (Some(l), Some(c)) => format!("{shown}:{l}:{c}: error: {}", d.message),
-            _ => format!("{shown}: error: {}", d.message),
-        }).collect();
+        let lines: Vec<String> = e
+            .diagnostics
+            .iter()
+            .map(|d| match (d.line, d.column) {
+                (Some(l), Some(c)) => format!("{shown}:{l}:{c}: error: {}", d.message),
+                _ => format!("{shown}: error: {}", d.message),
+            })
+            .collect();
         fail(BAD_POLICY, format!("{} problem(s) in {shown}:\n{}", lines.len(), lines.join("\n")))
     })
 }
@@ -30,7 +34,8 @@ pub fn policy(path: &Path) -> anyhow::Result<Loaded> {
 /// Read a PEM bundle of trusted roots.
 pub fn trust_store(path: Option<&Path>) -> anyhow::Result<Option<Arc<portcullis_inspect::TrustStore>>> {
     let Some(path) = path else { return Ok(None) };
-    let pem = std::fs::read(path).map_err(|e| fail(UNREADABLE, format!("cannot read trust store {}: {e}", path.display())))?;
+    let pem = std::fs::read(path)
+        .map_err(|e| fail(UNREADABLE, format!("cannot read trust store {}: {e}", path.display())))?;
     let store = portcullis_inspect::TrustStore::from_pem(&pem)
         .map_err(|e| fail(UNREADABLE, format!("{}: {e}; give a PEM file of CA certificates", path.display())))?;
     Ok(Some(Arc::new(store)))
@@ -41,10 +46,12 @@ pub fn moment(at: Option<&str>) -> anyhow::Result<i64> {
     let Some(text) = at else {
         return Ok(jiff::Timestamp::now().as_second());
     };
-    let parsed = text
-        .parse::<jiff::Timestamp>()
-        .ok()
-        .or_else(|| text.parse::<jiff::civil::Date>().ok().and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp()));
+    let parsed = text.parse::<jiff::Timestamp>().ok().or_else(|| {
+        text.parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    });
     parsed
         .map(|t| t.as_second())
         .ok_or_else(|| fail(2, format!("--at {text:?} is not a time; write 2026-12-31 or 2026-12-31T08:00:00Z")))

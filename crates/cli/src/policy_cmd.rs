@@ -37,7 +37,8 @@ pub fn lint(args: PolicyArgs) -> anyhow::Result<ExitCode> {
 pub fn compile(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::policy(&args.policy)?;
     let set = loaded.set.clone();
-    let engine = Engine::new(loaded.set).map_err(|errors| fail(BAD_POLICY, errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n")))?;
+    let engine = Engine::new(loaded.set)
+        .map_err(|errors| fail(BAD_POLICY, errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n")))?;
     let mut order: Vec<_> = set.policies.iter().collect();
     order.sort_by_key(|p| p.position);
     let hashes_of = |names: &[String]| -> usize {
@@ -79,13 +80,29 @@ pub fn compile(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     for b in &set.blocklists {
         for a in &b.approvals {
             n += 1;
-            table.add_row([n.to_string(), "—".into(), format!("blocklist {}", b.name), "deny".into(), a.scope.to_string(), a.status.name().into(), format!("{} rule(s)", b.rules.len())]);
+            table.add_row([
+                n.to_string(),
+                "—".into(),
+                format!("blocklist {}", b.name),
+                "deny".into(),
+                a.scope.to_string(),
+                a.status.name().into(),
+                format!("{} rule(s)", b.rules.len()),
+            ]);
         }
     }
     for p in order {
         n += 1;
         let status = if !p.enabled { "disabled".to_string() } else { p.status.name().to_string() };
-        table.add_row([n.to_string(), p.position.to_string(), p.name.clone(), p.action.name().into(), p.scope.to_string(), status, p.applications.join(", ")]);
+        table.add_row([
+            n.to_string(),
+            p.position.to_string(),
+            p.name.clone(),
+            p.action.name().into(),
+            p.scope.to_string(),
+            status,
+            p.applications.join(", "),
+        ]);
     }
     println!("{table}");
     println!("No match: the computer's mode decides (Secured denies, Monitor allows and reports).");
@@ -106,7 +123,12 @@ pub fn apps(args: AppsArgs) -> anyhow::Result<ExitCode> {
         table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
         table.set_header(["Built-in application", "Rules", "Hashes", "Description"]);
         for a in &apps {
-            table.add_row([a.name.clone(), a.rules.len().to_string(), a.rules.iter().map(|r| r.hashes.len()).sum::<usize>().to_string(), a.description.clone().unwrap_or_default()]);
+            table.add_row([
+                a.name.clone(),
+                a.rules.len().to_string(),
+                a.rules.iter().map(|r| r.hashes.len()).sum::<usize>().to_string(),
+                a.description.clone().unwrap_or_default(),
+            ]);
         }
         println!("{table}");
     }

@@ -109,7 +109,10 @@ pub fn scan_json(f: &Facts) -> Value {
         );
     }
     if let Some(s) = &f.script {
-        m.insert("script".into(), json!({"interpreter": s.interpreter, "program": s.program, "arguments": s.arguments}));
+        m.insert(
+            "script".into(),
+            json!({"interpreter": s.interpreter, "program": s.program, "arguments": s.arguments}),
+        );
     }
     if let Some(c) = &f.cab {
         m.insert("cab".into(), json!({"files": c.file_count, "compression": c.compression}));
@@ -221,19 +224,30 @@ pub fn details(f: &Facts) -> String {
             (Some(Err(e)), true) => format!("untrusted: {e}"),
             (None, true) => "intact".to_string(),
         };
-        let nested = if f.signatures.len() > 1 { format!(" +{} nested", f.signatures.len() - 1) } else { String::new() };
+        let nested =
+            if f.signatures.len() > 1 { format!(" +{} nested", f.signatures.len() - 1) } else { String::new() };
         parts.push(format!("signed by {who} ({state}){nested}"));
     } else if f.authenticode.is_some() {
         parts.push("unsigned".into());
     }
     if let Some(e) = &f.elf {
-        parts.push(e.interpreter.as_ref().map_or(if e.is_static { "static".to_string() } else { "no interpreter".to_string() }, |i| format!("interp {i}")));
+        parts.push(
+            e.interpreter
+                .as_ref()
+                .map_or(if e.is_static { "static".to_string() } else { "no interpreter".to_string() }, |i| {
+                    format!("interp {i}")
+                }),
+        );
     }
     if let Some(s) = &f.script {
         parts.push(format!("runs {}", s.program));
     }
     if let Some(m) = &f.macho {
-        parts.push(format!("{} {}", m.arches.iter().map(|a| a.arch.as_str()).collect::<Vec<_>>().join("+"), if m.signed() { "signed" } else { "unsigned" }));
+        parts.push(format!(
+            "{} {}",
+            m.arches.iter().map(|a| a.arch.as_str()).collect::<Vec<_>>().join("+"),
+            if m.signed() { "signed" } else { "unsigned" }
+        ));
     }
     if !f.contents.is_empty() {
         parts.push(format!("{} file(s) inside", f.contents.len()));

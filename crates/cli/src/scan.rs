@@ -21,9 +21,15 @@ fn collect(paths: &[PathBuf]) -> (Vec<(PathBuf, u64)>, Vec<String>) {
             Ok(m) if m.is_dir() => {
                 for entry in walkdir::WalkDir::new(root).follow_links(false) {
                     match entry {
-                        Ok(e) if e.file_type().is_file() => files.push((e.path().to_path_buf(), e.metadata().map_or(0, |m| m.len()))),
+                        Ok(e) if e.file_type().is_file() => {
+                            files.push((e.path().to_path_buf(), e.metadata().map_or(0, |m| m.len())))
+                        }
                         Ok(_) => {}
-                        Err(e) => problems.push(format!("{}: {}", e.path().map_or_else(|| root.display().to_string(), |p| p.display().to_string()), e)),
+                        Err(e) => problems.push(format!(
+                            "{}: {}",
+                            e.path().map_or_else(|| root.display().to_string(), |p| p.display().to_string()),
+                            e
+                        )),
                     }
                 }
             }
@@ -36,14 +42,20 @@ fn collect(paths: &[PathBuf]) -> (Vec<(PathBuf, u64)>, Vec<String>) {
 
 pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let trust = load::trust_store(args.trust_store.as_deref())?;
-    let opts = Options { trust, extra_hashes: ExtraHashes { sha1: args.all_hashes, md5: args.all_hashes }, ..Options::default() };
+    let opts = Options {
+        trust,
+        extra_hashes: ExtraHashes { sha1: args.all_hashes, md5: args.all_hashes },
+        ..Options::default()
+    };
     let (files, mut problems) = collect(&args.paths);
     let total: u64 = files.iter().map(|(_, n)| n).sum();
     let progress = if std::io::stderr().is_terminal() && files.len() > 1 {
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg} [{elapsed}<{eta}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg} [{elapsed}<{eta}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {

@@ -295,8 +295,8 @@ pub fn extract(text: &[u8]) -> Extraction {
         };
         match reason {
             None => {
-                let hash = Hash::from_hex(std::str::from_utf8(run).unwrap_or_default())
-                    .unwrap_or_else(|| unreachable_hex_run());
+                let hash =
+                    Hash::from_hex(std::str::from_utf8(run).unwrap_or_default()).unwrap_or_else(unreachable_hex_run);
                 if seen.insert(hash) {
                     let line = lines.line_at(text, start);
                     out.hashes.push(FoundHash { hash, line });
@@ -311,11 +311,7 @@ pub fn extract(text: &[u8]) -> Extraction {
                     if out.skipped.len() < SKIPPED_EXAMPLES_MAX {
                         let line = lines.line_at(text, start);
                         let shown = &text[start..start + reported_len.min(SKIPPED_TEXT_MAX)];
-                        out.skipped.push(Skipped {
-                            reason,
-                            line,
-                            text: String::from_utf8_lossy(shown).into_owned(),
-                        });
+                        out.skipped.push(Skipped { reason, line, text: String::from_utf8_lossy(shown).into_owned() });
                     }
                 }
             }

@@ -14,7 +14,12 @@ pub struct CabInfo {
 
 /// Call `each` with the name and bytes of every file in the cabinet, within `budget` bytes
 /// unpacked in total.
-pub(crate) fn each_file(data: &[u8], budget: &mut u64, opts: &Options, mut each: impl FnMut(&str, &[u8])) -> Result<CabInfo, String> {
+pub(crate) fn each_file(
+    data: &[u8],
+    budget: &mut u64,
+    opts: &Options,
+    mut each: impl FnMut(&str, &[u8]),
+) -> Result<CabInfo, String> {
     let listing = guard(|| -> Result<(CabInfo, Vec<(String, u64)>), String> {
         let cab = cab::Cabinet::new(Cursor::new(data)).map_err(|e| format!("not a readable cabinet: {e}"))?;
         let mut info = CabInfo::default();
@@ -41,7 +46,10 @@ pub(crate) fn each_file(data: &[u8], budget: &mut u64, opts: &Options, mut each:
     for (name, size) in files {
         let limit = size.min(opts.max_parse_size);
         if limit > *budget {
-            return Err(format!("unpacking stopped at {name:?}: more than {} bytes unpacked from one container", opts.max_unpacked_bytes));
+            return Err(format!(
+                "unpacking stopped at {name:?}: more than {} bytes unpacked from one container",
+                opts.max_unpacked_bytes
+            ));
         }
         let content = guard(|| -> Result<Vec<u8>, String> {
             let reader = cab.read_file(&name).map_err(|e| e.to_string())?;
@@ -58,7 +66,9 @@ pub(crate) fn each_file(data: &[u8], budget: &mut u64, opts: &Options, mut each:
 
 pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts: &mut Facts) {
     if depth >= opts.max_depth {
-        facts.anomalies.push(Anomaly::new("nesting-too-deep", "files inside this cabinet were not opened: nesting limit reached"));
+        facts
+            .anomalies
+            .push(Anomaly::new("nesting-too-deep", "files inside this cabinet were not opened: nesting limit reached"));
         return;
     }
     let mut budget = opts.max_unpacked_bytes;

@@ -330,7 +330,9 @@ fn attach_signatures(facts: &mut Facts, blob: &[u8], digests: AuthenticodeDigest
             }
             facts.signatures.extend(sigs);
         }
-        Ok(Err(e)) | Err(e) => facts.anomalies.push(Anomaly::new("unreadable-signature", format!("the signature could not be read: {e}"))),
+        Ok(Err(e)) | Err(e) => {
+            facts.anomalies.push(Anomaly::new("unreadable-signature", format!("the signature could not be read: {e}")))
+        }
     }
 }
 
@@ -354,7 +356,8 @@ fn parse_pe(facts: &mut Facts, data: &[u8], opts: &Options) {
             return;
         }
     }
-    let blobs: Vec<Vec<u8>> = pe::certificate_table(data, &layout, &mut facts.anomalies).into_iter().map(|b| b.der.to_vec()).collect();
+    let blobs: Vec<Vec<u8>> =
+        pe::certificate_table(data, &layout, &mut facts.anomalies).into_iter().map(|b| b.der.to_vec()).collect();
     if let Some(digests) = facts.authenticode {
         for blob in blobs {
             attach_signatures(facts, &blob, digests, opts);
@@ -413,7 +416,8 @@ pub fn inspect_path(path: &Path, opts: &Options) -> io::Result<Facts> {
     };
     let mut facts = Facts::new(&display, filled as u64 + n, rest, format);
     if parsed(format) {
-        facts.parse_error = Some(format!("not parsed: {} bytes is over the {}-byte parse limit", facts.size, opts.max_parse_size));
+        facts.parse_error =
+            Some(format!("not parsed: {} bytes is over the {}-byte parse limit", facts.size, opts.max_parse_size));
     }
     Ok(facts)
 }

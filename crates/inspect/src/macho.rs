@@ -35,13 +35,18 @@ pub fn looks_like_macho(data: &[u8]) -> bool {
     let Some(magic) = data.get(..4) else { return false };
     match magic {
         [0xfe, 0xed, 0xfa, 0xce | 0xcf] | [0xce | 0xcf, 0xfa, 0xed, 0xfe] => true,
-        [0xca, 0xfe, 0xba, 0xbe] => data.get(4..8).is_some_and(|n| (1..20).contains(&u32::from_be_bytes([n[0], n[1], n[2], n[3]]))),
+        [0xca, 0xfe, 0xba, 0xbe] => {
+            data.get(4..8).is_some_and(|n| (1..20).contains(&u32::from_be_bytes([n[0], n[1], n[2], n[3]])))
+        }
         _ => false,
     }
 }
 
 fn arch_of(m: &goblin::mach::MachO<'_>) -> MachOArch {
-    let signed = m.load_commands.iter().any(|lc| matches!(lc.command, goblin::mach::load_command::CommandVariant::CodeSignature(_)));
+    let signed = m
+        .load_commands
+        .iter()
+        .any(|lc| matches!(lc.command, goblin::mach::load_command::CommandVariant::CodeSignature(_)));
     let arch = goblin::mach::constants::cputype::get_arch_name_from_types(m.header.cputype(), m.header.cpusubtype())
         .unwrap_or("unknown")
         .to_string();

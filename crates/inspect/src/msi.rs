@@ -43,7 +43,14 @@ impl Dual {
     }
 }
 
-fn hash_storage(comp: &mut Compound<'_>, path: &Path, clsid: [u8; 16], is_root: bool, h: &mut Dual, budget: &mut u64) -> std::io::Result<()> {
+fn hash_storage(
+    comp: &mut Compound<'_>,
+    path: &Path,
+    clsid: [u8; 16],
+    is_root: bool,
+    h: &mut Dual,
+    budget: &mut u64,
+) -> std::io::Result<()> {
     for child in sorted_children(comp, path)? {
         if is_root && (child.name() == DIGITAL_SIGNATURE || child.name() == DIGITAL_SIGNATURE_EX) {
             continue;
@@ -53,7 +60,8 @@ fn hash_storage(comp: &mut Compound<'_>, path: &Path, clsid: [u8; 16], is_root: 
             if len == 0 || len >= 0xFFFF_FFFA {
                 continue;
             }
-            *budget = budget.checked_sub(len).ok_or_else(|| std::io::Error::other("streams are larger than the file"))?;
+            *budget =
+                budget.checked_sub(len).ok_or_else(|| std::io::Error::other("streams are larger than the file"))?;
             let mut data = Vec::with_capacity(len as usize);
             comp.open_stream(child.path())?.take(len).read_to_end(&mut data)?;
             h.update(&data);
@@ -108,7 +116,8 @@ fn prehash_storage(comp: &Compound<'_>, storage: &cfb::Entry, is_root: bool, h: 
 
 /// The MSI Authenticode digests (SHA-256, SHA-1) and the signature blob, if any.
 pub(crate) fn authenticode(data: &[u8]) -> Result<(crate::AuthenticodeDigests, Option<Vec<u8>>), String> {
-    let mut comp = cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("not a readable compound file: {e}"))?;
+    let mut comp =
+        cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("not a readable compound file: {e}"))?;
     let root = comp.root_entry();
     let mut budget = data.len() as u64;
     let has_ex = comp.is_stream(format!("/{DIGITAL_SIGNATURE_EX}"));
@@ -121,7 +130,8 @@ pub(crate) fn authenticode(data: &[u8]) -> Result<(crate::AuthenticodeDigests, O
         content.0.update(pre.0.finalize());
         content.1.update(pre.1.finalize());
     }
-    hash_storage(&mut comp, Path::new("/"), root.clsid().to_bytes_le(), true, &mut content, &mut budget).map_err(|e| format!("compound file streams could not be read: {e}"))?;
+    hash_storage(&mut comp, Path::new("/"), root.clsid().to_bytes_le(), true, &mut content, &mut budget)
+        .map_err(|e| format!("compound file streams could not be read: {e}"))?;
     let digests = crate::AuthenticodeDigests { sha256: content.0.finalize().into(), sha1: content.1.finalize().into() };
     let signature = if comp.is_stream(format!("/{DIGITAL_SIGNATURE}")) {
         let mut blob = Vec::new();
@@ -134,6 +144,9 @@ pub(crate) fn authenticode(data: &[u8]) -> Result<(crate::AuthenticodeDigests, O
     };
     Ok((digests, signature))
 }
+
+/// Properties, embedded cabinets (name, bytes), File rows and the Directory table.
+type MsiParts = (MsiInfo, Vec<(String, Vec<u8>)>, Vec<FileRow>, HashMap<String, (Option<String>, String)>);
 
 struct FileRow {
     key: String,
@@ -176,7 +189,7 @@ fn install_path(directories: &HashMap<String, (Option<String>, String)>, dir: &s
 
 /// Read the MSI's properties and list the files of its embedded cabinets.
 pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts: &mut Facts) {
-    let result = guard(|| -> Result<(MsiInfo, Vec<(String, Vec<u8>)>, Vec<FileRow>, HashMap<String, (Option<String>, String)>), String> {
+    let result = guard(|| -> Result<MsiParts, String> {
         let mut pkg = msi::Package::open(Cursor::new(data)).map_err(|e| format!("not a readable MSI database: {e}"))?;
         let mut info = MsiInfo::default();
         if pkg.has_table("Property") {
@@ -198,11 +211,13 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
         let mut directories = HashMap::new();
         if pkg.has_table("Directory") {
             for row in pkg.select_rows(msi::Select::table("Directory")).map_err(|e| e.to_string())? {
-                if !(row.has_column("Directory") && row.has_column("Directory_Parent") && row.has_column("DefaultDir")) {
+                if !(row.has_column("Directory") && row.has_column("Directory_Parent") && row.has_column("DefaultDir"))
+                {
                     break;
                 }
                 if let (Some(d), Some(def)) = (row["Directory"].as_str(), row["DefaultDir"].as_str()) {
-                    let parent = row["Directory_Parent"].as_str().filter(|p| !p.is_empty() && *p != d).map(str::to_string);
+                    let parent =
+                        row["Directory_Parent"].as_str().filter(|p| !p.is_empty() && *p != d).map(str::to_string);
                     directories.insert(d.to_string(), (parent, def.to_string()));
                 }
             }
@@ -225,7 +240,8 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
                     break;
                 }
                 if let (Some(key), Some(name)) = (row["File"].as_str(), row["FileName"].as_str()) {
-                    let directory = row["Component_"].as_str().and_then(|c| component_dirs.get(c)).cloned().unwrap_or_default();
+                    let directory =
+                        row["Component_"].as_str().and_then(|c| component_dirs.get(c)).cloned().unwrap_or_default();
                     files.push(FileRow { key: key.to_string(), long_name: long_name(name), directory });
                 }
             }
@@ -261,7 +277,10 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
     };
     facts.msi = Some(info);
     if depth >= opts.max_depth {
-        facts.anomalies.push(Anomaly::new("nesting-too-deep", "cabinets inside this installer were not opened: nesting limit reached"));
+        facts.anomalies.push(Anomaly::new(
+            "nesting-too-deep",
+            "cabinets inside this installer were not opened: nesting limit reached",
+        ));
         return;
     }
     let names: HashMap<&str, &FileRow> = files.iter().map(|f| (f.key.as_str(), f)).collect();
@@ -287,4 +306,3 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
         }
     }
 }
-

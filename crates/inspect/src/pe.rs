@@ -124,7 +124,8 @@ pub(crate) fn layout(data: &[u8]) -> Result<Layout, String> {
     }
     let dir_count = u32_at(data, count_offset).unwrap_or(0) as usize;
     let entry = dirs + 4 * 8;
-    let security_entry = (dir_count > 4 && entry + 8 <= opt + optional_size && entry + 8 <= data.len()).then_some(entry);
+    let security_entry =
+        (dir_count > 4 && entry + 8 <= opt + optional_size && entry + 8 <= data.len()).then_some(entry);
     let cert_table = match security_entry {
         Some(e) => (u32_at(data, e).unwrap_or(0) as usize, u32_at(data, e + 4).unwrap_or(0) as usize),
         None => (0, 0),
@@ -144,22 +145,19 @@ pub(crate) fn authenticode_digests(data: &[u8], layout: &Layout) -> Result<Authe
     } else {
         data.len()
     };
-    let mut ranges = vec![0..layout.checksum_offset];
-    match layout.security_entry {
-        Some(entry) => {
-            ranges.push(layout.checksum_offset + 4..entry);
-            ranges.push(entry + 8..end);
-        }
-        None => ranges.push(layout.checksum_offset + 4..end),
-    }
+    let ranges = match layout.security_entry {
+        Some(entry) => vec![0..layout.checksum_offset, layout.checksum_offset + 4..entry, entry + 8..end],
+        None => vec![0..layout.checksum_offset, layout.checksum_offset + 4..end],
+    };
     let mut sha256 = sha2::Sha256::new();
     let mut sha1 = sha1::Sha1::new();
     for r in ranges {
-        let part = data.get(r.clone()).ok_or_else(|| format!("header field at {:#x} lies past the hashed range", r.start))?;
+        let part =
+            data.get(r.clone()).ok_or_else(|| format!("header field at {:#x} lies past the hashed range", r.start))?;
         sha256.update(part);
         sha1.update(part);
     }
-    if !signed && data.len() % 8 != 0 {
+    if !signed && !data.len().is_multiple_of(8) {
         let pad = [0u8; 8];
         let n = 8 - data.len() % 8;
         sha256.update(&pad[..n]);
@@ -175,7 +173,11 @@ pub(crate) struct SignatureBlob<'a> {
 
 /// Walk the certificate table: return the signature blobs and report anything hidden in or
 /// after it.
-pub(crate) fn certificate_table<'a>(data: &'a [u8], layout: &Layout, anomalies: &mut Vec<Anomaly>) -> Vec<SignatureBlob<'a>> {
+pub(crate) fn certificate_table<'a>(
+    data: &'a [u8],
+    layout: &Layout,
+    anomalies: &mut Vec<Anomaly>,
+) -> Vec<SignatureBlob<'a>> {
     let (offset, size) = layout.cert_table;
     if offset == 0 || size == 0 {
         return Vec::new();
@@ -183,7 +185,10 @@ pub(crate) fn certificate_table<'a>(data: &'a [u8], layout: &Layout, anomalies: 
     let Some(table) = offset.checked_add(size).and_then(|end| data.get(offset..end)) else {
         anomalies.push(Anomaly::new(
             "certificate-table-out-of-bounds",
-            format!("the certificate table ({size} bytes at {offset:#x}) runs past the end of the file ({} bytes)", data.len()),
+            format!(
+                "the certificate table ({size} bytes at {offset:#x}) runs past the end of the file ({} bytes)",
+                data.len()
+            ),
         ));
         return Vec::new();
     };
@@ -201,7 +206,10 @@ pub(crate) fn certificate_table<'a>(data: &'a [u8], layout: &Layout, anomalies: 
         let revision = u16_at(table, pos + 4).unwrap_or(0);
         let kind = u16_at(table, pos + 6).unwrap_or(0);
         if len < 8 || pos + len > table.len() {
-            anomalies.push(Anomaly::new("bad-certificate-entry", format!("certificate table entry at +{pos:#x} has length {len}, which does not fit the table")));
+            anomalies.push(Anomaly::new(
+                "bad-certificate-entry",
+                format!("certificate table entry at +{pos:#x} has length {len}, which does not fit the table"),
+            ));
             return blobs;
         }
         let body = &table[pos + 8..pos + len];
@@ -226,7 +234,10 @@ pub(crate) fn certificate_table<'a>(data: &'a [u8], layout: &Layout, anomalies: 
                     }
                     blobs.push(SignatureBlob { der: &body[..n] });
                 }
-                _ => anomalies.push(Anomaly::new("bad-signature-blob", "the certificate table holds a PKCS#7 entry that is not valid DER")),
+                _ => anomalies.push(Anomaly::new(
+                    "bad-signature-blob",
+                    "the certificate table holds a PKCS#7 entry that is not valid DER",
+                )),
             }
         } else {
             anomalies.push(Anomaly::new(
@@ -237,7 +248,10 @@ pub(crate) fn certificate_table<'a>(data: &'a [u8], layout: &Layout, anomalies: 
         pos += (len + 7) & !7;
     }
     if pos < table.len() && table[pos..].iter().any(|&b| b != 0) {
-        anomalies.push(Anomaly::new("data-in-certificate-table", format!("{} bytes in the certificate table do not belong to any entry", table.len() - pos)));
+        anomalies.push(Anomaly::new(
+            "data-in-certificate-table",
+            format!("{} bytes in the certificate table do not belong to any entry", table.len() - pos),
+        ));
     }
     blobs
 }
@@ -269,7 +283,10 @@ pub(crate) fn info(data: &[u8], layout: &Layout, anomalies: &mut Vec<Anomaly>) -
     let pe = match parsed {
         Ok(Ok(pe)) => pe,
         Ok(Err(e)) | Err(e) => {
-            anomalies.push(Anomaly::new("versioninfo-unreadable", format!("PE structures could not be read for VERSIONINFO: {e}")));
+            anomalies.push(Anomaly::new(
+                "versioninfo-unreadable",
+                format!("PE structures could not be read for VERSIONINFO: {e}"),
+            ));
             return info;
         }
     };

@@ -35,7 +35,9 @@ pub enum DigestAlgorithm {
 impl DigestAlgorithm {
     fn from_oid(oid: &Oid) -> Option<DigestAlgorithm> {
         match oid.to_string().as_str() {
-            "1.3.14.3.2.26" | "1.2.840.113549.1.1.5" | "1.2.840.10040.4.3" | "1.2.840.10045.4.1" => Some(DigestAlgorithm::Sha1),
+            "1.3.14.3.2.26" | "1.2.840.113549.1.1.5" | "1.2.840.10040.4.3" | "1.2.840.10045.4.1" => {
+                Some(DigestAlgorithm::Sha1)
+            }
             "2.16.840.1.101.3.4.2.1" | "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => Some(DigestAlgorithm::Sha256),
             "2.16.840.1.101.3.4.2.2" | "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => Some(DigestAlgorithm::Sha384),
             "2.16.840.1.101.3.4.2.3" | "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => Some(DigestAlgorithm::Sha512),
@@ -172,22 +174,36 @@ pub struct VerifyOptions<'a> {
 
 /// Parse the SignedData blob and verify every signature in it against the file's digest,
 /// computed on demand by `file_digest` for the algorithm each signature uses.
-pub(crate) fn signatures(der: &[u8], file_digest: &dyn Fn(DigestAlgorithm) -> Option<Vec<u8>>, opts: &VerifyOptions<'_>) -> Result<Vec<Signature>, String> {
+pub(crate) fn signatures(
+    der: &[u8],
+    file_digest: &dyn Fn(DigestAlgorithm) -> Option<Vec<u8>>,
+    opts: &VerifyOptions<'_>,
+) -> Result<Vec<Signature>, String> {
     let mut out = Vec::new();
     collect(der, file_digest, opts, &mut out, 0)?;
     Ok(out)
 }
 
-fn collect(der: &[u8], file_digest: &dyn Fn(DigestAlgorithm) -> Option<Vec<u8>>, opts: &VerifyOptions<'_>, out: &mut Vec<Signature>, depth: usize) -> Result<(), String> {
+fn collect(
+    der: &[u8],
+    file_digest: &dyn Fn(DigestAlgorithm) -> Option<Vec<u8>>,
+    opts: &VerifyOptions<'_>,
+    out: &mut Vec<Signature>,
+    depth: usize,
+) -> Result<(), String> {
     if depth > 4 || out.len() > 16 {
         return Err("too many nested signatures".into());
     }
     let signed_data = signed_data(der)?;
     if signed_data.encap_content_info.econtent_type != SPC_INDIRECT_DATA {
-        return Err(format!("signature content type is {}, not Authenticode SpcIndirectDataContent", signed_data.encap_content_info.econtent_type));
+        return Err(format!(
+            "signature content type is {}, not Authenticode SpcIndirectDataContent",
+            signed_data.encap_content_info.econtent_type
+        ));
     }
     let content = signed_data.encap_content_info.econtent.as_ref().ok_or("signature has no content")?;
-    let indirect: authenticode::SpcIndirectDataContent = content.decode_as().map_err(|e| format!("unreadable SpcIndirectDataContent: {e}"))?;
+    let indirect: authenticode::SpcIndirectDataContent =
+        content.decode_as().map_err(|e| format!("unreadable SpcIndirectDataContent: {e}"))?;
     let certs = signed_data.certificates.clone();
     let cert_infos: Vec<CertInfo> = certs.iter().map(CertInfo::of).collect();
     for signer_info in signed_data.signer_infos.iter() {
@@ -210,7 +226,9 @@ fn collect(der: &[u8], file_digest: &dyn Fn(DigestAlgorithm) -> Option<Vec<u8>>,
         let signature_valid = checked.is_ok();
         let mut error = checked.err();
         if digest_matches == Some(false) && error.is_none() {
-            error = Some("the file's Authenticode digest differs from the signed one: the file was changed after signing".into());
+            error = Some(
+                "the file's Authenticode digest differs from the signed one: the file was changed after signing".into(),
+            );
         }
         if digest_algorithm.is_none() && error.is_none() {
             error = Some(format!("unsupported digest algorithm {}", indirect.message_digest.digest_algorithm.oid));
@@ -304,13 +322,14 @@ fn find_signer<'a>(certs: &'a [Certificate], sid: &SignerIdentifier) -> Option<&
         SignerIdentifier::SubjectKeyIdentifier(ski) => certs.iter().find(|c| {
             c.tbs_certificate.extensions.iter().flatten().any(|e| {
                 e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER
-                    && x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).is_ok_and(|k| k.0 == ski.0)
+                    && x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(e.extn_value.as_bytes())
+                        .is_ok_and(|k| k.0 == ski.0)
             })
         }),
     }
 }
 
-fn attribute<'a>(attrs: &'a x509_cert::attr::Attributes, oid: Oid) -> Option<&'a der::Any> {
+fn attribute(attrs: &x509_cert::attr::Attributes, oid: Oid) -> Option<&der::Any> {
     attrs.iter().find(|a| a.oid == oid).and_then(|a| a.values.iter().next())
 }
 
@@ -318,7 +337,8 @@ fn attribute<'a>(attrs: &'a x509_cert::attr::Attributes, oid: Oid) -> Option<&'a
 /// over the attributes verifies with `cert`'s key.
 fn verify_signer_info(si: &SignerInfo, cert: Option<&Certificate>, content: &[u8]) -> Result<(), String> {
     let cert = cert.ok_or("the signer's certificate is not in the signature")?;
-    let alg = DigestAlgorithm::from_oid(&si.digest_alg.oid).ok_or_else(|| format!("unsupported signer digest algorithm {}", si.digest_alg.oid))?;
+    let alg = DigestAlgorithm::from_oid(&si.digest_alg.oid)
+        .ok_or_else(|| format!("unsupported signer digest algorithm {}", si.digest_alg.oid))?;
     let message = match &si.signed_attrs {
         Some(attrs) => {
             let md = attribute(attrs, PKCS9_MESSAGE_DIGEST).ok_or("signed attributes lack messageDigest")?;
@@ -334,11 +354,19 @@ fn verify_signer_info(si: &SignerInfo, cert: Option<&Certificate>, content: &[u8
 }
 
 /// Verify `signature` over `message` with the public key of `cert`.
-pub(crate) fn verify_with_key(cert: &Certificate, sig_alg: &Oid, digest: Option<DigestAlgorithm>, message: &[u8], signature: &[u8]) -> Result<(), String> {
+pub(crate) fn verify_with_key(
+    cert: &Certificate,
+    sig_alg: &Oid,
+    digest: Option<DigestAlgorithm>,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
     use ring::signature as rs;
     let spki = &cert.tbs_certificate.subject_public_key_info;
     let key = spki.subject_public_key.raw_bytes();
-    let hash = DigestAlgorithm::from_oid(sig_alg).or(digest).ok_or_else(|| format!("unsupported signature algorithm {sig_alg}"))?;
+    let hash = DigestAlgorithm::from_oid(sig_alg)
+        .or(digest)
+        .ok_or_else(|| format!("unsupported signature algorithm {sig_alg}"))?;
     let alg: &dyn rs::VerificationAlgorithm = match spki.algorithm.oid.to_string().as_str() {
         "1.2.840.113549.1.1.1" => match hash {
             DigestAlgorithm::Sha1 => &rs::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
@@ -347,7 +375,8 @@ pub(crate) fn verify_with_key(cert: &Certificate, sig_alg: &Oid, digest: Option<
             DigestAlgorithm::Sha512 => &rs::RSA_PKCS1_2048_8192_SHA512,
         },
         "1.2.840.10045.2.1" => {
-            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<Oid>().ok()).map(|o| o.to_string());
+            let curve =
+                spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<Oid>().ok()).map(|o| o.to_string());
             match (curve.as_deref(), hash) {
                 (Some("1.2.840.10045.3.1.7"), DigestAlgorithm::Sha256) => &rs::ECDSA_P256_SHA256_ASN1,
                 (Some("1.2.840.10045.3.1.7"), DigestAlgorithm::Sha384) => &rs::ECDSA_P256_SHA384_ASN1,
@@ -358,9 +387,9 @@ pub(crate) fn verify_with_key(cert: &Certificate, sig_alg: &Oid, digest: Option<
         }
         other => return Err(format!("unsupported public key algorithm {other}")),
     };
-    rs::UnparsedPublicKey::new(alg, key)
-        .verify(message, signature)
-        .map_err(|_| format!("the signature does not verify with the key of {:?}", cert.tbs_certificate.subject.to_string()))
+    rs::UnparsedPublicKey::new(alg, key).verify(message, signature).map_err(|_| {
+        format!("the signature does not verify with the key of {:?}", cert.tbs_certificate.subject.to_string())
+    })
 }
 
 fn timestamp(si: &SignerInfo, outer_certs: &[Certificate], opts: &VerifyOptions<'_>) -> Option<Timestamp> {
@@ -457,7 +486,14 @@ fn legacy(counter: &der::Any, signature: &[u8], outer_certs: &[Certificate], opt
     finish(kind, time, tsa, error, outer_certs, opts)
 }
 
-fn finish(kind: TimestampKind, time: i64, tsa: Option<&Certificate>, error: Option<String>, certs: &[Certificate], opts: &VerifyOptions<'_>) -> Timestamp {
+fn finish(
+    kind: TimestampKind,
+    time: i64,
+    tsa: Option<&Certificate>,
+    error: Option<String>,
+    certs: &[Certificate],
+    opts: &VerifyOptions<'_>,
+) -> Timestamp {
     let trusted = match (opts.trust, tsa) {
         (Some(store), Some(cert)) if error.is_none() => Some(verify_chain(cert, certs, store, time, EKU_TIME_STAMPING)),
         (Some(_), _) => Some(Err("timestamp not verified".into())),

@@ -43,9 +43,11 @@ impl TrustStore {
 }
 
 /// OID of the code-signing extended key usage.
-pub(crate) const EKU_CODE_SIGNING: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+pub(crate) const EKU_CODE_SIGNING: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 /// OID of the time-stamping extended key usage.
-pub(crate) const EKU_TIME_STAMPING: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
+pub(crate) const EKU_TIME_STAMPING: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
 const EKU_ANY: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("2.5.29.37.0");
 
 fn valid_at(cert: &Certificate, at: i64) -> Result<(), String> {
@@ -64,17 +66,22 @@ fn valid_at(cert: &Certificate, at: i64) -> Result<(), String> {
     Ok(())
 }
 
-fn extension<'a>(cert: &'a Certificate, oid: const_oid::ObjectIdentifier) -> Option<&'a x509_cert::ext::Extension> {
+fn extension(cert: &Certificate, oid: const_oid::ObjectIdentifier) -> Option<&x509_cert::ext::Extension> {
     cert.tbs_certificate.extensions.as_ref()?.iter().find(|e| e.extn_id == oid)
 }
 
 fn check_eku(cert: &Certificate, wanted: const_oid::ObjectIdentifier) -> Result<(), String> {
     let Some(ext) = extension(cert, const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE) else { return Ok(()) };
-    let ekus = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes()).map_err(|e| format!("unreadable extended key usage: {e}"))?;
+    let ekus = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| format!("unreadable extended key usage: {e}"))?;
     if ekus.0.iter().any(|o| *o == wanted || *o == EKU_ANY) {
         Ok(())
     } else {
-        Err(format!("certificate {:?} is not allowed for {}", cert.tbs_certificate.subject.to_string(), if wanted == EKU_TIME_STAMPING { "time stamping" } else { "code signing" }))
+        Err(format!(
+            "certificate {:?} is not allowed for {}",
+            cert.tbs_certificate.subject.to_string(),
+            if wanted == EKU_TIME_STAMPING { "time stamping" } else { "code signing" }
+        ))
     }
 }
 
@@ -88,10 +95,9 @@ fn is_ca(cert: &Certificate) -> bool {
 
 fn issued_by(child: &Certificate, issuer: &Certificate) -> bool {
     child.tbs_certificate.issuer.to_der().ok() == issuer.tbs_certificate.subject.to_der().ok()
-        && child
-            .tbs_certificate
-            .to_der()
-            .is_ok_and(|tbs| verify_with_key(issuer, &child.signature_algorithm.oid, None, &tbs, child.signature.raw_bytes()).is_ok())
+        && child.tbs_certificate.to_der().is_ok_and(|tbs| {
+            verify_with_key(issuer, &child.signature_algorithm.oid, None, &tbs, child.signature.raw_bytes()).is_ok()
+        })
 }
 
 /// Build and check a chain from `leaf` through `intermediates` to an anchor of `store`, with

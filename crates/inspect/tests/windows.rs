@@ -29,7 +29,10 @@ fn manifest(path: PathBuf) -> Vec<(String, HashMap<String, String>)> {
         .map(|l| {
             let mut parts = l.split_whitespace();
             let name = parts.next().unwrap().to_string();
-            let kv = parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string())).collect();
+            let kv = parts
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                .collect();
             (name, kv)
         })
         .collect()
@@ -56,7 +59,8 @@ fn digests_are_byte_identical_to_osslsigncode() {
         }
         let facts = inspect(&name, &Options::default());
         assert_eq!(hex(&facts.hashes.sha256), kv["sha256"], "{name}: flat sha256");
-        let digests = facts.authenticode.unwrap_or_else(|| panic!("{name}: no Authenticode digest ({:?})", facts.parse_error));
+        let digests =
+            facts.authenticode.unwrap_or_else(|| panic!("{name}: no Authenticode digest ({:?})", facts.parse_error));
         assert_eq!(hex(&digests.sha256), kv["authenticode-sha256"], "{name}: authenticode sha256");
         if let Some(sha1) = kv.get("authenticode-sha1") {
             assert_eq!(&hex(&digests.sha1), sha1, "{name}: authenticode sha1");
@@ -260,7 +264,12 @@ fn truncated_and_garbled_files_still_have_facts() {
 
 fn pem_to_der(pem: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(pem);
-    let b64: String = text.lines().skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE")).skip(1).take_while(|l| !l.starts_with("-----END")).collect();
+    let b64: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
     base64_decode(&b64)
 }
 

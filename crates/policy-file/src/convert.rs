@@ -54,7 +54,9 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
     let mut implied = Vec::new();
     for g in &set.groups {
         for parent in PolicySet::group_chain(&g.path).skip(1) {
-            if !set.groups.iter().any(|x| x.path.eq_ignore_ascii_case(parent)) && !implied.iter().any(|x: &Group| x.path.eq_ignore_ascii_case(parent)) {
+            if !set.groups.iter().any(|x| x.path.eq_ignore_ascii_case(parent))
+                && !implied.iter().any(|x: &Group| x.path.eq_ignore_ascii_case(parent))
+            {
                 implied.push(Group { path: parent.to_string(), mode: None });
             }
         }
@@ -86,10 +88,18 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
         let ra = a.get();
         cx.note_field(item, "name", &ra.name);
         if let Some(b) = builtins.iter().find(|b| b.name.eq_ignore_ascii_case(&ra.name.value)) {
-            cx.error(&ra.name.place, format!("application name {:?} is taken by a built-in application; choose another name", b.name));
+            cx.error(
+                &ra.name.place,
+                format!("application name {:?} is taken by a built-in application; choose another name", b.name),
+            );
         }
         let rules = ra.rules.iter().filter_map(|r| rule(&mut cx, r)).collect();
-        set.applications.push(Application { name: ra.name.value.clone(), description: ra.description.clone(), builtin: false, rules });
+        set.applications.push(Application {
+            name: ra.name.value.clone(),
+            description: ra.description.clone(),
+            builtin: false,
+            rules,
+        });
     }
     set.applications.extend(builtins.iter().cloned());
 
@@ -126,14 +136,20 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
         if rules.is_empty() {
             cx.fields.insert((item, "rules"), rb.name.place.clone());
         }
-        set.blocklists.push(BlocklistPackage { name: rb.name.value.clone(), description: rb.description.clone(), rules, approvals });
+        set.blocklists.push(BlocklistPackage {
+            name: rb.name.value.clone(),
+            description: rb.description.clone(),
+            rules,
+            approvals,
+        });
     }
 
     for (i, r) in raw.ringfences.iter().enumerate() {
         let item = ItemRef::Ringfence(i);
         cx.items.insert(item, r.place.clone());
         cx.note_field(item, "name", &r.value.name);
-        set.ringfences.push(RingfenceProfile { name: r.value.name.value.clone(), description: r.value.description.clone() });
+        set.ringfences
+            .push(RingfenceProfile { name: r.value.name.value.clone(), description: r.value.description.clone() });
     }
 
     for (i, p) in raw.policies.iter().enumerate() {
@@ -146,7 +162,10 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
         let position = match u32::try_from(rp.position.value) {
             Ok(v) => v,
             Err(_) => {
-                cx.error(&rp.position.place, format!("position {} is out of range; use a whole number from 0 to 4294967295", rp.position.value));
+                cx.error(
+                    &rp.position.place,
+                    format!("position {} is out of range; use a whole number from 0 to 4294967295", rp.position.value),
+                );
                 0
             }
         };
@@ -164,14 +183,23 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
                     Some(Action::PermitWithRingfence(r.value.clone()))
                 }
                 None => {
-                    cx.error(&rp.action.place, "action \"permit-ringfence\" needs a ringfence profile: add ringfence = \"<profile name>\"".into());
+                    cx.error(
+                        &rp.action.place,
+                        "action \"permit-ringfence\" needs a ringfence profile: add ringfence = \"<profile name>\""
+                            .into(),
+                    );
                     None
                 }
             },
             "deny" | "block" => Some(Action::Deny),
             "deny-request" | "deny-with-request" => Some(Action::DenyWithRequest),
             other => {
-                cx.error(&rp.action.place, format!("unknown action {other:?}; use \"permit\", \"permit-ringfence\", \"deny\" or \"deny-request\""));
+                cx.error(
+                    &rp.action.place,
+                    format!(
+                        "unknown action {other:?}; use \"permit\", \"permit-ringfence\", \"deny\" or \"deny-request\""
+                    ),
+                );
                 None
             }
         };
@@ -219,7 +247,8 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
 
     if cx.diagnostics.is_empty() {
         for e in set.validate() {
-            let place = cx.fields.get(&(e.item, e.field)).or_else(|| cx.items.get(&e.item)).cloned().unwrap_or_default();
+            let place =
+                cx.fields.get(&(e.item, e.field)).or_else(|| cx.items.get(&e.item)).cloned().unwrap_or_default();
             cx.error(&place, e.message);
         }
     }
@@ -229,7 +258,9 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
     let places = cx
         .items
         .iter()
-        .filter_map(|(item, place)| cx.fields.get(&(*item, "name")).or(Some(place)).and_then(|p| index.locate(p)).map(|lc| (*item, lc)))
+        .filter_map(|(item, place)| {
+            cx.fields.get(&(*item, "name")).or(Some(place)).and_then(|p| index.locate(p)).map(|lc| (*item, lc))
+        })
         .collect();
     Ok(Loaded { set, places })
 }
@@ -255,12 +286,19 @@ fn mode(cx: &mut Ctx<'_>, f: &RawModeFields, place: &Place) -> Option<Mode> {
         "installation" => match (until, &f.capture_into) {
             (Some(until), Some(app)) => Some(Mode::Installation { until, capture_into: app.value.clone() }),
             _ => {
-                cx.error(&mode_place, "mode \"installation\" needs until = \"<date-time>\" and capture_into = \"<application name>\"".into());
+                cx.error(
+                    &mode_place,
+                    "mode \"installation\" needs until = \"<date-time>\" and capture_into = \"<application name>\""
+                        .into(),
+                );
                 None
             }
         },
         other => {
-            cx.error(&mode_place, format!("unknown mode {other:?}; use \"secured\", \"monitor\", \"learning\" or \"installation\""));
+            cx.error(
+                &mode_place,
+                format!("unknown mode {other:?}; use \"secured\", \"monitor\", \"learning\" or \"installation\""),
+            );
             None
         }
     }
@@ -305,8 +343,18 @@ fn time(cx: &mut Ctx<'_>, t: &Spanned<TimeText>) -> Option<Timestamp> {
     let parsed = text
         .parse::<jiff::Timestamp>()
         .ok()
-        .or_else(|| text.parse::<jiff::civil::DateTime>().ok().and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp()))
-        .or_else(|| text.parse::<jiff::civil::Date>().ok().and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok()).map(|z| z.timestamp()));
+        .or_else(|| {
+            text.parse::<jiff::civil::DateTime>()
+                .ok()
+                .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map(|z| z.timestamp())
+        })
+        .or_else(|| {
+            text.parse::<jiff::civil::Date>()
+                .ok()
+                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map(|z| z.timestamp())
+        });
     match parsed {
         Some(ts) => Some(Timestamp(ts.as_second())),
         None => {
@@ -323,11 +371,21 @@ fn hashes(cx: &mut Ctx<'_>, field: &str, list: &Spanned<Vec<String>>, kind: Opti
         let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
         match (Hash::from_hex(t), kind) {
             (Some(h), Some(k)) if h.kind() != k => {
-                cx.error(&list.place, format!("entry {} of {field} is a {}, not a {k} ({text:?}); move it to the {} list", i + 1, h.kind(), h.kind()));
+                cx.error(
+                    &list.place,
+                    format!(
+                        "entry {} of {field} is a {}, not a {k} ({text:?}); move it to the {} list",
+                        i + 1,
+                        h.kind(),
+                        h.kind()
+                    ),
+                );
             }
             (Some(h), _) => out.push(h),
             (None, _) => {
-                let want = kind.map_or("an MD5, SHA-1 or SHA-256 in hex (32, 40 or 64 digits)".to_string(), |k| format!("a {k} in hex ({} digits)", k.byte_len() * 2));
+                let want = kind.map_or("an MD5, SHA-1 or SHA-256 in hex (32, 40 or 64 digits)".to_string(), |k| {
+                    format!("a {k} in hex ({} digits)", k.byte_len() * 2)
+                });
                 cx.error(&list.place, format!("entry {} of {field} is not {want}: {text:?}", i + 1));
             }
         }
@@ -391,7 +449,13 @@ fn rule(cx: &mut Ctx<'_>, r: &Spanned<RawRule>) -> Option<Rule> {
         let cert_sha256 = rs.cert_sha256.as_ref().and_then(|c| match Hash::from_hex(c.value.trim()) {
             Some(Hash::Sha256(b)) => Some(b),
             _ => {
-                cx.error(&c.place, format!("signer.cert_sha256 must be the certificate's SHA-256 in hex (64 digits), not {:?}", c.value));
+                cx.error(
+                    &c.place,
+                    format!(
+                        "signer.cert_sha256 must be the certificate's SHA-256 in hex (64 digits), not {:?}",
+                        c.value
+                    ),
+                );
                 None
             }
         });
@@ -412,7 +476,13 @@ fn rule(cx: &mut Ctx<'_>, r: &Spanned<RawRule>) -> Option<Rule> {
     if let Some(k) = &raw.kind {
         rule.kind = FileKind::from_name(&k.value);
         if rule.kind.is_none() {
-            cx.error(&k.place, format!("unknown kind {:?}; use \"executable\", \"library\", \"script\", \"installer\" or \"other\"", k.value));
+            cx.error(
+                &k.place,
+                format!(
+                    "unknown kind {:?}; use \"executable\", \"library\", \"script\", \"installer\" or \"other\"",
+                    k.value
+                ),
+            );
         }
     }
     (cx.diagnostics.len() == before).then_some(rule)

@@ -37,7 +37,14 @@ fn engine(policy: &str) -> Engine {
 }
 
 #[track_caller]
-fn check(engine: &Engine, computer: Option<&str>, file: &FileFacts, process: &ProcessFacts, verdict: Verdict, reason: &[&str]) -> Decision {
+fn check(
+    engine: &Engine,
+    computer: Option<&str>,
+    file: &FileFacts,
+    process: &ProcessFacts,
+    verdict: Verdict,
+    reason: &[&str],
+) -> Decision {
     let target = engine.target(computer, Os::Linux).unwrap();
     let d = engine.decide(file, process, &target, NOW);
     let line = d.explain();
@@ -104,15 +111,22 @@ action = "permit"
 "#,
     ));
     let p = ProcessFacts::default();
-    check(&e, Some("fin-01"), &exe("C:/3CX/3CXDesktopApp.exe", REPORTED), &p, Verdict::Deny, &[
-        "denied by policy \"Deny reported 3CX\" (position 100, deny)",
-        REPORTED,
-        "Elastic Security Labs",
-    ]);
-    check(&e, Some("fin-01"), &exe("C:/3CX/3CXDesktopApp.exe", CLEAN), &p, Verdict::Allow, &[
-        "allowed by policy \"Permit 3CX\"",
-        "original_filename=\"3CXDesktopApp\" (file: \"3CXDesktopApp.exe\")",
-    ]);
+    check(
+        &e,
+        Some("fin-01"),
+        &exe("C:/3CX/3CXDesktopApp.exe", REPORTED),
+        &p,
+        Verdict::Deny,
+        &["denied by policy \"Deny reported 3CX\" (position 100, deny)", REPORTED, "Elastic Security Labs"],
+    );
+    check(
+        &e,
+        Some("fin-01"),
+        &exe("C:/3CX/3CXDesktopApp.exe", CLEAN),
+        &p,
+        Verdict::Allow,
+        &["allowed by policy \"Permit 3CX\"", "original_filename=\"3CXDesktopApp\" (file: \"3CXDesktopApp.exe\")"],
+    );
 }
 
 #[test]
@@ -135,14 +149,18 @@ action = "deny"
     let e = engine(&text);
     check(&e, Some("fin-01"), &exe("x.exe", REPORTED), &ProcessFacts::default(), Verdict::Allow, &["Permit 3CX"]);
     let findings = lint(&parse(&text, Format::Toml, &[]).unwrap().set, NOW);
-    assert!(findings.iter().any(|f| f.code == "permit-above-deny" && f.message.contains("unreachable")), "{findings:#?}");
+    assert!(
+        findings.iter().any(|f| f.code == "permit-above-deny" && f.message.contains("unreachable")),
+        "{findings:#?}"
+    );
 }
 
 #[test]
 fn modes_decide_when_nothing_matches() {
     let e = engine(&base(""));
     let p = ProcessFacts::default();
-    let other = FileFacts { path: "/usr/bin/nc".into(), sha256: sha(CLEAN), kind: FileKind::Executable, ..Default::default() };
+    let other =
+        FileFacts { path: "/usr/bin/nc".into(), sha256: sha(CLEAN), kind: FileKind::Executable, ..Default::default() };
     check(&e, Some("fin-01"), &other, &p, Verdict::Deny, &["no policy matched", "\"fin-01\" is in Secured mode"]);
     let d = check(&e, Some("srv-01"), &other, &p, Verdict::Allow, &["(would deny)", "Monitor mode"]);
     assert!(d.would_deny());
@@ -188,10 +206,14 @@ applications = ["3CX Desktop App"]
 action = "permit"
 "#,
     ));
-    let d = check(&e, Some("fin-01"), &exe("x.exe", REPORTED), &ProcessFacts::default(), Verdict::Allow, &[
-        "Permit 3CX",
-        "monitor only: policy \"Trial deny\" would deny",
-    ]);
+    let d = check(
+        &e,
+        Some("fin-01"),
+        &exe("x.exe", REPORTED),
+        &ProcessFacts::default(),
+        Verdict::Allow,
+        &["Permit 3CX", "monitor only: policy \"Trial deny\" would deny"],
+    );
     assert!(d.would_deny());
 }
 
@@ -244,7 +266,8 @@ scope = "computer:srv-01"
     ));
     let p = ProcessFacts::default();
     check(&e, Some("fin-01"), &exe("x.exe", CLEAN), &p, Verdict::Allow, &["Workstations permit 3CX"]);
-    let d = check(&e, Some("srv-01"), &exe("x.exe", CLEAN), &p, Verdict::Deny, &["Servers deny 3CX", "may request access"]);
+    let d =
+        check(&e, Some("srv-01"), &exe("x.exe", CLEAN), &p, Verdict::Deny, &["Servers deny 3CX", "may request access"]);
     assert!(d.request_allowed());
     // Without a computer only organization-wide policies apply.
     check(&e, None, &exe("x.exe", CLEAN), &p, Verdict::Deny, &["Secured mode"]);
@@ -270,14 +293,35 @@ action = "permit"
     )));
     let p = ProcessFacts::default();
     let renamed = exe("C:/Users/a/Downloads/totally-legit.exe", CLEAN);
-    check(&e, Some("fin-01"), &renamed, &p, Verdict::Deny, &[
-        "denied by blocklist package \"3CX DesktopApp\"",
-        "rule 2",
-        "original_filename=\"3CXDesktopApp\" (file: \"3CXDesktopApp.exe\")",
-        "os=\"windows\"",
-    ]);
-    check(&e, Some("fin-01"), &exe("a.exe", REPORTED), &p, Verdict::Deny, &["rule 1", "sha256 fad482de", "imported hashes"]);
-    check(&e, Some("srv-01"), &renamed, &p, Verdict::Allow, &["Permit 3CX", "monitor only: blocklist \"3CX DesktopApp\" would deny"]);
+    check(
+        &e,
+        Some("fin-01"),
+        &renamed,
+        &p,
+        Verdict::Deny,
+        &[
+            "denied by blocklist package \"3CX DesktopApp\"",
+            "rule 2",
+            "original_filename=\"3CXDesktopApp\" (file: \"3CXDesktopApp.exe\")",
+            "os=\"windows\"",
+        ],
+    );
+    check(
+        &e,
+        Some("fin-01"),
+        &exe("a.exe", REPORTED),
+        &p,
+        Verdict::Deny,
+        &["rule 1", "sha256 fad482de", "imported hashes"],
+    );
+    check(
+        &e,
+        Some("srv-01"),
+        &renamed,
+        &p,
+        Verdict::Allow,
+        &["Permit 3CX", "monitor only: blocklist \"3CX DesktopApp\" would deny"],
+    );
     // The OS criterion is the file's platform: a Linux ELF of the same name is not matched.
     let elf = FileFacts { platform: Some(Os::Linux), ..renamed.clone() };
     check(&e, Some("fin-01"), &elf, &p, Verdict::Allow, &["Permit 3CX"]);
@@ -311,7 +355,14 @@ action = "permit"
     let mut signed = exe("x.exe", CLEAN);
     signed.signer = Some(SignerFacts { subject: "CN=3CX Ltd,O=3CX Ltd".into(), verified: true, ..Default::default() });
     let p = ProcessFacts::default();
-    check(&e, Some("fin-01"), &signed, &p, Verdict::Allow, &["version=\">=18.12.407.0, <=18.12.416.0\" (file: \"18.12.416.0\")", "signer.verified"]);
+    check(
+        &e,
+        Some("fin-01"),
+        &signed,
+        &p,
+        Verdict::Allow,
+        &["version=\">=18.12.407.0, <=18.12.416.0\" (file: \"18.12.416.0\")", "signer.verified"],
+    );
     let mut unverified = signed.clone();
     unverified.signer.as_mut().unwrap().verified = false;
     check(&e, Some("fin-01"), &unverified, &p, Verdict::Deny, &["Secured mode"]);
@@ -319,7 +370,8 @@ action = "permit"
     newer.file_version = Some(Version::new(18, 12, 417, 0));
     check(&e, Some("fin-01"), &newer, &p, Verdict::Deny, &["Secured mode"]);
 
-    let sh = FileFacts { path: "/usr/bin/sh".into(), sha256: sha(CLEAN), kind: FileKind::Executable, ..Default::default() };
+    let sh =
+        FileFacts { path: "/usr/bin/sh".into(), sha256: sha(CLEAN), kind: FileKind::Executable, ..Default::default() };
     let from_office = ProcessFacts { parent_path: Some("/opt/office/bin/word".into()), user: None };
     let d = check(&e, Some("fin-01"), &sh, &from_office, Verdict::Deny, &["No shells from Office", "parent_process"]);
     assert!(d.depends_on_process);

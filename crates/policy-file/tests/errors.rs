@@ -8,7 +8,11 @@ fn check(format: Format, text: &str, expected: &[&str]) {
     let got: Vec<String> = err.diagnostics.iter().map(|d| d.to_string()).collect();
     assert_eq!(got.len(), expected.len(), "{got:#?}");
     for (g, e) in got.iter().zip(expected) {
-        assert!(g.starts_with(e.split_once(' ').map_or(*e, |(loc, _)| loc)) && g.contains(e.split_once(' ').map_or("", |(_, m)| m)), "got {g:?}, expected {e:?}");
+        assert!(
+            g.starts_with(e.split_once(' ').map_or(*e, |(loc, _)| loc))
+                && g.contains(e.split_once(' ').map_or("", |(_, m)| m)),
+            "got {g:?}, expected {e:?}"
+        );
     }
 }
 
@@ -33,10 +37,11 @@ applications = ["B"]
 action = "permit"
 scope = "group:Nowhere"
 "#;
-    check(Format::Toml, text, &[
-        "9:16: names application \"B\", which is not defined",
-        "11:9: group \"Nowhere\" is not defined",
-    ]);
+    check(
+        Format::Toml,
+        text,
+        &["9:16: names application \"B\", which is not defined", "11:9: group \"Nowhere\" is not defined"],
+    );
 }
 
 #[test]
@@ -58,14 +63,18 @@ applications = ["A"]
 action = "allow-ish"
 expires = "next tuesday"
 "#;
-    check(Format::Toml, text, &[
-        "5:14: entry 1 of sha256 is not a sha256 in hex (64 digits)",
-        "6:15: \"x\" in \"1.2.x\" is not a number",
-        "7:10: unknown operating system \"beos\"",
-        "8:12: invalid pattern",
-        "15:10: unknown action \"allow-ish\"",
-        "16:11: \"next tuesday\" is not a date",
-    ]);
+    check(
+        Format::Toml,
+        text,
+        &[
+            "5:14: entry 1 of sha256 is not a sha256 in hex (64 digits)",
+            "6:15: \"x\" in \"1.2.x\" is not a number",
+            "7:10: unknown operating system \"beos\"",
+            "8:12: invalid pattern",
+            "15:10: unknown action \"allow-ish\"",
+            "16:11: \"next tuesday\" is not a date",
+        ],
+    );
 }
 
 #[test]

@@ -31,7 +31,8 @@ fn bench(c: &mut Criterion) {
     let (present, absent) = keys.split_at(n as usize);
     let index = HashIndex::build(present.iter().map(|k| (*k, 0)).collect());
     eprintln!("index: {} hashes, {:.1} bytes/hash", index.len(), index.heap_bytes() as f64 / index.len() as f64);
-    let probes: Vec<[u8; 32]> = present.iter().step_by(97).take(500_000).chain(absent.iter().take(500_000)).copied().collect();
+    let probes: Vec<[u8; 32]> =
+        present.iter().step_by(97).take(500_000).chain(absent.iter().take(500_000)).copied().collect();
     let mut i = 0;
     c.bench_function("hash_index_lookup_10M", |b| {
         b.iter(|| {

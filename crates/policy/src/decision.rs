@@ -182,8 +182,13 @@ impl fmt::Display for Decision {
             }
             Basis::Mode { mode } => match mode {
                 Mode::Secured => write!(f, "denied: no policy matched and the computer{on} is in Secured mode")?,
-                Mode::Monitor => write!(f, "allowed (would deny): no policy matched and the computer{on} is in Monitor mode")?,
-                Mode::Learning { .. } => write!(f, "allowed: no policy matched and the computer{on} is in Learning mode; recorded as a candidate")?,
+                Mode::Monitor => {
+                    write!(f, "allowed (would deny): no policy matched and the computer{on} is in Monitor mode")?
+                }
+                Mode::Learning { .. } => write!(
+                    f,
+                    "allowed: no policy matched and the computer{on} is in Learning mode; recorded as a candidate"
+                )?,
                 Mode::Installation { capture_into, .. } => write!(
                     f,
                     "allowed: no policy matched and the computer{on} is in Installation mode; captured into {capture_into:?}"

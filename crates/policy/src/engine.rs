@@ -28,6 +28,15 @@ pub struct Engine {
     needs_md5: bool,
 }
 
+/// What one decision is about: the file, who asks, the platform, and which rules list one
+/// of the file's hashes.
+struct Subject<'a> {
+    file: &'a FileFacts,
+    process: &'a ProcessFacts,
+    os: Os,
+    hits: Vec<(u32, HashHit)>,
+}
+
 #[derive(Debug)]
 struct CompiledRule {
     rule: Rule,
@@ -52,7 +61,9 @@ impl Target {
 
 /// A computer name that the policy set does not know.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("computer {0:?} is not in the policy set; add it under [[computers]] or leave the computer out to use the organization's defaults")]
+#[error(
+    "computer {0:?} is not in the policy set; add it under [[computers]] or leave the computer out to use the organization's defaults"
+)]
 pub struct UnknownComputer(pub String);
 
 impl Engine {
@@ -144,7 +155,11 @@ impl Engine {
 
     /// Number of hashes held in the indexes.
     pub fn hash_count(&self) -> usize {
-        self.sha256.len() + self.sha1.len() + self.md5.len() + self.authenticode_sha256.len() + self.authenticode_sha1.len()
+        self.sha256.len()
+            + self.sha1.len()
+            + self.md5.len()
+            + self.authenticode_sha256.len()
+            + self.authenticode_sha1.len()
     }
 
     /// The target for `computer`, or the organization's defaults when `None`.
@@ -170,10 +185,9 @@ impl Engine {
     fn applies(&self, scope: &Scope, target: &Target) -> bool {
         match scope {
             Scope::Organization => true,
-            Scope::Group(g) => target
-                .group
-                .as_deref()
-                .is_some_and(|tg| PolicySet::group_chain(tg).any(|p| p.eq_ignore_ascii_case(g))),
+            Scope::Group(g) => {
+                target.group.as_deref().is_some_and(|tg| PolicySet::group_chain(tg).any(|p| p.eq_ignore_ascii_case(g)))
+            }
             Scope::Computer(c) => target.computer.as_deref().is_some_and(|tc| tc.eq_ignore_ascii_case(c)),
         }
     }
@@ -199,27 +213,24 @@ impl Engine {
         hits
     }
 
-    /// Find the first rule in `range` that matches; `depends` records whether a checked rule
-    /// looked at the process.
+    /// Find the first rule in `range` that matches `subject`; records in `depends` whether a
+    /// checked rule looked at the process.
     fn first_match(
         &self,
         range: std::ops::Range<u32>,
         owner: &str,
-        file: &FileFacts,
-        process: &ProcessFacts,
-        os: Os,
-        hits: &[(u32, HashHit)],
+        subject: &Subject<'_>,
         depends: &mut bool,
     ) -> Option<RuleMatch> {
         let start = range.start;
         for id in range {
             let compiled = &self.rules[id as usize];
-            let hash_hit = hits.iter().find(|(o, _)| *o == id).map(|(_, h)| *h);
+            let hash_hit = subject.hits.iter().find(|(o, _)| *o == id).map(|(_, h)| *h);
             if compiled.has_hashes && hash_hit.is_none() {
                 continue;
             }
             *depends |= compiled.rule.depends_on_process();
-            if let Some(fields) = compiled.rule.matches(file, process, os, hash_hit) {
+            if let Some(fields) = compiled.rule.matches(subject.file, subject.process, subject.os, hash_hit) {
                 return Some(RuleMatch {
                     application: owner.to_string(),
                     rule: (id - start + 1) as usize,
@@ -233,7 +244,7 @@ impl Engine {
 
     /// Decide whether `file` may run or load on `target` at `now`.
     pub fn decide(&self, file: &FileFacts, process: &ProcessFacts, target: &Target, now: Timestamp) -> Decision {
-        let hits = self.hash_hits(file);
+        let subject = Subject { file, process, os: target.os, hits: self.hash_hits(file) };
         let mut monitor_hits = Vec::new();
         let mut depends = false;
         let mode = target.mode.at(now);
@@ -257,12 +268,16 @@ impl Engine {
                 continue;
             };
             let range = self.package_rules[i].clone();
-            if let Some(matched) = self.first_match(range, &package.name, file, process, target.os, &hits, &mut depends) {
+            if let Some(matched) = self.first_match(range, &package.name, &subject, &mut depends) {
                 if status == Status::Enforce {
                     let basis = Basis::Blocklist { package: package.name.clone(), matched };
                     return decision(Verdict::Deny, basis, monitor_hits, depends);
                 }
-                monitor_hits.push(MonitorHit { source: format!("blocklist {:?}", package.name), would: Verdict::Deny, matched });
+                monitor_hits.push(MonitorHit {
+                    source: format!("blocklist {:?}", package.name),
+                    would: Verdict::Deny,
+                    matched,
+                });
             }
         }
 
@@ -273,7 +288,7 @@ impl Engine {
             }
             let matched = apps.iter().find_map(|&a| {
                 let app = &self.set.applications[a];
-                self.first_match(self.app_rules[a].clone(), &app.name, file, process, target.os, &hits, &mut depends)
+                self.first_match(self.app_rules[a].clone(), &app.name, &subject, &mut depends)
             });
             let Some(matched) = matched else { continue };
             let verdict = if policy.action.permits() { Verdict::Allow } else { Verdict::Deny };

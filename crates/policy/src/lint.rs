@@ -53,7 +53,8 @@ fn apps_cover(set: &PolicySet, outer: &[String], inner: &[String]) -> bool {
 }
 
 fn rules_overlap_on_hashes(a: &Rule, b: &Rule) -> usize {
-    a.hashes.flat.intersection(&b.hashes.flat).count() + a.hashes.authenticode.intersection(&b.hashes.authenticode).count()
+    a.hashes.flat.intersection(&b.hashes.flat).count()
+        + a.hashes.authenticode.intersection(&b.hashes.authenticode).count()
 }
 
 /// Lint `set` as of `now` (for expiry). Findings come in policy order.
@@ -66,20 +67,32 @@ pub fn lint(set: &PolicySet, now: Timestamp) -> Vec<Finding> {
         let p = &set.policies[i];
         let item = ItemRef::Policy(i);
         if !p.enabled {
-            out.push(Finding { severity: Severity::Info, code: "disabled", item, message: format!("policy {:?} is disabled and takes no part in decisions", p.name) });
+            out.push(Finding {
+                severity: Severity::Info,
+                code: "disabled",
+                item,
+                message: format!("policy {:?} is disabled and takes no part in decisions", p.name),
+            });
             continue;
         }
         if p.expires.is_some_and(|e| e <= now) {
-            out.push(Finding { severity: Severity::Warning, code: "expired", item, message: format!("policy {:?} has expired; remove it or move its expiry", p.name) });
+            out.push(Finding {
+                severity: Severity::Warning,
+                code: "expired",
+                item,
+                message: format!("policy {:?} has expired; remove it or move its expiry", p.name),
+            });
             continue;
         }
         // A blocklist approved (enforced) over this policy's scope that covers all it matches.
         if p.action.permits() {
             for b in &set.blocklists {
-                let approved = b.approvals.iter().any(|a| a.status == Status::Enforce && set.scope_covers(&a.scope, &p.scope));
+                let approved =
+                    b.approvals.iter().any(|a| a.status == Status::Enforce && set.scope_covers(&a.scope, &p.scope));
                 let covered = approved
                     && p.applications.iter().all(|name| {
-                        set.application(name).is_some_and(|app| app.rules.iter().all(|r| b.rules.iter().any(|br| br.covers(r))))
+                        set.application(name)
+                            .is_some_and(|app| app.rules.iter().all(|r| b.rules.iter().any(|br| br.covers(r))))
                     });
                 if covered {
                     out.push(Finding {
@@ -122,7 +135,11 @@ pub fn lint(set: &PolicySet, now: Timestamp) -> Vec<Finding> {
                     .filter_map(|n| set.application(n))
                     .flat_map(|a| a.rules.iter())
                     .flat_map(|ra| {
-                        p.applications.iter().filter_map(|n| set.application(n)).flat_map(|b| b.rules.iter()).map(move |rb| rules_overlap_on_hashes(ra, rb))
+                        p.applications
+                            .iter()
+                            .filter_map(|n| set.application(n))
+                            .flat_map(|b| b.rules.iter())
+                            .map(move |rb| rules_overlap_on_hashes(ra, rb))
                     })
                     .sum();
                 if shared > 0 {
@@ -143,7 +160,12 @@ pub fn lint(set: &PolicySet, now: Timestamp) -> Vec<Finding> {
     for (i, a) in set.applications.iter().enumerate() {
         let used = set.policies.iter().any(|p| p.applications.iter().any(|n| n.eq_ignore_ascii_case(&a.name)));
         if !used && !a.builtin {
-            out.push(Finding { severity: Severity::Info, code: "unused-application", item: ItemRef::Application(i), message: format!("application {:?} is not used by any policy", a.name) });
+            out.push(Finding {
+                severity: Severity::Info,
+                code: "unused-application",
+                item: ItemRef::Application(i),
+                message: format!("application {:?} is not used by any policy", a.name),
+            });
         }
         for (r, rule) in a.rules.iter().enumerate() {
             if rule.is_unconditional() {
@@ -151,7 +173,11 @@ pub fn lint(set: &PolicySet, now: Timestamp) -> Vec<Finding> {
                     severity: Severity::Warning,
                     code: "matches-everything",
                     item: ItemRef::Application(i),
-                    message: format!("rule {} of application {:?} has no criteria and matches every file", r + 1, a.name),
+                    message: format!(
+                        "rule {} of application {:?} has no criteria and matches every file",
+                        r + 1,
+                        a.name
+                    ),
                 });
             }
         }
@@ -162,14 +188,31 @@ pub fn lint(set: &PolicySet, now: Timestamp) -> Vec<Finding> {
         }
         for (r, rule) in b.rules.iter().enumerate() {
             if rule.is_unconditional() {
-                out.push(Finding { severity: Severity::Warning, code: "matches-everything", item: ItemRef::Blocklist(i), message: format!("rule {} of blocklist package {:?} has no criteria and would deny every file", r + 1, b.name) });
+                out.push(Finding {
+                    severity: Severity::Warning,
+                    code: "matches-everything",
+                    item: ItemRef::Blocklist(i),
+                    message: format!(
+                        "rule {} of blocklist package {:?} has no criteria and would deny every file",
+                        r + 1,
+                        b.name
+                    ),
+                });
             }
         }
     }
     for (i, r) in set.ringfences.iter().enumerate() {
-        let used = set.policies.iter().any(|p| matches!(&p.action, Action::PermitWithRingfence(n) if n.eq_ignore_ascii_case(&r.name)));
+        let used = set
+            .policies
+            .iter()
+            .any(|p| matches!(&p.action, Action::PermitWithRingfence(n) if n.eq_ignore_ascii_case(&r.name)));
         if !used {
-            out.push(Finding { severity: Severity::Info, code: "unused-ringfence", item: ItemRef::Ringfence(i), message: format!("ringfence profile {:?} is not used by any policy", r.name) });
+            out.push(Finding {
+                severity: Severity::Info,
+                code: "unused-ringfence",
+                item: ItemRef::Ringfence(i),
+                message: format!("ringfence profile {:?} is not used by any policy", r.name),
+            });
         }
     }
     out

@@ -297,7 +297,11 @@ impl PolicySet {
 
         let mut unique = |names: &mut HashMap<String, usize>, kind: &str, name: &str, item: ItemRef, i: usize| {
             if let Some(first) = names.insert(name.to_lowercase(), i) {
-                err(item, "name", format!("{kind} {name:?} is defined twice (first at entry {}); names must be unique", first + 1));
+                err(
+                    item,
+                    "name",
+                    format!("{kind} {name:?} is defined twice (first at entry {}); names must be unique", first + 1),
+                );
                 names.insert(name.to_lowercase(), first);
             }
         };
@@ -329,14 +333,22 @@ impl PolicySet {
         let group_exists = |path: &str| self.groups.iter().any(|g| g.path.eq_ignore_ascii_case(path));
         for (i, g) in self.groups.iter().enumerate() {
             if g.path.is_empty() || g.path.split('/').any(str::is_empty) {
-                err(ItemRef::Group(i), "path", format!("group path {:?} has an empty part; write e.g. \"Workstations/Finance\"", g.path));
+                err(
+                    ItemRef::Group(i),
+                    "path",
+                    format!("group path {:?} has an empty part; write e.g. \"Workstations/Finance\"", g.path),
+                );
             }
         }
         for (i, c) in self.computers.iter().enumerate() {
             if let Some(g) = &c.group
                 && !group_exists(g)
             {
-                err(ItemRef::Computer(i), "group", format!("computer {:?} is in group {g:?}, which is not defined; add it under [[groups]]", c.name));
+                err(
+                    ItemRef::Computer(i),
+                    "group",
+                    format!("computer {:?} is in group {g:?}, which is not defined; add it under [[groups]]", c.name),
+                );
             }
         }
         let scope_ok = |scope: &Scope| -> Result<(), String> {
@@ -345,12 +357,18 @@ impl PolicySet {
                 Scope::Group(g) if group_exists(g) => Ok(()),
                 Scope::Group(g) => Err(format!("group {g:?} is not defined; add it under [[groups]] or fix the scope")),
                 Scope::Computer(c) if self.computers.iter().any(|x| x.name.eq_ignore_ascii_case(c)) => Ok(()),
-                Scope::Computer(c) => Err(format!("computer {c:?} is not defined; add it under [[computers]] or fix the scope")),
+                Scope::Computer(c) => {
+                    Err(format!("computer {c:?} is not defined; add it under [[computers]] or fix the scope"))
+                }
             }
         };
         for (i, b) in self.blocklists.iter().enumerate() {
             if b.rules.is_empty() {
-                err(ItemRef::Blocklist(i), "rules", format!("blocklist package {:?} has no hashes and no rules; it would block nothing", b.name));
+                err(
+                    ItemRef::Blocklist(i),
+                    "rules",
+                    format!("blocklist package {:?} has no hashes and no rules; it would block nothing", b.name),
+                );
             }
             for a in &b.approvals {
                 if let Err(m) = scope_ok(&a.scope) {
@@ -360,7 +378,11 @@ impl PolicySet {
         }
         for (i, a) in self.applications.iter().enumerate() {
             if a.rules.is_empty() {
-                err(ItemRef::Application(i), "rules", format!("application {:?} has no rules; it would match nothing", a.name));
+                err(
+                    ItemRef::Application(i),
+                    "rules",
+                    format!("application {:?} has no rules; it would match nothing", a.name),
+                );
             }
         }
         let mut positions: HashMap<u32, usize> = HashMap::new();
@@ -371,22 +393,40 @@ impl PolicySet {
             }
             for name in &p.applications {
                 if !self.applications.iter().any(|a| a.name.eq_ignore_ascii_case(name)) {
-                    err(item, "applications", format!("policy {:?} names application {name:?}, which is not defined (built-in names end in \"(Built-In)\"; run `portcullis policy apps` to list them)", p.name));
+                    err(
+                        item,
+                        "applications",
+                        format!(
+                            "policy {:?} names application {name:?}, which is not defined (built-in names end in \"(Built-In)\"; run `portcullis policy apps` to list them)",
+                            p.name
+                        ),
+                    );
                 }
             }
             if let Action::PermitWithRingfence(profile) = &p.action
                 && !self.ringfences.iter().any(|r| r.name.eq_ignore_ascii_case(profile))
             {
-                err(item, "ringfence", format!("policy {:?} uses ringfence profile {profile:?}, which is not defined under [[ringfences]]", p.name));
+                err(
+                    item,
+                    "ringfence",
+                    format!(
+                        "policy {:?} uses ringfence profile {profile:?}, which is not defined under [[ringfences]]",
+                        p.name
+                    ),
+                );
             }
             if let Err(m) = scope_ok(&p.scope) {
                 err(item, "scope", m);
             }
             if let Some(&other) = positions.get(&p.position) {
-                err(item, "position", format!(
-                    "policies {:?} and {:?} both have position {}; positions decide the order and must differ",
-                    self.policies[other].name, p.name, p.position
-                ));
+                err(
+                    item,
+                    "position",
+                    format!(
+                        "policies {:?} and {:?} both have position {}; positions decide the order and must differ",
+                        self.policies[other].name, p.name, p.position
+                    ),
+                );
             } else {
                 positions.insert(p.position, i);
             }

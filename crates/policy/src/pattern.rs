@@ -51,8 +51,10 @@ impl TextPattern {
     pub fn matches(&self, value: &str) -> bool {
         match &self.glob {
             Some(glob) => glob.is_match(value),
-            None => value.len() == self.source.len() && value.eq_ignore_ascii_case(&self.source)
-                || value.to_lowercase() == self.lowered,
+            None => {
+                value.len() == self.source.len() && value.eq_ignore_ascii_case(&self.source)
+                    || value.to_lowercase() == self.lowered
+            }
         }
     }
 

@@ -59,10 +59,10 @@ impl FromStr for Version {
             if i >= 4 {
                 return Err(VersionError::TooManyParts(text.to_string()));
             }
-            parts[i] = part.trim().parse().map_err(|_| VersionError::BadPart {
-                text: text.to_string(),
-                part: part.to_string(),
-            })?;
+            parts[i] = part
+                .trim()
+                .parse()
+                .map_err(|_| VersionError::BadPart { text: text.to_string(), part: part.to_string() })?;
         }
         Ok(Version(parts))
     }
@@ -133,7 +133,9 @@ impl VersionRange {
 
     fn is_empty(&self) -> bool {
         match (self.min, self.max) {
-            (Some(lo), Some(hi)) => lo.version > hi.version || (lo.version == hi.version && !(lo.inclusive && hi.inclusive)),
+            (Some(lo), Some(hi)) => {
+                lo.version > hi.version || (lo.version == hi.version && !(lo.inclusive && hi.inclusive))
+            }
             _ => false,
         }
     }
@@ -156,12 +158,16 @@ impl FromStr for VersionRange {
             }
             let version: Version = rest.parse()?;
             let tighten_min = |range: &mut VersionRange, b: Bound| {
-                if range.min.is_none_or(|m| VersionRange { min: Some(m), max: None }.covers(&VersionRange { min: Some(b), max: None })) {
+                if range.min.is_none_or(|m| {
+                    VersionRange { min: Some(m), max: None }.covers(&VersionRange { min: Some(b), max: None })
+                }) {
                     range.min = Some(b);
                 }
             };
             let tighten_max = |range: &mut VersionRange, b: Bound| {
-                if range.max.is_none_or(|m| VersionRange { min: None, max: Some(m) }.covers(&VersionRange { min: None, max: Some(b) })) {
+                if range.max.is_none_or(|m| {
+                    VersionRange { min: None, max: Some(m) }.covers(&VersionRange { min: None, max: Some(b) })
+                }) {
                     range.max = Some(b);
                 }
             };

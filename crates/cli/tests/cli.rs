@@ -1,0 +1,324 @@
+//! The `portcullis` command line as a user runs it: real binary, real fixture files
+//! (tests/fixtures/make-fixtures.sh), exit statuses as documented.
+//!
+//! `acceptance_3cx_walkthrough` is the issue's acceptance test: paste a report table, get a
+//! blocklist package, add the OriginalFilename rule, and `check` denies a renamed copy of
+//! the 3CX exe while allowing an unrelated one.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("PORTCULLIS_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures"));
+    assert!(dir.join("manifest.txt").exists(), "fixtures missing in {}: run `./x fixtures`", dir.display());
+    dir
+}
+
+fn portcullis(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis")).args(args).current_dir(cwd).output().expect("runs")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn f(name: &str) -> String {
+    fixtures().join(name).display().to_string()
+}
+
+const REPORT: &str = "\
+Rhipe advisory, 30 March 2023 — 3CX DesktopApp (copy/paste from the vendor table)
+
+SHA256Operating SystemInstaller SHA256File Name
+DDE03348075512796241389DFEA5560C20A3D2A2EAC95C894E7BBED5E85A0ACC\tWindows\tAA124A4B4DF12B34E74EE7F6C683B2EBEC4CE9A8EDCF9BE345823B4FDCF5D868\t3CXDesktopApp-18.12.407.msi
+fad482ded2e25ce9e1dd3d3ecc3227af714bdfbbde04347dbc1b21d6a3670405\tWindows\t59e1edf4d82fae4978e97512b0331b7eb21dd4b838b850ba46794d9c7a2c0983\t3CXDesktopApp-18.12.416.msi
+92005051ae314d61074ed94a52e76b1c3e21e7f0e8c1d1fdd497a006ce45fa61\tmacOS\t5407cda7d3a75e7b1e030b1f33337a56f293578ffa8b3ae19c671051ed314290\t3CXDesktopApp-18.11.1213.dmg
+b86c695822013483fa4e2dfdf712c5ee777d7b99cbad8c2fa2274b133481eadb\tmacOS\te6bbc33815b9f20b0cf832d7401dd893fbc467c800728b5891336706da0dbcec\t3cxdesktopapp-latest.dmg
+ffmpeg.dll sha1: 0xBF939C9C261D27EE7BB92325CC588624FCA75429, md5 74bc2d0b6680faa1a5a76b27e5479cbc
+";
+
+#[test]
+fn acceptance_3cx_walkthrough() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.txt"), REPORT).unwrap();
+
+    // 1. Paste the report: a blocklist package comes out, with counts on stderr.
+    let out = portcullis(
+        &[
+            "hashes",
+            "extract",
+            "--format",
+            "package",
+            "--name",
+            "3CX DesktopApp",
+            "--approve",
+            "organization",
+            "report.txt",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (package, counts) = text(&out);
+    assert!(counts.contains("extracted 8 SHA-256, 1 SHA-1, 1 MD5"), "{counts}");
+
+    // 2. Add the metadata rule OS=Windows, OriginalFilename=3CXDesktopApp, as in the seed
+    //    article; Monitor mode so that unrelated software keeps running.
+    let policy = format!(
+        "[organization]\nname = \"Acme\"\nmode = \"monitor\"\n\n{package}\n[[blocklists.rules]]\nos = \"windows\"\noriginal_filename = \"3CXDesktopApp\"\n"
+    );
+    std::fs::write(dir.path().join("policy.toml"), &policy).unwrap();
+    let lint = portcullis(&["policy", "lint", "policy.toml"], dir.path());
+    assert_eq!(lint.status.code(), Some(0), "{:?}", text(&lint));
+
+    // 3. A renamed copy of the 3CX exe is denied, naming the rule; an unrelated exe runs.
+    std::fs::copy(fixtures().join("3CXDesktopApp.exe"), dir.path().join("invoice-viewer.exe")).unwrap();
+    std::fs::copy(fixtures().join("notepad-lite.exe"), dir.path().join("notepad-lite.exe")).unwrap();
+    let out = portcullis(&["check", "--policy", "policy.toml", "invoice-viewer.exe"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(10), "{stdout}{stderr}");
+    assert!(stdout.starts_with("DENY  invoice-viewer.exe"), "{stdout}");
+    assert!(stdout.contains("denied by blocklist package \"3CX DesktopApp\": rule 2 of \"3CX DesktopApp\" matched original_filename=\"3CXDesktopApp\" (file: \"3CXDesktopApp.exe\"), os=\"windows\""), "{stdout}");
+    let out = portcullis(&["check", "--json", "--policy", "policy.toml", "notepad-lite.exe"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "allow");
+    assert_eq!(v["would_deny"], true, "Monitor mode reports what Secured would deny");
+
+    // The same package in YAML decides the same way.
+    let yaml = "organization: {name: Acme, mode: monitor}\nblocklists:\n  - name: 3CX DesktopApp\n    approved: [organization]\n    rules:\n      - {os: windows, original_filename: 3CXDesktopApp}\n";
+    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
+    let out = portcullis(&["check", "--policy", "policy.yaml", "invoice-viewer.exe", "notepad-lite.exe"], dir.path());
+    assert_eq!(out.status.code(), Some(10), "{:?}", text(&out));
+}
+
+#[test]
+fn builtin_reported_deny_above_a_permit() {
+    // ThreatLocker's advice: deny "3CX [Reported] (Built-In)" above the 3CX permit. The
+    // built-in lists the published hashes, so a file with a reported hash is denied while a
+    // clean build of the same application runs. The fixture exe is not a reported build, so
+    // the reported hash is added to a custom application to stand in for it.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = fixtures().join("3CXDesktopApp-signed.exe");
+    let sha = {
+        let out = portcullis(&["scan", "--json", exe.to_str().unwrap()], dir.path());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["sha256"].as_str().unwrap().to_string()
+    };
+    let policy = format!(
+        r#"
+[[applications]]
+name = "3CX Desktop App"
+rules = [{{ company_name = "3CX Ltd", original_filename = "3CXDesktopApp", signer = {{ subject = "*Portcullis Test Signer*", verified = true }} }}]
+
+[[applications]]
+name = "Local reports"
+rules = [{{ sha256 = ["{sha}"], note = "stand-in for a reported build" }}]
+
+[[policies]]
+name = "Deny reported 3CX"
+position = 100
+applications = ["3CX Desktop App [Reported] (Built-In)", "Local reports"]
+action = "deny"
+
+[[policies]]
+name = "Permit 3CX"
+position = 200
+applications = ["3CX Desktop App"]
+action = "permit"
+"#
+    );
+    std::fs::write(dir.path().join("p.toml"), policy).unwrap();
+    let ca = f("ca.pem");
+    let out = portcullis(
+        &[
+            "check",
+            "--json",
+            "--trust-store",
+            &ca,
+            "--policy",
+            "p.toml",
+            &f("3CXDesktopApp-signed.exe"),
+            &f("3CXDesktopApp-x86-signed.exe"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(10));
+    let lines: Vec<Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["verdict"], "deny");
+    assert_eq!(lines[0]["policy"], "Deny reported 3CX");
+    assert_eq!(lines[1]["verdict"], "allow", "{}", lines[1]["reason"]);
+    assert!(lines[1]["reason"].as_str().unwrap().contains("signer.verified"));
+    // Without the trust store the signature is not verified, so the permit does not match.
+    let out = portcullis(&["check", "--policy", "p.toml", &f("3CXDesktopApp-x86-signed.exe")], dir.path());
+    assert_eq!(out.status.code(), Some(10));
+    assert!(text(&out).0.contains("Secured mode"));
+    // The built-in really holds the published hashes with their sources.
+    let apps = portcullis(&["policy", "apps", "--json"], dir.path());
+    let v: Value = serde_json::from_slice(&apps.stdout).unwrap();
+    assert_eq!(v[0]["name"], "3CX Desktop App [Reported] (Built-In)");
+    assert_eq!(v[0]["hashes"], 56);
+}
+
+#[test]
+fn scan_json_has_the_public_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = portcullis(
+        &[
+            "scan",
+            "--json",
+            "--trust-store",
+            &f("ca.pem"),
+            &f("3CXDesktopApp-signed.msi"),
+            &f("hello-pie"),
+            &f("app.cab"),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{:?}", text(&out));
+    let records: Vec<Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    for r in &records {
+        for key in ["path", "size", "sha256", "format", "parse_error"] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        assert!(r["parse_error"].is_null(), "{r}");
+    }
+    let msi = records.iter().find(|r| r["format"] == "msi").unwrap();
+    assert_eq!(msi["product_name"], "3CX Desktop App");
+    assert_eq!(msi["company_name"], "3CX Ltd");
+    assert_eq!(msi["signature_valid"], true);
+    assert_eq!(msi["signature_trusted"], true);
+    assert!(msi["signer_subject"].as_str().unwrap().contains("Portcullis Test Signer"));
+    assert_eq!(msi["signer_cert_sha256"].as_str().unwrap().len(), 64);
+    let inner: Vec<&Value> = records.iter().filter(|r| r["container"] == msi["path"]).collect();
+    assert_eq!(inner.len(), 2, "each file inside the MSI is its own record");
+    let exe = inner.iter().find(|r| r["original_filename"] == "3CXDesktopApp.exe").unwrap();
+    assert_eq!(exe["file_version"], "18.12.416.0");
+    assert_eq!(exe["authenticode_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(exe["authenticode_sha1"].as_str().unwrap().len(), 40);
+    let cab_inner = records.iter().filter(|r| r["container"].as_str().is_some_and(|c| c.ends_with("app.cab"))).count();
+    assert_eq!(cab_inner, 2);
+    let elf = records.iter().find(|r| r["format"] == "elf-pie").unwrap();
+    assert_eq!(elf["elf"]["interpreter"], "/lib64/ld-linux-x86-64.so.2");
+}
+
+#[test]
+fn scan_walks_folders_and_reports_unreadable_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = portcullis(&["scan", "--json", &fixtures().display().to_string(), "/nonexistent/portcullis"], dir.path());
+    assert_eq!(out.status.code(), Some(3), "{:?}", text(&out).1);
+    let (stdout, stderr) = text(&out);
+    assert!(stderr.contains("/nonexistent/portcullis: No such file"), "{stderr}");
+    assert!(stdout.lines().count() > 40);
+    // The human table names the appended-data trick.
+    let out = portcullis(&["scan", &f("3CXDesktopApp-appended.exe")], dir.path());
+    assert!(text(&out).0.contains("appended after the signature inside the certificate table"));
+}
+
+#[test]
+fn hashes_extract_plain_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["hashes", "extract"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(REPORT.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(stdout.lines().count(), 10);
+    assert!(
+        stdout.lines().all(|l| l.len() >= 32 && l.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
+    );
+    assert!(stderr.contains("extracted 8 SHA-256, 1 SHA-1, 1 MD5"), "{stderr}");
+    let csv = portcullis(
+        &["hashes", "extract", "--format", "json", &f("../../crates/catalog/data/3cx-iocs.csv")],
+        dir.path(),
+    );
+    let v: Value = serde_json::from_slice(&csv.stdout).unwrap_or_else(|_| panic!("{:?}", text(&csv)));
+    assert_eq!(v["counts"]["sha256"], 25);
+    assert_eq!(v["counts"]["sha1"], 17);
+    assert_eq!(v["counts"]["md5"], 14);
+}
+
+#[test]
+fn policy_errors_name_the_file_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[policies]]\nname = \"P\"\nposition = 1\napplications = [\"Nope\"]\naction = \"deny\"\n",
+    )
+    .unwrap();
+    for cmd in [
+        &["policy", "lint", "bad.toml"][..],
+        &["policy", "compile", "bad.toml"],
+        &["check", "--policy", "bad.toml", "/bin/true"],
+    ] {
+        let out = portcullis(cmd, dir.path());
+        assert_eq!(out.status.code(), Some(4), "{cmd:?}");
+        let err = text(&out).1;
+        assert!(
+            err.contains("bad.toml:4:16: error: policy \"P\" names application \"Nope\", which is not defined"),
+            "{err}"
+        );
+    }
+    let out = portcullis(&["check", "--policy", "missing.toml", "/bin/true"], dir.path());
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out).1.contains("cannot read policy file missing.toml"));
+    let out = portcullis(&["check"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
+}
+
+#[test]
+fn lint_reports_a_permit_that_kills_a_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        r#"
+[[applications]]
+name = "3CX"
+rules = [{ company_name = "3CX Ltd" }]
+
+[[policies]]
+name = "Permit 3CX"
+position = 100
+applications = ["3CX"]
+action = "permit"
+
+[[policies]]
+name = "Deny 3CX"
+position = 200
+applications = ["3CX"]
+action = "deny"
+"#,
+    )
+    .unwrap();
+    let out = portcullis(&["policy", "lint", "p.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(5));
+    let stdout = text(&out).0;
+    assert!(
+        stdout.starts_with(
+            "p.toml:13:8: warning[permit-above-deny]: policy \"Deny 3CX\" (position 200, deny) is unreachable"
+        ),
+        "{stdout}"
+    );
+    let out = portcullis(&["policy", "compile", "--json", "p.toml"], dir.path());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["policies"][0]["name"], "Permit 3CX");
+}
