@@ -2,21 +2,23 @@
 
 use crate::args::{ExtractArgs, ExtractFormat};
 use crate::exit::{UNREADABLE, fail};
-use portcullis_hashlist::{HashKind, extract as extract_hashes};
+use portcullis_hashlist::{Extractor, HashKind};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
 pub fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
-    let (text, source) = match args.input.as_deref() {
-        None => (read_stdin()?, "standard input".to_string()),
-        Some(p) if p.as_os_str() == "-" => (read_stdin()?, "standard input".to_string()),
+    let (reader, source): (Box<dyn Read>, String) = match args.input.as_deref() {
+        None => (Box::new(std::io::stdin().lock()), "standard input".to_string()),
+        Some(p) if p.as_os_str() == "-" => (Box::new(std::io::stdin().lock()), "standard input".to_string()),
         Some(p) => (
-            std::fs::read(p).map_err(|e| fail(UNREADABLE, format!("cannot read {}: {e}", p.display())))?,
+            Box::new(
+                std::fs::File::open(p).map_err(|e| fail(UNREADABLE, format!("cannot read {}: {e}", p.display())))?,
+            ),
             p.display().to_string(),
         ),
     };
-    let found = extract_hashes(&text);
+    let found = extract_stream(reader).map_err(|e| fail(UNREADABLE, format!("cannot read {source}: {e}")))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
         ExtractFormat::Plain => {
@@ -77,10 +79,18 @@ pub fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_stdin() -> anyhow::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    std::io::stdin().read_to_end(&mut buf).map_err(|e| fail(UNREADABLE, format!("cannot read standard input: {e}")))?;
-    Ok(buf)
+/// Read in small chunks: the text is never held whole, so a large feed costs no page faults.
+fn extract_stream(mut reader: impl Read) -> std::io::Result<portcullis_hashlist::Extraction> {
+    let mut extractor = Extractor::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(extractor.finish()),
+            Ok(n) => extractor.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn toml_string(s: &str) -> String {

@@ -17,6 +17,35 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Digests are already uniformly distributed, so deduplication hashes them by their first
+/// eight bytes instead of running SipHash over all of them. Equality still compares whole
+/// digests, so crafted collisions cost speed, never correctness.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(head) = bytes.first_chunk::<8>() {
+            self.0 ^= u64::from_le_bytes(*head);
+        } else {
+            for &b in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(b);
+            }
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = self.0.rotate_left(5) ^ n as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+type BuildDigestHasher = BuildHasherDefault<DigestHasher>;
 
 /// The kind of a hash, known from the length of its hexadecimal form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,7 +108,11 @@ pub enum Hash {
 impl Hash {
     /// Parse a hash from hexadecimal text (either case, no prefix); its kind comes from its length.
     pub fn from_hex(hex: &str) -> Option<Hash> {
-        let hex = hex.as_bytes();
+        Hash::from_hex_bytes(hex.as_bytes())
+    }
+
+    /// [`Hash::from_hex`] on ASCII bytes.
+    pub fn from_hex_bytes(hex: &[u8]) -> Option<Hash> {
         match HashKind::from_hex_len(hex.len())? {
             HashKind::Md5 => decode_hex(hex).map(Hash::Md5),
             HashKind::Sha1 => decode_hex(hex).map(Hash::Sha1),
@@ -108,10 +141,15 @@ impl Hash {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.as_bytes() {
-            write!(f, "{byte:02x}")?;
+        // One write per hash: formatting byte by byte costs more than finding the hash.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let bytes = self.as_bytes();
+        let mut buf = [0u8; 64];
+        for (i, b) in bytes.iter().enumerate() {
+            buf[2 * i] = DIGITS[(b >> 4) as usize];
+            buf[2 * i + 1] = DIGITS[(b & 15) as usize];
         }
-        Ok(())
+        f.write_str(std::str::from_utf8(&buf[..bytes.len() * 2]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -132,13 +170,26 @@ fn decode_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// Value of each hex digit; 0xff for other bytes.
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
     }
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        table[b'A' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
+
+fn hex_value(c: u8) -> Option<u8> {
+    let v = HEX_VALUE[c as usize];
+    (v != 0xff).then_some(v)
 }
 
 /// One distinct hash found in the text.
@@ -191,9 +242,10 @@ pub struct Skipped {
     pub text: String,
 }
 
-/// Runs shorter than this are not reported as skipped: short hex words ("face", "2023") are
-/// everywhere in prose and would drown the report.
-pub const SKIPPED_REPORT_MIN_LEN: usize = 20;
+/// Words shorter than this are not looked at: no hash is shorter (MD5 has 32 digits), and
+/// shorter hex words ("face", "2023", git abbreviations) are everywhere in prose and would drown
+/// the skipped report.
+pub const SKIPPED_REPORT_MIN_LEN: usize = 32;
 /// At most this many skipped runs are kept with their text; the rest are only counted.
 pub const SKIPPED_EXAMPLES_MAX: usize = 100;
 /// Skipped runs are shortened to this many characters in the report.
@@ -224,25 +276,13 @@ impl Extraction {
     }
 }
 
-const OTHER: u8 = 0;
-const HEX: u8 = 1;
-const WORD: u8 = 2;
-
-/// Byte classes: hexadecimal digits, other ASCII letters (which glue a run into a word) and
-/// everything else (separators). `_` and `-` separate, because `sha256_<hash>` and
-/// `<hash>-<hash>` are common in file names and tables.
-static CLASS: [u8; 256] = {
-    let mut table = [OTHER; 256];
+/// Bytes that make up words: ASCII letters and digits. Everything else separates, including
+/// `_` and `-`, because `sha256_<hash>` and `<hash>-<hash>` are common in file names and tables.
+static WORD: [bool; 256] = {
+    let mut table = [false; 256];
     let mut c = 0;
     while c < 256 {
-        let b = c as u8;
-        table[c] = if b.is_ascii_hexdigit() {
-            HEX
-        } else if b.is_ascii_alphabetic() {
-            WORD
-        } else {
-            OTHER
-        };
+        table[c] = (c as u8).is_ascii_alphanumeric();
         c += 1;
     }
     table
@@ -251,93 +291,155 @@ static CLASS: [u8; 256] = {
 /// Extract every MD5, SHA-1 and SHA-256 from `text`.
 ///
 /// Input need not be UTF-8. Work is linear in the input and memory is bounded by the number
-/// of distinct hashes found.
+/// of distinct hashes found. For input that arrives in pieces, use [`Extractor`].
 pub fn extract(text: &[u8]) -> Extraction {
-    let mut out = Extraction::default();
-    let mut seen: HashSet<Hash> = HashSet::new();
-    let mut lines = LineCounter::default();
-    let len = text.len();
-    let mut i = 0;
-    while i < len {
-        // Skip separators and word letters quickly: a run can only start at a hex digit.
-        if CLASS[text[i] as usize] != HEX {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < len && CLASS[text[i] as usize] == HEX {
-            i += 1;
-        }
-        let end = i;
-        let run_len = end - start;
-        let glued_before = start > 0 && CLASS[text[start - 1] as usize] == WORD && !after_0x_prefix(text, start);
-        let glued_after = end < len && CLASS[text[end] as usize] == WORD;
-        if glued_after && run_len == 1 && text[start] == b'0' && matches!(text[end], b'x' | b'X') {
-            // `0x` prefix: the hash starts right after the `x`.
-            i = end + 1;
-            continue;
-        }
-        if glued_after {
-            // Consume the rest of the word so its later hex letters don't start a new run.
-            while i < len && CLASS[text[i] as usize] != OTHER {
-                i += 1;
-            }
-        }
-        let run = &text[start..end];
-        let reason = if glued_before || glued_after {
-            Some(SkipReason::PartOfWord)
-        } else if HashKind::from_hex_len(run_len).is_none() {
-            Some(SkipReason::UnusualLength(run_len))
-        } else if run.iter().all(u8::is_ascii_digit) {
-            Some(SkipReason::OnlyDecimalDigits)
-        } else {
-            None
+    let mut extractor = Extractor::new();
+    extractor.feed(text);
+    extractor.finish()
+}
+
+/// Extraction over input that arrives in pieces (a file read in chunks, standard input), with
+/// the same result as [`extract`] on the whole text.
+///
+/// ```
+/// let mut e = portcullis_hashlist::Extractor::new();
+/// e.feed(b"md5 74bc2d0b6680faa1a5a7");
+/// e.feed(b"6b27e5479cbc\n");
+/// assert_eq!(e.finish().hashes[0].to_string(), "74bc2d0b6680faa1a5a76b27e5479cbc");
+/// ```
+#[derive(Default)]
+pub struct Extractor {
+    seen: HashSet<Hash, BuildDigestHasher>,
+    out: Extraction,
+    /// The word still being read at the end of the last piece (letters and digits only).
+    carry: Vec<u8>,
+    /// Newlines before `carry`.
+    lines_before: usize,
+}
+
+impl Extractor {
+    /// An empty extractor.
+    pub fn new() -> Extractor {
+        Extractor::default()
+    }
+
+    /// Feed the next piece of input.
+    pub fn feed(&mut self, piece: &[u8]) {
+        let Some(last_separator) = piece.iter().rposition(|&b| !WORD[b as usize]) else {
+            self.carry.extend_from_slice(piece);
+            return;
         };
-        match reason {
-            None => {
-                let hash =
-                    Hash::from_hex(std::str::from_utf8(run).unwrap_or_default()).unwrap_or_else(unreachable_hex_run);
+        let mut complete = &piece[..=last_separator];
+        if !self.carry.is_empty() {
+            // Finish the carried word with the start of this piece, then scan the rest in place,
+            // so a piece is never copied whole.
+            let first_separator = complete.iter().position(|&b| !WORD[b as usize]).unwrap_or(0);
+            let mut joined = std::mem::take(&mut self.carry);
+            joined.extend_from_slice(&complete[..=first_separator]);
+            self.scan(&joined);
+            joined.clear();
+            self.carry = joined;
+            complete = &complete[first_separator + 1..];
+        }
+        self.scan(complete);
+        self.carry.extend_from_slice(&piece[last_separator + 1..]);
+    }
+
+    /// Everything found.
+    pub fn finish(mut self) -> Extraction {
+        let last = std::mem::take(&mut self.carry);
+        self.scan(&last);
+        self.out
+    }
+
+    /// Look at every word of `text`, which ends at a word boundary.
+    fn scan(&mut self, text: &[u8]) {
+        let mut lines = LineCounter { pos: 0, line: self.lines_before };
+        let len = text.len();
+        let step = SKIPPED_REPORT_MIN_LEN;
+        // Only words (runs of letters and digits) of at least `step` characters can be or hide
+        // a hash, and every such word covers a position that is a multiple of `step`. So probe
+        // one byte in `step`, and only where it lands inside a word look at the whole word:
+        // prose costs a fraction of a lookup per byte.
+        let mut probe = step - 1; // probes sit at positions step-1, 2*step-1, …
+        let mut done = 0; // everything before this offset has been examined
+        while probe < len {
+            if !WORD[text[probe] as usize] {
+                probe += step;
+                continue;
+            }
+            let mut start = probe;
+            while start > done && WORD[text[start - 1] as usize] {
+                start -= 1;
+            }
+            let mut end = probe + 1;
+            while end < len && WORD[text[end] as usize] {
+                end += 1;
+            }
+            if end - start >= step {
+                word(&text[start..end], start, text, &mut lines, &mut self.seen, &mut self.out);
+            }
+            done = end;
+            // The next probe position at or after the end of this word.
+            probe = (end + 1).div_ceil(step) * step - 1;
+        }
+        self.lines_before = lines.line + memchr::memchr_iter(b'\n', &text[lines.pos..]).count();
+    }
+}
+
+fn word(
+    word: &[u8],
+    start: usize,
+    text: &[u8],
+    lines: &mut LineCounter,
+    seen: &mut HashSet<Hash, BuildDigestHasher>,
+    out: &mut Extraction,
+) {
+    // `0x` before the digits is a prefix, not part of the word.
+    let digits = match word {
+        [b'0', b'x' | b'X', rest @ ..] if rest.iter().all(u8::is_ascii_hexdigit) => rest,
+        _ => word,
+    };
+    let reason = if digits.iter().all(u8::is_ascii_hexdigit) {
+        match HashKind::from_hex_len(digits.len()) {
+            None => SkipReason::UnusualLength(digits.len()),
+            Some(_) if digits.iter().all(u8::is_ascii_digit) => SkipReason::OnlyDecimalDigits,
+            Some(_) => {
+                let hash = Hash::from_hex_bytes(digits).unwrap_or_else(unreachable_hex_run);
                 if seen.insert(hash) {
                     let line = lines.line_at(text, start);
                     out.hashes.push(FoundHash { hash, line });
                 } else {
                     out.duplicates += 1;
                 }
-            }
-            Some(reason) => {
-                let reported_len = if glued_after { i - start } else { run_len };
-                if reported_len >= SKIPPED_REPORT_MIN_LEN {
-                    out.skipped_total += 1;
-                    if out.skipped.len() < SKIPPED_EXAMPLES_MAX {
-                        let line = lines.line_at(text, start);
-                        let shown = &text[start..start + reported_len.min(SKIPPED_TEXT_MAX)];
-                        out.skipped.push(Skipped { reason, line, text: String::from_utf8_lossy(shown).into_owned() });
-                    }
-                }
+                return;
             }
         }
+    } else {
+        // Letters beyond f: report the word only if it hides a long hex run.
+        let longest = word.split(|b| !b.is_ascii_hexdigit()).map(<[u8]>::len).max().unwrap_or(0);
+        if longest < SKIPPED_REPORT_MIN_LEN {
+            return;
+        }
+        SkipReason::PartOfWord
+    };
+    out.skipped_total += 1;
+    if out.skipped.len() < SKIPPED_EXAMPLES_MAX {
+        let line = lines.line_at(text, start);
+        let shown = &word[..word.len().min(SKIPPED_TEXT_MAX)];
+        out.skipped.push(Skipped { reason, line, text: String::from_utf8_lossy(shown).into_owned() });
     }
-    out
 }
 
 #[cold]
 fn unreachable_hex_run() -> Hash {
-    // A run is made only of bytes whose class is HEX and its length was checked, so decoding
-    // cannot fail; reaching this would be a bug in the class table.
+    // A word is decoded only after checking that it is all hex digits of a hash's length, so
+    // decoding cannot fail; reaching this would be a bug in that check.
     panic!("hex run failed to decode")
-}
-
-/// `0x` before a run is a prefix, not part of a word: `0xDEADBEEF…` is a hash.
-fn after_0x_prefix(text: &[u8], start: usize) -> bool {
-    start >= 2
-        && matches!(text[start - 1], b'x' | b'X')
-        && text[start - 2] == b'0'
-        && (start == 2 || CLASS[text[start - 3] as usize] == OTHER)
 }
 
 /// Counts newlines lazily, only up to positions where something was found, so that the
 /// common case (long stretches without hashes) costs one SIMD pass at most.
-#[derive(Default)]
 struct LineCounter {
     pos: usize,
     line: usize,
@@ -421,7 +523,7 @@ mod tests {
 
     #[test]
     fn numbers_and_short_words_are_ignored() {
-        let e = extract(b"deadbeef 2023 12345678901234567890123456789012 cafe");
+        let e = extract(b"deadbeef 2023 12345678901234567890123456789012 cafe 0123456789abcdef0123");
         assert!(e.hashes.is_empty());
         assert_eq!(e.skipped_total, 1);
         assert_eq!(e.skipped[0].reason, SkipReason::OnlyDecimalDigits);

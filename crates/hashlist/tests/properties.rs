@@ -75,3 +75,20 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn pieces_give_the_same_result_as_the_whole(text in "([0-9a-fA-F]{0,70}[ \n,x:g]{1,3}){0,30}", cuts in proptest::collection::vec(0usize..2000, 0..6)) {
+        let bytes = text.as_bytes();
+        let whole = extract(bytes);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+        cuts.sort_unstable();
+        let mut e = portcullis_hashlist::Extractor::new();
+        let mut prev = 0;
+        for c in cuts.into_iter().chain(std::iter::once(bytes.len())) {
+            e.feed(&bytes[prev..c]);
+            prev = c;
+        }
+        prop_assert_eq!(e.finish(), whole);
+    }
+}

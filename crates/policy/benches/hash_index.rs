@@ -1,4 +1,5 @@
-//! Lookup cost in a 10-million-hash index, against a std `HashSet` of the same keys.
+//! Lookup cost in a 10-million-hash index, against a std `HashSet` of the same keys and against
+//! the hardware floor: one dependent random memory read in a region the size of the index.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_policy::HashIndex;
@@ -25,29 +26,66 @@ fn keys(n: u64) -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// A random cyclic walk over `lines` cache lines (Sattolo's shuffle), one `u64` per line used.
+fn pointer_chain(lines: usize) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..lines).collect();
+    let mut x = 0x2545_F491_4F6C_DD1D_u64;
+    for i in (1..lines).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x as usize) % i);
+    }
+    let mut chain = vec![0u64; lines * 8];
+    for i in 0..lines {
+        chain[order[i] * 8] = order[(i + 1) % lines] as u64;
+    }
+    chain
+}
+
 fn bench(c: &mut Criterion) {
     let n: u64 = std::env::var("PORTCULLIS_BENCH_HASHES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let keys = keys(n + 1_000_000);
     let (present, absent) = keys.split_at(n as usize);
     let index = HashIndex::build(present.iter().map(|k| (*k, 0)).collect());
     eprintln!("index: {} hashes, {:.1} bytes/hash", index.len(), index.heap_bytes() as f64 / index.len() as f64);
-    let probes: Vec<[u8; 32]> =
-        present.iter().step_by(97).take(500_000).chain(absent.iter().take(500_000)).copied().collect();
-    let mut i = 0;
-    c.bench_function("hash_index_lookup_10M", |b| {
+    // Misses are the common case (most files are in no list); hits are measured apart.
+    for (name, probes) in [
+        ("miss", absent.iter().take(1_000_000).copied().collect::<Vec<_>>()),
+        ("hit", present.iter().step_by(9).take(1_000_000).copied().collect::<Vec<_>>()),
+    ] {
+        let mut i = 0;
+        c.bench_function(&format!("hash_index_{name}_10M"), |b| {
+            b.iter(|| {
+                i = (i + 1) % probes.len();
+                black_box(index.get(&probes[i]).len())
+            })
+        });
+    }
+    // The floor on this hardware: one dependent random read in a region as large as the index.
+    let lines = index.heap_bytes() / 64;
+    let chain = pointer_chain(lines);
+    let mut at = 0usize;
+    c.bench_function("dram_dependent_read", |b| {
         b.iter(|| {
-            i = (i + 1) % probes.len();
-            black_box(index.get(&probes[i]).len())
+            at = chain[at * 8] as usize;
+            black_box(at)
         })
     });
+    drop(chain);
     let set: std::collections::HashSet<[u8; 32]> = present.iter().copied().collect();
-    let mut j = 0;
-    c.bench_function("std_hashset_lookup_10M", |b| {
-        b.iter(|| {
-            j = (j + 1) % probes.len();
-            black_box(set.contains(&probes[j]))
-        })
-    });
+    for (name, probes) in [
+        ("miss", absent.iter().take(1_000_000).copied().collect::<Vec<_>>()),
+        ("hit", present.iter().step_by(9).take(1_000_000).copied().collect::<Vec<_>>()),
+    ] {
+        let mut j = 0;
+        c.bench_function(&format!("std_hashset_{name}_10M"), |b| {
+            b.iter(|| {
+                j = (j + 1) % probes.len();
+                black_box(set.contains(&probes[j]))
+            })
+        });
+    }
 }
 
 criterion_group! {

@@ -53,7 +53,7 @@ mod version;
 pub use decision::{Basis, Decision, MonitorHit, RuleMatch, Verdict};
 pub use engine::{Engine, Target, UnknownComputer};
 pub use facts::{FileFacts, FileKind, Os, ProcessFacts, SignerFacts, Timestamp};
-pub use hash_index::HashIndex;
+pub use hash_index::{HashIndex, Owners};
 pub use lint::{Finding, Severity, lint};
 pub use model::{
     Action, Application, Approval, BlocklistPackage, Computer, Group, ItemRef, Mode, ModelError, Organization, Policy,
