@@ -396,25 +396,8 @@ pub fn inspect_path(path: &Path, opts: &Options) -> io::Result<Facts> {
         file.read_to_end(&mut data)?;
         return Ok(inspect_bytes(&display, &data, opts));
     }
-    let mut hasher = FlatHasher::new(opts.extra_hashes);
-    hasher.update(&head);
-    let (rest, n) = {
-        let mut total = 0u64;
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(k) => {
-                    hasher.update(&buf[..k]);
-                    total += k as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        (hasher.finish(), total)
-    };
-    let mut facts = Facts::new(&display, filled as u64 + n, rest, format);
+    let (hashes, n) = hash_reader(io::Cursor::new(&head).chain(file), opts.extra_hashes)?;
+    let mut facts = Facts::new(&display, n, hashes, format);
     if parsed(format) {
         facts.parse_error =
             Some(format!("not parsed: {} bytes is over the {}-byte parse limit", facts.size, opts.max_parse_size));

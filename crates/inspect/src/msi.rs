@@ -187,9 +187,97 @@ fn install_path(directories: &HashMap<String, (Option<String>, String)>, dir: &s
     parts.join("/")
 }
 
+/// The compound-file name of an MSI table stream: pairs of characters from
+/// `[0-9A-Za-z._]` packed into one UTF-16 unit, behind the table marker U+4840.
+fn table_stream_name(table: &str) -> String {
+    fn code(c: u8) -> Option<u32> {
+        Some(match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
+            b'a'..=b'z' => u32::from(c - b'a') + 36,
+            b'.' => 62,
+            b'_' => 63,
+            _ => return None,
+        })
+    }
+    let mut out = String::from('\u{4840}');
+    for pair in table.as_bytes().chunks(2) {
+        let unit = match (pair.first().and_then(|&c| code(c)), pair.get(1).and_then(|&c| code(c))) {
+            (Some(a), Some(b)) => 0x3800 + a + (b << 6),
+            (Some(a), None) => 0x4800 + a,
+            _ => continue,
+        };
+        out.extend(char::from_u32(unit));
+    }
+    out
+}
+
+/// The `msi` crate allocates each string of the string pool (and of the summary information)
+/// at the length the file declares; refuse files that declare more bytes than the streams
+/// hold, so a crafted file cannot make it allocate gigabytes. Both cases were found by fuzzing.
+fn check_string_pool(data: &[u8]) -> Result<(), String> {
+    let mut comp =
+        cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("not a readable compound file: {e}"))?;
+    let pool_path = format!("/{}", table_stream_name("_StringPool"));
+    let data_path = format!("/{}", table_stream_name("_StringData"));
+    let strings_len = comp.entry(&data_path).map(|e| e.len()).unwrap_or(0);
+    let mut pool = Vec::new();
+    if let Ok(stream) = comp.open_stream(&pool_path) {
+        stream.take(data.len() as u64).read_to_end(&mut pool).map_err(|e| e.to_string())?;
+    }
+    let mut declared = 0u64;
+    let mut at = 4;
+    while at + 4 <= pool.len() {
+        let mut length = u64::from(u16::from_le_bytes([pool[at], pool[at + 1]]));
+        let refcount = u16::from_le_bytes([pool[at + 2], pool[at + 3]]);
+        at += 4;
+        if length == 0 && refcount > 0 {
+            let Some(long) = pool.get(at..at + 4) else { break };
+            length = u64::from(u32::from_le_bytes([long[0], long[1], long[2], long[3]]));
+            at += 4;
+        }
+        declared += length;
+    }
+    if declared > strings_len {
+        return Err(format!(
+            "the MSI string pool declares {declared} bytes of strings but _StringData holds {strings_len}"
+        ));
+    }
+    check_summary_strings(&mut comp, data.len() as u64)
+}
+
+/// The `msi` crate reserves each summary-information string (VT_LPSTR) at its declared length
+/// before reading it; refuse lengths longer than the stream that holds them.
+fn check_summary_strings(comp: &mut Compound<'_>, limit: u64) -> Result<(), String> {
+    let mut set = Vec::new();
+    match comp.open_stream("/\u{5}SummaryInformation") {
+        Ok(stream) => stream.take(limit).read_to_end(&mut set).map_err(|e| e.to_string())?,
+        Err(_) => return Ok(()),
+    };
+    let u32_at =
+        |at: usize| set.get(at..at.checked_add(4)?).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let Some(section) = u32_at(44) else { return Ok(()) };
+    let count = u32_at(section + 4).unwrap_or(0).min(set.len() / 8);
+    for i in 0..count {
+        let Some(offset) = u32_at(section + 8 + 8 * i + 4) else { break };
+        let value = section.saturating_add(offset);
+        if u32_at(value) == Some(30) {
+            let declared = u32_at(value + 4).unwrap_or(0);
+            if declared > set.len() {
+                return Err(format!(
+                    "a summary-information string declares {declared} bytes in a {}-byte stream",
+                    set.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Read the MSI's properties and list the files of its embedded cabinets.
 pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts: &mut Facts) {
     let result = guard(|| -> Result<MsiParts, String> {
+        check_string_pool(data)?;
         let mut pkg = msi::Package::open(Cursor::new(data)).map_err(|e| format!("not a readable MSI database: {e}"))?;
         let mut info = MsiInfo::default();
         if pkg.has_table("Property") {
@@ -304,5 +392,18 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
         if let Err(e) = listed {
             facts.anomalies.push(Anomaly::new("cabinet-unreadable", format!("embedded cabinet {container}: {e}")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_stream_names_match_the_msi_encoding() {
+        // "_StringPool": the table marker, five packed pairs and one single character.
+        let name: Vec<u32> = super::table_stream_name("_StringPool").chars().map(u32::from).collect();
+        assert_eq!(name.len(), 7);
+        assert_eq!(name[0], 0x4840);
+        assert_eq!(name[1], 0x3800 + 63 + ((10 + 18) << 6)); // "_S"
+        assert_eq!(name[6], 0x4800 + 36 + 11); // "l"
     }
 }

@@ -93,3 +93,20 @@ fn java_class_files_are_not_mach_o() {
     let class = [0xca, 0xfe, 0xba, 0xbe, 0x00, 0x00, 0x00, 0x3d, 0, 0];
     assert_eq!(inspect_bytes("A.class", &class, &Options::default()).format, Format::Other);
 }
+
+/// Found by the fuzz targets: MSI files whose string pool (2 GiB) or summary information (4 GiB)
+/// declare strings far larger than the file made the `msi` crate allocate them before reading.
+/// They must be refused with a parse error.
+#[test]
+fn fuzz_msi_declaring_gigabytes() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for (name, expected) in [
+        ("fuzz-msi-string-pool-oom.msi", "string pool declares"),
+        ("fuzz-msi-summary-string-oom.bin", "summary-information string declares"),
+    ] {
+        let data = std::fs::read(dir.join(name)).unwrap();
+        let f = portcullis_inspect::fuzzing::msi(&data);
+        let e = f.parse_error.unwrap_or_default();
+        assert!(e.contains(expected), "{name}: {e}");
+    }
+}

@@ -181,7 +181,10 @@ fn data_appended_inside_the_certificate_table_is_reported() {
     // The signature still verifies, as Windows and osslsigncode say: that is the trick.
     assert!(f.signatures[0].verified());
     let a = f.anomalies.iter().find(|a| a.code == "data-appended-in-certificate-table").expect("reported");
-    assert!(a.message.starts_with("96 bytes"), "{}", a.message);
+    // 96 bytes were appended after the blob's own zero padding (0 to 7 bytes, which varies with
+    // the timestamp's length).
+    let n: usize = a.message.split(' ').next().unwrap().parse().unwrap();
+    assert!((96..=103).contains(&n), "{}", a.message);
     assert!(inspect("3CXDesktopApp-signed.exe", &with_trust()).anomalies.is_empty());
 }
 

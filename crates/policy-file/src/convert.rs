@@ -393,26 +393,22 @@ fn hashes(cx: &mut Ctx<'_>, field: &str, list: &Spanned<Vec<String>>, kind: Opti
     out
 }
 
-fn text(cx: &mut Ctx<'_>, s: &Option<Spanned<String>>) -> Option<TextPattern> {
+/// Compile an optional pattern, reporting a bad one where it was written.
+fn pattern<P>(
+    cx: &mut Ctx<'_>,
+    s: &Option<Spanned<String>>,
+    compile: fn(&str) -> Result<P, portcullis_policy::PatternError>,
+) -> Option<P> {
     let s = s.as_ref()?;
-    match TextPattern::new(&s.value) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            cx.error(&s.place, e.to_string());
-            None
-        }
-    }
+    compile(&s.value).map_err(|e| cx.error(&s.place, e.to_string())).ok()
+}
+
+fn text(cx: &mut Ctx<'_>, s: &Option<Spanned<String>>) -> Option<TextPattern> {
+    pattern(cx, s, TextPattern::new)
 }
 
 fn path(cx: &mut Ctx<'_>, s: &Option<Spanned<String>>) -> Option<PathPattern> {
-    let s = s.as_ref()?;
-    match PathPattern::new(&s.value) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            cx.error(&s.place, e.to_string());
-            None
-        }
-    }
+    pattern(cx, s, PathPattern::new)
 }
 
 fn rule(cx: &mut Ctx<'_>, r: &Spanned<RawRule>) -> Option<Rule> {
