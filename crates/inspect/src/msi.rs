@@ -27,6 +27,31 @@ const DIGITAL_SIGNATURE_EX: &str = "\u{5}MsiDigitalSignatureEx";
 
 type Compound<'a> = cfb::CompoundFile<Cursor<&'a [u8]>>;
 
+/// Limits on walking a compound file's storage tree: a crafted file can nest storages deeply
+/// or make the tree loop back on itself (found by fuzzing as a stack overflow).
+struct Walk {
+    /// Entries still allowed to be visited: a directory entry takes 128 bytes of the file.
+    visits: u64,
+}
+
+const MAX_STORAGE_DEPTH: usize = 16;
+
+impl Walk {
+    fn new(file_len: usize) -> Walk {
+        Walk { visits: file_len as u64 / 128 + 1 }
+    }
+
+    fn enter(&mut self, depth: usize) -> std::io::Result<()> {
+        if depth > MAX_STORAGE_DEPTH {
+            return Err(std::io::Error::other(format!("storages nested deeper than {MAX_STORAGE_DEPTH} levels")));
+        }
+        self.visits = self.visits.checked_sub(1).ok_or_else(|| {
+            std::io::Error::other("the storage tree has more entries than the file can hold (a loop?)")
+        })?;
+        Ok(())
+    }
+}
+
 fn sorted_children(comp: &Compound<'_>, path: &Path) -> std::io::Result<Vec<cfb::Entry>> {
     let mut children: Vec<cfb::Entry> = comp.read_storage(path)?.collect();
     // osslsigncode and Windows sort by the raw UTF-16LE bytes of the names.
@@ -47,11 +72,14 @@ fn hash_storage(
     comp: &mut Compound<'_>,
     path: &Path,
     clsid: [u8; 16],
-    is_root: bool,
+    depth: usize,
     h: &mut Dual,
     budget: &mut u64,
+    walk: &mut Walk,
 ) -> std::io::Result<()> {
+    let is_root = depth == 0;
     for child in sorted_children(comp, path)? {
+        walk.enter(depth + 1)?;
         if is_root && (child.name() == DIGITAL_SIGNATURE || child.name() == DIGITAL_SIGNATURE_EX) {
             continue;
         }
@@ -66,7 +94,7 @@ fn hash_storage(
             comp.open_stream(child.path())?.take(len).read_to_end(&mut data)?;
             h.update(&data);
         } else if child.is_storage() {
-            hash_storage(comp, child.path(), child.clsid().to_bytes_le(), false, h, budget)?;
+            hash_storage(comp, child.path(), child.clsid().to_bytes_le(), depth + 1, h, budget, walk)?;
         }
     }
     h.update(&clsid);
@@ -99,16 +127,24 @@ fn prehash_entry(e: &cfb::Entry, h: &mut Dual) {
     }
 }
 
-fn prehash_storage(comp: &Compound<'_>, storage: &cfb::Entry, is_root: bool, h: &mut Dual) -> std::io::Result<()> {
+fn prehash_storage(
+    comp: &Compound<'_>,
+    storage: &cfb::Entry,
+    depth: usize,
+    h: &mut Dual,
+    walk: &mut Walk,
+) -> std::io::Result<()> {
+    let is_root = depth == 0;
     prehash_entry(storage, h);
     for child in sorted_children(comp, storage.path())? {
+        walk.enter(depth + 1)?;
         if is_root && (child.name() == DIGITAL_SIGNATURE || child.name() == DIGITAL_SIGNATURE_EX) {
             continue;
         }
         if child.is_stream() {
             prehash_entry(&child, h);
         } else if child.is_storage() {
-            prehash_storage(comp, &child, false, h)?;
+            prehash_storage(comp, &child, depth + 1, h, walk)?;
         }
     }
     Ok(())
@@ -126,11 +162,13 @@ pub(crate) fn authenticode(data: &[u8]) -> Result<(crate::AuthenticodeDigests, O
         // With MsiDigitalSignatureEx the signed digest also covers the entries' metadata:
         // H(H(metadata) || content).
         let mut pre = Dual(sha2::Sha256::new(), sha1::Sha1::new());
-        prehash_storage(&comp, &root, true, &mut pre).map_err(|e| e.to_string())?;
+        prehash_storage(&comp, &root, 0, &mut pre, &mut Walk::new(data.len()))
+            .map_err(|e| format!("compound file: {e}"))?;
         content.0.update(pre.0.finalize());
         content.1.update(pre.1.finalize());
     }
-    hash_storage(&mut comp, Path::new("/"), root.clsid().to_bytes_le(), true, &mut content, &mut budget)
+    let mut walk = Walk::new(data.len());
+    hash_storage(&mut comp, Path::new("/"), root.clsid().to_bytes_le(), 0, &mut content, &mut budget, &mut walk)
         .map_err(|e| format!("compound file streams could not be read: {e}"))?;
     let digests = crate::AuthenticodeDigests { sha256: content.0.finalize().into(), sha1: content.1.finalize().into() };
     let signature = if comp.is_stream(format!("/{DIGITAL_SIGNATURE}")) {
