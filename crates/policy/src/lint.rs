@@ -3,7 +3,7 @@
 //! expired pieces.
 
 use crate::facts::Timestamp;
-use crate::model::{Action, Application, ItemRef, PolicySet, Status};
+use crate::model::{Action, ItemRef, PolicySet, Status};
 use crate::rule::Rule;
 use std::fmt;
 
@@ -38,17 +38,13 @@ pub struct Finding {
     pub message: String,
 }
 
-fn app_covers(a: &Application, b: &Application) -> bool {
-    b.rules.iter().all(|rb| a.rules.iter().any(|ra| ra.covers(rb)))
-}
-
+/// Whether the applications named `outer` match every file that those named `inner` match:
+/// each rule of each inner application is covered by some rule of some outer one.
 fn apps_cover(set: &PolicySet, outer: &[String], inner: &[String]) -> bool {
+    let outer_rules: Vec<&Rule> =
+        outer.iter().filter_map(|n| set.application(n)).flat_map(|a| a.rules.iter()).collect();
     inner.iter().all(|name| {
-        let Some(b) = set.application(name) else { return false };
-        outer.iter().filter_map(|n| set.application(n)).any(|a| app_covers(a, b))
-            || b.rules.iter().all(|rb| {
-                outer.iter().filter_map(|n| set.application(n)).any(|a| a.rules.iter().any(|ra| ra.covers(rb)))
-            })
+        set.application(name).is_some_and(|b| b.rules.iter().all(|rb| outer_rules.iter().any(|ra| ra.covers(rb))))
     })
 }
 
