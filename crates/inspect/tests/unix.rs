@@ -1,34 +1,20 @@
 //! ELF, Mach-O and script facts on files built by gcc, clang/ld64.lld/llvm-lipo
 //! (tests/fixtures/make-fixtures.sh), compared with what readelf and llvm-objdump say.
 
+mod common;
+
+use common::{fixtures, manifest};
 use portcullis_inspect::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("PORTCULLIS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures"));
-    assert!(dir.join("manifest.txt").exists(), "fixtures missing in {}: run `./x fixtures`", dir.display());
-    dir
-}
-
-fn manifest() -> HashMap<String, HashMap<String, String>> {
-    std::fs::read_to_string(fixtures().join("manifest.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let mut parts = l.split_whitespace();
-            let name = parts.next().unwrap().to_string();
-            (name, parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
-        })
-        .collect()
+fn manifest_by_name() -> HashMap<String, HashMap<String, String>> {
+    manifest(fixtures().join("manifest.txt")).into_iter().collect()
 }
 
 #[test]
 fn elf_types_interpreters_and_build_ids_agree_with_readelf() {
-    let m = manifest();
+    let m = manifest_by_name();
     for (name, format) in [
         ("hello-pie", Format::ElfPie),
         ("hello-nopie", Format::ElfExecutable),
@@ -57,7 +43,7 @@ fn system_binaries() {
 
 #[test]
 fn macho_slices_and_signatures_agree_with_llvm() {
-    let m = manifest();
+    let m = manifest_by_name();
     for name in ["hello-macho-x86_64", "hello-macho-arm64", "hello-macho-universal"] {
         let kv = &m[name];
         let f = inspect_path(&fixtures().join(name), &Options::default()).unwrap();
@@ -75,7 +61,7 @@ fn macho_slices_and_signatures_agree_with_llvm() {
 
 #[test]
 fn scripts_name_their_interpreter() {
-    let m = manifest();
+    let m = manifest_by_name();
     for name in ["hello.sh", "hello.py"] {
         let kv = &m[name];
         let f = inspect_path(&fixtures().join(name), &Options::default()).unwrap();

@@ -3,40 +3,11 @@
 //! (tests/fixtures/make-fixtures.sh), and Microsoft-signed DLLs from pinned PyPI wheels
 //! (tests/fixtures/fetch-thirdparty.sh). Every digest is compared with osslsigncode's own.
 
+mod common;
+
+use common::{fixtures, manifest};
 use portcullis_inspect::*;
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("PORTCULLIS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fixtures"));
-    assert!(
-        dir.join("manifest.txt").exists(),
-        "fixtures missing in {}: run `tests/fixtures/make-fixtures.sh {0}` and `tests/fixtures/fetch-thirdparty.sh {0}` (./x test does both)",
-        dir.display()
-    );
-    dir
-}
-
-/// `NAME key=value ...` lines of a manifest.
-fn manifest(path: PathBuf) -> Vec<(String, HashMap<String, String>)> {
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let mut parts = l.split_whitespace();
-            let name = parts.next().unwrap().to_string();
-            let kv = parts
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-                .collect();
-            (name, kv)
-        })
-        .collect()
-}
 
 fn trust() -> Arc<TrustStore> {
     Arc::new(TrustStore::from_pem(&std::fs::read(fixtures().join("ca.pem")).unwrap()).unwrap())
