@@ -39,15 +39,15 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
         let o = org.get();
         set.organization = Organization {
             name: o.name.as_ref().map_or_else(|| "default".to_string(), |n| n.value.clone()),
-            mode: mode(&mut cx, &RawModeFields::from(o), &org.place).unwrap_or(Mode::Secured),
+            mode: mode(&mut cx, &o.mode, &o.until, &o.capture_into, &org.place).unwrap_or(Mode::Secured),
         };
     }
     for (i, g) in raw.groups.iter().enumerate() {
         let item = ItemRef::Group(i);
         cx.items.insert(item, g.place.clone());
         cx.note_field(item, "path", &g.value.path);
-        let fields = RawModeFields::from(g.get());
-        let m = if fields.mode.is_some() { mode(&mut cx, &fields, &g.place) } else { None };
+        let rg = g.get();
+        let m = if rg.mode.is_some() { mode(&mut cx, &rg.mode, &rg.until, &rg.capture_into, &g.place) } else { None };
         set.groups.push(Group { path: g.value.path.value.trim_matches('/').to_string(), mode: m });
     }
     // Parent groups implied by a path ("A/B" implies "A") are added so the tree is complete.
@@ -72,8 +72,7 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
             cx.note_field(item, "group", g);
         }
         let os = rc.os.as_ref().and_then(|o| os_value(&mut cx, o));
-        let fields = RawModeFields::from(rc);
-        let m = if fields.mode.is_some() { mode(&mut cx, &fields, &c.place) } else { None };
+        let m = if rc.mode.is_some() { mode(&mut cx, &rc.mode, &rc.until, &rc.capture_into, &c.place) } else { None };
         set.computers.push(Computer {
             name: rc.name.value.clone(),
             group: rc.group.as_ref().map(|g| g.value.trim_matches('/').to_string()),
@@ -269,10 +268,17 @@ fn normalize(s: &str) -> String {
     s.trim().to_ascii_lowercase().replace(['_', ' '], "-")
 }
 
-fn mode(cx: &mut Ctx<'_>, f: &RawModeFields, place: &Place) -> Option<Mode> {
-    let name = f.mode.as_ref().map_or("secured".to_string(), |m| normalize(&m.value));
-    let mode_place = f.mode.as_ref().map_or(place, |m| &m.place).clone();
-    let until = f.until.as_ref().and_then(|t| time(cx, t));
+/// The mode fields, read the same way on the organization, groups and computers.
+fn mode(
+    cx: &mut Ctx<'_>,
+    mode: &Option<Spanned<String>>,
+    until: &Option<Spanned<TimeText>>,
+    capture_into: &Option<Spanned<String>>,
+    place: &Place,
+) -> Option<Mode> {
+    let name = mode.as_ref().map_or("secured".to_string(), |m| normalize(&m.value));
+    let mode_place = mode.as_ref().map_or(place, |m| &m.place).clone();
+    let until = until.as_ref().and_then(|t| time(cx, t));
     match name.as_str() {
         "secured" | "secure" | "enforce" => Some(Mode::Secured),
         "monitor" | "monitor-only" | "audit" => Some(Mode::Monitor),
@@ -283,7 +289,7 @@ fn mode(cx: &mut Ctx<'_>, f: &RawModeFields, place: &Place) -> Option<Mode> {
                 None
             }
         },
-        "installation" => match (until, &f.capture_into) {
+        "installation" => match (until, capture_into) {
             (Some(until), Some(app)) => Some(Mode::Installation { until, capture_into: app.value.clone() }),
             _ => {
                 cx.error(

@@ -23,14 +23,6 @@ pub(crate) struct RawFile {
     pub ringfences: Vec<S<RawRingfence>>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawModeFields {
-    pub mode: Option<S<String>>,
-    pub until: Option<S<TimeText>>,
-    pub capture_into: Option<S<String>>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOrganization {
@@ -148,6 +140,7 @@ pub(crate) struct RawRingfence {
 
 /// A moment, written as text (`"2026-12-31"`, `"2026-12-31T08:00:00Z"`) or, in TOML, as a
 /// native date-time, which arrives as a one-entry map.
+#[derive(Clone)]
 pub(crate) struct TimeText(pub String);
 
 impl<'de> Deserialize<'de> for TimeText {
@@ -169,28 +162,5 @@ impl<'de> Deserialize<'de> for TimeText {
             }
         }
         d.deserialize_any(Visitor)
-    }
-}
-
-// Mode fields are read the same way on the organization, groups and computers.
-impl From<&RawOrganization> for RawModeFields {
-    fn from(r: &RawOrganization) -> Self {
-        RawModeFields { mode: r.mode.clone(), until: r.until.clone(), capture_into: r.capture_into.clone() }
-    }
-}
-impl From<&RawGroup> for RawModeFields {
-    fn from(r: &RawGroup) -> Self {
-        RawModeFields { mode: r.mode.clone(), until: r.until.clone(), capture_into: r.capture_into.clone() }
-    }
-}
-impl From<&RawComputer> for RawModeFields {
-    fn from(r: &RawComputer) -> Self {
-        RawModeFields { mode: r.mode.clone(), until: r.until.clone(), capture_into: r.capture_into.clone() }
-    }
-}
-
-impl Clone for TimeText {
-    fn clone(&self) -> Self {
-        TimeText(self.0.clone())
     }
 }

@@ -193,22 +193,28 @@ impl Engine {
     }
 
     fn hash_hits(&self, file: &FileFacts) -> Vec<(u32, HashHit)> {
+        fn add<const N: usize>(
+            hits: &mut Vec<(u32, HashHit)>,
+            index: &HashIndex<N>,
+            key: &[u8; N],
+            field: &'static str,
+            hash: Hash,
+        ) {
+            hits.extend(index.get(key).iter().map(|o| (o, HashHit { field, hash })));
+        }
         let mut hits = Vec::new();
-        let mut add = |owners: Vec<u32>, field: &'static str, hash: Hash| {
-            hits.extend(owners.into_iter().map(|o| (o, HashHit { field, hash })));
-        };
-        add(self.sha256.get(&file.sha256).iter().collect(), "sha256", Hash::Sha256(file.sha256));
+        add(&mut hits, &self.sha256, &file.sha256, "sha256", Hash::Sha256(file.sha256));
         if let Some(h) = &file.sha1 {
-            add(self.sha1.get(h).iter().collect(), "sha1", Hash::Sha1(*h));
+            add(&mut hits, &self.sha1, h, "sha1", Hash::Sha1(*h));
         }
         if let Some(h) = &file.md5 {
-            add(self.md5.get(h).iter().collect(), "md5", Hash::Md5(*h));
+            add(&mut hits, &self.md5, h, "md5", Hash::Md5(*h));
         }
         if let Some(h) = &file.authenticode_sha256 {
-            add(self.authenticode_sha256.get(h).iter().collect(), "authenticode_sha256", Hash::Sha256(*h));
+            add(&mut hits, &self.authenticode_sha256, h, "authenticode_sha256", Hash::Sha256(*h));
         }
         if let Some(h) = &file.authenticode_sha1 {
-            add(self.authenticode_sha1.get(h).iter().collect(), "authenticode_sha1", Hash::Sha1(*h));
+            add(&mut hits, &self.authenticode_sha1, h, "authenticode_sha1", Hash::Sha1(*h));
         }
         hits
     }
