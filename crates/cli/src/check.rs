@@ -1,18 +1,17 @@
 //! `portcullis check`: would these files run here, and why?
 
 use crate::args::CheckArgs;
-use crate::exit::{BAD_POLICY, DENIED, OK, UNREADABLE, fail};
+use crate::exit::{DENIED, OK, UNREADABLE, fail};
 use crate::{load, record};
 use portcullis_inspect::{ExtraHashes, Options, inspect_path};
-use portcullis_policy::{Engine, Os, ProcessFacts, Timestamp, Verdict};
+use portcullis_policy::{Os, ProcessFacts, Timestamp, Verdict};
 use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::policy(&args.policy)?;
-    let engine = Engine::new(loaded.set)
-        .map_err(|errors| fail(BAD_POLICY, errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n")))?;
+    let engine = load::engine(loaded.set)?;
     let host_os = if cfg!(target_os = "windows") {
         Os::Windows
     } else if cfg!(target_os = "macos") {

@@ -31,6 +31,12 @@ pub fn policy(path: &Path) -> anyhow::Result<Loaded> {
     })
 }
 
+/// Compile a loaded policy set for deciding.
+pub fn engine(set: portcullis_policy::PolicySet) -> anyhow::Result<portcullis_policy::Engine> {
+    portcullis_policy::Engine::new(set)
+        .map_err(|errors| fail(BAD_POLICY, errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n")))
+}
+
 /// Read a PEM bundle of trusted roots.
 pub fn trust_store(path: Option<&Path>) -> anyhow::Result<Option<Arc<portcullis_inspect::TrustStore>>> {
     let Some(path) = path else { return Ok(None) };

@@ -1,9 +1,9 @@
 //! `portcullis policy lint|compile|apps`.
 
 use crate::args::{AppsArgs, PolicyArgs};
-use crate::exit::{BAD_POLICY, LINT_WARNINGS, OK, fail};
+use crate::exit::{LINT_WARNINGS, OK};
 use crate::load;
-use portcullis_policy::{Engine, Severity, Timestamp, lint as lint_set};
+use portcullis_policy::{Severity, Timestamp, lint as lint_set};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -37,8 +37,7 @@ pub fn lint(args: PolicyArgs) -> anyhow::Result<ExitCode> {
 pub fn compile(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     let loaded = load::policy(&args.policy)?;
     let set = loaded.set.clone();
-    let engine = Engine::new(loaded.set)
-        .map_err(|errors| fail(BAD_POLICY, errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n")))?;
+    let engine = load::engine(loaded.set)?;
     let mut order: Vec<_> = set.policies.iter().collect();
     order.sort_by_key(|p| p.position);
     let hashes_of = |names: &[String]| -> usize {
