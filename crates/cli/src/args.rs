@@ -28,6 +28,87 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Enforce a policy on this Linux host with fanotify (root; runs in the foreground).
+    Agent(AgentArgs),
+    /// Show the agent's denies, would-denies and learning candidates from its spool.
+    Events(EventsArgs),
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// The policy file (TOML or YAML) to enforce; SIGHUP reads it again.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Decide as this computer of the policy (default: this host's name if the policy lists it,
+    /// else the organization's defaults).
+    #[arg(long)]
+    pub computer: Option<String>,
+    /// Watch only filesystems mounted at or below DIR (repeatable), including ones mounted
+    /// there later. Default: every filesystem that can hold programs.
+    #[arg(long = "mark-under", value_name = "DIR")]
+    pub mark_under: Vec<PathBuf>,
+    /// Also skip this filesystem type (repeatable), besides the built-in pseudo filesystems.
+    #[arg(long = "exclude-fstype", value_name = "TYPE")]
+    pub exclude_fstype: Vec<String>,
+    /// Directory of the event spool.
+    #[arg(long, default_value = "/var/lib/portcullis/events")]
+    pub spool: PathBuf,
+    /// Rotate a spool file at this many MiB.
+    #[arg(long, default_value_t = 16)]
+    pub spool_file_mib: u64,
+    /// Keep at most this many spool files.
+    #[arg(long, default_value_t = 16)]
+    pub spool_files: usize,
+    /// Worker threads that judge files.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Answer any event not judged within this many milliseconds with the overload verdict.
+    #[arg(long, default_value_t = 5000)]
+    pub answer_timeout_ms: u64,
+    /// The verdict for events that cannot be judged in time or at all.
+    #[arg(long, value_enum, default_value = "allow")]
+    pub overload: OverloadVerdict,
+    /// An extra script interpreter (repeatable); shells, Python, Perl, Ruby, Node, PHP, Lua,
+    /// Tcl and awk in /usr/bin, /bin and /usr/local/bin are found by themselves.
+    #[arg(long = "interpreter", value_name = "PATH")]
+    pub interpreters: Vec<PathBuf>,
+    /// Do not make the agent's binary and policy file immutable while it runs.
+    #[arg(long)]
+    pub no_protect: bool,
+    /// Stop after this many seconds (for tests and trials).
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_after: Option<u64>,
+    /// Write the agent's pid to this file once every filesystem is watched.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+    /// Log level: error, warn, info, debug.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OverloadVerdict {
+    Allow,
+    Deny,
+}
+
+#[derive(Args)]
+pub struct EventsArgs {
+    /// Directory of the event spool.
+    #[arg(long, default_value = "/var/lib/portcullis/events")]
+    pub spool: PathBuf,
+    /// Keep printing new events as they arrive.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Print the spool's JSON lines as they are.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the last N events (before following).
+    #[arg(long, short = 'n')]
+    pub last: Option<usize>,
+    /// Only events of this kind: deny, would-deny, candidate, overload.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -2,7 +2,7 @@
 
 use crate::args::CheckArgs;
 use crate::exit::{DENIED, OK, UNREADABLE, fail};
-use crate::{load, record};
+use crate::load;
 use portcullis_inspect::{ExtraHashes, Options, inspect_path};
 use portcullis_policy::{Os, ProcessFacts, Timestamp, Verdict};
 use serde_json::json;
@@ -42,7 +42,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         };
         let subjects = if args.contents { facts.flatten() } else { vec![&facts] };
         for f in subjects {
-            let decision = engine.decide(&record::policy_facts(f), &process, &target, Timestamp(now));
+            let decision = engine.decide(&portcullis_inspect::policy_facts(f), &process, &target, Timestamp(now));
             if decision.verdict == Verdict::Deny {
                 denied += 1;
             }

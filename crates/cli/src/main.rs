@@ -1,8 +1,10 @@
 //! `portcullis`: the command line. Parses flags, runs the command, maps failures to the
 //! documented exit codes. The work lives in the library crates.
 
+mod agent_cmd;
 mod args;
 mod check;
+mod events_cmd;
 mod exit;
 mod hashes;
 mod load;
@@ -15,6 +17,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = args::Cli::parse();
+    if matches!(args.command, args::Command::Agent(_)) {
+        agent_cmd::prepare_process();
+    }
     match run(args) {
         Ok(code) => code,
         Err(err) => {
@@ -38,5 +43,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
             args::PolicyCommand::Compile(a) => policy_cmd::compile(a),
             args::PolicyCommand::Apps(a) => policy_cmd::apps(a),
         },
+        args::Command::Agent(a) => agent_cmd::run(a),
+        args::Command::Events(a) => events_cmd::run(a),
     }
 }

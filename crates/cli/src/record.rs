@@ -1,8 +1,7 @@
 //! How file facts are shown: JSON records for programs, table cells for people, and the
 //! engine's view of a file.
 
-use portcullis_inspect::{Facts, Format, hex};
-use portcullis_policy::{FileFacts, FileKind, Os, SignerFacts, Version};
+use portcullis_inspect::{Facts, hex};
 use serde_json::{Map, Value, json};
 
 fn opt<T: Into<Value>>(v: Option<T>) -> Value {
@@ -148,56 +147,6 @@ fn signature_json(s: &portcullis_inspect::Signature) -> Value {
         "chain": s.trusted.as_ref().and_then(|r| r.as_ref().ok().cloned()),
         "judged_at": s.judged_at.map(portcullis_inspect::format_time),
     })
-}
-
-/// The facts the policy engine decides on.
-pub fn policy_facts(f: &Facts) -> FileFacts {
-    let id = identity(f);
-    let (kind, platform) = match f.format {
-        Format::PeExe => (FileKind::Executable, Some(Os::Windows)),
-        Format::PeDll => (FileKind::Library, Some(Os::Windows)),
-        Format::Msi | Format::Cab => (FileKind::Installer, Some(Os::Windows)),
-        Format::ElfExecutable | Format::ElfPie => (FileKind::Executable, Some(Os::Linux)),
-        Format::ElfSharedObject => (FileKind::Library, Some(Os::Linux)),
-        Format::ElfOther => (FileKind::Other, Some(Os::Linux)),
-        Format::MachO => {
-            let dylib = f.macho.as_ref().is_some_and(|m| m.arches.iter().any(|a| matches!(a.filetype, 6 | 8)));
-            (if dylib { FileKind::Library } else { FileKind::Executable }, Some(Os::MacOs))
-        }
-        Format::Script => (FileKind::Script, None),
-        Format::Other => (FileKind::Other, None),
-    };
-    let pe = f.pe.as_ref();
-    let primary = f.primary_signature();
-    FileFacts {
-        path: f.path.clone(),
-        size: f.size,
-        sha256: f.hashes.sha256,
-        sha1: f.hashes.sha1,
-        md5: f.hashes.md5,
-        kind,
-        platform,
-        original_filename: id.original_filename,
-        internal_name: pe.and_then(|p| p.version_strings.internal_name.clone()),
-        product_name: id.product_name,
-        company_name: id.company_name,
-        file_description: pe.and_then(|p| p.version_strings.file_description.clone()),
-        file_version: pe
-            .and_then(|p| p.file_version)
-            .map(Version)
-            .or_else(|| f.msi.as_ref().and_then(|m| m.product_version.as_deref()).and_then(|v| v.parse().ok())),
-        product_version: pe.and_then(|p| p.product_version).map(Version),
-        authenticode_sha256: f.authenticode.map(|a| a.sha256),
-        authenticode_sha1: f.authenticode.map(|a| a.sha1),
-        signer: primary.and_then(|s| {
-            s.signer.as_ref().map(|c| SignerFacts {
-                subject: c.subject.clone(),
-                issuer: c.issuer.clone(),
-                cert_sha256: c.sha256,
-                verified: s.verified(),
-            })
-        }),
-    }
 }
 
 /// A short description for the table's last column.

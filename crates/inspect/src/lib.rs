@@ -26,6 +26,7 @@ mod hashing;
 mod macho;
 mod msi;
 mod pe;
+mod policy_facts;
 mod script;
 mod signature;
 mod trust;
@@ -36,6 +37,7 @@ pub use hashing::{ExtraHashes, FlatHasher, FlatHashes, READ_CHUNK, hash_bytes, h
 pub use macho::{MachOArch, MachOInfo};
 pub use msi::MsiInfo;
 pub use pe::{AuthenticodeDigests, PeInfo, VersionStrings, machine_name};
+pub use policy_facts::policy_facts;
 pub use script::ScriptInfo;
 pub use signature::{CertInfo, DigestAlgorithm, Signature, Timestamp, TimestampKind};
 pub use trust::{TrustStore, TrustStoreError};
@@ -376,11 +378,18 @@ fn parsed(format: Format) -> bool {
 /// `max_parse_size`), everything else is hashed as it streams by.
 pub fn inspect_path(path: &Path, opts: &Options) -> io::Result<Facts> {
     let mut file = std::fs::File::open(path)?;
-    let display = path.to_string_lossy();
+    let size = file.metadata()?.len();
+    inspect_reader(&path.to_string_lossy(), &mut file, size, opts)
+}
+
+/// Inspect what a reader yields, for callers that hold an open file but must not open it by
+/// path (an agent answering fanotify events reads through the event's descriptor). `size` is
+/// the file's size as the caller knows it; it decides whether the file is parsed or streamed.
+pub fn inspect_reader(path: &str, reader: &mut impl Read, size: u64, opts: &Options) -> io::Result<Facts> {
     let mut head = vec![0u8; 4096];
     let mut filled = 0;
     while filled < head.len() {
-        match file.read(&mut head[filled..]) {
+        match reader.read(&mut head[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -389,15 +398,14 @@ pub fn inspect_path(path: &Path, opts: &Options) -> io::Result<Facts> {
     }
     head.truncate(filled);
     let format = sniff(&head);
-    let size = file.metadata()?.len();
     if parsed(format) && size <= opts.max_parse_size {
         let mut data = head;
         data.reserve(size.saturating_sub(filled as u64) as usize);
-        file.read_to_end(&mut data)?;
-        return Ok(inspect_bytes(&display, &data, opts));
+        reader.read_to_end(&mut data)?;
+        return Ok(inspect_bytes(path, &data, opts));
     }
-    let (hashes, n) = hash_reader(io::Cursor::new(&head).chain(file), opts.extra_hashes)?;
-    let mut facts = Facts::new(&display, n, hashes, format);
+    let (hashes, n) = hash_reader(io::Cursor::new(&head).chain(reader), opts.extra_hashes)?;
+    let mut facts = Facts::new(path, n, hashes, format);
     if parsed(format) {
         facts.parse_error =
             Some(format!("not parsed: {} bytes is over the {}-byte parse limit", facts.size, opts.max_parse_size));

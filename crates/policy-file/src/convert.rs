@@ -40,6 +40,7 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
         set.organization = Organization {
             name: o.name.as_ref().map_or_else(|| "default".to_string(), |n| n.value.clone()),
             mode: mode(&mut cx, &o.mode, &o.until, &o.capture_into, &org.place).unwrap_or(Mode::Secured),
+            script_control: o.script_control.as_ref().is_some_and(|s| s.value),
         };
     }
     for (i, g) in raw.groups.iter().enumerate() {

@@ -30,6 +30,7 @@ pub(crate) struct RawOrganization {
     pub mode: Option<S<String>>,
     pub until: Option<S<TimeText>>,
     pub capture_into: Option<S<String>>,
+    pub script_control: Option<S<bool>>,
 }
 
 #[derive(Deserialize)]

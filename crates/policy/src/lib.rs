@@ -29,7 +29,7 @@
 //!         applications: vec!["Bad".into()], action: Action::Deny, scope: Scope::Organization,
 //!         status: Status::Enforce, enabled: true, expires: None,
 //!     }],
-//!     organization: Organization { name: "Acme".into(), mode: Mode::Monitor },
+//!     organization: Organization { name: "Acme".into(), mode: Mode::Monitor, script_control: false },
 //!     ..Default::default()
 //! };
 //! let engine = Engine::new(set).unwrap();

@@ -230,11 +230,15 @@ pub struct Organization {
     pub name: String,
     /// Default mode for computers whose groups set none.
     pub mode: Mode,
+    /// Scripts handed to an interpreter (`bash x.sh`, `python3 x.py`) are judged as code and
+    /// must be permitted like programs. Off by default: every script a host's interpreters
+    /// read (their own libraries included) then needs a permit.
+    pub script_control: bool,
 }
 
 impl Default for Organization {
     fn default() -> Self {
-        Organization { name: "default".into(), mode: Mode::Secured }
+        Organization { name: "default".into(), mode: Mode::Secured, script_control: false }
     }
 }
 

@@ -1,0 +1,160 @@
+//! What an open means: a plain read, or code being started or loaded. Pure: the caller
+//! gathers the facts (the event's mask, the file's shape, who opens it).
+
+use crate::shape::Shape;
+
+/// Why a file is being opened, as far as execution control is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// `execve` of the file, its ELF interpreter or its `#!` interpreter.
+    Exec,
+    /// A shared object opened by ld.so or `dlopen` (or any open of one), or a program
+    /// opened by a loader run directly (`ld.so ./program`).
+    Load,
+    /// A script opened by an interpreter to run it (`bash x.sh`, `python3 x.py`).
+    Script,
+    /// Any other open: data.
+    Read,
+}
+
+impl Access {
+    /// Whether the open is judged by the policy as code.
+    pub fn is_code(self) -> bool {
+        !matches!(self, Access::Read)
+    }
+
+    /// The lower-case name used in events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::Exec => "exec",
+            Access::Load => "load",
+            Access::Script => "script",
+            Access::Read => "read",
+        }
+    }
+}
+
+/// Who opens the file, gathered only when the shape makes it matter.
+pub trait Opener {
+    /// Whether the process's executable is a program loader (ld.so run directly).
+    fn is_loader(&mut self) -> bool;
+    /// Whether the process's executable is a known script interpreter (by content hash).
+    fn is_interpreter(&mut self) -> bool;
+    /// Whether the file was named on the process's command line (by full path or file name).
+    fn names_on_command_line(&mut self, path: &str) -> bool;
+}
+
+/// File extensions that interpreters run as scripts.
+pub const SCRIPT_EXTENSIONS: &[&str] = &[
+    "sh", "bash", "zsh", "ksh", "csh", "py", "pyc", "pyw", "pl", "pm", "rb", "php", "js", "mjs", "cjs", "lua", "tcl",
+    "awk", "r", "ps1",
+];
+
+fn has_script_extension(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.rsplit_once('.').is_some_and(|(_, ext)| SCRIPT_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)))
+}
+
+/// Decide what kind of access an event is.
+///
+/// `exec` is whether the event is `FAN_OPEN_EXEC_PERM`. With `script_control` off, files
+/// handed to interpreters are plain reads.
+pub fn classify(exec: bool, shape: Shape, path: &str, script_control: bool, opener: &mut impl Opener) -> Access {
+    if exec {
+        return Access::Exec;
+    }
+    match shape {
+        Shape::Elf(elf) if elf.is_shared_object() => Access::Load,
+        Shape::Elf(_) if opener.is_loader() => Access::Load,
+        Shape::Elf(_) => Access::Read,
+        _ if !script_control => Access::Read,
+        _ if !opener.is_interpreter() => Access::Read,
+        Shape::Shebang => Access::Script,
+        _ if has_script_extension(path) || opener.names_on_command_line(path) => Access::Script,
+        _ => Access::Read,
+    }
+}
+
+/// Whether an allowed plain read may be remembered by the kernel for every process: only
+/// when no other opener could make the same file code.
+pub fn read_is_process_independent(shape: Shape, script_control: bool) -> bool {
+    match shape {
+        // A loader could load it.
+        Shape::Elf(_) => false,
+        // An interpreter could run it.
+        _ => !script_control,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::ElfShape;
+
+    #[derive(Default)]
+    struct Fake {
+        loader: bool,
+        interpreter: bool,
+        named: bool,
+        asked: Vec<&'static str>,
+    }
+
+    impl Opener for Fake {
+        fn is_loader(&mut self) -> bool {
+            self.asked.push("loader");
+            self.loader
+        }
+        fn is_interpreter(&mut self) -> bool {
+            self.asked.push("interpreter");
+            self.interpreter
+        }
+        fn names_on_command_line(&mut self, _: &str) -> bool {
+            self.asked.push("cmdline");
+            self.named
+        }
+    }
+
+    const LIB: Shape = Shape::Elf(ElfShape { dynamic: true, has_interpreter: true, pie: false });
+    const PROGRAM: Shape = Shape::Elf(ElfShape { dynamic: true, has_interpreter: true, pie: true });
+
+    #[test]
+    fn exec_is_exec_whatever_the_file() {
+        let mut o = Fake::default();
+        assert_eq!(classify(true, Shape::Other, "/x", false, &mut o), Access::Exec);
+        assert!(o.asked.is_empty(), "an exec needs nothing about the opener");
+    }
+
+    #[test]
+    fn shared_objects_are_loads_for_everyone_and_programs_only_for_loaders() {
+        let mut o = Fake::default();
+        assert_eq!(classify(false, LIB, "/lib/libevil.so", false, &mut o), Access::Load);
+        assert!(o.asked.is_empty());
+        assert_eq!(classify(false, PROGRAM, "/t/blocked", false, &mut o), Access::Read);
+        let mut ld = Fake { loader: true, ..Fake::default() };
+        assert_eq!(classify(false, PROGRAM, "/t/blocked", false, &mut ld), Access::Load);
+    }
+
+    #[test]
+    fn scripts_count_only_under_script_control_and_only_for_interpreters() {
+        let mut bash = Fake { interpreter: true, ..Fake::default() };
+        assert_eq!(classify(false, Shape::Other, "/t/x.sh", false, &mut bash), Access::Read);
+        assert!(bash.asked.is_empty(), "script control off asks nothing");
+        assert_eq!(classify(false, Shape::Other, "/t/x.sh", true, &mut bash), Access::Script);
+        assert_eq!(classify(false, Shape::Other, "/t/x.PY", true, &mut bash), Access::Script);
+        assert_eq!(classify(false, Shape::Shebang, "/t/tool", true, &mut bash), Access::Script);
+        assert_eq!(classify(false, Shape::Other, "/t/notes.txt", true, &mut bash), Access::Read);
+        let mut named = Fake { interpreter: true, named: true, ..Fake::default() };
+        assert_eq!(classify(false, Shape::Other, "/t/payload", true, &mut named), Access::Script);
+        let mut cat = Fake { named: true, ..Fake::default() };
+        assert_eq!(classify(false, Shape::Other, "/t/x.sh", true, &mut cat), Access::Read);
+    }
+
+    #[test]
+    fn only_non_code_reads_become_kernel_ignore_marks() {
+        assert!(read_is_process_independent(Shape::Other, false));
+        assert!(!read_is_process_independent(Shape::Other, true));
+        assert!(!read_is_process_independent(PROGRAM, false));
+        assert!(!read_is_process_independent(Shape::Shebang, true));
+    }
+}

@@ -1,0 +1,801 @@
+//! The running agent: a responder thread that reads fanotify events and answers what it can at
+//! once, workers that judge files, a deadline keeper that answers what is late, a mount
+//! watcher and the spool writer.
+//!
+//! Invariants (see ARCHITECTURE.md):
+//! - Every permission event is answered exactly once: by a worker, by the deadline keeper
+//!   with the overload verdict, or by the kernel when the group closes.
+//! - The responder thread never opens a file and never waits on a worker: events of the agent's
+//!   own process are allowed at once, and a full queue is answered with the overload verdict.
+//! - Workers read files only through the event's descriptor; files they open by path (the
+//!   opener's executable, the policy, the spool) are opened while the responder runs, which
+//!   answers those events of our own process at once.
+
+use crate::classify::{self, Access, Opener};
+use crate::identity::{self, Cache, Entry, FileKey};
+use crate::mounts::{self, Scope};
+use crate::process::{self, Users};
+use crate::record::{FileRecord, ProcessRecord, Record};
+use crate::shape::Shape;
+use crate::spool::{Spool, SpoolConfig};
+use crate::{protect, sysctl};
+use portcullis_fanotify::{Event, Group, InitFlags, MarkFlags, Mask, Response};
+use portcullis_inspect::ExtraHashes;
+use portcullis_policy::{Decision, Engine, FileFacts, Mode, Os, ProcessFacts, Target, Timestamp, Verdict};
+use std::collections::{HashSet, VecDeque};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The policy file (read again on SIGHUP).
+    pub policy: PathBuf,
+    /// The computer name to decide for; `None` uses the organization's defaults.
+    pub computer: Option<String>,
+    /// Which filesystems are marked.
+    pub scope: Scope,
+    /// Filesystem types never marked.
+    pub excluded_fstypes: Vec<String>,
+    /// Where events go.
+    pub spool: SpoolConfig,
+    /// Worker threads.
+    pub workers: usize,
+    /// An event not judged within this time gets the overload verdict.
+    pub answer_timeout: Duration,
+    /// The verdict for events that cannot be judged in time (full queue, deadline passed,
+    /// unreadable file).
+    pub overload: Response,
+    /// Script interpreters, by path; the agent recognizes them by content hash.
+    pub interpreters: Vec<PathBuf>,
+    /// Make the agent's binary and policy immutable while it runs.
+    pub protect: bool,
+    /// Stop by itself after this long (tests).
+    pub exit_after: Option<Duration>,
+    /// Written once every mark is in place.
+    pub ready_file: Option<PathBuf>,
+    /// File versions kept in the identity cache.
+    pub cache_capacity: usize,
+}
+
+/// Loads and compiles the policy file.
+pub type PolicyLoader = dyn Fn(&Path) -> Result<Engine, String> + Send + Sync;
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The policy could not be loaded.
+    #[error("{0}")]
+    Policy(String),
+    /// The computer is not in the policy.
+    #[error("{0}")]
+    Computer(String),
+    /// fanotify could not be set up.
+    #[error(
+        "cannot start fanotify ({0}); the agent needs root (CAP_SYS_ADMIN) and a kernel with fanotify permission events"
+    )]
+    Fanotify(io::Error),
+    /// A filesystem that was asked for by name could not be marked.
+    #[error("cannot watch {path}: {error}")]
+    Mark {
+        /// The mount point.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The spool could not be opened.
+    #[error("cannot open the event spool {path}: {error}; give a writable directory with --spool")]
+    Spool {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// Something else the agent needs failed.
+    #[error("{what}: {error}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        error: io::Error,
+    },
+}
+
+/// Counters, reported when the agent stops.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Permission events read.
+    pub events: AtomicU64,
+    /// Events of the agent itself, allowed at once.
+    pub own: AtomicU64,
+    /// Opens judged as code.
+    pub judged: AtomicU64,
+    /// Denied.
+    pub denied: AtomicU64,
+    /// Answered with the overload verdict.
+    pub overload: AtomicU64,
+    /// Ignore marks added.
+    pub ignore_marks: AtomicU64,
+    /// Files hashed.
+    pub hashed: AtomicU64,
+}
+
+struct PolicyState {
+    engine: Engine,
+    target: Target,
+    script_control: bool,
+}
+
+struct Shared {
+    group: Group,
+    cache: Cache,
+    policy: RwLock<Arc<PolicyState>>,
+    interpreters: RwLock<HashSet<[u8; 32]>>,
+    users: Users,
+    config: Config,
+    own_pid: i32,
+    stats: Stats,
+    stop: AtomicBool,
+    records: Mutex<mpsc::Sender<Record>>,
+}
+
+struct Pending {
+    event: Event,
+    received: Instant,
+    answered: AtomicBool,
+}
+
+impl Pending {
+    /// Answer unless someone already did; true when this call answered.
+    fn answer(&self, group: &Group, response: Response) -> bool {
+        if self.answered.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        if let Err(e) = group.respond(&self.event, response) {
+            tracing::warn!("answering pid {}: {e}", self.event.pid);
+        }
+        true
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
+}
+
+const CODE_MASK: Mask = Mask(Mask::OPEN_PERM.0 | Mask::OPEN_EXEC_PERM.0);
+
+/// Reads through a descriptor at an offset of its own, so the descriptor's file position (and
+/// whoever else reads it) is left alone.
+struct PRead<'a> {
+    fd: BorrowedFd<'a>,
+    offset: u64,
+}
+
+impl Read for PRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: the kernel writes at most buf.len() bytes into buf.
+        let n = unsafe { libc::pread(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), self.offset as i64) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.offset += n as u64;
+        Ok(n as usize)
+    }
+}
+
+fn read_head(fd: BorrowedFd<'_>) -> io::Result<Shape> {
+    Shape::read(|offset, len| {
+        let mut buf = vec![0u8; len];
+        let mut reader = PRead { fd, offset };
+        let mut filled = 0;
+        while filled < len {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    })
+}
+
+fn fd_path(fd: BorrowedFd<'_>) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_or_else(|_| "(unknown)".into(), |p| p.to_string_lossy().into_owned())
+}
+
+fn compute_facts(shared: &Shared, fd: BorrowedFd<'_>, path: &str, size: u64) -> Result<Arc<FileFacts>, String> {
+    let engine = &shared.policy.read().unwrap_or_else(|p| p.into_inner()).engine;
+    let opts = portcullis_inspect::Options {
+        // SHA-1 and MD5 only when a policy lists them: SHA-256 alone is the fast path.
+        extra_hashes: ExtraHashes { sha1: engine.needs_flat_sha1(), md5: engine.needs_md5() },
+        max_parse_size: 64 << 20,
+        max_unpacked_bytes: 256 << 20,
+        max_depth: 1,
+        ..portcullis_inspect::Options::default()
+    };
+    let facts = portcullis_inspect::inspect_reader(path, &mut PRead { fd, offset: 0 }, size, &opts)
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    shared.stats.hashed.fetch_add(1, Ordering::Relaxed);
+    Ok(Arc::new(portcullis_inspect::policy_facts(&facts)))
+}
+
+/// The opening process, looked at lazily.
+struct ProcOpener<'a> {
+    shared: &'a Shared,
+    pid: i32,
+    exe: Option<Option<(Arc<Entry>, FileKey)>>,
+}
+
+impl ProcOpener<'_> {
+    fn exe(&mut self) -> Option<(Arc<Entry>, FileKey)> {
+        if self.exe.is_none() {
+            let link = format!("/proc/{}/exe", self.pid);
+            let found = identity::stat_path(&link).ok().and_then(|st| {
+                // Opening the executable by its /proc link is an open on a marked filesystem:
+                // fine here, in a worker; the responder allows our own events at once.
+                let entry = self
+                    .shared
+                    .cache
+                    .entry(st.key, || {
+                        let f = std::fs::File::open(&link)?;
+                        read_head(f.as_fd())
+                    })
+                    .ok()?;
+                Some((entry, st.key))
+            });
+            self.exe = Some(found);
+        }
+        self.exe.clone().flatten()
+    }
+}
+
+impl Opener for ProcOpener<'_> {
+    fn is_loader(&mut self) -> bool {
+        self.exe().and_then(|(e, _)| e.shape.elf()).is_some_and(|e| e.can_be_loader())
+    }
+
+    fn is_interpreter(&mut self) -> bool {
+        let Some((entry, key)) = self.exe() else { return false };
+        let link = format!("/proc/{}/exe", self.pid);
+        let facts = entry.facts.get_or_init(|| {
+            let f = std::fs::File::open(&link).map_err(|e| e.to_string())?;
+            compute_facts(self.shared, f.as_fd(), &link, key.size)
+        });
+        let interpreters = self.shared.interpreters.read().unwrap_or_else(|p| p.into_inner());
+        facts.as_ref().is_ok_and(|f| interpreters.contains(&f.sha256))
+    }
+
+    fn names_on_command_line(&mut self, path: &str) -> bool {
+        let args = process::arguments(self.pid);
+        process::named_in(path, &args, process::cwd(self.pid).as_deref())
+    }
+}
+
+/// What a worker concluded about one event.
+struct Outcome {
+    response: Response,
+    ignore: Option<Mask>,
+    report: Option<Report>,
+}
+
+struct Report {
+    event: &'static str,
+    access: Access,
+    decision: Option<Decision>,
+    reason: Option<String>,
+    facts: Option<Arc<FileFacts>>,
+    path: String,
+    key: FileKey,
+    process: process::ProcessInfo,
+}
+
+impl Outcome {
+    fn allow() -> Outcome {
+        Outcome { response: Response::Allow, ignore: None, report: None }
+    }
+}
+
+fn judge(shared: &Shared, pending: &Pending) -> Outcome {
+    let Some(fd) = pending.event.fd.as_ref().map(|f| f.as_fd()) else { return Outcome::allow() };
+    let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let Ok(stat) = identity::fstat(fd) else {
+        return Outcome { response: shared.config.overload, ignore: None, report: None };
+    };
+    if !stat.regular {
+        // Directories, devices and pipes hold no code: let the kernel stop asking.
+        return Outcome { response: Response::Allow, ignore: Some(CODE_MASK), report: None };
+    }
+    let exec = pending.event.mask.intersects(Mask::OPEN_EXEC_PERM);
+    let entry = match shared.cache.entry(stat.key, || read_head(fd)) {
+        Ok(e) => e,
+        Err(_) => return Outcome { response: shared.config.overload, ignore: None, report: None },
+    };
+    let path = fd_path(fd);
+    let mut opener = ProcOpener { shared, pid: pending.event.pid, exe: None };
+    let access = classify::classify(exec, entry.shape, &path, policy.script_control, &mut opener);
+    if !access.is_code() {
+        let ignore =
+            classify::read_is_process_independent(entry.shape, policy.script_control).then_some(Mask::OPEN_PERM);
+        return Outcome { response: Response::Allow, ignore, report: None };
+    }
+    shared.stats.judged.fetch_add(1, Ordering::Relaxed);
+    let proc_info = process::info(pending.event.pid);
+    let facts = entry.facts.get_or_init(|| compute_facts(shared, fd, &path, stat.key.size)).clone();
+    let facts = match facts {
+        Ok(f) => f,
+        Err(reason) => {
+            return Outcome {
+                response: shared.config.overload,
+                ignore: None,
+                report: Some(Report {
+                    event: "overload",
+                    access,
+                    decision: None,
+                    reason: Some(reason),
+                    facts: None,
+                    path,
+                    key: stat.key,
+                    process: proc_info,
+                }),
+            };
+        }
+    };
+    let mut file = (*facts).clone();
+    file.path.clone_from(&path);
+    let process_facts =
+        ProcessFacts { parent_path: proc_info.exe.clone(), user: proc_info.uid.map(|u| shared.users.name(u)) };
+    let decision = policy.engine.decide(&file, &process_facts, &policy.target, now());
+    let allow = decision.verdict == Verdict::Allow;
+    let event = if !allow {
+        Some("deny")
+    } else if decision.would_deny() {
+        Some("would-deny")
+    } else if decision.is_learning_candidate() || decision.capture_into().is_some() {
+        Some("candidate")
+    } else {
+        None
+    };
+    // Only a plain permit is handed to the kernel: denies must be asked again (the kernel
+    // drops nothing for them), and Monitor/Learning outcomes must be recorded every time.
+    let ignore =
+        (event.is_none() && decision.monitor_hits.is_empty() && !decision.depends_on_process).then_some(CODE_MASK);
+    Outcome {
+        response: if allow { Response::Allow } else { Response::Deny },
+        ignore,
+        report: event.map(|event| Report {
+            event,
+            access,
+            decision: Some(decision),
+            reason: None,
+            facts: Some(facts),
+            path,
+            key: stat.key,
+            process: proc_info,
+        }),
+    }
+}
+
+fn record_of(shared: &Shared, report: Report) -> Record {
+    let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let mode = policy.target.mode().at(now());
+    let ancestors = report.process.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default();
+    let (verdict, policy_name, reason) = match &report.decision {
+        Some(d) => (d.verdict.name().to_owned(), d.policy().map(str::to_owned), d.explain()),
+        None => (
+            if shared.config.overload == Response::Allow { "allow" } else { "deny" }.to_owned(),
+            None,
+            report.reason.unwrap_or_default(),
+        ),
+    };
+    Record {
+        time: jiff::Timestamp::now()
+            .round(jiff::Unit::Millisecond)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string(),
+        event: report.event.to_owned(),
+        access: report.access.name().to_owned(),
+        verdict,
+        mode: mode.name().to_owned(),
+        policy: policy_name,
+        reason,
+        file: FileRecord {
+            path: report.path,
+            sha256: report.facts.as_ref().map(|f| portcullis_inspect::hex(&f.sha256)).unwrap_or_default(),
+            size: report.key.size,
+            kind: report.facts.as_ref().map(|f| f.kind.name().to_owned()).unwrap_or_default(),
+            dev: report.key.dev,
+            ino: report.key.ino,
+        },
+        process: ProcessRecord {
+            pid: report.process.pid,
+            user: report.process.uid.map(|u| shared.users.name(u)),
+            exe: report.process.exe,
+            uid: report.process.uid,
+            ancestors,
+        },
+    }
+}
+
+fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>) {
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100));
+        let pending = match next {
+            Ok(p) => p,
+            Err(RecvTimeoutError::Timeout) if !shared.stop.load(Ordering::Acquire) => continue,
+            Err(_) => return,
+        };
+        if pending.answered.load(Ordering::Acquire) {
+            continue;
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| judge(&shared, &pending)));
+        let outcome = outcome.unwrap_or_else(|_| {
+            tracing::error!("judging an event of pid {} failed; answered with the overload verdict", pending.event.pid);
+            Outcome { response: shared.config.overload, ignore: None, report: None }
+        });
+        if let (Some(mask), Some(fd)) = (outcome.ignore, pending.event.fd.as_ref()) {
+            // Evictable and dropped on modification: a rewritten file is asked about again.
+            match shared.group.mark_fd(MarkFlags::ADD | MarkFlags::IGNORE | MarkFlags::EVICTABLE, mask, fd.as_fd()) {
+                Ok(()) => {
+                    shared.stats.ignore_marks.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!("ignore mark: {e}"),
+            }
+        }
+        let answered = pending.answer(&shared.group, outcome.response);
+        if answered && outcome.response == Response::Deny {
+            shared.stats.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(mut report) = outcome.report {
+            if !answered {
+                // The deadline keeper answered first, with the overload verdict.
+                report.event = "overload";
+            }
+            let record = record_of(&shared, report);
+            let _ = shared.records.lock().unwrap_or_else(|p| p.into_inner()).send(record);
+        }
+    }
+}
+
+fn responder(shared: Arc<Shared>, work: SyncSender<Arc<Pending>>, pending: Arc<Mutex<VecDeque<Arc<Pending>>>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let fd = shared.group.as_fd().as_raw_fd();
+    while !shared.stop.load(Ordering::Acquire) {
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
+            continue;
+        }
+        let events = match shared.group.read(&mut buf) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                tracing::error!("reading fanotify events: {e}");
+                continue;
+            }
+        };
+        for event in events {
+            let Ok(event) = event else { continue };
+            if !event.needs_answer() {
+                continue;
+            }
+            shared.stats.events.fetch_add(1, Ordering::Relaxed);
+            if event.pid == shared.own_pid {
+                shared.stats.own.fetch_add(1, Ordering::Relaxed);
+                let _ = shared.group.respond(&event, Response::Allow);
+                continue;
+            }
+            let item = Arc::new(Pending { event, received: Instant::now(), answered: AtomicBool::new(false) });
+            match work.try_send(item.clone()) {
+                Ok(()) => pending.lock().unwrap_or_else(|p| p.into_inner()).push_back(item),
+                Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+                    shared.stats.overload.fetch_add(1, Ordering::Relaxed);
+                    item.answer(&shared.group, shared.config.overload);
+                }
+            }
+        }
+    }
+}
+
+fn deadline_keeper(shared: Arc<Shared>, pending: Arc<Mutex<VecDeque<Arc<Pending>>>>) {
+    let timeout = shared.config.answer_timeout;
+    while !shared.stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(20).min(timeout / 2));
+        let mut list = pending.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|p| {
+            if p.answered.load(Ordering::Acquire) {
+                return false;
+            }
+            if p.received.elapsed() >= timeout {
+                if p.answer(&shared.group, shared.config.overload) {
+                    shared.stats.overload.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "pid {}: not judged within {:?}; answered {:?}",
+                        p.event.pid,
+                        timeout,
+                        shared.config.overload
+                    );
+                }
+                return false;
+            }
+            true
+        });
+    }
+}
+
+fn spool_writer(mut spool: Spool, rx: Receiver<Record>) {
+    for record in rx {
+        match serde_json::to_string(&record) {
+            Ok(line) => {
+                if let Err(e) = spool.append(&line) {
+                    tracing::error!("event spool: {e}; the event is in this log only");
+                }
+            }
+            Err(e) => tracing::error!("event spool: {e}"),
+        }
+        if record.event == "deny" {
+            tracing::warn!("{}", record.summary());
+        } else {
+            tracing::info!("{}", record.summary());
+        }
+    }
+    let _ = spool.sync();
+}
+
+fn load_policy(config: &Config, load: &PolicyLoader) -> Result<PolicyState, AgentError> {
+    let engine = load(&config.policy).map_err(AgentError::Policy)?;
+    let target =
+        engine.target(config.computer.as_deref(), Os::Linux).map_err(|e| AgentError::Computer(e.to_string()))?;
+    let script_control = engine.policy_set().organization.script_control;
+    Ok(PolicyState { engine, target, script_control })
+}
+
+fn hash_interpreters(paths: &[PathBuf]) -> HashSet<[u8; 32]> {
+    let mut out = HashSet::new();
+    for p in paths {
+        let Ok(real) = std::fs::canonicalize(p) else { continue };
+        match std::fs::File::open(&real).and_then(|f| portcullis_inspect::hash_reader(f, ExtraHashes::default())) {
+            Ok((h, _)) => {
+                out.insert(h.sha256);
+            }
+            Err(e) => tracing::debug!("interpreter {}: {e}", real.display()),
+        }
+    }
+    out
+}
+
+/// Interpreters found on this host: shells, Python, Perl, Ruby, Node, PHP, Lua, Tcl, awk.
+pub fn default_interpreters() -> Vec<PathBuf> {
+    const NAMES: &[&str] = &[
+        "sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "python", "python2", "python3",
+        "pypy", "pypy3", "perl", "ruby", "node", "nodejs", "php", "lua", "luajit", "tclsh", "wish", "awk", "gawk",
+        "mawk", "Rscript", "pwsh",
+    ];
+    let mut out = Vec::new();
+    for dir in ["/usr/bin", "/bin", "/usr/local/bin"] {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+            if NAMES.contains(&name.as_str()) || NAMES.contains(&base) && name.len() > base.len() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Why the agent stopped.
+#[derive(Debug)]
+pub struct Summary {
+    /// The counters.
+    pub stats: Stats,
+}
+
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialized by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid set pointer.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+    }
+    set
+}
+
+/// Run the agent until SIGTERM or SIGINT (or `exit_after`). SIGHUP reloads the policy.
+///
+/// Must be called before other threads exist: it blocks the signals it handles for every
+/// thread it starts.
+pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
+    let started = Instant::now();
+    let set = signal_set();
+    // SAFETY: blocking signals for this thread; threads spawned later inherit the mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+
+    let policy = load_policy(&config, load)?;
+    let spool = Spool::open(config.spool.clone())
+        .map_err(|error| AgentError::Spool { path: config.spool.dir.clone(), error })?;
+    let group = Group::new(InitFlags::PERMISSION | InitFlags::NONBLOCK, libc::O_RDONLY | libc::O_LARGEFILE)
+        .map_err(AgentError::Fanotify)?;
+    let (records_tx, records_rx) = mpsc::channel();
+    let shared = Arc::new(Shared {
+        group,
+        cache: Cache::new(config.cache_capacity),
+        policy: RwLock::new(Arc::new(policy)),
+        interpreters: RwLock::new(HashSet::new()),
+        users: Users::default(),
+        own_pid: std::process::id() as i32,
+        stats: Stats::default(),
+        stop: AtomicBool::new(false),
+        records: Mutex::new(records_tx),
+        config,
+    });
+    let config = &shared.config;
+
+    let (work_tx, work_rx) = mpsc::sync_channel::<Arc<Pending>>(4096);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let pending = Arc::new(Mutex::new(VecDeque::new()));
+    let mut threads = Vec::new();
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map_err(|error| AgentError::Io { what: format!("starting the {name} thread"), error })
+    };
+    // The responder first: from the first mark on, every event needs it.
+    {
+        let (s, p) = (shared.clone(), pending.clone());
+        threads.push(spawn("responder", Box::new(move || responder(s, work_tx, p)))?);
+    }
+    {
+        let (s, p) = (shared.clone(), pending.clone());
+        threads.push(spawn("deadlines", Box::new(move || deadline_keeper(s, p)))?);
+    }
+    for i in 0..config.workers.max(1) {
+        let (s, r) = (shared.clone(), work_rx.clone());
+        threads.push(spawn(&format!("worker-{i}"), Box::new(move || worker(s, r)))?);
+    }
+    let spool_thread = spawn("spool", Box::new(move || spool_writer(spool, records_rx)))?;
+
+    *shared.interpreters.write().unwrap_or_else(|p| p.into_inner()) = hash_interpreters(&config.interpreters);
+
+    // Marks.
+    let mut marked: Vec<String> = Vec::new();
+    let mark_new = |marked: &mut Vec<String>, strict: bool| -> Result<(), AgentError> {
+        let all =
+            mounts::current().map_err(|error| AgentError::Io { what: "reading /proc/self/mountinfo".into(), error })?;
+        for m in mounts::select(&all, &config.scope, &config.excluded_fstypes, marked) {
+            match shared.group.mark_path(MarkFlags::ADD | MarkFlags::FILESYSTEM, CODE_MASK, &m.mount_point) {
+                Ok(()) => {
+                    tracing::info!("watching {} ({}, {})", m.mount_point.display(), m.fstype, m.device);
+                    marked.push(m.device.clone());
+                }
+                Err(error) if strict => return Err(AgentError::Mark { path: m.mount_point.clone(), error }),
+                Err(error) => {
+                    tracing::warn!("cannot watch {} ({}): {error}", m.mount_point.display(), m.fstype);
+                    marked.push(m.device.clone());
+                }
+            }
+        }
+        Ok(())
+    };
+    let cleanup = |shared: &Arc<Shared>| {
+        shared.stop.store(true, Ordering::Release);
+    };
+    if let Err(e) = mark_new(&mut marked, matches!(config.scope, Scope::Under(_))) {
+        cleanup(&shared);
+        return Err(e);
+    }
+
+    let secured = |s: &Shared| {
+        let p = s.policy.read().unwrap_or_else(|p| p.into_inner());
+        p.target.mode().at(now()) == Mode::Secured
+    };
+    let mut memfd = if secured(&shared) {
+        match sysctl::MemfdNoexec::enforce() {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!("cannot set vm.memfd_noexec=2 ({e}): memfd execution stays open");
+                sysctl::MemfdNoexec::untouched()
+            }
+        }
+    } else {
+        sysctl::MemfdNoexec::untouched()
+    };
+
+    let mut protected = protect::Protected::default();
+    if config.protect {
+        let exe = std::fs::read_link("/proc/self/exe").ok();
+        for path in exe.iter().chain(std::iter::once(&config.policy)) {
+            if let Err(e) = protected.protect(path) {
+                tracing::warn!("cannot make {} immutable: {e}", path.display());
+            }
+        }
+    }
+
+    if let Some(ready) = &config.ready_file {
+        let _ = std::fs::write(ready, format!("{}\n", std::process::id()));
+    }
+    {
+        let p = shared.policy.read().unwrap_or_else(|p| p.into_inner());
+        tracing::info!(
+            "enforcing {} ({} mode{}; {} hashes indexed; scripts {}; {} filesystem(s) watched)",
+            config.policy.display(),
+            p.target.mode().at(now()).name(),
+            if memfd.enforced() { ", memfd exec closed" } else { "" },
+            p.engine.hash_count(),
+            if p.script_control { "judged" } else { "not judged" },
+            marked.len()
+        );
+    }
+
+    let mountinfo = std::fs::File::open("/proc/self/mountinfo").ok();
+    loop {
+        if let Some(m) = &mountinfo
+            && mounts::wait_for_change(m, 0)
+        {
+            let _ = mark_new(&mut marked, false);
+        }
+        let timeout = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+        // SAFETY: valid set and timeout; no siginfo wanted.
+        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
+        if sig == libc::SIGTERM || sig == libc::SIGINT {
+            tracing::info!("stopping on signal {sig}");
+            break;
+        }
+        if sig == libc::SIGHUP {
+            match load_policy(config, load) {
+                Ok(state) => {
+                    *shared.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+                    // Decisions the kernel remembers were made under the old policy.
+                    if let Err(e) = shared.group.flush_inode_marks() {
+                        tracing::error!("flushing ignore marks: {e}");
+                    }
+                    *shared.interpreters.write().unwrap_or_else(|p| p.into_inner()) =
+                        hash_interpreters(&config.interpreters);
+                    if secured(&shared) && !memfd.enforced() {
+                        memfd = sysctl::MemfdNoexec::enforce().unwrap_or_else(|_| sysctl::MemfdNoexec::untouched());
+                    }
+                    tracing::info!("policy reloaded from {}", config.policy.display());
+                }
+                Err(e) => tracing::error!("policy not reloaded, the old one stays in force: {e}"),
+            }
+        }
+        if config.exit_after.is_some_and(|d| started.elapsed() >= d) {
+            tracing::info!("stopping: --exit-after reached");
+            break;
+        }
+    }
+
+    cleanup(&shared);
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Err(e) = memfd.restore() {
+        tracing::error!("restoring vm.memfd_noexec: {e}");
+    }
+    for (path, e) in protected.release() {
+        tracing::error!("clearing the immutable flag of {}: {e}", path.display());
+    }
+    // The last sender goes with `shared`; the spool thread then drains and stops.
+    let shared = Arc::into_inner(shared).ok_or_else(|| AgentError::Io {
+        what: "stopping".into(),
+        error: io::Error::other("threads still hold the agent state"),
+    })?;
+    let Shared { group, stats, records, .. } = shared;
+    drop(records);
+    let _ = spool_thread.join();
+    // Closing the group allows anything still pending.
+    drop(group);
+    Ok(Summary { stats })
+}
