@@ -270,7 +270,12 @@ impl Opener for ProcOpener<'_> {
             compute_facts(self.shared, f.as_fd(), &link, key.size)
         });
         let interpreters = self.shared.interpreters.read().unwrap_or_else(|p| p.into_inner());
-        facts.as_ref().is_ok_and(|f| interpreters.contains(&f.sha256))
+        if facts.as_ref().is_ok_and(|f| interpreters.contains(&f.sha256)) {
+            return true;
+        }
+        // An interpreter installed elsewhere (pyenv, /opt, a venv) is known by its name; a
+        // renamed copy of one of the host's interpreters is known by its hash above.
+        std::fs::read_link(&link).is_ok_and(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_interpreter_name))
     }
 
     fn names_on_command_line(&mut self, path: &str) -> bool {
@@ -571,20 +576,24 @@ fn hash_interpreters(paths: &[PathBuf]) -> HashSet<[u8; 32]> {
     out
 }
 
+const INTERPRETER_NAMES: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "python", "pypy", "perl", "ruby",
+    "node", "nodejs", "php", "lua", "luajit", "tclsh", "wish", "awk", "gawk", "mawk", "Rscript", "pwsh",
+];
+
+/// Whether a file name is an interpreter's, versions included (`python3.11`, `perl5.36.0`).
+pub fn is_interpreter_name(name: &str) -> bool {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    INTERPRETER_NAMES.contains(&name) || INTERPRETER_NAMES.contains(&base)
+}
+
 /// Interpreters found on this host: shells, Python, Perl, Ruby, Node, PHP, Lua, Tcl, awk.
 pub fn default_interpreters() -> Vec<PathBuf> {
-    const NAMES: &[&str] = &[
-        "sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "python", "python2", "python3",
-        "pypy", "pypy3", "perl", "ruby", "node", "nodejs", "php", "lua", "luajit", "tclsh", "wish", "awk", "gawk",
-        "mawk", "Rscript", "pwsh",
-    ];
     let mut out = Vec::new();
     for dir in ["/usr/bin", "/bin", "/usr/local/bin"] {
         let Ok(entries) = std::fs::read_dir(dir) else { continue };
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-            if NAMES.contains(&name.as_str()) || NAMES.contains(&base) && name.len() > base.len() {
+            if is_interpreter_name(&e.file_name().to_string_lossy()) {
                 out.push(e.path());
             }
         }
@@ -777,25 +786,27 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         }
     }
 
-    cleanup(&shared);
-    for t in threads {
-        let _ = t.join();
+    // File work first, while the responder still answers our own opens: the protected files
+    // may sit on a watched filesystem, and with no responder an open of them would wait forever.
+    for (path, e) in protected.release() {
+        tracing::error!("clearing the immutable flag of {}: {e}", path.display());
     }
     if let Err(e) = memfd.restore() {
         tracing::error!("restoring vm.memfd_noexec: {e}");
     }
-    for (path, e) in protected.release() {
-        tracing::error!("clearing the immutable flag of {}: {e}", path.display());
+    cleanup(&shared);
+    for t in threads {
+        let _ = t.join();
     }
-    // The last sender goes with `shared`; the spool thread then drains and stops.
     let shared = Arc::into_inner(shared).ok_or_else(|| AgentError::Io {
         what: "stopping".into(),
         error: io::Error::other("threads still hold the agent state"),
     })?;
     let Shared { group, stats, records, .. } = shared;
+    // Closing the group allows anything still pending and ends all events, so the spool
+    // writer can open its next file safely while it drains.
+    drop(group);
     drop(records);
     let _ = spool_thread.join();
-    // Closing the group allows anything still pending.
-    drop(group);
     Ok(Summary { stats })
 }

@@ -1,0 +1,589 @@
+//! The agent enforcing for real: fanotify on a tmpfs that each test mounts and marks alone
+//! (one whole-system test runs in Monitor mode). Every agent runs under a watchdog that kills
+//! it, and every command under `timeout`: when the agent dies, the kernel allows what was
+//! pending, so nothing here can hang the machine.
+//!
+//! Needs root. The programs and libraries are built by gcc from `tests/agent_src`.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const AGENT_WATCHDOG: Duration = Duration::from_secs(90);
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_portcullis")
+}
+
+/// Test programs, built once per run into a directory outside any marked filesystem.
+struct Built {
+    dir: PathBuf,
+}
+
+fn built() -> &'static Built {
+    static B: OnceLock<Built> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("portcullis-agent-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agent_src");
+        let gcc = |args: &[&str]| {
+            let out = Command::new("gcc").args(args).current_dir(&dir).output().expect("gcc is installed by ./x deps");
+            assert!(out.status.success(), "gcc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let s = |f: &str| src.join(f).to_string_lossy().into_owned();
+        gcc(&["-O2", "-DNAME=\"good\"", "-o", "good", &s("program.c")]);
+        gcc(&["-O2", "-DNAME=\"blocked\"", "-o", "blocked", &s("program.c")]);
+        gcc(&["-O2", "-o", "loader", &s("loader.c"), "-ldl"]);
+        gcc(&["-O2", "-o", "memfd_exec", &s("memfd_exec.c")]);
+        gcc(&["-O2", "-shared", "-fPIC", "-DNAME=\"libgood\"", "-o", "libgood.so", &s("lib.c")]);
+        gcc(&["-O2", "-shared", "-fPIC", "-DNAME=\"libevil\"", "-o", "libevil.so", &s("lib.c")]);
+        Built { dir }
+    })
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+}
+
+/// A policy permitting the named built files by hash.
+fn policy(mode: &str, permitted: &[&str], extra: &str) -> String {
+    let hashes: Vec<String> = permitted.iter().map(|f| format!("\"{}\"", sha256(&built().dir.join(f)))).collect();
+    format!(
+        r#"[organization]
+name = "Agent tests"
+mode = "{mode}"
+{extra}
+
+[[applications]]
+name = "Test programs"
+rules = [{{ sha256 = [{}] }}]
+
+[[policies]]
+name = "Permit test programs"
+position = 100
+applications = ["Test programs"]
+action = "permit"
+"#,
+        hashes.join(", ")
+    )
+}
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+    mnt: PathBuf,
+    agent: Option<Child>,
+    watchdog: Option<mpsc::Sender<()>>,
+    stderr_log: PathBuf,
+    mounts: Vec<PathBuf>,
+}
+
+fn mount_tmpfs(at: &Path) {
+    std::fs::create_dir_all(at).unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=512m", "tmpfs"]).arg(at).status().unwrap();
+    assert!(st.success(), "mount tmpfs at {} (the tests need root)", at.display());
+}
+
+impl Sandbox {
+    /// A fresh tmpfs holding copies of the built files.
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        mount_tmpfs(&mnt);
+        for f in ["good", "blocked", "loader", "memfd_exec", "libgood.so", "libevil.so"] {
+            std::fs::copy(built().dir.join(f), mnt.join(f)).unwrap();
+        }
+        let stderr_log = dir.path().join("agent.log");
+        Sandbox { mounts: vec![mnt.clone()], dir, mnt, agent: None, watchdog: None, stderr_log }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+
+    fn spool(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// Start the agent on this sandbox's tmpfs with `policy_text` and wait until it watches.
+    fn start(&mut self, policy_text: &str, extra_args: &[&str]) {
+        let policy = self.dir.path().join("policy.toml");
+        std::fs::write(&policy, policy_text).unwrap();
+        let mnt = self.mnt.to_str().unwrap().to_owned();
+        self.start_with(&policy, &["--mark-under", &mnt, "--no-protect"], extra_args);
+    }
+
+    fn start_with(&mut self, policy: &Path, scope_args: &[&str], extra_args: &[&str]) {
+        let ready = self.dir.path().join("ready");
+        let _ = std::fs::remove_file(&ready);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).unwrap();
+        let child = Command::new(bin())
+            .args(["agent", "--policy"])
+            .arg(policy)
+            .args(scope_args)
+            .args(["--spool", self.spool().to_str().unwrap(), "--ready-file", ready.to_str().unwrap()])
+            .args(["--exit-after", &AGENT_WATCHDOG.as_secs().to_string(), "--log", "debug"])
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // The watchdog: kill -9 the agent if the test has not stopped it in time.
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if rx.recv_timeout(AGENT_WATCHDOG + Duration::from_secs(5)) == Err(mpsc::RecvTimeoutError::Timeout) {
+                // SAFETY: signalling a child process id.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        self.agent = Some(child);
+        self.watchdog = Some(tx);
+        let t0 = Instant::now();
+        while !ready.exists() {
+            if let Some(status) = self.agent.as_mut().unwrap().try_wait().unwrap() {
+                panic!("agent exited with {status} before it was ready:\n{}", self.log());
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "agent not ready in 60 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stop the agent with SIGTERM and return its exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.agent.take().expect("agent running");
+        // SAFETY: signalling our child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("agent did not stop on SIGTERM within 20 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(w) = self.watchdog.take() {
+            let _ = w.send(());
+        }
+        status
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Run a command with a hard time limit.
+    fn run(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let out = Command::new("timeout")
+            .args(["-s", "KILL", "20"])
+            .arg(program)
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(&self.mnt)
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(137), "command hit the 20 s limit:\n{}", self.log());
+        out
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let out = Command::new(bin()).args(["events", "--json", "--spool"]).arg(self.spool()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Events for a file, waiting briefly for the spool writer.
+    fn events_for(&self, path: &Path, kind: &str) -> Vec<Value> {
+        let t0 = Instant::now();
+        loop {
+            let found: Vec<Value> = self
+                .events()
+                .into_iter()
+                .filter(|e| e["file"]["path"] == path.to_str().unwrap() && e["event"] == kind)
+                .collect();
+            if !found.is_empty() || t0.elapsed() > Duration::from_secs(5) {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for m in self.mounts.iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[track_caller]
+fn assert_ran(o: &Output, expect: &str) {
+    assert!(
+        o.status.success() && text(o).contains(expect),
+        "expected success with {expect:?}, got {:?}: {}",
+        o.status,
+        text(o)
+    );
+}
+
+#[track_caller]
+fn assert_blocked(o: &Output) {
+    assert!(!o.status.success(), "expected a block, but it ran: {}", text(o));
+    assert!(text(o).contains("Operation not permitted") || text(o).contains("Permission denied"), "{}", text(o));
+    assert!(!text(o).contains("blocked ran") && !text(o).contains("libevil constructor ran"), "{}", text(o));
+}
+
+fn copy_mode(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn secured_denies_an_unlisted_program_and_records_who_ran_it() {
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good", "loader"], ""), &[]);
+    assert_ran(&s.run(s.path("good"), &[], &[]), "good ran");
+    let o = s.run(s.path("blocked"), &[], &[]);
+    assert_blocked(&o);
+    assert_eq!(o.status.code(), Some(126), "timeout reports an exec that failed with EPERM as 126");
+    let events = s.events_for(&s.path("blocked"), "deny");
+    let e = &events[0];
+    assert_eq!(e["access"], "exec");
+    assert_eq!(e["verdict"], "deny");
+    assert_eq!(e["mode"], "secured");
+    assert_eq!(e["file"]["sha256"], sha256(&s.path("blocked")));
+    assert!(e["reason"].as_str().unwrap().contains("Secured mode"), "{e}");
+    assert!(e["process"]["exe"].as_str().unwrap().ends_with("/timeout"), "the process that called execve: {e}");
+    assert_eq!(e["process"]["user"], "root");
+    let ancestors = e["process"]["ancestors"].as_array().unwrap();
+    assert!(ancestors.iter().any(|a| a["pid"] == std::process::id()), "the chain reaches this test: {e}");
+    assert!(s.stop().success());
+    // The person's view of the same event.
+    let out = Command::new(bin()).args(["events", "--spool"]).arg(s.spool()).output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("DENY") && shown.contains("exec") && shown.contains(s.path("blocked").to_str().unwrap()));
+    assert!(shown.contains("Secured mode"), "{shown}");
+}
+
+#[test]
+fn ld_so_run_directly_cannot_start_a_blocked_program() {
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good"], ""), &[]);
+    let ld = "/lib64/ld-linux-x86-64.so.2";
+    assert_ran(&s.run(ld, &[s.path("good").to_str().unwrap()], &[]), "good ran");
+    assert_blocked(&s.run(ld, &[s.path("blocked").to_str().unwrap()], &[]));
+    let e = &s.events_for(&s.path("blocked"), "deny")[0];
+    assert_eq!(e["access"], "load", "ld.so opens the program as a plain open: judged as a load: {e}");
+    assert!(e["process"]["exe"].as_str().unwrap().contains("ld-linux"), "{e}");
+}
+
+#[test]
+fn memfd_exec_is_closed_in_secured_mode_and_the_sysctl_restored() {
+    let before = std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap();
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good", "memfd_exec"], ""), &[]);
+    assert_eq!(std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap().trim(), "2");
+    let o = s.run(s.path("memfd_exec"), &[s.path("blocked").to_str().unwrap()], &[]);
+    assert!(!text(&o).contains("blocked ran"), "memfd exec ran the blocked program: {}", text(&o));
+    assert!(text(&o).contains("fexecve: Permission denied"), "{}", text(&o));
+    assert!(s.stop().success());
+    assert_eq!(std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap(), before, "restored on exit");
+}
+
+#[test]
+fn copies_renames_hard_links_and_symlinks_of_a_blocked_file_stay_blocked() {
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good"], ""), &[]);
+    let blocked = s.path("blocked");
+    // A copy made while the agent runs (reading a program is not running it).
+    let cp = s.run("cp", &[blocked.to_str().unwrap(), s.path("copy").to_str().unwrap()], &[]);
+    assert!(cp.status.success(), "cp: {}", text(&cp));
+    std::fs::rename(s.path("copy"), s.path("renamed")).unwrap();
+    std::fs::hard_link(&blocked, s.path("hardlink")).unwrap();
+    std::os::unix::fs::symlink(&blocked, s.path("symlink")).unwrap();
+    // Same bytes under a new name, written by a program rather than copied by cp.
+    copy_mode(&blocked, &s.path("rewritten-copy"));
+    for name in ["renamed", "hardlink", "symlink", "rewritten-copy"] {
+        let o = s.run(s.path(name), &[], &[]);
+        assert_blocked(&o);
+    }
+    assert_ran(&s.run(s.path("good"), &[], &[]), "good ran");
+}
+
+#[test]
+fn a_permitted_file_rewritten_in_place_is_judged_again() {
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good"], ""), &[]);
+    let target = s.path("good");
+    for _ in 0..3 {
+        assert_ran(&s.run(&target, &[], &[]), "good ran");
+    }
+    // Same inode, new content: the kernel drops the ignore mark on modification and the
+    // identity key (size, mtime, ctime) changes.
+    let evil = std::fs::read(s.path("blocked")).unwrap();
+    std::fs::write(&target, evil).unwrap();
+    assert_blocked(&s.run(&target, &[], &[]));
+    assert!(s.stop().success());
+    let log = s.log();
+    assert!(log.contains("1 ignore marks") || log.contains("ignore marks"), "{log}");
+}
+
+#[test]
+fn ld_preload_and_dlopen_of_an_unapproved_library_are_denied() {
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good", "loader", "libgood.so"], ""), &[]);
+    let good = s.path("good");
+    let preload_ok = s.run(&good, &[], &[("LD_PRELOAD", s.path("libgood.so").to_str().unwrap())]);
+    assert_ran(&preload_ok, "libgood constructor ran");
+    let preload_evil = s.run(&good, &[], &[("LD_PRELOAD", s.path("libevil.so").to_str().unwrap())]);
+    // ld.so skips a preload it cannot open and runs the program: the library never loads.
+    assert!(!text(&preload_evil).contains("libevil constructor ran"), "{}", text(&preload_evil));
+    assert!(text(&preload_evil).contains("cannot be preloaded"), "{}", text(&preload_evil));
+    let loader = s.path("loader");
+    assert_ran(&s.run(&loader, &[s.path("libgood.so").to_str().unwrap()], &[]), "libgood constructor ran");
+    let dl = s.run(&loader, &[s.path("libevil.so").to_str().unwrap()], &[]);
+    assert!(text(&dl).contains("dlopen failed") && text(&dl).contains("Operation not permitted"), "{}", text(&dl));
+    assert!(!text(&dl).contains("libevil constructor ran"));
+    let e = &s.events_for(&s.path("libevil.so"), "deny")[0];
+    assert_eq!(e["access"], "load");
+    assert_eq!(e["file"]["kind"], "library");
+}
+
+#[test]
+fn scripts_fed_to_interpreters_are_judged_when_the_policy_says_so() {
+    let mut s = Sandbox::new();
+    std::fs::write(s.path("x.sh"), "#!/bin/sh\necho script ran\n").unwrap();
+    std::fs::set_permissions(s.path("x.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(s.path("x.py"), "print('script ran')\n").unwrap();
+    std::fs::write(s.path("payload"), "echo script ran\n").unwrap();
+    std::fs::write(s.path("ok.sh"), "echo permitted script ran\n").unwrap();
+    // Without script control, an interpreter reading a file is a read.
+    let hashes_of =
+        |names: &[&str]| names.iter().map(|n| format!("\"{}\"", sha256(&s.path(n)))).collect::<Vec<_>>().join(", ");
+    let ok_app = format!(
+        "\n[[applications]]\nname = \"Approved scripts\"\nrules = [{{ sha256 = [{}] }}]\n\n[[policies]]\nname = \"Permit approved scripts\"\nposition = 50\napplications = [\"Approved scripts\"]\naction = \"permit\"\n",
+        hashes_of(&["ok.sh"])
+    );
+    s.start(&(policy("secured", &["good"], "") + &ok_app), &[]);
+    assert_ran(&s.run("bash", &["x.sh"], &[]), "script ran");
+    s.stop();
+    s.start(&(policy("secured", &["good"], "script_control = true") + &ok_app), &[]);
+    for (interpreter, script) in [("bash", "x.sh"), ("python3", "x.py"), ("sh", "x.sh"), ("bash", "payload")] {
+        let o = s.run(interpreter, &[script], &[]);
+        assert!(!o.status.success() && !text(&o).contains("script ran"), "{interpreter} {script}: {}", text(&o));
+    }
+    // Run directly through its #! line: the exec itself is judged, in any case.
+    assert_blocked(&s.run(s.path("x.sh"), &[], &[]));
+    assert_ran(&s.run("bash", &["ok.sh"], &[]), "permitted script ran");
+    let e = &s.events_for(&s.path("x.py"), "deny")[0];
+    assert_eq!(e["access"], "script");
+    assert!(e["process"]["exe"].as_str().unwrap().contains("python3"), "{e}");
+}
+
+#[test]
+fn a_filesystem_mounted_after_start_is_watched_too() {
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good"], ""), &[]);
+    let second = s.path("second");
+    mount_tmpfs(&second);
+    s.mounts.push(second.clone());
+    copy_mode(&built().dir.join("blocked"), &second.join("blocked"));
+    copy_mode(&built().dir.join("good"), &second.join("good"));
+    // The mount is picked up within the agent's 100 ms poll; retry briefly.
+    let t0 = Instant::now();
+    loop {
+        let o = s.run(second.join("blocked"), &[], &[]);
+        if !o.status.success() {
+            assert_blocked(&o);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "second tmpfs never watched:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ran(&s.run(second.join("good"), &[], &[]), "good ran");
+    assert!(s.log().contains(&format!("watching {}", second.display())), "{}", s.log());
+}
+
+#[test]
+fn monitor_records_would_deny_learning_records_candidates_and_an_enforced_deny_still_denies() {
+    let mut s = Sandbox::new();
+    let deny_evil = format!(
+        "\n[[applications]]\nname = \"Evil\"\nrules = [{{ sha256 = [\"{}\"] }}]\n\n[[policies]]\nname = \"Deny evil\"\nposition = 10\napplications = [\"Evil\"]\naction = \"deny\"\n",
+        sha256(&built().dir.join("libevil.so"))
+    );
+    s.start(&(policy("monitor", &["good", "loader"], "") + &deny_evil), &[]);
+    assert_ran(&s.run(s.path("blocked"), &[], &[]), "blocked ran");
+    let e = &s.events_for(&s.path("blocked"), "would-deny")[0];
+    assert_eq!(e["verdict"], "allow");
+    assert_eq!(e["mode"], "monitor");
+    let dl = s.run(s.path("loader"), &[s.path("libevil.so").to_str().unwrap()], &[]);
+    assert!(text(&dl).contains("Operation not permitted"), "an enforced deny denies in Monitor mode: {}", text(&dl));
+    assert_eq!(s.events_for(&s.path("libevil.so"), "deny")[0]["policy"], "Deny evil");
+    s.stop();
+    s.start(&policy("learning\"\nuntil = \"2099-01-01", &["good"], ""), &[]);
+    assert_ran(&s.run(s.path("blocked"), &[], &[]), "blocked ran");
+    let c = &s.events_for(&s.path("blocked"), "candidate")[0];
+    assert_eq!(c["mode"], "learning");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn the_3cx_pattern_a_permitted_app_loading_a_blocklisted_library() {
+    // 3CX: the signed, permitted application loads a trojanized library. The library is
+    // blocklisted by hash; the application stays permitted.
+    let mut s = Sandbox::new();
+    std::fs::copy(built().dir.join("loader"), s.path("3CXDesktopApp")).unwrap();
+    std::fs::copy(built().dir.join("libevil.so"), s.path("ffmpeg.so")).unwrap();
+    let blocklist = format!(
+        "\n[[blocklists]]\nname = \"3CX DesktopApp\"\nsha256 = [\"{}\"]\napproved = [\"organization\"]\n",
+        sha256(&s.path("ffmpeg.so"))
+    );
+    let policy_text = |mode: &str| policy(mode, &["loader", "libgood.so", "libevil.so"], "") + &blocklist;
+    for mode in ["monitor", "secured"] {
+        s.start(&policy_text(mode), &[]);
+        let o = s.run(s.path("3CXDesktopApp"), &[s.path("ffmpeg.so").to_str().unwrap()], &[]);
+        assert!(text(&o).contains("dlopen failed"), "{mode}: {}", text(&o));
+        assert_ran(&s.run(s.path("3CXDesktopApp"), &[s.path("libgood.so").to_str().unwrap()], &[]), "libgood");
+        let e = &s.events_for(&s.path("ffmpeg.so"), "deny")[0];
+        assert!(e["reason"].as_str().unwrap().contains("3CX DesktopApp"), "{e}");
+        s.stop();
+        std::fs::remove_dir_all(s.spool()).unwrap();
+    }
+    // A blocklist approved in Monitor status only reports.
+    let monitor_only = blocklist.replace("approved = ", "approved_monitor = ");
+    s.start(&(policy("secured", &["loader", "libevil.so"], "") + &monitor_only), &[]);
+    let o = s.run(s.path("3CXDesktopApp"), &[s.path("ffmpeg.so").to_str().unwrap()], &[]);
+    assert!(text(&o).contains("libevil constructor ran"), "{}", text(&o));
+    assert!(!s.events_for(&s.path("ffmpeg.so"), "would-deny").is_empty());
+}
+
+#[test]
+fn one_hash_per_file_version_ignore_marks_and_a_reload_that_revokes() {
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good"], ""), &[]);
+    for _ in 0..20 {
+        assert_ran(&s.run(s.path("good"), &[], &[]), "good ran");
+    }
+    // SIGHUP with a policy that no longer permits `good`: the kernel's ignore marks go.
+    std::fs::write(s.dir.path().join("policy.toml"), policy("secured", &["loader"], "")).unwrap();
+    let pid = s.agent.as_ref().unwrap().id() as i32;
+    // SAFETY: signalling our child.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let t0 = Instant::now();
+    while !s.log().contains("policy reloaded") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{}", s.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_blocked(&s.run(s.path("good"), &[], &[]));
+    assert!(s.stop().success());
+    let log = s.log();
+    let stopped = log.lines().find(|l| l.contains("stopped:")).unwrap();
+    // `good` was hashed once for 20 runs and its decision went to the kernel; blocked runs
+    // after the reload reuse the cached facts.
+    assert!(stopped.contains(" 1 files hashed"), "{stopped}");
+    assert!(stopped.contains(" 1 ignore marks"), "{stopped}");
+}
+
+#[test]
+fn the_agents_own_files_cannot_be_written_while_it_runs() {
+    let mut s = Sandbox::new();
+    let agent_copy = s.path("portcullis");
+    copy_mode(Path::new(bin()), &agent_copy);
+    let policy_path = s.path("policy.toml");
+    std::fs::write(&policy_path, policy("monitor", &["good"], "")).unwrap();
+    // Run the copy on the tmpfs, protected (no --no-protect).
+    let ready = s.dir.path().join("ready");
+    let child = Command::new(&agent_copy)
+        .args(["agent", "--policy", policy_path.to_str().unwrap(), "--mark-under", s.mnt.to_str().unwrap()])
+        .args(["--spool", s.spool().to_str().unwrap(), "--ready-file", ready.to_str().unwrap()])
+        .args(["--exit-after", "60"])
+        .stderr(std::fs::File::create(&s.stderr_log).unwrap())
+        .spawn()
+        .unwrap();
+    s.agent = Some(child);
+    let t0 = Instant::now();
+    while !ready.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", s.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for f in [&policy_path, &agent_copy] {
+        let w = std::fs::OpenOptions::new().append(true).open(f);
+        assert_eq!(w.unwrap_err().raw_os_error(), Some(libc::EPERM), "{} is writable", f.display());
+        assert!(std::fs::remove_file(f).is_err());
+        assert!(std::fs::rename(f, s.path("moved")).is_err());
+    }
+    assert!(s.stop().success());
+    std::fs::OpenOptions::new().append(true).open(&policy_path).expect("writable again after a clean stop");
+}
+
+#[test]
+fn events_survive_a_restart_and_follow_shows_new_ones() {
+    let mut s = Sandbox::new();
+    s.start(&policy("secured", &["good"], ""), &[]);
+    assert_blocked(&s.run(s.path("blocked"), &[], &[]));
+    assert_eq!(s.events_for(&s.path("blocked"), "deny").len(), 1);
+    // A crash: no clean stop.
+    let mut child = s.agent.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    s.start(&policy("secured", &["good"], ""), &[]);
+    let mut follow = Command::new(bin())
+        .args(["events", "--follow", "--json", "--spool"])
+        .arg(s.spool())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).expect("the earlier event is shown first");
+    assert!(first.contains("\"deny\""));
+    assert_blocked(&s.run(s.path("blocked"), &[], &[]));
+    let next = rx.recv_timeout(Duration::from_secs(10)).expect("--follow shows the new event");
+    let v: Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(v["file"]["path"], s.path("blocked").to_str().unwrap());
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(s.events_for(&s.path("blocked"), "deny").len(), 2, "nothing lost across the restart");
+}
+
+#[test]
+fn whole_system_in_monitor_mode_allows_everything_and_reports() {
+    // Every filesystem of the host is watched, in Monitor mode only: nothing is denied.
+    let mut s = Sandbox::new();
+    let policy_path = s.dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy("monitor", &["good"], "")).unwrap();
+    s.start_with(&policy_path, &["--no-protect"], &[]);
+    assert!(s.log().contains("watching / ("), "the root filesystem is watched:\n{}", s.log());
+    let o = s.run("/usr/bin/env", &["true"], &[]);
+    assert!(o.status.success());
+    assert_ran(&s.run(s.path("blocked"), &[], &[]), "blocked ran");
+    let ls = s.run("ls", &["/usr/lib"], &[]);
+    assert!(ls.status.success());
+    assert!(!s.events_for(Path::new("/usr/bin/env"), "would-deny").is_empty());
+    assert!(!s.events_for(&s.path("blocked"), "would-deny").is_empty());
+    assert!(s.stop().success());
+}
