@@ -513,6 +513,7 @@ fn deadline_keeper(shared: Arc<Shared>, pending: Arc<Mutex<VecDeque<Arc<Pending>
     let timeout = shared.config.answer_timeout;
     while !shared.stop.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(20).min(timeout / 2));
+        let mut late = Vec::new();
         let mut list = pending.lock().unwrap_or_else(|p| p.into_inner());
         list.retain(|p| {
             if p.answered.load(Ordering::Acquire) {
@@ -521,17 +522,57 @@ fn deadline_keeper(shared: Arc<Shared>, pending: Arc<Mutex<VecDeque<Arc<Pending>
             if p.received.elapsed() >= timeout {
                 if p.answer(&shared.group, shared.config.overload) {
                     shared.stats.overload.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        "pid {}: not judged within {:?}; answered {:?}",
-                        p.event.pid,
-                        timeout,
-                        shared.config.overload
-                    );
+                    late.push(p.clone());
                 }
                 return false;
             }
             true
         });
+        drop(list);
+        for p in late {
+            let record = overload_record(&shared, &p, timeout);
+            tracing::warn!("{}", record.summary());
+            let _ = shared.records.lock().unwrap_or_else(|p| p.into_inner()).send(record);
+        }
+    }
+}
+
+/// The event for an open answered by the deadline keeper: what is known without judging it.
+fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -> Record {
+    let fd = p.event.fd.as_ref().map(|f| f.as_fd());
+    let stat = fd.and_then(|fd| identity::fstat(fd).ok());
+    let info = process::info(p.event.pid);
+    let verdict = if shared.config.overload == Response::Allow { "allow" } else { "deny" };
+    let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+    Record {
+        time: jiff::Timestamp::now()
+            .round(jiff::Unit::Millisecond)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string(),
+        event: "overload".into(),
+        access: if p.event.mask.intersects(Mask::OPEN_EXEC_PERM) { "exec" } else { "open" }.into(),
+        verdict: verdict.into(),
+        mode: policy.target.mode().at(now()).name().into(),
+        policy: None,
+        reason: format!(
+            "not judged within {} ms; answered {verdict} (the configured overload verdict)",
+            timeout.as_millis()
+        ),
+        file: FileRecord {
+            path: fd.map_or_else(|| "(unknown)".into(), fd_path),
+            sha256: String::new(),
+            size: stat.map_or(0, |s| s.key.size),
+            kind: String::new(),
+            dev: stat.map_or(0, |s| s.key.dev),
+            ino: stat.map_or(0, |s| s.key.ino),
+        },
+        process: ProcessRecord {
+            pid: info.pid,
+            user: info.uid.map(|u| shared.users.name(u)),
+            exe: info.exe.clone(),
+            uid: info.uid,
+            ancestors: info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default(),
+        },
     }
 }
 

@@ -587,3 +587,73 @@ fn whole_system_in_monitor_mode_allows_everything_and_reports() {
     assert!(!s.events_for(&s.path("blocked"), "would-deny").is_empty());
     assert!(s.stop().success());
 }
+
+#[test]
+fn an_event_not_judged_in_time_gets_the_overload_verdict() {
+    let mut s = Sandbox::new();
+    // A permitted program padded with 256 MiB: still runs, slow to hash.
+    let big = s.path("big");
+    let mut data = std::fs::read(built().dir.join("good")).unwrap();
+    data.resize(data.len() + (256 << 20), 0);
+    std::fs::write(&big, &data).unwrap();
+    std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(data);
+    let permit_by_path = format!(
+        "\n[[applications]]\nname = \"Big\"\nrules = [{{ path = \"{}\" }}]\n\n[[policies]]\nname = \"Permit big\"\nposition = 20\napplications = [\"Big\"]\naction = \"permit\"\n",
+        big.display()
+    );
+    s.start(
+        &(policy("secured", &["good"], "") + &permit_by_path),
+        &["--answer-timeout-ms", "10", "--overload", "deny"],
+    );
+    assert_blocked(&s.run(&big, &[], &[]));
+    let e = &s.events_for(&big, "overload")[0];
+    assert_eq!(e["verdict"], "deny");
+    assert!(e["reason"].as_str().unwrap().contains("not judged within 10 ms"), "{e}");
+    // The worker finishes hashing in the background; the cached facts then answer in time.
+    let t0 = Instant::now();
+    loop {
+        let o = s.run(&big, &[], &[]);
+        if o.status.success() {
+            assert!(text(&o).contains("good ran"));
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "never allowed: {}\n{}", text(&o), s.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(s.stop().success());
+}
+
+#[test]
+fn the_shipped_systemd_unit_verifies_and_its_command_line_runs() {
+    let unit =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/portcullis-agent.service"))
+            .unwrap();
+    assert!(unit.contains("Restart=always") && unit.contains("RestartSec=0"), "restarted at once when it dies");
+    let s = Sandbox::new();
+    let unit_path = s.dir.path().join("portcullis-agent.service");
+    std::fs::write(&unit_path, unit.replace("/usr/bin/portcullis", bin())).unwrap();
+    let v = Command::new("systemd-analyze").arg("verify").arg(&unit_path).output().unwrap();
+    assert!(v.status.success() && v.stderr.is_empty(), "systemd-analyze verify: {}", text(&v));
+    // The unit's ExecStart, pointed at this sandbox, starts and stops cleanly.
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+    let policy_path = s.dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy("monitor", &["good"], "")).unwrap();
+    let args: Vec<String> = exec
+        .split_whitespace()
+        .skip(1)
+        .map(|a| match a {
+            "/etc/portcullis/policy.toml" => policy_path.to_string_lossy().into_owned(),
+            "/var/lib/portcullis/events" => s.spool().to_string_lossy().into_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    let o = Command::new("timeout")
+        .args(["-s", "KILL", "60", bin()])
+        .args(&args)
+        .args(["--mark-under", s.mnt.to_str().unwrap(), "--no-protect", "--exit-after", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("enforcing") && text(&o).contains("stopped:"), "{}", text(&o));
+}
