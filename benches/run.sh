@@ -102,6 +102,9 @@ md += ["", "Notes:",
        "- Index lookups: the reference is the hardware floor, one dependent random read in a region the size of the index (pointer chasing). On this VM it is well above 100 ns (nested paging makes every TLB miss a two-level walk), so no structure that has to touch memory once can meet a 100 ns target here; an absent hash is answered from one 16-byte filter slot, a listed one needs that slot and the entry.",
        "- The worst-case extraction row is dominated by per-hash work (deduplication, output of 2.4 million lines), not by scanning.",
        ""]
+# The agent section comes from benches/agent.sh (run after this script by ./x bench).
+if os.path.exists("benches/agent.md"):
+    md.append(open("benches/agent.md").read())
 # Fuzzing figures come from the last long run (./x fuzz SECONDS), kept in benches/fuzzing.md.
 if os.path.exists("benches/fuzzing.md"):
     md.append(open("benches/fuzzing.md").read())
