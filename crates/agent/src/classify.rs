@@ -59,8 +59,15 @@ fn has_script_extension(path: &str) -> bool {
 /// Decide what kind of access an event is.
 ///
 /// `exec` is whether the event is `FAN_OPEN_EXEC_PERM`. With `script_control` off, files
-/// handed to interpreters are plain reads.
-pub fn classify(exec: bool, shape: Shape, path: &str, script_control: bool, opener: &mut impl Opener) -> Access {
+/// handed to interpreters are plain reads. `path` is asked for only when it matters (a
+/// script candidate), since finding it costs a system call.
+pub fn classify(
+    exec: bool,
+    shape: Shape,
+    path: &dyn Fn() -> String,
+    script_control: bool,
+    opener: &mut impl Opener,
+) -> Access {
     if exec {
         return Access::Exec;
     }
@@ -71,7 +78,7 @@ pub fn classify(exec: bool, shape: Shape, path: &str, script_control: bool, open
         _ if !script_control => Access::Read,
         _ if !opener.is_interpreter() => Access::Read,
         Shape::Shebang => Access::Script,
-        _ if has_script_extension(path) || opener.names_on_command_line(path) => Access::Script,
+        _ if has_script_extension(&path()) || opener.names_on_command_line(&path()) => Access::Script,
         _ => Access::Read,
     }
 }
@@ -121,33 +128,33 @@ mod tests {
     #[test]
     fn exec_is_exec_whatever_the_file() {
         let mut o = Fake::default();
-        assert_eq!(classify(true, Shape::Other, "/x", false, &mut o), Access::Exec);
+        assert_eq!(classify(true, Shape::Other, &|| "/x".into(), false, &mut o), Access::Exec);
         assert!(o.asked.is_empty(), "an exec needs nothing about the opener");
     }
 
     #[test]
     fn shared_objects_are_loads_for_everyone_and_programs_only_for_loaders() {
         let mut o = Fake::default();
-        assert_eq!(classify(false, LIB, "/lib/libevil.so", false, &mut o), Access::Load);
+        assert_eq!(classify(false, LIB, &|| "/lib/libevil.so".into(), false, &mut o), Access::Load);
         assert!(o.asked.is_empty());
-        assert_eq!(classify(false, PROGRAM, "/t/blocked", false, &mut o), Access::Read);
+        assert_eq!(classify(false, PROGRAM, &|| "/t/blocked".into(), false, &mut o), Access::Read);
         let mut ld = Fake { loader: true, ..Fake::default() };
-        assert_eq!(classify(false, PROGRAM, "/t/blocked", false, &mut ld), Access::Load);
+        assert_eq!(classify(false, PROGRAM, &|| "/t/blocked".into(), false, &mut ld), Access::Load);
     }
 
     #[test]
     fn scripts_count_only_under_script_control_and_only_for_interpreters() {
         let mut bash = Fake { interpreter: true, ..Fake::default() };
-        assert_eq!(classify(false, Shape::Other, "/t/x.sh", false, &mut bash), Access::Read);
+        assert_eq!(classify(false, Shape::Other, &|| "/t/x.sh".into(), false, &mut bash), Access::Read);
         assert!(bash.asked.is_empty(), "script control off asks nothing");
-        assert_eq!(classify(false, Shape::Other, "/t/x.sh", true, &mut bash), Access::Script);
-        assert_eq!(classify(false, Shape::Other, "/t/x.PY", true, &mut bash), Access::Script);
-        assert_eq!(classify(false, Shape::Shebang, "/t/tool", true, &mut bash), Access::Script);
-        assert_eq!(classify(false, Shape::Other, "/t/notes.txt", true, &mut bash), Access::Read);
+        assert_eq!(classify(false, Shape::Other, &|| "/t/x.sh".into(), true, &mut bash), Access::Script);
+        assert_eq!(classify(false, Shape::Other, &|| "/t/x.PY".into(), true, &mut bash), Access::Script);
+        assert_eq!(classify(false, Shape::Shebang, &|| "/t/tool".into(), true, &mut bash), Access::Script);
+        assert_eq!(classify(false, Shape::Other, &|| "/t/notes.txt".into(), true, &mut bash), Access::Read);
         let mut named = Fake { interpreter: true, named: true, ..Fake::default() };
-        assert_eq!(classify(false, Shape::Other, "/t/payload", true, &mut named), Access::Script);
+        assert_eq!(classify(false, Shape::Other, &|| "/t/payload".into(), true, &mut named), Access::Script);
         let mut cat = Fake { named: true, ..Fake::default() };
-        assert_eq!(classify(false, Shape::Other, "/t/x.sh", true, &mut cat), Access::Read);
+        assert_eq!(classify(false, Shape::Other, &|| "/t/x.sh".into(), true, &mut cat), Access::Read);
     }
 
     #[test]

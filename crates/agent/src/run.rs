@@ -44,7 +44,8 @@ pub struct Config {
     pub excluded_fstypes: Vec<String>,
     /// Where events go.
     pub spool: SpoolConfig,
-    /// Worker threads.
+    /// Shared worker threads, for events a lane's own worker is too busy to take (each CPU
+    /// the agent may run on also has a responder and one worker pinned to it).
     pub workers: usize,
     /// An event not judged within this time gets the overload verdict.
     pub answer_timeout: Duration,
@@ -123,6 +124,12 @@ pub struct Stats {
     pub ignore_marks: AtomicU64,
     /// Files hashed.
     pub hashed: AtomicU64,
+    /// Time workers spent judging, in nanoseconds (from taking an event to answering it).
+    pub judge_ns: AtomicU64,
+    /// Time from reading an event to answering it, in nanoseconds, summed over worker answers.
+    pub answer_ns: AtomicU64,
+    /// Events answered by workers.
+    pub worker_answers: AtomicU64,
 }
 
 struct PolicyState {
@@ -300,6 +307,8 @@ struct Report {
     path: String,
     key: FileKey,
     process: process::ProcessInfo,
+    /// Read before answering: once answered, a denied process and its parent may be gone.
+    ancestors: Vec<process::ProcessInfo>,
 }
 
 impl Outcome {
@@ -323,15 +332,17 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
         Ok(e) => e,
         Err(_) => return Outcome { response: shared.config.overload, ignore: None, report: None },
     };
-    let path = fd_path(fd);
+    let path_cell = std::cell::OnceCell::new();
+    let lazy_path = || path_cell.get_or_init(|| fd_path(fd)).clone();
     let mut opener = ProcOpener { shared, pid: pending.event.pid, exe: None };
-    let access = classify::classify(exec, entry.shape, &path, policy.script_control, &mut opener);
+    let access = classify::classify(exec, entry.shape, &lazy_path, policy.script_control, &mut opener);
     if !access.is_code() {
         let ignore =
             classify::read_is_process_independent(entry.shape, policy.script_control).then_some(Mask::OPEN_PERM);
         return Outcome { response: Response::Allow, ignore, report: None };
     }
     shared.stats.judged.fetch_add(1, Ordering::Relaxed);
+    let path = lazy_path();
     let proc_info = process::info(pending.event.pid);
     let facts = entry.facts.get_or_init(|| compute_facts(shared, fd, &path, stat.key.size)).clone();
     let facts = match facts {
@@ -348,6 +359,7 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
                     facts: None,
                     path,
                     key: stat.key,
+                    ancestors: proc_info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default(),
                     process: proc_info,
                 }),
             };
@@ -383,6 +395,7 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
             facts: Some(facts),
             path,
             key: stat.key,
+            ancestors: proc_info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default(),
             process: proc_info,
         }),
     }
@@ -391,7 +404,6 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
 fn record_of(shared: &Shared, report: Report) -> Record {
     let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
     let mode = policy.target.mode().at(now());
-    let ancestors = report.process.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default();
     let (verdict, policy_name, reason) = match &report.decision {
         Some(d) => (d.verdict.name().to_owned(), d.policy().map(str::to_owned), d.explain()),
         None => (
@@ -424,12 +436,15 @@ fn record_of(shared: &Shared, report: Report) -> Record {
             user: report.process.uid.map(|u| shared.users.name(u)),
             exe: report.process.exe,
             uid: report.process.uid,
-            ancestors,
+            ancestors: report.ancestors,
         },
     }
 }
 
-fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>) {
+/// Events queued to a lane's own worker and not yet finished.
+type Depth = Arc<std::sync::atomic::AtomicUsize>;
+
+fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>, depth: Option<Depth>) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100));
         let pending = match next {
@@ -437,9 +452,11 @@ fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>) {
             Err(RecvTimeoutError::Timeout) if !shared.stop.load(Ordering::Acquire) => continue,
             Err(_) => return,
         };
+        let _done = depth.as_ref().map(|d| DepthGuard(d.clone()));
         if pending.answered.load(Ordering::Acquire) {
             continue;
         }
+        let started = Instant::now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| judge(&shared, &pending)));
         let outcome = outcome.unwrap_or_else(|_| {
             tracing::error!("judging an event of pid {} failed; answered with the overload verdict", pending.event.pid);
@@ -455,6 +472,9 @@ fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>) {
             }
         }
         let answered = pending.answer(&shared.group, outcome.response);
+        shared.stats.judge_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        shared.stats.answer_ns.fetch_add(pending.received.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        shared.stats.worker_answers.fetch_add(1, Ordering::Relaxed);
         if answered && outcome.response == Response::Deny {
             shared.stats.denied.fetch_add(1, Ordering::Relaxed);
         }
@@ -469,7 +489,44 @@ fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>) {
     }
 }
 
-fn responder(shared: Arc<Shared>, work: SyncSender<Arc<Pending>>, pending: Arc<Mutex<VecDeque<Arc<Pending>>>>) {
+/// Counts an event as finished by its lane's worker, however the worker leaves it.
+struct DepthGuard(Depth);
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a responder sends events: its lane's worker (same CPU) when that worker is idle,
+/// else the shared pool, so one slow file never holds up the events queued behind it.
+struct Dispatch {
+    lane: SyncSender<Arc<Pending>>,
+    lane_depth: Depth,
+    pool: SyncSender<Arc<Pending>>,
+}
+
+impl Dispatch {
+    fn send(&self, item: Arc<Pending>) -> Result<(), Arc<Pending>> {
+        if self.lane_depth.load(Ordering::Acquire) == 0 {
+            self.lane_depth.fetch_add(1, Ordering::AcqRel);
+            match self.lane.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(i) | TrySendError::Disconnected(i)) => {
+                    self.lane_depth.fetch_sub(1, Ordering::AcqRel);
+                    return self.pool.try_send(i).map_err(|e| match e {
+                        TrySendError::Full(i) | TrySendError::Disconnected(i) => i,
+                    });
+                }
+            }
+        }
+        self.pool.try_send(item).map_err(|e| match e {
+            TrySendError::Full(i) | TrySendError::Disconnected(i) => i,
+        })
+    }
+}
+
+fn responder(shared: Arc<Shared>, work: Dispatch, pending: Arc<Mutex<VecDeque<Arc<Pending>>>>) {
     let mut buf = vec![0u8; 64 * 1024];
     let fd = shared.group.as_fd().as_raw_fd();
     while !shared.stop.load(Ordering::Acquire) {
@@ -498,9 +555,9 @@ fn responder(shared: Arc<Shared>, work: SyncSender<Arc<Pending>>, pending: Arc<M
                 continue;
             }
             let item = Arc::new(Pending { event, received: Instant::now(), answered: AtomicBool::new(false) });
-            match work.try_send(item.clone()) {
+            match work.send(item.clone()) {
                 Ok(()) => pending.lock().unwrap_or_else(|p| p.into_inner()).push_back(item),
-                Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+                Err(item) => {
                     shared.stats.overload.fetch_add(1, Ordering::Relaxed);
                     item.answer(&shared.group, shared.config.overload);
                 }
@@ -642,6 +699,28 @@ pub fn default_interpreters() -> Vec<PathBuf> {
     out
 }
 
+/// The CPUs this process may run on.
+fn lane_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data filled by the kernel.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer and size.
+    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    // SAFETY: CPU_ISSET reads the set.
+    let cpus: Vec<usize> =
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| ok && unsafe { libc::CPU_ISSET(c, &set) }).collect();
+    if cpus.is_empty() { vec![0] } else { cpus }
+}
+
+/// Pin the calling thread to one CPU (best effort: without it the lane still works).
+fn pin_to(cpu: usize) {
+    // SAFETY: as above; sched_setaffinity(0) applies to the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// Why the agent stopped.
 #[derive(Debug)]
 pub struct Summary {
@@ -692,8 +771,6 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     });
     let config = &shared.config;
 
-    let (work_tx, work_rx) = mpsc::sync_channel::<Arc<Pending>>(4096);
-    let work_rx = Arc::new(Mutex::new(work_rx));
     let pending = Arc::new(Mutex::new(VecDeque::new()));
     let mut threads = Vec::new();
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -702,18 +779,42 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
             .spawn(f)
             .map_err(|error| AgentError::Io { what: format!("starting the {name} thread"), error })
     };
-    // The responder first: from the first mark on, every event needs it.
-    {
+    // One lane per CPU: a responder and its workers pinned to that CPU, all responders
+    // reading the same group. The opener's CPU goes idle while the kernel holds it, so the
+    // lane pinned there usually takes the event, and every wake-up stays on one CPU: on a VM a
+    // cross-CPU wake-up costs more than the rest of the round trip (see BENCHMARKS.md).
+    // Responders first: from the first mark on, every event needs them.
+    let (pool_tx, pool_rx) = mpsc::sync_channel::<Arc<Pending>>(16_384);
+    let pool_rx = Arc::new(Mutex::new(pool_rx));
+    for cpu in lane_cpus() {
+        let (lane_tx, lane_rx) = mpsc::sync_channel::<Arc<Pending>>(1024);
+        let depth: Depth = Arc::default();
+        let dispatch = Dispatch { lane: lane_tx, lane_depth: depth.clone(), pool: pool_tx.clone() };
         let (s, p) = (shared.clone(), pending.clone());
-        threads.push(spawn("responder", Box::new(move || responder(s, work_tx, p)))?);
+        threads.push(spawn(
+            &format!("responder-{cpu}"),
+            Box::new(move || {
+                pin_to(cpu);
+                responder(s, dispatch, p)
+            }),
+        )?);
+        let (s, r) = (shared.clone(), Arc::new(Mutex::new(lane_rx)));
+        threads.push(spawn(
+            &format!("lane-{cpu}"),
+            Box::new(move || {
+                pin_to(cpu);
+                worker(s, r, Some(depth))
+            }),
+        )?);
+    }
+    drop(pool_tx);
+    for i in 0..config.workers.max(1) {
+        let (s, r) = (shared.clone(), pool_rx.clone());
+        threads.push(spawn(&format!("worker-{i}"), Box::new(move || worker(s, r, None)))?);
     }
     {
         let (s, p) = (shared.clone(), pending.clone());
         threads.push(spawn("deadlines", Box::new(move || deadline_keeper(s, p)))?);
-    }
-    for i in 0..config.workers.max(1) {
-        let (s, r) = (shared.clone(), work_rx.clone());
-        threads.push(spawn(&format!("worker-{i}"), Box::new(move || worker(s, r)))?);
     }
     let spool_thread = spawn("spool", Box::new(move || spool_writer(spool, records_rx)))?;
 

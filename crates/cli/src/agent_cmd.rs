@@ -87,15 +87,18 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         Ok(summary) => {
             let s = &summary.stats;
             let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            let answers = n(&s.worker_answers).max(1);
             tracing::info!(
-                "stopped: {} events ({} own), {} judged as code, {} denied, {} overload, {} files hashed, {} ignore marks",
+                "stopped: {} events ({} own), {} judged as code, {} denied, {} overload, {} files hashed, {} ignore marks; mean {:.1} µs judging, {:.1} µs from read to answer",
                 n(&s.events),
                 n(&s.own),
                 n(&s.judged),
                 n(&s.denied),
                 n(&s.overload),
                 n(&s.hashed),
-                n(&s.ignore_marks)
+                n(&s.ignore_marks),
+                n(&s.judge_ns) as f64 / answers as f64 / 1e3,
+                n(&s.answer_ns) as f64 / answers as f64 / 1e3
             );
             Ok(ExitCode::SUCCESS)
         }

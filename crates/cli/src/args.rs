@@ -59,7 +59,7 @@ pub struct AgentArgs {
     /// Keep at most this many spool files.
     #[arg(long, default_value_t = 16)]
     pub spool_files: usize,
-    /// Worker threads that judge files.
+    /// Shared worker threads for slow files (each CPU also gets a responder and a worker of its own).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Answer any event not judged within this many milliseconds with the overload verdict.
