@@ -170,6 +170,12 @@ impl Pending {
     }
 }
 
+/// The time an event is recorded, RFC 3339 with milliseconds.
+fn event_time() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Millisecond).unwrap_or(now).to_string()
+}
+
 fn now() -> Timestamp {
     Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
 }
@@ -413,10 +419,7 @@ fn record_of(shared: &Shared, report: Report) -> Record {
         ),
     };
     Record {
-        time: jiff::Timestamp::now()
-            .round(jiff::Unit::Millisecond)
-            .unwrap_or_else(|_| jiff::Timestamp::now())
-            .to_string(),
+        time: event_time(),
         event: report.event.to_owned(),
         access: report.access.name().to_owned(),
         verdict,
@@ -602,10 +605,7 @@ fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -> Record {
     let verdict = if shared.config.overload == Response::Allow { "allow" } else { "deny" };
     let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
     Record {
-        time: jiff::Timestamp::now()
-            .round(jiff::Unit::Millisecond)
-            .unwrap_or_else(|_| jiff::Timestamp::now())
-            .to_string(),
+        time: event_time(),
         event: "overload".into(),
         access: if p.event.mask.intersects(Mask::OPEN_EXEC_PERM) { "exec" } else { "open" }.into(),
         verdict: verdict.into(),
