@@ -1,0 +1,151 @@
+//! Portcullis server storage: one code path over SQLite (the embedded default, one file, WAL)
+//! and PostgreSQL (`postgres://…`, for several stateless servers sharing one database).
+//!
+//! Queries go through sqlx's `Any` driver and stick to what both databases share: `$N`
+//! placeholders, `RETURNING`, times as BIGINT Unix milliseconds, flags as 0/1 BIGINTs.
+//! Each backend has its own migrations folder with the same tables and columns.
+//!
+//! Secrets never reach the database in the clear: passwords are argon2 hashes, session ids and
+//! API tokens are stored as SHA-256 hashes (a database leak yields no usable credential).
+
+mod accounts;
+mod audit;
+
+pub use accounts::{LoginError, Role, Session, User};
+pub use audit::AuditEntry;
+
+use sqlx::Connection;
+
+type AnyPool = sqlx::Pool<sqlx::Any>;
+type AnyPoolOptions = sqlx::pool::PoolOptions<sqlx::Any>;
+use std::str::FromStr;
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is not one this store understands.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB")]
+    Url(String),
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A name is taken.
+    #[error("{what} {name:?} already exists")]
+    Exists {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// Something was not found.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Hashing failed (no entropy, bad parameters).
+    #[error("password hashing: {0}")]
+    Hashing(String),
+}
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, one file.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A connection pool with the schema migrated.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Connect to `url` (`sqlite://PATH`, created if missing, or `postgres://…`) and bring the
+    /// schema up to date.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_owned()));
+        };
+        if backend == Backend::Sqlite {
+            // WAL is a property of the file: set it once, with the file created if missing.
+            use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+            let opts =
+                SqliteConnectOptions::from_str(url)?.create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
+            sqlx::ConnectOptions::connect(&opts).await?.close().await?;
+        }
+        let pool = AnyPoolOptions::new().max_connections(16).connect(url).await?;
+        match backend {
+            Backend::Sqlite => SQLITE.run(&pool).await?,
+            Backend::Postgres => POSTGRES.run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Create an organization; its name must be new.
+    pub async fn create_organization(&self, name: &str) -> Result<i64, StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Exists { what: "organization", name: name.to_owned() });
+        }
+        Ok(sqlx::query_scalar("INSERT INTO organizations (name, created_ms) VALUES ($1, $2) RETURNING id")
+            .bind(name)
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The id of an organization by name.
+    pub async fn organization_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Random bytes as lower-case hex.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| StoreError::Hashing(e.to_string()))?;
+    Ok(hex(&buf))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(text.as_bytes()))
+}
