@@ -32,6 +32,34 @@ pub enum Command {
     Agent(AgentArgs),
     /// Show the agent's denies, would-denies and learning candidates from its spool.
     Events(EventsArgs),
+    /// Run the management server (REST API; console and agent sync to follow).
+    Server(ServerArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+    /// The database: sqlite://PATH (created on first start) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, global = true, default_value = "sqlite:///var/lib/portcullis/server.db")]
+    pub database_url: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+#[derive(Subcommand)]
+pub enum ServerCommand {
+    /// Create an organization (if new) and its first admin; the password is read from stdin.
+    CreateAdmin {
+        /// The organization.
+        #[arg(long)]
+        organization: String,
+        /// The admin's user name.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Args)]

@@ -11,6 +11,7 @@ mod load;
 mod policy_cmd;
 mod record;
 mod scan;
+mod server_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -45,5 +46,6 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         },
         args::Command::Agent(a) => agent_cmd::run(a),
         args::Command::Events(a) => events_cmd::run(a),
+        args::Command::Server(a) => server_cmd::run(a),
     }
 }

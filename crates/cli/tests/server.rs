@@ -1,0 +1,57 @@
+//! `portcullis server` from the command line: the first admin is created by the documented
+//! command, the server starts on its embedded SQLite file and answers a login over HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_portcullis")
+}
+
+fn http(addr: &str, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn create_admin_then_serve_on_sqlite_and_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/data/server.db", dir.path().display());
+    let mut create = Command::new(bin())
+        .args(["server", "create-admin", "--database-url", &db, "--organization", "Acme", "--user", "root"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create.stdin.take().unwrap().write_all(b"a long password\n").unwrap();
+    let out = create.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(dir.path().join("data/server.db").exists(), "the database file is made on first use");
+
+    let mut server = Command::new(bin())
+        .args(["server", "--database-url", &db, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    let body = r#"{"organization":"Acme","user":"root","password":"a long password"}"#;
+    let reply = http(
+        &addr,
+        &format!(
+            "POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.to_ascii_lowercase().contains("set-cookie: portcullis_session="), "{reply}");
+    assert!(reply.contains("\"csrf_token\""), "{reply}");
+}

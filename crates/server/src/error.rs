@@ -1,0 +1,100 @@
+//! One error type for every handler: a status and a message for the caller, internal faults
+//! logged and answered with a generic message.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use portcullis_store::{LoginError, StoreError};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed or names something invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid session or token.
+    #[error("log in first (session cookie) or send Authorization: Bearer <token>")]
+    Unauthorized,
+    /// A state-changing request in a session without the session's CSRF token.
+    #[error("missing or wrong X-CSRF-Token header for this session")]
+    Csrf,
+    /// The caller's role may not do this.
+    #[error("your role ({0}) may not do this")]
+    Forbidden(&'static str),
+    /// Not found (also what another organization's ids look like).
+    #[error("not found")]
+    NotFound,
+    /// The name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// Login refused.
+    #[error("{0}")]
+    Login(LoginError),
+    /// The body is not the JSON the endpoint takes.
+    #[error(transparent)]
+    Json(#[from] JsonRejection),
+    /// A path parameter is malformed.
+    #[error(transparent)]
+    Path(#[from] PathRejection),
+    /// The database failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> AppError {
+        match e {
+            StoreError::Exists { .. } => AppError::Conflict(e.to_string()),
+            StoreError::NotFound(_) => AppError::NotFound,
+            other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<LoginError> for AppError {
+    fn from(e: LoginError) -> AppError {
+        match e {
+            LoginError::Store(s) => AppError::Store(s),
+            other => AppError::Login(other),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Csrf | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Login(LoginError::Throttled { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Login(_) => StatusCode::UNAUTHORIZED,
+            AppError::Json(r) => r.status(),
+            AppError::Path(r) => r.status(),
+            AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &self {
+            AppError::Store(e) => {
+                tracing::error!("internal error: {e}");
+                "internal error".to_owned()
+            }
+            AppError::Json(r) => r.body_text(),
+            AppError::Path(r) => r.body_text(),
+            other => other.to_string(),
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// JSON in and out, with rejections answered as [`AppError`].
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct AppJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,200 @@
+//! The REST API: sessions, the caller, API tokens, users and the audit log.
+
+use crate::AppState;
+use crate::auth::{Caller, SESSION_COOKIE};
+use crate::error::{AppError, AppJson};
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use portcullis_store::Role;
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/session", post(login).delete(logout))
+        .route("/api/me", get(me))
+        .route("/api/tokens", post(create_token))
+        .route("/api/users", post(create_user))
+        .route("/api/audit", get(audit))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    organization: String,
+    user: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct Me {
+    organization: String,
+    user: String,
+    role: &'static str,
+}
+
+#[derive(Serialize)]
+struct LoginResponse {
+    #[serde(flatten)]
+    me: Me,
+    /// Send back as X-CSRF-Token on every request that changes something.
+    csrf_token: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    AppJson(req): AppJson<LoginRequest>,
+) -> Result<impl IntoResponse, AppError> {
+    let (sid, session) = state.store.login(&req.organization, &req.user, &req.password).await?;
+    state
+        .store
+        .audit(
+            session.user.org_id,
+            &format!("user {}", session.user.name),
+            "login",
+            &format!("user {}", session.user.name),
+            None,
+            None,
+        )
+        .await?;
+    let cookie = Cookie::build((SESSION_COOKIE, sid))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.secure_cookies)
+        .path("/")
+        .build();
+    let body = LoginResponse {
+        me: Me {
+            organization: session.user.org_name.clone(),
+            user: session.user.name.clone(),
+            role: session.user.role.name(),
+        },
+        csrf_token: session.csrf,
+    };
+    Ok((jar.add(cookie), AppJson(body)))
+}
+
+async fn logout(State(state): State<AppState>, caller: Caller, jar: CookieJar) -> Result<impl IntoResponse, AppError> {
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        state.store.logout(c.value()).await?;
+    }
+    state
+        .store
+        .audit(caller.user.org_id, &caller.actor, "logout", &format!("user {}", caller.user.name), None, None)
+        .await?;
+    Ok((jar.remove(Cookie::build(SESSION_COOKIE).path("/")), StatusCode::NO_CONTENT))
+}
+
+async fn me(caller: Caller) -> AppJson<Me> {
+    AppJson(Me { organization: caller.user.org_name, user: caller.user.name, role: caller.user.role.name() })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    name: String,
+    /// Shown once; only its hash is kept.
+    token: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<TokenRequest>,
+) -> Result<(StatusCode, AppJson<TokenResponse>), AppError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(AppError::BadRequest("a token needs a name of 1 to 100 characters".into()));
+    }
+    let token = state.store.create_token(caller.user.id, name).await?;
+    let after = serde_json::json!({ "name": name, "user": caller.user.name }).to_string();
+    state
+        .store
+        .audit(caller.user.org_id, &caller.actor, "create", &format!("token {name}"), None, Some(&after))
+        .await?;
+    Ok((StatusCode::CREATED, AppJson(TokenResponse { name: name.to_owned(), token })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    role: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct UserCreated {
+    id: i64,
+    name: String,
+    role: &'static str,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<NewUser>,
+) -> Result<(StatusCode, AppJson<UserCreated>), AppError> {
+    caller.require_admin()?;
+    let role = Role::from_name(&req.role)
+        .ok_or_else(|| AppError::BadRequest(format!("unknown role {:?}; use admin, approver or auditor", req.role)))?;
+    if req.name.trim().is_empty() || req.password.len() < 8 {
+        return Err(AppError::BadRequest("a user needs a name and a password of at least 8 characters".into()));
+    }
+    let id = state.store.create_user(caller.user.org_id, req.name.trim(), role, &req.password).await?;
+    let after = serde_json::json!({ "name": req.name.trim(), "role": role.name() }).to_string();
+    state
+        .store
+        .audit(caller.user.org_id, &caller.actor, "create", &format!("user {}", req.name.trim()), None, Some(&after))
+        .await?;
+    Ok((StatusCode::CREATED, AppJson(UserCreated { id, name: req.name.trim().to_owned(), role: role.name() })))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct AuditRow {
+    id: i64,
+    at_ms: i64,
+    actor: String,
+    action: String,
+    object: String,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<AppJson<Vec<AuditRow>>, AppError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let parse = |s: Option<String>| s.and_then(|t| serde_json::from_str(&t).ok());
+    let rows = state.store.audit_log(caller.user.org_id, limit).await?;
+    Ok(AppJson(
+        rows.into_iter()
+            .map(|e| AuditRow {
+                id: e.id,
+                at_ms: e.at_ms,
+                actor: e.actor,
+                action: e.action,
+                object: e.object,
+                before: parse(e.before_json),
+                after: parse(e.after_json),
+            })
+            .collect(),
+    ))
+}
