@@ -45,8 +45,20 @@ pub struct ServerArgs {
     #[arg(long, global = true, default_value = "sqlite:///var/lib/portcullis/server.db")]
     pub database_url: String,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: String,
+    /// TLS certificate (PEM). Without it, one is generated on first start into --tls-dir.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Where the generated certificate is kept.
+    #[arg(long, default_value = "/var/lib/portcullis/tls")]
+    pub tls_dir: std::path::PathBuf,
+    /// Serve plain HTTP (behind a TLS-terminating proxy only).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain_http: bool,
 }
 
 #[derive(Subcommand)]

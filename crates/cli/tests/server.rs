@@ -34,7 +34,7 @@ fn create_admin_then_serve_on_sqlite_and_log_in() {
     assert!(dir.path().join("data/server.db").exists(), "the database file is made on first use");
 
     let mut server = Command::new(bin())
-        .args(["server", "--database-url", &db, "--listen", "127.0.0.1:0"])
+        .args(["server", "--database-url", &db, "--listen", "127.0.0.1:0", "--plain-http"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -54,4 +54,34 @@ fn create_admin_then_serve_on_sqlite_and_log_in() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.to_ascii_lowercase().contains("set-cookie: portcullis_session="), "{reply}");
     assert!(reply.contains("\"csrf_token\""), "{reply}");
+}
+
+#[test]
+fn https_with_a_certificate_generated_on_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/server.db", dir.path().display());
+    let tls = dir.path().join("tls");
+    let mut server = Command::new(bin())
+        .args(["server", "--database-url", &db, "--listen", "127.0.0.1:0", "--tls-dir", tls.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("https://"), "{line}");
+    let url = line.split_whitespace().find(|w| w.starts_with("https://")).unwrap().to_owned();
+    let cert = tls.join("cert.pem");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert", cert.to_str().unwrap(), "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{url}api/me").replace("127.0.0.1", "localhost"))
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", url.rsplit(':').next().unwrap().trim_end_matches('/'))])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    // The generated certificate verifies for localhost, and the API answers over TLS.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(tls.join("key.pem")).unwrap().permissions().mode() & 0o777, 0o600);
 }
