@@ -219,7 +219,15 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // A clean stop when possible, so that the agent restores what it changed on the host
+        // (vm.memfd_noexec); SIGKILL if it does not stop in time.
         if let Some(mut c) = self.agent.take() {
+            // SAFETY: signalling our child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let t0 = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -535,6 +543,7 @@ fn the_agents_own_files_cannot_be_written_while_it_runs() {
 
 #[test]
 fn events_survive_a_restart_and_follow_shows_new_ones() {
+    let before_memfd = std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap();
     let mut s = Sandbox::new();
     s.start(&policy("secured", &["good"], ""), &[]);
     assert_blocked(&s.run(s.path("blocked"), &[], &[]));
@@ -568,6 +577,10 @@ fn events_survive_a_restart_and_follow_shows_new_ones() {
     let _ = follow.kill();
     let _ = follow.wait();
     assert_eq!(s.events_for(&s.path("blocked"), "deny").len(), 2, "nothing lost across the restart");
+    // The killed agent could not restore vm.memfd_noexec; its successor restores the host's
+    // value, not the 2 it found.
+    assert!(s.stop().success());
+    assert_eq!(std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap(), before_memfd);
 }
 
 #[test]
