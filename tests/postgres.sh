@@ -3,7 +3,8 @@
 # Prints the URL to use. Needs Debian's postgresql package (./x deps installs it).
 #   tests/postgres.sh DIR [PORT]
 set -euo pipefail
-DIR=$1
+# Absolute: the server resolves its socket directory against its data directory.
+DIR=$(realpath -m "$1")
 PORT=${2:-55432}
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 URL="postgres://portcullis:portcullis@127.0.0.1:$PORT/portcullis"

@@ -29,8 +29,6 @@ pub struct Stat {
     pub key: FileKey,
     /// Whether it is a regular file.
     pub regular: bool,
-    /// Owner uid.
-    pub uid: u32,
 }
 
 fn stat_from(st: &libc::stat) -> Stat {
@@ -44,7 +42,6 @@ fn stat_from(st: &libc::stat) -> Stat {
             ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
         },
         regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
-        uid: st.st_uid,
     }
 }
 

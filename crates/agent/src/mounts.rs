@@ -5,7 +5,7 @@
 //! by type: [`DEFAULT_EXCLUDED`]. New mounts are picked up when `/proc/self/mountinfo`
 //! changes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Filesystem types never marked: kernel interfaces that hold no files a program could be
 /// run or loaded from. tmpfs, ramfs, devtmpfs, overlay, FUSE and network filesystems are
@@ -124,17 +124,10 @@ pub fn wait_for_change(mountinfo: &std::fs::File, timeout_ms: i32) -> bool {
     n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0
 }
 
-/// Whether `path` is on a filesystem the agent would mark under `scope`.
-pub fn covers(scope: &Scope, path: &Path) -> bool {
-    match scope {
-        Scope::All => true,
-        Scope::Under(roots) => roots.iter().any(|r| path.starts_with(r)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const SAMPLE: &str = "\
 22 27 0:21 / /proc rw,relatime - proc proc rw

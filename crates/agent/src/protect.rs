@@ -63,8 +63,3 @@ impl Protected {
         failures
     }
 }
-
-/// Whether `path` carries the immutable flag.
-pub fn is_immutable(path: &Path) -> io::Result<bool> {
-    Ok(flags(&File::open(path)?)? & FS_IMMUTABLE_FL != 0)
-}

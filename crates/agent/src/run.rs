@@ -203,18 +203,8 @@ impl Read for PRead<'_> {
 
 fn read_head(fd: BorrowedFd<'_>) -> io::Result<Shape> {
     Shape::read(|offset, len| {
-        let mut buf = vec![0u8; len];
-        let mut reader = PRead { fd, offset };
-        let mut filled = 0;
-        while filled < len {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        buf.truncate(filled);
+        let mut buf = Vec::with_capacity(len);
+        PRead { fd, offset }.take(len as u64).read_to_end(&mut buf)?;
         Ok(buf)
     })
 }
@@ -407,16 +397,27 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
     }
 }
 
+/// `allow` or `deny`: the configured overload verdict, as events name it.
+fn overload_verdict(shared: &Shared) -> &'static str {
+    if shared.config.overload == Response::Allow { "allow" } else { "deny" }
+}
+
+fn process_record(shared: &Shared, info: process::ProcessInfo, ancestors: Vec<process::ProcessInfo>) -> ProcessRecord {
+    ProcessRecord {
+        pid: info.pid,
+        user: info.uid.map(|u| shared.users.name(u)),
+        exe: info.exe,
+        uid: info.uid,
+        ancestors,
+    }
+}
+
 fn record_of(shared: &Shared, report: Report) -> Record {
     let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
     let mode = policy.target.mode().at(now());
     let (verdict, policy_name, reason) = match &report.decision {
         Some(d) => (d.verdict.name().to_owned(), d.policy().map(str::to_owned), d.explain()),
-        None => (
-            if shared.config.overload == Response::Allow { "allow" } else { "deny" }.to_owned(),
-            None,
-            report.reason.unwrap_or_default(),
-        ),
+        None => (overload_verdict(shared).to_owned(), None, report.reason.unwrap_or_default()),
     };
     Record {
         time: event_time(),
@@ -434,13 +435,7 @@ fn record_of(shared: &Shared, report: Report) -> Record {
             dev: report.key.dev,
             ino: report.key.ino,
         },
-        process: ProcessRecord {
-            pid: report.process.pid,
-            user: report.process.uid.map(|u| shared.users.name(u)),
-            exe: report.process.exe,
-            uid: report.process.uid,
-            ancestors: report.ancestors,
-        },
+        process: process_record(shared, report.process, report.ancestors),
     }
 }
 
@@ -511,21 +506,21 @@ struct Dispatch {
 
 impl Dispatch {
     fn send(&self, item: Arc<Pending>) -> Result<(), Arc<Pending>> {
+        let unsent = |e: TrySendError<Arc<Pending>>| match e {
+            TrySendError::Full(i) | TrySendError::Disconnected(i) => i,
+        };
+        let mut item = item;
         if self.lane_depth.load(Ordering::Acquire) == 0 {
             self.lane_depth.fetch_add(1, Ordering::AcqRel);
             match self.lane.try_send(item) {
                 Ok(()) => return Ok(()),
-                Err(TrySendError::Full(i) | TrySendError::Disconnected(i)) => {
+                Err(e) => {
                     self.lane_depth.fetch_sub(1, Ordering::AcqRel);
-                    return self.pool.try_send(i).map_err(|e| match e {
-                        TrySendError::Full(i) | TrySendError::Disconnected(i) => i,
-                    });
+                    item = unsent(e);
                 }
             }
         }
-        self.pool.try_send(item).map_err(|e| match e {
-            TrySendError::Full(i) | TrySendError::Disconnected(i) => i,
-        })
+        self.pool.try_send(item).map_err(unsent)
     }
 }
 
@@ -602,7 +597,8 @@ fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -> Record {
     let fd = p.event.fd.as_ref().map(|f| f.as_fd());
     let stat = fd.and_then(|fd| identity::fstat(fd).ok());
     let info = process::info(p.event.pid);
-    let verdict = if shared.config.overload == Response::Allow { "allow" } else { "deny" };
+    let ancestors = info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default();
+    let verdict = overload_verdict(shared);
     let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
     Record {
         time: event_time(),
@@ -623,13 +619,7 @@ fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -> Record {
             dev: stat.map_or(0, |s| s.key.dev),
             ino: stat.map_or(0, |s| s.key.ino),
         },
-        process: ProcessRecord {
-            pid: info.pid,
-            user: info.uid.map(|u| shared.users.name(u)),
-            exe: info.exe.clone(),
-            uid: info.uid,
-            ancestors: info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default(),
-        },
+        process: process_record(shared, info, ancestors),
     }
 }
 
@@ -658,6 +648,14 @@ fn load_policy(config: &Config, load: &PolicyLoader) -> Result<PolicyState, Agen
         engine.target(config.computer.as_deref(), Os::Linux).map_err(|e| AgentError::Computer(e.to_string()))?;
     let script_control = engine.policy_set().organization.script_control;
     Ok(PolicyState { engine, target, script_control })
+}
+
+/// Know the interpreters by hash when the policy judges scripts (only then are they asked
+/// about), and forget them otherwise: hashing them all is start-up work.
+fn refresh_interpreters(shared: &Shared) {
+    let judged = shared.policy.read().unwrap_or_else(|p| p.into_inner()).script_control;
+    let set = if judged { hash_interpreters(&shared.config.interpreters) } else { HashSet::new() };
+    *shared.interpreters.write().unwrap_or_else(|p| p.into_inner()) = set;
 }
 
 fn hash_interpreters(paths: &[PathBuf]) -> HashSet<[u8; 32]> {
@@ -818,7 +816,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     }
     let spool_thread = spawn("spool", Box::new(move || spool_writer(spool, records_rx)))?;
 
-    *shared.interpreters.write().unwrap_or_else(|p| p.into_inner()) = hash_interpreters(&config.interpreters);
+    refresh_interpreters(&shared);
 
     // Marks.
     let mut marked: Vec<String> = Vec::new();
@@ -912,8 +910,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                     if let Err(e) = shared.group.flush_inode_marks() {
                         tracing::error!("flushing ignore marks: {e}");
                     }
-                    *shared.interpreters.write().unwrap_or_else(|p| p.into_inner()) =
-                        hash_interpreters(&config.interpreters);
+                    refresh_interpreters(&shared);
                     if secured(&shared) && !memfd.enforced() {
                         memfd = sysctl::MemfdNoexec::enforce().unwrap_or_else(|_| sysctl::MemfdNoexec::untouched());
                     }
