@@ -25,6 +25,7 @@
 //! ```
 
 mod convert;
+pub mod document;
 mod raw;
 mod spanned;
 
@@ -40,6 +41,9 @@ pub enum Format {
     Toml,
     /// YAML.
     Yaml,
+    /// JSON, as written by programs (see [`document::Document`]); problems found while
+    /// checking carry no line or column.
+    Json,
 }
 
 impl Format {
@@ -48,6 +52,7 @@ impl Format {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "toml" => Some(Format::Toml),
             "yaml" | "yml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
             _ => None,
         }
     }
@@ -103,6 +108,7 @@ pub fn parse(text: &str, format: Format, builtins: &[Application]) -> Result<Loa
     let syntax = match format {
         Format::Toml => spanned::Syntax::Toml,
         Format::Yaml => spanned::Syntax::Yaml,
+        Format::Json => spanned::Syntax::Json,
     };
     let index = spanned::LineIndex::new(text);
     let raw: raw::RawFile = spanned::with_syntax(syntax, || match format {
@@ -118,6 +124,11 @@ pub fn parse(text: &str, format: Format, builtins: &[Application]) -> Result<Loa
                 message: tidy_message(&yaml_message(&e)),
             }
         }),
+        Format::Json => serde_json::from_str(text).map_err(|e| Diagnostic {
+            line: Some(e.line()).filter(|l| *l > 0),
+            column: Some(e.column()).filter(|c| *c > 0),
+            message: tidy_message(&json_message(&e)),
+        }),
     })
     .map_err(|d| LoadError { diagnostics: vec![d] })?;
     convert::convert(raw, &index, builtins)
@@ -127,6 +138,15 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     // The crate's Display repeats the position and may quote the source; keep the first line.
     let text = e.to_string();
     text.lines().next().unwrap_or_default().to_string()
+}
+
+fn json_message(e: &serde_json::Error) -> String {
+    // serde_json appends " at line L column C", which the diagnostic already carries.
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 fn tidy_message(message: &str) -> String {

@@ -1,4 +1,5 @@
-//! A value with the place in the source text it came from, for both TOML and YAML.
+//! A value with the place in the source text it came from, for TOML and YAML (JSON, written
+//! by programs, keeps none).
 //!
 //! `toml::Spanned` and `serde_saphyr::Spanned` each work only with their own deserializer, so
 //! this wrapper asks the one matching the format being read (set by the loader for the
@@ -13,6 +14,8 @@ use std::ops::Range;
 pub(crate) enum Syntax {
     Toml,
     Yaml,
+    /// JSON written by programs: no positions are kept (serde_json has no spans).
+    Json,
 }
 
 thread_local! {
@@ -67,6 +70,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
                 let place = if line == 0 { Place::Unknown } else { Place::LineColumn(line, column) };
                 Ok(Spanned { value: s.value, place })
             }
+            Syntax::Json => Ok(Spanned { value: T::deserialize(deserializer)?, place: Place::Unknown }),
         }
     }
 }

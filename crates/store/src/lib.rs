@@ -9,10 +9,18 @@
 //! API tokens are stored as SHA-256 hashes (a database leak yields no usable credential).
 
 mod accounts;
+mod agents;
 mod audit;
+mod events;
+mod model;
 
 pub use accounts::{LoginError, Role, Session, User};
+pub use agents::{AgentIdentity, Enrollment};
 pub use audit::AuditEntry;
+pub use events::{EventFilter, EventRow, NewEvent};
+pub use model::{
+    ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, Move, PolicyRow,
+};
 
 use sqlx::Connection;
 
@@ -44,6 +52,12 @@ pub enum StoreError {
     /// Something was not found.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request contradicts the model (names a missing parent, removes something in use).
+    #[error("{0}")]
+    Invalid(String),
+    /// Stored data does not read back (hand-edited database?).
+    #[error("stored data does not read back: {0}")]
+    Corrupt(String),
     /// Hashing failed (no entropy, bad parameters).
     #[error("password hashing: {0}")]
     Hashing(String),
@@ -114,11 +128,13 @@ impl Store {
         if exists.is_some() {
             return Err(StoreError::Exists { what: "organization", name: name.to_owned() });
         }
-        Ok(sqlx::query_scalar("INSERT INTO organizations (name, created_ms) VALUES ($1, $2) RETURNING id")
+        let id = sqlx::query_scalar("INSERT INTO organizations (name, created_ms) VALUES ($1, $2) RETURNING id")
             .bind(name)
             .bind(now_ms())
             .fetch_one(&self.pool)
-            .await?)
+            .await?;
+        self.ensure_org_state(id).await?;
+        Ok(id)
     }
 
     /// The id of an organization by name.

@@ -100,3 +100,142 @@ async fn organizations_do_not_see_each_others_users_or_audit_entries() {
     })
     .await;
 }
+
+use portcullis_policy_file::document::{ApplicationDoc, GroupDoc, PolicyDoc, RuleDoc};
+use portcullis_store::{BUILTIN_REPORTED_POLICY, Change, Enrollment, EventFilter, Move, NewEvent};
+
+fn permit(name: &str, app: &str) -> PolicyDoc {
+    PolicyDoc { name: name.into(), applications: vec![app.into()], action: "permit".into(), ..Default::default() }
+}
+
+#[tokio::test]
+async fn model_changes_are_audited_bump_the_version_and_read_back_as_a_valid_document() {
+    each_backend(async |store: Store| {
+        let org = store.create_organization(&unique("model")).await.unwrap();
+        let change = Change { org_id: org, actor: "user alice" };
+        let v0 = store.org_version(org).await.unwrap();
+        // Every organization starts with the built-in deny of reported builds, first in order.
+        let policies = store.policies(org).await.unwrap();
+        assert_eq!(policies.len(), 1);
+        assert!(policies[0].builtin && policies[0].doc.name == BUILTIN_REPORTED_POLICY);
+
+        assert!(matches!(
+            store.create_group(change, &GroupDoc { path: "Servers/Web".into(), ..Default::default() }).await,
+            Err(StoreError::Invalid(m)) if m.contains("\"Servers\" does not exist")
+        ));
+        let servers = store.create_group(change, &GroupDoc { path: "Servers".into(), ..Default::default() }).await.unwrap();
+        store.create_group(change, &GroupDoc { path: "Servers/Web".into(), mode: Some("monitor".into()), ..Default::default() })
+            .await
+            .unwrap();
+        let app = ApplicationDoc {
+            name: "Editor".into(),
+            description: None,
+            rules: vec![RuleDoc { path: Some("/opt/editor/**".into()), ..Default::default() }],
+        };
+        let app_id = store.create_application(change, &app).await.unwrap();
+        let a = store.create_policy(change, &permit("Permit editor", "Editor")).await.unwrap();
+        let b = store.create_policy(change, &permit("Permit editor again", "Editor")).await.unwrap();
+        assert_eq!(store.org_version(org).await.unwrap(), v0 + 5);
+
+        // Order: built-in (10), a (20), b (30); b to the top, then a down.
+        store.move_policy(change, b, Move::Top).await.unwrap();
+        let order: Vec<i64> = store.policies(org).await.unwrap().iter().map(|p| p.id).collect();
+        assert_eq!(order[0], b);
+        store.move_policy(change, a, Move::Up).await.unwrap();
+        let names: Vec<String> = store.policies(org).await.unwrap().into_iter().map(|p| p.doc.name).collect();
+        assert_eq!(names, ["Permit editor again", "Permit editor", BUILTIN_REPORTED_POLICY]);
+
+        // In use: the application cannot go; built-ins cannot be removed; a group with
+        // subgroups cannot go.
+        assert!(matches!(store.delete_application(change, app_id).await, Err(StoreError::Invalid(m)) if m.contains("Permit editor")));
+        let builtin = store.policies(org).await.unwrap().into_iter().find(|p| p.builtin).unwrap();
+        assert!(matches!(store.delete_policies(change, &[a, builtin.id]).await, Err(StoreError::Invalid(_))));
+        assert_eq!(store.policies(org).await.unwrap().len(), 3, "all or nothing");
+        assert!(matches!(store.delete_group(change, servers).await, Err(StoreError::Invalid(_))));
+
+        let (version, doc) = store.document(org).await.unwrap();
+        assert_eq!(version, store.org_version(org).await.unwrap());
+        let loaded = portcullis_policy_file::parse(
+            &doc.to_json(),
+            portcullis_policy_file::Format::Json,
+            &portcullis_catalog::builtin_applications(),
+        )
+        .unwrap();
+        assert_eq!(loaded.set.policies.len(), 3);
+        assert_eq!(loaded.set.groups.len(), 2);
+
+        store.delete_policies(change, &[a, b]).await.unwrap();
+        let log = store.audit_log(org, 3).await.unwrap();
+        assert_eq!((log[0].action.as_str(), log[0].object.as_str()), ("delete", "2 policies"));
+        assert!(log[0].before_json.as_deref().unwrap().contains("Permit editor again"));
+        assert_eq!(log[0].actor, "user alice");
+        assert_eq!(log[1].action, "move up");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn agents_enroll_with_a_group_token_and_deliver_each_event_once() {
+    each_backend(async |store: Store| {
+        let org = store.create_organization(&unique("fleet")).await.unwrap();
+        let change = Change { org_id: org, actor: "user alice" };
+        let group = store.create_group(change, &GroupDoc { path: "Linux".into(), ..Default::default() }).await.unwrap();
+        let enrollment = |token| Enrollment {
+            token,
+            hostname: "web-01",
+            os: "linux",
+            host_json: r#"{"hostname":"web-01"}"#,
+            agent_version: "0.1.0",
+        };
+        assert!(matches!(store.enroll(&enrollment("pce_wrong")).await, Err(StoreError::NotFound(_))));
+        let token = store.rotate_enrollment_token(change, group).await.unwrap();
+        let (agent, credential) = store.enroll(&enrollment(&token)).await.unwrap();
+        assert_eq!((agent.org_id, agent.name.as_str()), (org, "web-01"));
+        assert_eq!(store.agent(&credential).await.unwrap().unwrap(), agent);
+        // Enrolling again replaces the credential.
+        let (again, second) = store.enroll(&enrollment(&token)).await.unwrap();
+        assert_eq!(again.computer_id, agent.computer_id);
+        assert!(store.agent(&credential).await.unwrap().is_none());
+        assert!(store.agent(&second).await.unwrap().is_some());
+        let computers = store.computers(org).await.unwrap();
+        assert_eq!(computers[0].doc.group.as_deref(), Some("Linux"));
+
+        let event = |key: &str, path: &str| NewEvent {
+            key: key.into(),
+            at_ms: 1_000,
+            event: "deny".into(),
+            verdict: "deny".into(),
+            mode: "secured".into(),
+            policy: Some(BUILTIN_REPORTED_POLICY.into()),
+            reason: "denied".into(),
+            file_path: path.into(),
+            file_sha256: "ab".repeat(32),
+            file_kind: "elf-executable".into(),
+            record_json: "{}".into(),
+            ..Default::default()
+        };
+        let batch = [event("k1", "/tmp/a_b"), event("k2", "/tmp/a%b")];
+        assert_eq!(store.insert_events(org, agent.computer_id, &batch).await.unwrap(), (2, 0));
+        assert_eq!(
+            store.insert_events(org, agent.computer_id, &batch).await.unwrap(),
+            (0, 2),
+            "a retry stores nothing"
+        );
+        let all = EventFilter { limit: 10, ..Default::default() };
+        assert_eq!(store.events(org, &all).await.unwrap().len(), 2);
+        let by_file = EventFilter { file: Some("a_b".into()), limit: 10, ..Default::default() };
+        let found = store.events(org, &by_file).await.unwrap();
+        assert_eq!(found.len(), 1, "_ is a literal, not a wildcard");
+        assert_eq!(found[0].computer, "web-01");
+        let by_hash =
+            EventFilter { file: Some("ABAB".into()), verdict: Some("deny".into()), limit: 10, ..Default::default() };
+        assert_eq!(store.events(org, &by_hash).await.unwrap().len(), 2);
+        let later = EventFilter { from_ms: Some(2_000), limit: 10, ..Default::default() };
+        assert!(store.events(org, &later).await.unwrap().is_empty());
+        // Another organization sees none of it.
+        let other = store.create_organization(&unique("other")).await.unwrap();
+        assert!(store.events(other, &all).await.unwrap().is_empty());
+        assert!(store.event(other, found[0].id).await.is_err());
+    })
+    .await;
+}

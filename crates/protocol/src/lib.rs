@@ -1,0 +1,341 @@
+//! The Portcullis agent sync protocol, shared by the server and the agent.
+//!
+//! An agent enrolls once with its group's token ([`EnrollRequest`]) and receives a
+//! credential of its own and the organization's bundle key ([`Enrolled`]). From then on it
+//! long-polls for the policy: the server answers with a [`Bundle`], a JSON payload signed
+//! with ed25519, whose version only grows. The agent checks the signature and the version
+//! before it enforces anything, keeps the last good bundle on disk and enforces it while
+//! the server cannot be reached.
+//!
+//! Events go up in batches of the agent's spool lines, sent verbatim ([`EventBatch`]); the
+//! server keys each by the SHA-256 of its bytes ([`event_key`]), so a batch sent twice
+//! stores every event once.
+//!
+//! ```
+//! use portcullis_protocol::{BundleKey, BundlePayload};
+//! let key = BundleKey::from_seed([7; 32]);
+//! let payload = BundlePayload::new("acme", 3, 0, Default::default(), "{}").unwrap();
+//! let bundle = key.sign(&payload);
+//! let checked = bundle.verify(&key.public(), 2).unwrap();
+//! assert_eq!(checked.version, 3);
+//! assert!(bundle.verify(&key.public(), 3).is_err()); // not newer than what the agent has
+//! ```
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use portcullis_policy_file::document::{ComputerDoc, Document};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Where the agent API lives on the server.
+pub mod paths {
+    /// `POST` [`super::EnrollRequest`] → [`super::Enrolled`].
+    pub const ENROLL: &str = "/api/agent/enroll";
+    /// `POST` [`super::PollRequest`] → 200 with a bundle, or 204 when nothing changed before
+    /// the wait ended.
+    pub const POLL: &str = "/api/agent/poll";
+    /// `POST` [`super::EventBatch`] → [`super::EventBatchReply`].
+    pub const EVENTS: &str = "/api/agent/events";
+}
+
+/// The header that carries a bundle's signature (hex).
+pub const SIGNATURE_HEADER: &str = "x-portcullis-signature";
+
+/// What an agent tells the server about its host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// Host name.
+    pub hostname: String,
+    /// `linux`, `windows` or `macos`.
+    pub os: String,
+    /// Distribution and release (`PRETTY_NAME` of os-release).
+    #[serde(default)]
+    pub os_release: String,
+    /// Kernel release.
+    #[serde(default)]
+    pub kernel: String,
+    /// CPU architecture.
+    #[serde(default)]
+    pub arch: String,
+    /// The agent's version.
+    pub agent_version: String,
+}
+
+/// First contact: the group's enrollment token and the host.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The enrollment token of the group the computer joins.
+    pub token: String,
+    /// The host.
+    pub host: HostFacts,
+}
+
+/// What enrollment gives the agent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// The organization.
+    pub organization: String,
+    /// The computer's name in the console.
+    pub computer: String,
+    /// The agent's own credential, sent as `Authorization: Bearer` from now on. Shown once.
+    pub credential: String,
+    /// The organization's bundle key (ed25519 public key, hex).
+    pub bundle_key: String,
+}
+
+/// How often a policy matched on the agent since its last report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyHit {
+    /// The policy's name.
+    pub policy: String,
+    /// Matches since the last report.
+    pub count: u64,
+    /// The last match, Unix milliseconds.
+    pub last_ms: i64,
+}
+
+/// A long-poll: "I have version `after`; answer when there is a newer one".
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollRequest {
+    /// The version the agent enforces (0: none yet).
+    pub after: i64,
+    /// Policy matches since the last poll.
+    #[serde(default)]
+    pub hits: Vec<PolicyHit>,
+    /// The host, when it changed (sent on the first poll after start).
+    #[serde(default)]
+    pub host: Option<HostFacts>,
+    /// How long the server may hold the request, in seconds (the server caps it).
+    #[serde(default)]
+    pub wait_s: Option<u64>,
+}
+
+/// The signed part of a bundle.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BundlePayload {
+    /// The organization.
+    pub organization: String,
+    /// Grows with every change to the organization's model.
+    pub version: i64,
+    /// When the server made it, Unix milliseconds.
+    pub issued_ms: i64,
+    /// The computer the bundle is for, with its group and mode.
+    pub computer: ComputerDoc,
+    /// The organization's policy document (without computers): a [`Document`] as JSON.
+    pub document: Box<RawValue>,
+}
+
+impl BundlePayload {
+    /// A payload around an already-serialized document.
+    pub fn new(
+        organization: &str,
+        version: i64,
+        issued_ms: i64,
+        computer: ComputerDoc,
+        document_json: &str,
+    ) -> Result<BundlePayload, BundleError> {
+        Ok(BundlePayload {
+            organization: organization.to_owned(),
+            version,
+            issued_ms,
+            computer,
+            document: RawValue::from_string(document_json.to_owned())
+                .map_err(|e| BundleError::Malformed(e.to_string()))?,
+        })
+    }
+
+    /// The policy document the agent enforces: the organization's document with this
+    /// computer added, as JSON for `portcullis_policy_file::parse(.., Format::Json, ..)`.
+    pub fn policy_json(&self) -> Result<String, BundleError> {
+        let mut doc: Document =
+            serde_json::from_str(self.document.get()).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        doc.computers = vec![self.computer.clone()];
+        Ok(doc.to_json())
+    }
+}
+
+/// Why a bundle was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BundleError {
+    /// The signature does not verify with the organization's key.
+    #[error("the bundle's signature does not verify with the organization's bundle key")]
+    BadSignature,
+    /// Not newer than what the agent already enforces (a replay or a rollback).
+    #[error("bundle version {got} is not newer than version {have}, which this agent already enforces")]
+    NotNewer {
+        /// The bundle's version.
+        got: i64,
+        /// The agent's.
+        have: i64,
+    },
+    /// Not the JSON a bundle is.
+    #[error("malformed bundle: {0}")]
+    Malformed(String),
+}
+
+/// A payload and its signature, as sent: the payload bytes are the response body and the
+/// signature travels in [`SIGNATURE_HEADER`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle {
+    /// The payload, JSON.
+    pub payload: Vec<u8>,
+    /// ed25519 over `payload`.
+    pub signature: [u8; 64],
+}
+
+impl Bundle {
+    /// The signature as hex, for the header.
+    pub fn signature_hex(&self) -> String {
+        hex(&self.signature)
+    }
+
+    /// A bundle from a body and the signature header.
+    pub fn from_parts(payload: Vec<u8>, signature_hex: &str) -> Result<Bundle, BundleError> {
+        let bytes = unhex(signature_hex.trim()).ok_or(BundleError::BadSignature)?;
+        let signature = <[u8; 64]>::try_from(bytes.as_slice()).map_err(|_| BundleError::BadSignature)?;
+        Ok(Bundle { payload, signature })
+    }
+
+    /// Check the signature with `key` and that the version is newer than `have`, and read
+    /// the payload.
+    pub fn verify(&self, key: &BundlePublicKey, have: i64) -> Result<BundlePayload, BundleError> {
+        key.0
+            .verify_strict(&self.payload, &Signature::from_bytes(&self.signature))
+            .map_err(|_| BundleError::BadSignature)?;
+        let payload: BundlePayload =
+            serde_json::from_slice(&self.payload).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        if payload.version <= have {
+            return Err(BundleError::NotNewer { got: payload.version, have });
+        }
+        Ok(payload)
+    }
+}
+
+/// An organization's signing key (server side).
+pub struct BundleKey(SigningKey);
+
+impl BundleKey {
+    /// The key from its 32-byte seed (as stored).
+    pub fn from_seed(seed: [u8; 32]) -> BundleKey {
+        BundleKey(SigningKey::from_bytes(&seed))
+    }
+
+    /// The seed, to store.
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The public half, which agents receive at enrollment.
+    pub fn public(&self) -> BundlePublicKey {
+        BundlePublicKey(self.0.verifying_key())
+    }
+
+    /// Serialize and sign a payload.
+    pub fn sign(&self, payload: &BundlePayload) -> Bundle {
+        let bytes = serde_json::to_vec(payload).expect("a payload is plain data and always serializes");
+        let signature = self.0.sign(&bytes).to_bytes();
+        Bundle { payload: bytes, signature }
+    }
+}
+
+/// An organization's bundle key as agents hold it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundlePublicKey(VerifyingKey);
+
+impl BundlePublicKey {
+    /// As hex, for [`Enrolled::bundle_key`].
+    pub fn to_hex(&self) -> String {
+        hex(self.0.as_bytes())
+    }
+
+    /// From hex.
+    pub fn from_hex(text: &str) -> Option<BundlePublicKey> {
+        let bytes = <[u8; 32]>::try_from(unhex(text.trim())?.as_slice()).ok()?;
+        VerifyingKey::from_bytes(&bytes).ok().map(BundlePublicKey)
+    }
+}
+
+/// A batch of spool lines, each one JSON event record exactly as the agent wrote it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    /// The records.
+    pub events: Vec<Box<RawValue>>,
+}
+
+/// What the server did with a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatchReply {
+    /// Stored now.
+    pub stored: u64,
+    /// Already stored by an earlier delivery.
+    pub duplicates: u64,
+}
+
+/// The idempotency key of an event: SHA-256 of its record's bytes, hex (first 32 digits).
+pub fn event_key(record: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(record.as_bytes());
+    hex(&digest[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(version: i64) -> BundlePayload {
+        let computer = ComputerDoc { name: "web-01".into(), group: Some("Servers".into()), ..Default::default() };
+        BundlePayload::new("acme", version, 1, computer, r#"{"groups":[{"path":"Servers"}]}"#).unwrap()
+    }
+
+    #[test]
+    fn a_changed_byte_or_another_key_fails_verification() {
+        let key = BundleKey::from_seed([1; 32]);
+        let mut bundle = key.sign(&payload(5));
+        assert_eq!(bundle.verify(&key.public(), 4).unwrap().version, 5);
+        let other = BundleKey::from_seed([2; 32]);
+        assert_eq!(bundle.verify(&other.public(), 0).unwrap_err(), BundleError::BadSignature);
+        let i = bundle.payload.iter().position(|b| *b == b'5').unwrap();
+        bundle.payload[i] = b'9';
+        assert_eq!(bundle.verify(&key.public(), 0).unwrap_err(), BundleError::BadSignature);
+    }
+
+    #[test]
+    fn signature_and_key_survive_hex() {
+        let key = BundleKey::from_seed([3; 32]);
+        let bundle = key.sign(&payload(2));
+        let again = Bundle::from_parts(bundle.payload.clone(), &bundle.signature_hex()).unwrap();
+        let public = BundlePublicKey::from_hex(&key.public().to_hex()).unwrap();
+        assert_eq!(again.verify(&public, 1).unwrap().version, 2);
+        assert!(Bundle::from_parts(vec![], "zz").is_err());
+        assert!(BundlePublicKey::from_hex("abc").is_none());
+    }
+
+    #[test]
+    fn the_policy_holds_the_organization_document_and_this_computer_only() {
+        let json = payload(1).policy_json().unwrap();
+        let doc: Document = serde_json::from_str(&json).unwrap();
+        assert_eq!(doc.groups.len(), 1);
+        assert_eq!(doc.computers.len(), 1);
+        assert_eq!(doc.computers[0].name, "web-01");
+    }
+
+    #[test]
+    fn event_keys_follow_the_bytes() {
+        assert_eq!(event_key("{\"a\":1}"), event_key("{\"a\":1}"));
+        assert_ne!(event_key("{\"a\":1}"), event_key("{\"a\":2}"));
+        assert_eq!(event_key("x").len(), 32);
+    }
+}

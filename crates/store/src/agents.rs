@@ -1,0 +1,124 @@
+//! Agents: enrollment with a group's token, then a credential of their own; their contact
+//! and what they report about their host.
+
+use crate::model::Change;
+use crate::{Store, StoreError, now_ms, random_hex, sha256_hex};
+
+/// An enrolled agent, as its credential identifies it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentIdentity {
+    /// The computer's id.
+    pub computer_id: i64,
+    /// Its organization.
+    pub org_id: i64,
+    /// The organization's name.
+    pub org_name: String,
+    /// The computer's name.
+    pub name: String,
+}
+
+/// What an agent enrolls with.
+#[derive(Clone, Debug)]
+pub struct Enrollment<'a> {
+    /// The group's enrollment token.
+    pub token: &'a str,
+    /// The host name, which becomes the computer's name.
+    pub hostname: &'a str,
+    /// `linux`, `windows` or `macos`.
+    pub os: &'a str,
+    /// Everything the agent reported, JSON.
+    pub host_json: &'a str,
+    /// The agent's version.
+    pub agent_version: &'a str,
+}
+
+impl Store {
+    /// Enroll a computer into the group whose token this is and give it a credential
+    /// (returned once, stored as a hash). A computer of the same name enrolling again
+    /// replaces its old credential.
+    pub async fn enroll(&self, e: &Enrollment<'_>) -> Result<(AgentIdentity, String), StoreError> {
+        let group: Option<(i64, i64, String, String)> = sqlx::query_as(
+            "SELECT g.id, g.org_id, g.path, o.name FROM computer_groups g JOIN organizations o ON o.id = g.org_id \
+             WHERE g.enroll_token_hash = $1",
+        )
+        .bind(sha256_hex(e.token))
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((group_id, org_id, path, org_name)) = group else {
+            return Err(StoreError::NotFound("enrollment token"));
+        };
+        let name = e.hostname.trim();
+        if name.is_empty() || name.len() > 253 {
+            return Err(StoreError::Invalid("the host name must be 1 to 253 characters".into()));
+        }
+        let credential = format!("pca_{}", random_hex(32)?);
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let computer_id: i64 = sqlx::query_scalar(
+            "INSERT INTO computers (org_id, group_id, name, os, credential_hash, host_json, agent_version, enrolled_ms, \
+             last_seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+             ON CONFLICT (org_id, name) DO UPDATE SET group_id = $2, os = $4, credential_hash = $5, host_json = $6, \
+             agent_version = $7, enrolled_ms = $8, last_seen_ms = $8, bundle_version = 0 RETURNING id",
+        )
+        .bind(org_id)
+        .bind(group_id)
+        .bind(name)
+        .bind(e.os)
+        .bind(sha256_hex(&credential))
+        .bind(e.host_json)
+        .bind(e.agent_version)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = serde_json::json!({ "name": name, "group": path, "os": e.os, "agent_version": e.agent_version });
+        let actor = format!("agent {name}");
+        let change = Change { org_id, actor: &actor };
+        self.commit(tx, change, "enroll", &format!("computer {name}"), None, Some(after.to_string())).await?;
+        Ok((AgentIdentity { computer_id, org_id, org_name, name: name.to_owned() }, credential))
+    }
+
+    /// The agent a credential belongs to.
+    pub async fn agent(&self, credential: &str) -> Result<Option<AgentIdentity>, StoreError> {
+        let row: Option<(i64, i64, String, String)> = sqlx::query_as(
+            "SELECT c.id, c.org_id, o.name, c.name FROM computers c JOIN organizations o ON o.id = c.org_id \
+             WHERE c.credential_hash = $1",
+        )
+        .bind(sha256_hex(credential))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(computer_id, org_id, org_name, name)| AgentIdentity { computer_id, org_id, org_name, name }))
+    }
+
+    /// Note an agent's contact, the bundle version it enforces and, when given, its host.
+    pub async fn agent_seen(
+        &self,
+        computer_id: i64,
+        bundle_version: i64,
+        host: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        match host {
+            Some((host_json, agent_version)) => {
+                sqlx::query(
+                    "UPDATE computers SET last_seen_ms = $1, bundle_version = $2, host_json = $3, agent_version = $4 \
+                     WHERE id = $5",
+                )
+                .bind(now_ms())
+                .bind(bundle_version)
+                .bind(host_json)
+                .bind(agent_version)
+                .bind(computer_id)
+                .execute(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query("UPDATE computers SET last_seen_ms = $1, bundle_version = $2 WHERE id = $3")
+                    .bind(now_ms())
+                    .bind(bundle_version)
+                    .bind(computer_id)
+                    .execute(self.pool())
+                    .await?
+            }
+        };
+        Ok(())
+    }
+}
