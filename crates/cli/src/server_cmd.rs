@@ -100,7 +100,7 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| fail(SERVER_START, format!("cannot listen on {}: {e}", a.listen)))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let state = portcullis_server::AppState { store, secure_cookies: !a.plain_http };
+    let state = portcullis_server::AppState::new(store, !a.plain_http);
     let app = portcullis_server::app(state);
     let handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let shutdown = handle.clone();

@@ -150,6 +150,16 @@ impl BundlePayload {
     pub fn policy_json(&self) -> Result<String, BundleError> {
         let mut doc: Document =
             serde_json::from_str(self.document.get()).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        // Items scoped to other computers never apply here, and would name computers this
+        // document does not hold.
+        let other = |scope: &str| {
+            scope.trim().strip_prefix("computer:").is_some_and(|c| !c.trim().eq_ignore_ascii_case(&self.computer.name))
+        };
+        doc.policies.retain(|p| !p.scope.as_deref().is_some_and(other));
+        for b in &mut doc.blocklists {
+            b.approved.retain(|s| !other(s));
+            b.approved_monitor.retain(|s| !other(s));
+        }
         doc.computers = vec![self.computer.clone()];
         Ok(doc.to_json())
     }
@@ -325,6 +335,17 @@ mod tests {
 
     #[test]
     fn the_policy_holds_the_organization_document_and_this_computer_only() {
+        let document = r#"{"policies":[
+            {"name":"mine","position":1,"applications":["A"],"action":"deny","scope":"computer:WEB-01"},
+            {"name":"theirs","position":2,"applications":["A"],"action":"deny","scope":"computer:db-01"},
+            {"name":"all","position":3,"applications":["A"],"action":"deny"}],
+            "blocklists":[{"name":"B","approved":["computer:db-01","organization"]}]}"#;
+        let computer = ComputerDoc { name: "web-01".into(), ..Default::default() };
+        let json = BundlePayload::new("acme", 1, 0, computer, document).unwrap().policy_json().unwrap();
+        let doc: Document = serde_json::from_str(&json).unwrap();
+        let names: Vec<&str> = doc.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["mine", "all"]);
+        assert_eq!(doc.blocklists[0].approved, ["organization"]);
         let json = payload(1).policy_json().unwrap();
         let doc: Document = serde_json::from_str(&json).unwrap();
         assert_eq!(doc.groups.len(), 1);

@@ -28,6 +28,9 @@ pub enum AppError {
     /// The name is taken.
     #[error("{0}")]
     Conflict(String),
+    /// The change would leave a policy that does not load; every problem is listed.
+    #[error("the change is refused: {}", .0.join("; "))]
+    Invalid(Vec<String>),
     /// Login refused.
     #[error("{0}")]
     Login(LoginError),
@@ -47,6 +50,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Exists { .. } => AppError::Conflict(e.to_string()),
             StoreError::NotFound(_) => AppError::NotFound,
+            StoreError::Invalid(m) => AppError::Invalid(vec![m]),
             other => AppError::Store(other),
         }
     }
@@ -69,6 +73,7 @@ impl IntoResponse for AppError {
             AppError::Csrf | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Login(LoginError::Throttled { .. }) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Login(_) => StatusCode::UNAUTHORIZED,
             AppError::Json(r) => r.status(),
@@ -84,7 +89,11 @@ impl IntoResponse for AppError {
             AppError::Path(r) => r.body_text(),
             other => other.to_string(),
         };
-        (status, Json(serde_json::json!({ "error": message }))).into_response()
+        let body = match &self {
+            AppError::Invalid(problems) => serde_json::json!({ "error": message, "problems": problems }),
+            _ => serde_json::json!({ "error": message }),
+        };
+        (status, Json(body)).into_response()
     }
 }
 

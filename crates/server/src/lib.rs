@@ -6,13 +6,17 @@
 //! Errors are one type, [`error::AppError`], answered as `{"error": "..."}` with the status
 //! that fits.
 
+pub mod agent_api;
 pub mod auth;
 pub mod error;
+mod model_api;
 mod routes;
+pub mod sync;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use portcullis_store::Store;
+use std::sync::Arc;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -21,6 +25,18 @@ pub struct AppState {
     pub store: Store,
     /// Session cookies carry `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
+    /// Versions and compiled documents, for agents.
+    pub sync: Arc<sync::SyncHub>,
+}
+
+impl AppState {
+    /// State over `store`; starts following changes made by other servers sharing the
+    /// database (needs a Tokio runtime).
+    pub fn new(store: Store, secure_cookies: bool) -> AppState {
+        let sync = Arc::new(sync::SyncHub::default());
+        sync::SyncHub::watch_database(&sync, store.clone());
+        AppState { store, secure_cookies, sync }
+    }
 }
 
 /// Largest request body accepted.
@@ -28,5 +44,9 @@ pub const MAX_BODY: usize = 1 << 20;
 
 /// The whole HTTP surface.
 pub fn app(state: AppState) -> Router {
-    routes::router().layer(DefaultBodyLimit::max(MAX_BODY)).with_state(state)
+    routes::router()
+        .merge(model_api::router())
+        .merge(agent_api::router())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
 }

@@ -35,16 +35,13 @@ struct Reply {
     status: StatusCode,
     body: Value,
     set_cookie: Option<String>,
+    headers: axum::http::HeaderMap,
+    bytes: Vec<u8>,
 }
 
 impl Client {
     fn new(store: &Store) -> Client {
-        Client {
-            state: AppState { store: store.clone(), secure_cookies: true },
-            cookie: None,
-            csrf: None,
-            bearer: None,
-        }
+        Client { state: AppState::new(store.clone(), true), cookie: None, csrf: None, bearer: None }
     }
 
     async fn send(&self, method: &str, uri: &str, body: Option<Body>, content_type: &str, csrf: bool) -> Reply {
@@ -64,8 +61,9 @@ impl Client {
         let res = app(self.state.clone()).oneshot(req.body(body.unwrap_or_else(Body::empty)).unwrap()).await.unwrap();
         let status = res.status();
         let set_cookie = res.headers().get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_owned());
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-        Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), set_cookie }
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), 4 << 20).await.unwrap().to_vec();
+        Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), set_cookie, headers, bytes }
     }
 
     async fn json(&self, method: &str, uri: &str, body: Value) -> Reply {
@@ -260,6 +258,232 @@ async fn logins_are_throttled_with_429() {
             )
             .await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", r.body);
+    })
+    .await;
+}
+
+// ----- the model --------------------------------------------------------------------------
+
+const EDITOR_SHA: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+const BAD_SHA: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
+
+#[tokio::test]
+async fn the_model_is_edited_checked_ordered_and_previewed_through_the_api() {
+    each_backend(async |store: Store| {
+        let org = org_with_users(&store).await;
+        let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+        let auditor = Client::login(&store, &org.name, "auditor", "auditor-password").await;
+
+        let r = admin.json("POST", "/api/groups", json!({"path": "Linux", "mode": "secured"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let app = json!({"name": "Editor", "rules": [{"sha256": [EDITOR_SHA]}]});
+        assert_eq!(auditor.json("POST", "/api/applications", app.clone()).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(admin.json("POST", "/api/applications", app).await.status, StatusCode::CREATED);
+
+        // A policy naming an application that does not exist would not load: 422, nothing written.
+        let before = audit_len(&store, org.id).await;
+        let bad = admin
+            .json("POST", "/api/policies", json!({"name": "P", "position": 0, "applications": ["Nope"], "action": "permit"}))
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", bad.body);
+        assert!(bad.body["error"].as_str().unwrap().contains("Nope"), "{:?}", bad.body);
+        assert_eq!(audit_len(&store, org.id).await, before);
+
+        let permit = admin
+            .json(
+                "POST",
+                "/api/policies",
+                json!({"name": "Permit editor", "position": 0, "applications": ["Editor"], "action": "permit"}),
+            )
+            .await;
+        assert_eq!(permit.status, StatusCode::CREATED, "{:?}", permit.body);
+        let permit_id = permit.body["id"].as_i64().unwrap();
+        let list = admin.get("/api/policies").await.body;
+        assert_eq!(list[0]["builtin"], true, "the built-in deny comes first");
+        assert_eq!(list[1]["name"], "Permit editor");
+
+        let preview = |sha: &str| json!({"file": {"path": "/opt/editor/bin/editor", "sha256": sha, "kind": "elf-executable", "os": "linux"}});
+        let p = admin.json("POST", "/api/preview", preview(EDITOR_SHA)).await;
+        assert_eq!(p.status, StatusCode::OK, "{:?}", p.body);
+        assert_eq!((p.body["verdict"].as_str(), p.body["policy"].as_str()), (Some("allow"), Some("Permit editor")));
+        assert!(p.body["reason"].as_str().unwrap().contains("position 20"), "{:?}", p.body);
+        let p = admin.json("POST", "/api/preview", preview(BAD_SHA)).await;
+        assert_eq!(p.body["verdict"], "deny");
+        assert_eq!(p.body["mode"], "secured", "no policy matched: the mode decided");
+
+        // Blocklist: paste → extract (preview) → bulk add → metadata rule → approve.
+        let b = admin.json("POST", "/api/blocklists", json!({"name": "3CX DesktopApp"})).await;
+        let b_id = b.body["id"].as_i64().unwrap();
+        let pasted = format!("| file | sha256 |\n| a.dll | {EDITOR_SHA} |\n| b.dll | {} | dup {EDITOR_SHA}\n", BAD_SHA.to_uppercase());
+        let x = admin.json("POST", "/api/blocklists/extract", json!({"text": pasted, "blocklist": b_id})).await;
+        assert_eq!((x.body["sha256"].as_u64(), x.body["duplicates"].as_u64()), (Some(2), Some(1)), "{:?}", x.body);
+        assert_eq!(x.body["hashes"][1]["hash"], BAD_SHA, "lower-cased");
+        assert!(admin.get("/api/blocklists").await.body[0]["hash_count"] == 0, "extract only previews");
+        let added = admin.json("POST", &format!("/api/blocklists/{b_id}/hashes"), json!({"text": pasted})).await;
+        assert_eq!(added.body["added"], 2, "{:?}", added.body);
+        let again = admin.json("POST", "/api/blocklists/extract", json!({"text": pasted, "blocklist": b_id})).await;
+        assert_eq!(again.body["already"], 2);
+        let rules = json!([{"os": "windows", "original_filename": "3CXDesktopApp"}]);
+        assert_eq!(admin.json("PUT", &format!("/api/blocklists/{b_id}/rules"), rules).await.status, StatusCode::NO_CONTENT);
+        let wrong_scope = admin.json("POST", &format!("/api/blocklists/{b_id}/approvals"), json!({"scope": "group:Nope"})).await;
+        assert_eq!(wrong_scope.status, StatusCode::BAD_REQUEST);
+        let ok = admin.json("POST", &format!("/api/blocklists/{b_id}/approvals"), json!({"scope": "organization"})).await;
+        assert_eq!(ok.status, StatusCode::NO_CONTENT, "{:?}", ok.body);
+        let p = admin.json("POST", "/api/preview", preview(EDITOR_SHA)).await;
+        assert_eq!(p.body["verdict"], "deny", "{:?}", p.body);
+        assert!(p.body["reason"].as_str().unwrap().contains("3CX DesktopApp"), "{:?}", p.body);
+        let metadata = json!({"file": {"path": "C:\\x\\3CXDesktopApp.exe", "os": "windows", "kind": "pe-exe", "original_filename": "3CXDesktopApp.exe"}});
+        assert_eq!(admin.json("POST", "/api/preview", metadata).await.body["verdict"], "deny");
+
+        // Move the permit above the built-in, then hygiene: never matched → unused → removed.
+        let m = admin.json("POST", &format!("/api/policies/{permit_id}/move"), json!({"to": "up"})).await;
+        assert_eq!(m.status, StatusCode::NO_CONTENT);
+        assert_eq!(admin.get("/api/policies").await.body[0]["name"], "Permit editor");
+        let unused = admin.get("/api/policies/unused?min_age_days=0&since=2100-01-01").await;
+        let names: Vec<&str> = unused.body["policies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Permit editor"], "built-ins are exempt");
+        assert!(admin.get("/api/policies/unused").await.body["policies"].as_array().unwrap().is_empty(), "new ones are exempt");
+        let removed = admin.json("POST", "/api/policies/remove", json!({"ids": [permit_id]})).await;
+        assert_eq!(removed.body["removed"], json!(["Permit editor"]), "{:?}", removed.body);
+        let log = auditor.get("/api/audit?limit=1").await.body;
+        assert_eq!((log[0]["actor"].as_str(), log[0]["action"].as_str()), (Some("user admin"), Some("delete")));
+        assert_eq!(log[0]["before"][0]["name"], "Permit editor");
+
+        // Tenancy: another organization's admin sees none of it and cannot touch it.
+        let other = org_with_users(&store).await;
+        let stranger = Client::login(&store, &other.name, "admin", "admin-password").await;
+        assert!(stranger.get("/api/blocklists").await.body.as_array().unwrap().is_empty());
+        assert_eq!(stranger.get(&format!("/api/blocklists/{b_id}")).await.status, StatusCode::NOT_FOUND);
+        let r = stranger.json("POST", &format!("/api/blocklists/{b_id}/approvals"), json!({"scope": "organization"})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+// ----- agents ------------------------------------------------------------------------------
+
+fn agent_client(store: &Store, state: &AppState, credential: Option<&str>) -> Client {
+    let mut c = Client::new(store);
+    c.state = state.clone();
+    c.bearer = credential.map(str::to_owned);
+    c
+}
+
+fn event_line(path: &str, policy: &str) -> String {
+    json!({
+        "time": "2026-11-23T10:00:00.123Z", "event": "deny", "access": "exec", "verdict": "deny", "mode": "secured",
+        "policy": policy, "reason": "denied by policy", "file": {"path": path, "sha256": BAD_SHA, "size": 1,
+        "kind": "elf-executable", "dev": 1, "ino": 2}, "process": {"pid": 1, "exe": "/usr/bin/bash", "uid": 0,
+        "user": "root", "ancestors": []}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {
+    each_backend(async |store: Store| {
+        let org = org_with_users(&store).await;
+        let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+        let state = admin.state.clone();
+        let g = admin.json("POST", "/api/groups", json!({"path": "Linux"})).await.body["id"].as_i64().unwrap();
+        let token = admin.json("POST", &format!("/api/groups/{g}/enrollment-token"), json!({})).await;
+        let token = token.body["token"].as_str().unwrap().to_owned();
+        let host = json!({"hostname": "web-01", "os": "linux", "agent_version": "0.1.0", "kernel": "6.1"});
+
+        let anonymous = agent_client(&store, &state, None);
+        let r = anonymous.json("POST", "/api/agent/enroll", json!({"token": "pce_nope", "host": host})).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = anonymous.json("POST", "/api/agent/enroll", json!({"token": token, "host": host})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let enrolled: portcullis_protocol::Enrolled = serde_json::from_value(r.body).unwrap();
+        let key = portcullis_protocol::BundlePublicKey::from_hex(&enrolled.bundle_key).unwrap();
+        let agent = agent_client(&store, &state, Some(&enrolled.credential));
+        assert_eq!(admin.get("/api/me").await.status, StatusCode::OK);
+        assert_eq!(
+            agent_client(&store, &state, Some("pca_x"))
+                .json("POST", "/api/agent/poll", json!({"after": 0}))
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // First poll: the bundle at once, signed, with this computer in it.
+        let first = agent.json("POST", "/api/agent/poll", json!({"after": 0, "host": host})).await;
+        assert_eq!(first.status, StatusCode::OK);
+        let sig = first.headers.get("x-portcullis-signature").unwrap().to_str().unwrap();
+        let bundle = portcullis_protocol::Bundle::from_parts(first.bytes.clone(), sig).unwrap();
+        let payload = bundle.verify(&key, 0).unwrap();
+        assert_eq!(payload.computer.group.as_deref(), Some("Linux"));
+        let loaded = portcullis_policy_file::parse(
+            &payload.policy_json().unwrap(),
+            portcullis_policy_file::Format::Json,
+            &portcullis_catalog::builtin_applications(),
+        )
+        .unwrap();
+        assert_eq!(loaded.set.computers[0].name, "web-01");
+        let v = payload.version;
+
+        // Up to date: the poll waits; a change made meanwhile answers it at once.
+        let waiting = {
+            let agent = agent_client(&store, &state, Some(&enrolled.credential));
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let r = agent.json("POST", "/api/agent/poll", json!({"after": v, "wait_s": 20})).await;
+                (r, started.elapsed())
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "nothing changed yet: the poll is held");
+        let changed = std::time::Instant::now();
+        let r = admin.json("PUT", "/api/settings", json!({"mode": "monitor"})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+        let (reply, held) = waiting.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(held >= std::time::Duration::from_millis(250), "held {held:?}");
+        assert!(
+            changed.elapsed() < std::time::Duration::from_secs(2),
+            "answered {:?} after the change",
+            changed.elapsed()
+        );
+        let sig = reply.headers.get("x-portcullis-signature").unwrap().to_str().unwrap();
+        let newer = portcullis_protocol::Bundle::from_parts(reply.bytes.clone(), sig).unwrap().verify(&key, v).unwrap();
+        assert!(newer.version > v);
+        assert!(newer.document.get().contains("\"mode\":\"monitor\""));
+        // Nothing newer: 204 when the wait ends.
+        let idle = agent.json("POST", "/api/agent/poll", json!({"after": newer.version, "wait_s": 1})).await;
+        assert_eq!(idle.status, StatusCode::NO_CONTENT);
+
+        // Events: a retried batch stores nothing twice; hits are counted.
+        let lines = [event_line("/tmp/a", "Deny X"), event_line("/tmp/b", "Deny X")];
+        let batch = format!("{{\"events\": [{}]}}", lines.join(","));
+        let send =
+            || agent.send("POST", "/api/agent/events", Some(Body::from(batch.clone())), "application/json", false);
+        assert_eq!(send().await.body, json!({"stored": 2, "duplicates": 0}));
+        assert_eq!(send().await.body, json!({"stored": 0, "duplicates": 2}));
+        let listed = admin.get("/api/events?verdict=deny&computer=web-01").await.body;
+        assert_eq!(listed.as_array().unwrap().len(), 2);
+        assert_eq!(listed[0]["file_path"], "/tmp/b");
+        let bad = agent.json("POST", "/api/agent/events", json!({"events": [{"time": "yesterday"}]})).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+        let hits = json!({"after": newer.version, "wait_s": 0,
+            "hits": [{"policy": portcullis_store::BUILTIN_REPORTED_POLICY, "count": 3, "last_ms": 1234}]});
+        agent.json("POST", "/api/agent/poll", hits).await;
+        let builtin = admin.get("/api/policies").await.body[0].clone();
+        assert_eq!((builtin["hits"].as_i64(), builtin["last_matched_ms"].as_i64()), (Some(3), Some(1234)));
+
+        let computers = admin.get("/api/computers").await.body;
+        assert_eq!(computers[0]["online"], true);
+        assert_eq!(computers[0]["host"]["kernel"], "6.1");
+        assert_eq!(computers[0]["bundle_version"].as_i64(), Some(newer.version));
+
+        // "Create a policy from this event", then preview the event: now permitted.
+        let event_id = listed[0]["id"].as_i64().unwrap();
+        let made = admin.json("POST", &format!("/api/events/{event_id}/policy"), json!({"kind": "permit-hash"})).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+        let p = admin.json("POST", "/api/preview", json!({"event": event_id})).await;
+        assert_eq!(p.body["verdict"], "allow", "{:?}", p.body);
+        assert_eq!(p.body["policy"], made.body["name"]);
     })
     .await;
 }

@@ -1,0 +1,189 @@
+//! The agent sync API: enrollment, the long-polled signed bundle, event batches.
+
+use crate::AppState;
+use crate::error::{AppError, AppJson};
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use portcullis_protocol::{
+    BundlePayload, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PollRequest, SIGNATURE_HEADER, event_key,
+    paths,
+};
+use portcullis_store::{AgentIdentity, Enrollment, NewEvent, now_ms};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The longest a poll is held before "nothing new" (204).
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Events per batch, at most.
+pub const MAX_BATCH: usize = 1000;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route(paths::ENROLL, post(enroll)).route(paths::POLL, post(poll)).route(paths::EVENTS, post(events))
+}
+
+/// An agent authenticated by its credential.
+pub struct AgentCaller(pub AgentIdentity);
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<AgentCaller, AppError> {
+        let credential = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthorized)?;
+        let agent = state.store.agent(credential.trim()).await?.ok_or(AppError::Unauthorized)?;
+        Ok(AgentCaller(agent))
+    }
+}
+
+async fn enroll(State(state): State<AppState>, AppJson(req): AppJson<EnrollRequest>) -> Result<Response, AppError> {
+    let host_json = serde_json::to_string(&req.host).unwrap_or_default();
+    let (agent, credential) = match state
+        .store
+        .enroll(&Enrollment {
+            token: &req.token,
+            hostname: &req.host.hostname,
+            os: &req.host.os,
+            host_json: &host_json,
+            agent_version: &req.host.agent_version,
+        })
+        .await
+    {
+        Ok(x) => x,
+        // An unknown token is a failed authentication, not a missing resource.
+        Err(portcullis_store::StoreError::NotFound(_)) => return Err(AppError::Unauthorized),
+        Err(e) => return Err(e.into()),
+    };
+    state.sync.changed(&state.store, agent.org_id).await?;
+    let key = state.store.bundle_seed(agent.org_id).await?;
+    let bundle_key = portcullis_protocol::BundleKey::from_seed(key).public().to_hex();
+    let body = Enrolled { organization: agent.org_name, computer: agent.name, credential, bundle_key };
+    Ok((StatusCode::CREATED, AppJson(body)).into_response())
+}
+
+async fn poll(
+    State(state): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    AppJson(req): AppJson<PollRequest>,
+) -> Result<Response, AppError> {
+    let host = req.host.as_ref().map(|h| (serde_json::to_string(h).unwrap_or_default(), h.agent_version.clone()));
+    state.store.agent_seen(agent.computer_id, req.after, host.as_ref().map(|(j, v)| (j.as_str(), v.as_str()))).await?;
+    if !req.hits.is_empty() {
+        let hits: Vec<(String, u64, i64)> = req.hits.iter().map(|h| (h.policy.clone(), h.count, h.last_ms)).collect();
+        state.store.record_hits(agent.org_id, &hits).await?;
+    }
+    let wait = req.wait_s.map_or(MAX_WAIT, |s| Duration::from_secs(s).min(MAX_WAIT));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut ticks = state.sync.subscribe();
+    loop {
+        // Subscribe before reading the version, so a change in between is not missed.
+        ticks.borrow_and_update();
+        if state.sync.version(&state.store, agent.org_id).await? > req.after {
+            let compiled = state.sync.compiled(&state.store, agent.org_id).await?;
+            if compiled.version > req.after {
+                return bundle(&state, &agent, &compiled).await;
+            }
+        }
+        match tokio::time::timeout_at(deadline, ticks.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(StatusCode::NO_CONTENT.into_response()),
+        }
+    }
+}
+
+async fn bundle(
+    state: &AppState,
+    agent: &AgentIdentity,
+    compiled: &crate::sync::Compiled,
+) -> Result<Response, AppError> {
+    let computer = state.store.computer(agent.org_id, agent.computer_id).await?.doc;
+    let payload = BundlePayload::new(&compiled.organization, compiled.version, now_ms(), computer, &compiled.json)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let signed = compiled.key.sign(&payload);
+    let mut response = (StatusCode::OK, signed.payload.clone()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&signed.signature_hex()) {
+        headers.insert(SIGNATURE_HEADER, v);
+    }
+    Ok(response)
+}
+
+/// The parts of an agent's event record the console filters on (the agent's `Record`).
+#[derive(Deserialize)]
+struct RecordFields {
+    time: String,
+    event: String,
+    verdict: String,
+    mode: String,
+    #[serde(default)]
+    policy: Option<String>,
+    reason: String,
+    file: FileFields,
+    process: ProcessFields,
+}
+
+#[derive(Deserialize)]
+struct FileFields {
+    path: String,
+    #[serde(default)]
+    sha256: String,
+    #[serde(default)]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct ProcessFields {
+    #[serde(default)]
+    exe: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    AppJson(batch): AppJson<EventBatch>,
+) -> Result<AppJson<EventBatchReply>, AppError> {
+    if batch.events.len() > MAX_BATCH {
+        return Err(AppError::BadRequest(format!("at most {MAX_BATCH} events per batch")));
+    }
+    let mut rows = Vec::with_capacity(batch.events.len());
+    for (i, raw) in batch.events.iter().enumerate() {
+        let text = raw.get();
+        let f: RecordFields = serde_json::from_str(text)
+            .map_err(|e| AppError::BadRequest(format!("event {i} is not an agent event record: {e}")))?;
+        let at_ms = f
+            .time
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| AppError::BadRequest(format!("event {i}: time {:?}: {e}", f.time)))?
+            .as_millisecond();
+        // PostgreSQL text cannot hold NUL, which a Linux path never has but a forged record might.
+        let clean = |s: String| if s.contains('\0') { s.replace('\0', "\u{fffd}") } else { s };
+        rows.push(NewEvent {
+            key: event_key(text),
+            at_ms,
+            event: clean(f.event),
+            verdict: clean(f.verdict),
+            mode: clean(f.mode),
+            policy: f.policy.map(clean),
+            reason: clean(f.reason),
+            file_path: clean(f.file.path),
+            file_sha256: clean(f.file.sha256),
+            file_kind: clean(f.file.kind),
+            process_exe: f.process.exe.map(clean),
+            user_name: f.process.user.map(clean),
+            // JSON text escapes NUL as \u0000, so the record itself is safe.
+            record_json: text.to_owned(),
+        });
+    }
+    let (stored, duplicates) = state.store.insert_events(agent.org_id, agent.computer_id, &rows).await?;
+    Ok(AppJson(EventBatchReply { stored, duplicates }))
+}

@@ -1,0 +1,960 @@
+//! The model in the REST API: settings, groups, computers, applications (built-in ones
+//! read-only), the ordered policy list, blocklist packages with paste → extract → preview →
+//! bulk add, the "what would happen" preview, events and unused policies.
+//!
+//! Every change is checked first: the organization's document with the change applied must
+//! load exactly as an agent would load it, or the request is refused with 422 and the
+//! problems. So the stored model always compiles into a bundle.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{AppError, AppJson};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use portcullis_policy::{Engine, FileFacts, FileKind, Os, ProcessFacts, Timestamp};
+use portcullis_policy_file::Format;
+use portcullis_policy_file::document::{
+    ApplicationDoc, ComputerDoc, Document, GroupDoc, OrganizationDoc, PolicyDoc, RuleDoc,
+};
+use portcullis_store::{Change, EventFilter, EventRow, Move, now_ms};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/settings", get(settings).put(set_settings))
+        .route("/api/groups", get(groups).post(create_group))
+        .route("/api/groups/{id}", put(update_group).delete(delete_group))
+        .route("/api/groups/{id}/enrollment-token", post(enrollment_token))
+        .route("/api/computers", get(computers))
+        .route("/api/computers/{id}", put(update_computer).delete(delete_computer))
+        .route("/api/applications", get(applications).post(create_application))
+        .route("/api/applications/{id}", put(update_application).delete(delete_application))
+        .route("/api/policies", get(policies).post(create_policy))
+        .route("/api/policies/{id}", put(update_policy).delete(delete_policy))
+        .route("/api/policies/{id}/move", post(move_policy))
+        .route("/api/policies/unused", get(unused_policies))
+        .route("/api/policies/remove", post(remove_policies))
+        .route("/api/blocklists", get(blocklists).post(create_blocklist))
+        .route("/api/blocklists/extract", post(extract))
+        .route("/api/blocklists/{id}", get(blocklist).delete(delete_blocklist))
+        .route("/api/blocklists/{id}/hashes", post(add_hashes))
+        .route("/api/blocklists/{id}/rules", put(set_blocklist_rules))
+        .route("/api/blocklists/{id}/approvals", post(approve).delete(revoke))
+        .route("/api/preview", post(preview))
+        .route("/api/events", get(events))
+        .route("/api/events/{id}", get(event))
+        .route("/api/events/{id}/policy", post(policy_from_event))
+        .route("/api/document", get(document))
+}
+
+fn change(caller: &Caller) -> Change<'_> {
+    Change { org_id: caller.user.org_id, actor: &caller.actor }
+}
+
+/// Refuse unless the organization's document, edited by `edit`, loads as agents load it.
+pub(crate) async fn check_model(
+    state: &AppState,
+    org_id: i64,
+    edit: impl FnOnce(&mut Document),
+) -> Result<(), AppError> {
+    let (_, mut doc) = state.store.document(org_id).await?;
+    doc.computers = state.store.computers(org_id).await?.into_iter().map(|c| c.doc).collect();
+    edit(&mut doc);
+    portcullis_policy_file::parse(&doc.to_json(), Format::Json, &portcullis_catalog::builtin_applications())
+        .map(|_| ())
+        .map_err(|e| AppError::Invalid(e.diagnostics.into_iter().map(|d| d.message).collect()))
+}
+
+/// After a change: wake the organization's agents.
+async fn announce(state: &AppState, caller: &Caller) -> Result<(), AppError> {
+    Ok(state.sync.changed(&state.store, caller.user.org_id).await?)
+}
+
+// ----- settings, groups, computers ---------------------------------------------------------
+
+async fn settings(State(state): State<AppState>, caller: Caller) -> Result<AppJson<OrganizationDoc>, AppError> {
+    Ok(AppJson(state.store.settings(caller.user.org_id).await?))
+}
+
+async fn set_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(doc): AppJson<OrganizationDoc>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    check_model(&state, caller.user.org_id, |d| {
+        let name = d.organization.as_ref().and_then(|o| o.name.clone());
+        d.organization = Some(OrganizationDoc { name, ..doc.clone() });
+    })
+    .await?;
+    state.store.set_settings(change(&caller), &doc).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn groups(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+    Ok(AppJson(json!(state.store.groups(caller.user.org_id).await?)))
+}
+
+#[derive(Serialize)]
+struct Created {
+    id: i64,
+}
+
+fn check_group_path(path: &str) -> Result<String, AppError> {
+    let path = path.trim().trim_matches('/').to_owned();
+    if path.is_empty() || path.len() > 200 || path.split('/').any(|p| p.trim().is_empty()) {
+        return Err(AppError::BadRequest("a group path is 1 to 200 characters, parts separated by /".into()));
+    }
+    Ok(path)
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(mut doc): AppJson<GroupDoc>,
+) -> Result<(StatusCode, AppJson<Created>), AppError> {
+    caller.require_change()?;
+    doc.path = check_group_path(&doc.path)?;
+    check_model(&state, caller.user.org_id, |d| d.groups.push(doc.clone())).await?;
+    let id = state.store.create_group(change(&caller), &doc).await?;
+    announce(&state, &caller).await?;
+    Ok((StatusCode::CREATED, AppJson(Created { id })))
+}
+
+async fn update_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(doc): AppJson<GroupDoc>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let old =
+        state.store.groups(caller.user.org_id).await?.into_iter().find(|g| g.id == id).ok_or(AppError::NotFound)?;
+    let new = GroupDoc { path: old.doc.path.clone(), ..doc };
+    check_model(&state, caller.user.org_id, |d| {
+        d.groups.retain(|g| g.path != old.doc.path);
+        d.groups.push(new.clone());
+    })
+    .await?;
+    state.store.update_group(change(&caller), id, &new).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let old =
+        state.store.groups(caller.user.org_id).await?.into_iter().find(|g| g.id == id).ok_or(AppError::NotFound)?;
+    check_model(&state, caller.user.org_id, |d| d.groups.retain(|g| g.path != old.doc.path)).await?;
+    state.store.delete_group(change(&caller), id).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct EnrollmentToken {
+    /// Give to `portcullis agent --enroll`; shown once.
+    token: String,
+}
+
+async fn enrollment_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, AppJson<EnrollmentToken>), AppError> {
+    caller.require_admin()?;
+    let token = state.store.rotate_enrollment_token(change(&caller), id).await?;
+    Ok((StatusCode::CREATED, AppJson(EnrollmentToken { token })))
+}
+
+/// How long an agent may stay silent and still count as online (a long-poll lasts at most
+/// 30 s; two missed polls make it offline).
+pub const ONLINE_WITHIN_MS: i64 = 75_000;
+
+async fn computers(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+    let now = now_ms();
+    let rows = state.store.computers(caller.user.org_id).await?;
+    Ok(AppJson(Value::Array(
+        rows.into_iter()
+            .map(|c| {
+                let online = c.last_seen_ms.is_some_and(|t| now - t <= ONLINE_WITHIN_MS);
+                let host: Option<Value> = c.host_json.as_deref().and_then(|h| serde_json::from_str(h).ok());
+                let mut v = json!(c);
+                v["online"] = json!(online);
+                v["host"] = json!(host);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("host_json");
+                }
+                v
+            })
+            .collect(),
+    )))
+}
+
+async fn update_computer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(doc): AppJson<ComputerDoc>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let old = state.store.computer(caller.user.org_id, id).await?;
+    let new = ComputerDoc { name: old.doc.name.clone(), os: old.doc.os.clone(), ..doc };
+    check_model(&state, caller.user.org_id, |d| {
+        d.computers.retain(|c| c.name != old.doc.name);
+        d.computers.push(new.clone());
+    })
+    .await?;
+    state.store.update_computer(change(&caller), id, &new).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_computer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let old = state.store.computer(caller.user.org_id, id).await?;
+    check_model(&state, caller.user.org_id, |d| d.computers.retain(|c| c.name != old.doc.name)).await?;
+    state.store.delete_computer(change(&caller), id).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- applications ------------------------------------------------------------------------
+
+async fn applications(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+    let mut out: Vec<Value> = state
+        .store
+        .applications(caller.user.org_id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let mut v = json!(a);
+            v["builtin"] = json!(false);
+            v
+        })
+        .collect();
+    for b in portcullis_catalog::builtin_applications() {
+        out.push(json!({
+            "name": b.name,
+            "description": b.description,
+            "builtin": true,
+            "rules": b.rules.len(),
+            "hashes": b.rules.iter().map(|r| r.hashes.flat.len() + r.hashes.authenticode.len()).sum::<usize>(),
+        }));
+    }
+    Ok(AppJson(Value::Array(out)))
+}
+
+fn check_name(name: &str, what: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(AppError::BadRequest(format!("a {what} needs a name of 1 to 200 characters")));
+    }
+    Ok(name.to_owned())
+}
+
+async fn create_application(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(mut doc): AppJson<ApplicationDoc>,
+) -> Result<(StatusCode, AppJson<Created>), AppError> {
+    caller.require_change()?;
+    doc.name = check_name(&doc.name, "application")?;
+    if doc.rules.is_empty() {
+        return Err(AppError::BadRequest("an application needs at least one rule".into()));
+    }
+    check_model(&state, caller.user.org_id, |d| d.applications.push(doc.clone())).await?;
+    let id = state.store.create_application(change(&caller), &doc).await?;
+    announce(&state, &caller).await?;
+    Ok((StatusCode::CREATED, AppJson(Created { id })))
+}
+
+async fn update_application(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(doc): AppJson<ApplicationDoc>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let old = state
+        .store
+        .applications(caller.user.org_id)
+        .await?
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or(AppError::NotFound)?;
+    let new = ApplicationDoc { name: old.doc.name.clone(), ..doc };
+    if new.rules.is_empty() {
+        return Err(AppError::BadRequest("an application needs at least one rule".into()));
+    }
+    check_model(&state, caller.user.org_id, |d| {
+        d.applications.retain(|a| a.name != old.doc.name);
+        d.applications.push(new.clone());
+    })
+    .await?;
+    state.store.update_application(change(&caller), id, &new).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_application(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    state.store.delete_application(change(&caller), id).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- policies ----------------------------------------------------------------------------
+
+async fn policies(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+    Ok(AppJson(json!(state.store.policies(caller.user.org_id).await?)))
+}
+
+async fn create_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(mut doc): AppJson<PolicyDoc>,
+) -> Result<(StatusCode, AppJson<Created>), AppError> {
+    caller.require_change()?;
+    doc.name = check_name(&doc.name, "policy")?;
+    let mut checked = doc.clone();
+    if checked.position <= 0 {
+        checked.position = i64::from(u32::MAX);
+    }
+    check_model(&state, caller.user.org_id, |d| d.policies.push(checked)).await?;
+    let id = state.store.create_policy(change(&caller), &doc).await?;
+    announce(&state, &caller).await?;
+    Ok((StatusCode::CREATED, AppJson(Created { id })))
+}
+
+async fn update_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(mut doc): AppJson<PolicyDoc>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    doc.name = check_name(&doc.name, "policy")?;
+    let old = state.store.policy(caller.user.org_id, id).await?;
+    let mut checked = doc.clone();
+    if checked.position <= 0 {
+        checked.position = old.doc.position;
+    }
+    check_model(&state, caller.user.org_id, |d| {
+        d.policies.retain(|p| p.name != old.doc.name);
+        d.policies.push(checked);
+    })
+    .await?;
+    state.store.update_policy(change(&caller), id, &doc).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    state.store.delete_policies(change(&caller), &[id]).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveRequest {
+    /// `up`, `down`, `top` or `bottom`.
+    to: String,
+}
+
+async fn move_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(req): AppJson<MoveRequest>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let to = match req.to.as_str() {
+        "up" => Move::Up,
+        "down" => Move::Down,
+        "top" => Move::Top,
+        "bottom" => Move::Bottom,
+        other => return Err(AppError::BadRequest(format!("cannot move {other:?}; use up, down, top or bottom"))),
+    };
+    state.store.move_policy(change(&caller), id, to).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct UnusedQuery {
+    /// Not matched since this moment (Unix milliseconds or a date, `2026-01-31`).
+    since: Option<String>,
+    /// Policies younger than this many days are exempt (default 7).
+    min_age_days: Option<i64>,
+}
+
+/// A moment given as Unix milliseconds or as an RFC 3339 date-time or date (UTC).
+pub(crate) fn parse_moment(text: &str) -> Result<i64, AppError> {
+    let t = text.trim();
+    if let Ok(ms) = t.parse::<i64>() {
+        return Ok(ms);
+    }
+    t.parse::<jiff::Timestamp>()
+        .map(|ts| ts.as_millisecond())
+        .or_else(|_| {
+            t.parse::<jiff::civil::Date>()
+                .map_err(|e| e.to_string())
+                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string()))
+                .map(|z| z.timestamp().as_millisecond())
+        })
+        .map_err(|_| {
+            AppError::BadRequest(format!(
+                "{t:?} is not a time; write 2026-01-31, an RFC 3339 time or Unix milliseconds"
+            ))
+        })
+}
+
+async fn unused_policies(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<UnusedQuery>,
+) -> Result<AppJson<Value>, AppError> {
+    let now = now_ms();
+    let since = match &q.since {
+        Some(s) => parse_moment(s)?,
+        None => now - 30 * 86_400_000,
+    };
+    let min_age = q.min_age_days.unwrap_or(7).clamp(0, 3650);
+    let rows = state.store.unused_policies(caller.user.org_id, since, now - min_age * 86_400_000).await?;
+    Ok(AppJson(json!({ "since_ms": since, "min_age_days": min_age, "policies": rows })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveRequest {
+    ids: Vec<i64>,
+}
+
+async fn remove_policies(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<RemoveRequest>,
+) -> Result<AppJson<Value>, AppError> {
+    caller.require_change()?;
+    if req.ids.is_empty() || req.ids.len() > 1000 {
+        return Err(AppError::BadRequest("give 1 to 1000 policy ids".into()));
+    }
+    let all = state.store.policies(caller.user.org_id).await?;
+    let names: Vec<String> = all.iter().filter(|p| req.ids.contains(&p.id)).map(|p| p.doc.name.clone()).collect();
+    check_model(&state, caller.user.org_id, |d| d.policies.retain(|p| !names.contains(&p.name))).await?;
+    let removed = state.store.delete_policies(change(&caller), &req.ids).await?;
+    announce(&state, &caller).await?;
+    Ok(AppJson(json!({ "removed": removed })))
+}
+
+// ----- blocklists --------------------------------------------------------------------------
+
+async fn blocklists(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+    Ok(AppJson(json!(state.store.blocklists(caller.user.org_id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBlocklist {
+    name: String,
+    description: Option<String>,
+}
+
+async fn create_blocklist(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<NewBlocklist>,
+) -> Result<(StatusCode, AppJson<Created>), AppError> {
+    caller.require_change()?;
+    let name = check_name(&req.name, "blocklist")?;
+    let id = state.store.create_blocklist(change(&caller), &name, req.description.as_deref()).await?;
+    announce(&state, &caller).await?;
+    Ok((StatusCode::CREATED, AppJson(Created { id })))
+}
+
+async fn blocklist(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<AppJson<Value>, AppError> {
+    let row = state.store.blocklist(caller.user.org_id, id).await?;
+    let hashes = state.store.blocklist_hashes(caller.user.org_id, id).await?;
+    let mut v = json!(row);
+    v["hashes"] =
+        json!(hashes.into_iter().map(|(hash, kind)| json!({ "hash": hash, "kind": kind })).collect::<Vec<_>>());
+    Ok(AppJson(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PastedText {
+    /// Any text: a vendor's table, a CSV, a report.
+    text: String,
+    /// Compare with this package's hashes (preview only).
+    blocklist: Option<i64>,
+}
+
+/// What extraction found, for the preview.
+#[derive(Serialize)]
+struct Extracted {
+    hashes: Vec<ExtractedHash>,
+    sha256: usize,
+    sha1: usize,
+    md5: usize,
+    duplicates: usize,
+    skipped: usize,
+    skipped_examples: Vec<Value>,
+    /// Already in the package named by `blocklist`.
+    already: usize,
+}
+
+#[derive(Serialize)]
+struct ExtractedHash {
+    hash: String,
+    kind: &'static str,
+    line: usize,
+    already: bool,
+}
+
+async fn extract_text(state: &AppState, org_id: i64, req: &PastedText) -> Result<Extracted, AppError> {
+    let found = portcullis_hashlist::extract(req.text.as_bytes());
+    let existing: std::collections::HashSet<String> = match req.blocklist {
+        Some(id) => state.store.blocklist_hashes(org_id, id).await?.into_iter().map(|h| h.0).collect(),
+        None => Default::default(),
+    };
+    let hashes: Vec<ExtractedHash> = found
+        .hashes
+        .iter()
+        .map(|h| {
+            let hash = h.hash.to_string();
+            let already = existing.contains(&hash);
+            ExtractedHash { hash, kind: h.hash.kind().name(), line: h.line, already }
+        })
+        .collect();
+    let count = |k: &str| hashes.iter().filter(|h| h.kind == k).count();
+    Ok(Extracted {
+        sha256: count("sha256"),
+        sha1: count("sha1"),
+        md5: count("md5"),
+        already: hashes.iter().filter(|h| h.already).count(),
+        duplicates: found.duplicates,
+        skipped: found.skipped_total,
+        skipped_examples: found
+            .skipped
+            .iter()
+            .map(|s| json!({ "line": s.line, "text": s.text, "reason": s.reason.to_string() }))
+            .collect(),
+        hashes,
+    })
+}
+
+async fn extract(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<PastedText>,
+) -> Result<AppJson<Extracted>, AppError> {
+    Ok(AppJson(extract_text(&state, caller.user.org_id, &req).await?))
+}
+
+async fn add_hashes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(req): AppJson<PastedText>,
+) -> Result<AppJson<Value>, AppError> {
+    caller.require_change()?;
+    let found = portcullis_hashlist::extract(req.text.as_bytes());
+    if found.hashes.is_empty() {
+        return Err(AppError::BadRequest("no MD5, SHA-1 or SHA-256 hash found in the text".into()));
+    }
+    let hashes: Vec<(String, &'static str)> =
+        found.hashes.iter().map(|h| (h.hash.to_string(), h.hash.kind().name())).collect();
+    let added = state.store.add_blocklist_hashes(change(&caller), id, &hashes).await?;
+    announce(&state, &caller).await?;
+    Ok(AppJson(json!({ "added": added, "already": hashes.len() as u64 - added, "duplicates": found.duplicates })))
+}
+
+async fn set_blocklist_rules(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(rules): AppJson<Vec<RuleDoc>>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let package = state.store.blocklist(caller.user.org_id, id).await?;
+    let hashes = state.store.blocklist_hashes(caller.user.org_id, id).await?;
+    check_model(&state, caller.user.org_id, |d| {
+        d.blocklists.retain(|b| b.name != package.name);
+        if !(rules.is_empty() && hashes.is_empty()) {
+            d.blocklists.push(portcullis_policy_file::document::BlocklistDoc {
+                name: package.name.clone(),
+                hashes: (!hashes.is_empty()).then(|| hashes.iter().map(|h| h.0.clone()).collect()),
+                rules: rules.clone(),
+                ..Default::default()
+            });
+        }
+    })
+    .await?;
+    state.store.set_blocklist_rules(change(&caller), id, &rules).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Approval {
+    /// `organization`, `group:PATH` or `computer:NAME`.
+    scope: String,
+    /// `enforce` (default) or `monitor`.
+    status: Option<String>,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(req): AppJson<Approval>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let status = req.status.unwrap_or_else(|| "enforce".into());
+    if status != "enforce" && status != "monitor" {
+        return Err(AppError::BadRequest(format!("unknown status {status:?}; use enforce or monitor")));
+    }
+    state.store.blocklist(caller.user.org_id, id).await?;
+    let scope = check_scope(&state, caller.user.org_id, &req.scope).await?;
+    state.store.approve_blocklist(change(&caller), id, &scope, &status).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A scope as stored: `organization`, `group:PATH` or `computer:NAME`, naming what exists.
+async fn check_scope(state: &AppState, org_id: i64, scope: &str) -> Result<String, AppError> {
+    let scope = scope.trim();
+    if matches!(scope.to_ascii_lowercase().as_str(), "organization" | "org" | "*" | "/") {
+        return Ok("organization".into());
+    }
+    if let Some(path) = scope.strip_prefix("group:") {
+        let path = path.trim().trim_matches('/');
+        if state.store.groups(org_id).await?.iter().any(|g| g.doc.path.eq_ignore_ascii_case(path)) {
+            return Ok(format!("group:{path}"));
+        }
+        return Err(AppError::BadRequest(format!("group {path:?} does not exist")));
+    }
+    if let Some(name) = scope.strip_prefix("computer:") {
+        let name = name.trim();
+        if state.store.computers(org_id).await?.iter().any(|c| c.doc.name.eq_ignore_ascii_case(name)) {
+            return Ok(format!("computer:{name}"));
+        }
+        return Err(AppError::BadRequest(format!("computer {name:?} does not exist")));
+    }
+    Err(AppError::BadRequest(format!("unknown scope {scope:?}; use organization, group:PATH or computer:NAME")))
+}
+
+#[derive(Deserialize)]
+struct ScopeQuery {
+    scope: String,
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<ScopeQuery>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    state.store.revoke_blocklist(change(&caller), id, q.scope.trim()).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_blocklist(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    state.store.delete_blocklist(change(&caller), id).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- preview, events, document ------------------------------------------------------------
+
+/// A file's facts as a person can type them, or as an event holds them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileInput {
+    /// Full path.
+    pub path: String,
+    /// Flat SHA-256, hex.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// `elf-executable`, `pe-exe`, `script`…
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// PE OriginalFilename.
+    #[serde(default)]
+    pub original_filename: Option<String>,
+    /// Product name.
+    #[serde(default)]
+    pub product_name: Option<String>,
+    /// Company name.
+    #[serde(default)]
+    pub company_name: Option<String>,
+    /// The platform the file is for (`windows`, `linux`, `macos`).
+    #[serde(default)]
+    pub os: Option<String>,
+    /// Parent process path.
+    #[serde(default)]
+    pub parent_process: Option<String>,
+    /// User.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewRequest {
+    /// Decide for this computer (its group and mode); none: the organization's defaults.
+    computer: Option<String>,
+    /// Take the file from this event.
+    event: Option<i64>,
+    /// Or describe the file.
+    file: Option<FileInput>,
+}
+
+/// A kind as policies name it, or a file format as `portcullis scan` names it.
+fn file_kind(name: &str) -> Option<FileKind> {
+    FileKind::from_name(name).or(match name {
+        "elf-executable" | "elf-pie" | "pe-exe" | "macho" => Some(FileKind::Executable),
+        "elf-shared-object" | "pe-dll" => Some(FileKind::Library),
+        "msi" | "cab" => Some(FileKind::Installer),
+        "elf-other" => Some(FileKind::Other),
+        _ => None,
+    })
+}
+
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    match portcullis_hashlist::Hash::from_hex(text.trim())? {
+        portcullis_hashlist::Hash::Sha256(b) => Some(b),
+        _ => None,
+    }
+}
+
+pub(crate) fn file_input_of(event: &EventRow) -> FileInput {
+    let record: Value = serde_json::from_str(&event.record_json).unwrap_or(Value::Null);
+    FileInput {
+        path: event.file_path.clone(),
+        sha256: Some(event.file_sha256.clone()),
+        kind: Some(event.file_kind.clone()),
+        os: Some("linux".into()),
+        parent_process: event.process_exe.clone(),
+        user: event.user_name.clone(),
+        original_filename: record["file"]["original_filename"].as_str().map(str::to_owned),
+        product_name: record["file"]["product_name"].as_str().map(str::to_owned),
+        company_name: record["file"]["company_name"].as_str().map(str::to_owned),
+    }
+}
+
+async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<PreviewRequest>,
+) -> Result<AppJson<Value>, AppError> {
+    let org = caller.user.org_id;
+    let (input, computer) = match (req.event, req.file) {
+        (Some(id), None) => {
+            let e = state.store.event(org, id).await?;
+            let computer = req.computer.or(Some(e.computer.clone()));
+            (file_input_of(&e), computer)
+        }
+        (None, Some(f)) => (f, req.computer),
+        _ => return Err(AppError::BadRequest("give either an event id or a file's facts".into())),
+    };
+    let os = match input.os.as_deref() {
+        None => None,
+        Some(o) => Some(Os::from_name(o).ok_or_else(|| AppError::BadRequest(format!("unknown os {o:?}")))?),
+    };
+    let kind = match input.kind.as_deref().map(str::trim) {
+        None | Some("") => FileKind::default(),
+        Some(k) => file_kind(k).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "unknown file kind {k:?}; use executable, library, script, installer or other (or a format: elf-executable, pe-dll, msi…)"
+            ))
+        })?,
+    };
+    let sha256 = match input.sha256.as_deref() {
+        None | Some("") => [0; 32],
+        Some(h) => hex32(h).ok_or_else(|| AppError::BadRequest(format!("{h:?} is not a SHA-256")))?,
+    };
+    let file = FileFacts {
+        path: input.path.clone(),
+        sha256,
+        kind,
+        platform: os,
+        original_filename: input.original_filename.clone(),
+        product_name: input.product_name.clone(),
+        company_name: input.company_name.clone(),
+        ..FileFacts::default()
+    };
+    let process = ProcessFacts { parent_path: input.parent_process.clone(), user: input.user.clone() };
+    let (version, mut doc) = state.store.document(org).await?;
+    doc.computers = state.store.computers(org).await?.into_iter().map(|c| c.doc).collect();
+    let loaded =
+        portcullis_policy_file::parse(&doc.to_json(), Format::Json, &portcullis_catalog::builtin_applications())
+            .map_err(|e| AppError::Invalid(e.diagnostics.into_iter().map(|d| d.message).collect()))?;
+    let engine =
+        Engine::new(loaded.set).map_err(|errors| AppError::Invalid(errors.into_iter().map(|e| e.message).collect()))?;
+    let target =
+        engine.target(computer.as_deref(), os.unwrap_or(Os::Linux)).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let decision = engine.decide(&file, &process, &target, Timestamp(now_ms() / 1000));
+    Ok(AppJson(json!({
+        "version": version,
+        "computer": computer,
+        "file": input,
+        "verdict": decision.verdict.name(),
+        "would_deny": decision.would_deny(),
+        "policy": decision.policy(),
+        "mode": decision.mode.name(),
+        "reason": decision.explain(),
+    })))
+}
+
+#[derive(Deserialize)]
+struct EventQuery {
+    computer: Option<String>,
+    verdict: Option<String>,
+    file: Option<String>,
+    policy: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before_id: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EventQuery>,
+) -> Result<AppJson<Value>, AppError> {
+    let filter = event_filter(&q)?;
+    Ok(AppJson(json!(state.store.events(caller.user.org_id, &filter).await?)))
+}
+
+fn event_filter(q: &EventQuery) -> Result<EventFilter, AppError> {
+    let some = |s: &Option<String>| s.as_ref().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    Ok(EventFilter {
+        computer: some(&q.computer),
+        verdict: some(&q.verdict),
+        file: some(&q.file),
+        policy: some(&q.policy),
+        from_ms: some(&q.from).map(|t| parse_moment(&t)).transpose()?,
+        to_ms: some(&q.to).map(|t| parse_moment(&t)).transpose()?,
+        before_id: q.before_id,
+        limit: q.limit.unwrap_or(100),
+    })
+}
+
+async fn event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<AppJson<Value>, AppError> {
+    let e = state.store.event(caller.user.org_id, id).await?;
+    let mut v = json!(e);
+    v["record"] = serde_json::from_str(&e.record_json).unwrap_or(Value::Null);
+    Ok(AppJson(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FromEvent {
+    /// `permit-hash`, `permit-path`, `permit-publisher` or `deny-hash`.
+    kind: String,
+    /// The new policy's name (default: made from the file's name).
+    name: Option<String>,
+}
+
+/// "Create a policy from this event": an application with one rule taken from the event's
+/// file, and a policy for it placed last (move it where it belongs).
+async fn policy_from_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    AppJson(req): AppJson<FromEvent>,
+) -> Result<(StatusCode, AppJson<Value>), AppError> {
+    caller.require_change()?;
+    let e = state.store.event(caller.user.org_id, id).await?;
+    let input = file_input_of(&e);
+    let file_name = input.path.rsplit('/').next().unwrap_or(&input.path).to_owned();
+    let (rule, action, what) = match req.kind.as_str() {
+        "permit-hash" => {
+            (RuleDoc { sha256: Some(vec![e.file_sha256.clone()]), ..Default::default() }, "permit", "hash")
+        }
+        "deny-hash" => (RuleDoc { sha256: Some(vec![e.file_sha256.clone()]), ..Default::default() }, "deny", "hash"),
+        "permit-path" => (RuleDoc { path: Some(input.path.clone()), ..Default::default() }, "permit", "path"),
+        "permit-publisher" => {
+            let Some(company) = input.company_name.clone().or(input.product_name.clone()) else {
+                return Err(AppError::BadRequest(
+                    "this file carries no publisher (company or product name); permit it by hash or path".into(),
+                ));
+            };
+            (RuleDoc { company_name: Some(company), ..Default::default() }, "permit", "publisher")
+        }
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "unknown kind {other:?}; use permit-hash, permit-path, permit-publisher or deny-hash"
+            )));
+        }
+    };
+    let verb = if action == "permit" { "Permit" } else { "Deny" };
+    let name = match &req.name {
+        Some(n) => check_name(n, "policy")?,
+        None => format!("{verb} {file_name} by {what} (event {id})"),
+    };
+    let app = ApplicationDoc {
+        name: format!("{file_name} ({what}, event {id})"),
+        description: Some(format!("Made from event {id} on {}: {}", e.computer, e.file_path)),
+        rules: vec![rule],
+    };
+    let policy = PolicyDoc {
+        name: name.clone(),
+        applications: vec![app.name.clone()],
+        action: action.into(),
+        position: 0,
+        ..Default::default()
+    };
+    check_model(&state, caller.user.org_id, |d| {
+        d.applications.push(app.clone());
+        d.policies.push(PolicyDoc { position: i64::from(u32::MAX), ..policy.clone() });
+    })
+    .await?;
+    state.store.create_application(change(&caller), &app).await?;
+    let id = state.store.create_policy(change(&caller), &policy).await?;
+    announce(&state, &caller).await?;
+    Ok((StatusCode::CREATED, AppJson(json!({ "id": id, "name": name, "application": app.name }))))
+}
+
+async fn document(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+    let (version, doc) = state.store.document(caller.user.org_id).await?;
+    Ok(AppJson(json!({ "version": version, "document": doc })))
+}

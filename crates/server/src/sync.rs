@@ -1,0 +1,142 @@
+//! What agents wait on: each organization's model version, and its policy document compiled
+//! once per version.
+//!
+//! A change saved through this server announces itself at once ([`SyncHub::changed`]); a
+//! change saved through another server sharing the database is seen by polling every
+//! organization's version ([`SyncHub::watch_database`], every [`DB_POLL`]). Long-polls
+//! wait on one `watch` channel and re-read the version map when it ticks, so thousands of
+//! waiting agents cost one task each and no database query while nothing changes.
+
+use portcullis_policy_file::Format;
+use portcullis_protocol::BundleKey;
+use portcullis_store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the database is asked for versions changed by other servers.
+pub const DB_POLL: Duration = Duration::from_millis(250);
+
+/// An organization's document at one version, ready to put in bundles.
+pub struct Compiled {
+    /// The version it was read at.
+    pub version: i64,
+    /// The document, JSON (checked: it loads).
+    pub json: Arc<str>,
+    /// The organization's name.
+    pub organization: String,
+    /// The key that signs its bundles.
+    pub key: Arc<BundleKey>,
+}
+
+/// Versions, the change signal and compiled documents, shared by every request.
+pub struct SyncHub {
+    versions: Mutex<HashMap<i64, i64>>,
+    tick: watch::Sender<u64>,
+    compiled: tokio::sync::Mutex<HashMap<i64, Arc<Compiled>>>,
+}
+
+impl std::fmt::Debug for SyncHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncHub").finish_non_exhaustive()
+    }
+}
+
+impl Default for SyncHub {
+    fn default() -> SyncHub {
+        SyncHub { versions: Mutex::default(), tick: watch::channel(0).0, compiled: tokio::sync::Mutex::default() }
+    }
+}
+
+impl SyncHub {
+    fn set(&self, org_id: i64, version: i64) -> bool {
+        let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        let old = map.insert(org_id, version);
+        old.is_none_or(|o| o < version)
+    }
+
+    fn notify(&self) {
+        self.tick.send_modify(|t| *t = t.wrapping_add(1));
+    }
+
+    /// The organization's version, as last seen.
+    pub async fn version(&self, store: &Store, org_id: i64) -> Result<i64, StoreError> {
+        if let Some(v) = self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(&org_id) {
+            return Ok(*v);
+        }
+        let v = store.org_version(org_id).await?;
+        self.set(org_id, v);
+        Ok(v)
+    }
+
+    /// A change was saved here: wake the organization's agents now.
+    pub async fn changed(&self, store: &Store, org_id: i64) -> Result<(), StoreError> {
+        let v = store.org_version(org_id).await?;
+        if self.set(org_id, v) {
+            self.notify();
+        }
+        Ok(())
+    }
+
+    /// A receiver that ticks on every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tick.subscribe()
+    }
+
+    /// Follow versions changed by other servers, until the hub is dropped.
+    pub fn watch_database(hub: &Arc<SyncHub>, store: Store) {
+        let weak = Arc::downgrade(hub);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(DB_POLL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(hub) = weak.upgrade() else { return };
+                match store.org_versions().await {
+                    Ok(all) => {
+                        let mut any = false;
+                        for (org, v) in all {
+                            any |= hub.set(org, v);
+                        }
+                        if any {
+                            hub.notify();
+                        }
+                    }
+                    Err(e) => tracing::warn!("reading organization versions: {e}"),
+                }
+            }
+        });
+    }
+
+    /// The organization's document at its current version, compiled once per version and
+    /// checked to load. If the stored model does not load (two concurrent changes that
+    /// contradict each other), the last good document is kept and the error logged.
+    pub async fn compiled(&self, store: &Store, org_id: i64) -> Result<Arc<Compiled>, StoreError> {
+        let current = self.version(store, org_id).await?;
+        let mut cache = self.compiled.lock().await;
+        if let Some(c) = cache.get(&org_id)
+            && c.version >= current
+        {
+            return Ok(c.clone());
+        }
+        let (version, doc) = store.document(org_id).await?;
+        let json = doc.to_json();
+        if let Err(e) = portcullis_policy_file::parse(&json, Format::Json, &portcullis_catalog::builtin_applications())
+        {
+            tracing::error!("organization {org_id} version {version} does not load, agents keep the previous one: {e}");
+            if let Some(c) = cache.get(&org_id) {
+                return Ok(c.clone());
+            }
+            return Err(StoreError::Invalid(format!("the organization's policy does not load: {e}")));
+        }
+        let key = match cache.get(&org_id) {
+            Some(c) => c.key.clone(),
+            None => Arc::new(BundleKey::from_seed(store.bundle_seed(org_id).await?)),
+        };
+        let organization = doc.organization.as_ref().and_then(|o| o.name.clone()).unwrap_or_default();
+        let compiled = Arc::new(Compiled { version, json: json.into(), organization, key });
+        cache.insert(org_id, compiled.clone());
+        Ok(compiled)
+    }
+}
