@@ -20,7 +20,10 @@ pub mod spool;
 pub mod sysctl;
 
 pub use portcullis_fanotify::Response;
-pub use run::{AgentError, Config, PolicyLoader, Stats, Summary, default_interpreters, is_interpreter_name, run};
+pub use run::{
+    AgentError, Config, PolicyHits, PolicyLoader, Stats, Summary, block_handled_signals, default_interpreters,
+    is_interpreter_name, run,
+};
 
 /// Replace the panic hook with one that prints the message and nothing else.
 ///

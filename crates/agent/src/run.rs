@@ -56,6 +56,11 @@ pub struct Config {
     pub interpreters: Vec<PathBuf>,
     /// Make the agent's binary and policy immutable while it runs.
     pub protect: bool,
+    /// Leave the policy file writable even when protecting (a signed bundle that the sync
+    /// thread replaces; its signature, checked on every load, protects it instead).
+    pub policy_writable: bool,
+    /// Counts policy matches, for the server's hit counts.
+    pub hits: Option<Arc<PolicyHits>>,
     /// Stop by itself after this long (tests).
     pub exit_after: Option<Duration>,
     /// Written once every mark is in place.
@@ -130,6 +135,39 @@ pub struct Stats {
     pub answer_ns: AtomicU64,
     /// Events answered by workers.
     pub worker_answers: AtomicU64,
+}
+
+/// Matches per policy since they were last taken: the agent counts, the sync thread reports.
+#[derive(Debug, Default)]
+pub struct PolicyHits(Mutex<std::collections::HashMap<String, (u64, i64)>>);
+
+impl PolicyHits {
+    fn record(&self, policy: &str) {
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(policy) {
+            Some(e) => *e = (e.0 + 1, now_ms),
+            None => {
+                map.insert(policy.to_owned(), (1, now_ms));
+            }
+        }
+    }
+
+    /// Take the counts: `(policy, matches, last match in Unix ms)`.
+    pub fn take(&self) -> Vec<(String, u64, i64)> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.drain().map(|(k, (n, t))| (k, n, t)).collect()
+    }
+
+    /// Put back counts that could not be reported.
+    pub fn restore(&self, counts: Vec<(String, u64, i64)>) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, n, t) in counts {
+            let e = map.entry(k).or_insert((0, t));
+            *e = (e.0 + n, e.1.max(t));
+        }
+    }
 }
 
 struct PolicyState {
@@ -366,6 +404,9 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
     let process_facts =
         ProcessFacts { parent_path: proc_info.exe.clone(), user: proc_info.uid.map(|u| shared.users.name(u)) };
     let decision = policy.engine.decide(&file, &process_facts, &policy.target, now());
+    if let (Some(hits), Some(name)) = (&shared.config.hits, decision.policy()) {
+        hits.record(name);
+    }
     let allow = decision.verdict == Verdict::Allow;
     let event = if !allow {
         Some("deny")
@@ -739,15 +780,24 @@ fn signal_set() -> libc::sigset_t {
     set
 }
 
-/// Run the agent until SIGTERM or SIGINT (or `exit_after`). SIGHUP reloads the policy.
-///
-/// Must be called before other threads exist: it blocks the signals it handles for every
-/// thread it starts.
-pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
-    let started = Instant::now();
+/// Block, in the calling thread and the threads it starts from now on, the signals the agent
+/// waits for (SIGTERM, SIGINT, SIGHUP). [`run`] does it; call it yourself before starting
+/// threads of your own beside the agent, or a signal meant for the agent may land in one of
+/// them and end the process.
+pub fn block_handled_signals() {
     let set = signal_set();
     // SAFETY: blocking signals for this thread; threads spawned later inherit the mask.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// Run the agent until SIGTERM or SIGINT (or `exit_after`). SIGHUP reloads the policy.
+///
+/// Must be called before other threads exist (or after [`block_handled_signals`]): it
+/// blocks the signals it handles for every thread it starts.
+pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
+    let started = Instant::now();
+    let set = signal_set();
+    block_handled_signals();
 
     let policy = load_policy(&config, load)?;
     let spool = Spool::open(config.spool.clone())
@@ -865,7 +915,8 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     let mut protected = protect::Protected::default();
     if config.protect {
         let exe = std::fs::read_link("/proc/self/exe").ok();
-        for path in exe.iter().chain(std::iter::once(&config.policy)) {
+        let policy = (!config.policy_writable).then_some(&config.policy);
+        for path in exe.iter().chain(policy) {
             if let Err(e) = protected.protect(path) {
                 tracing::warn!("cannot make {} immutable: {e}", path.display());
             }

@@ -5,7 +5,10 @@ use crate::exit::{AGENT_START, BAD_POLICY, fail};
 use crate::load;
 use portcullis_agent::Response;
 use portcullis_agent::{AgentError, Config};
+use portcullis_protocol::PolicyHit;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Before anything else runs: no backtraces (resolving one opens files, which on a watched
@@ -23,6 +26,142 @@ fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
+type Loader = Box<dyn Fn(&Path) -> Result<portcullis_policy::Engine, String> + Send + Sync>;
+
+/// Where the policy comes from: a file, or a server's bundles.
+struct Source {
+    policy: PathBuf,
+    computer: Option<String>,
+    loader: Loader,
+    sync: Option<ServerSync>,
+}
+
+/// The threads that follow the server.
+struct ServerSync {
+    poller: portcullis_sync::Poller,
+    uploader: portcullis_sync::Uploader,
+}
+
+impl ServerSync {
+    fn start(self, hits: Arc<portcullis_agent::PolicyHits>) {
+        let (take, back) = (hits.clone(), hits);
+        let counters = portcullis_sync::HitCounters {
+            take: Box::new(move || {
+                take.take().into_iter().map(|(policy, count, last_ms)| PolicyHit { policy, count, last_ms }).collect()
+            }),
+            restore: Box::new(move |h: Vec<PolicyHit>| {
+                back.restore(h.into_iter().map(|h| (h.policy, h.count, h.last_ms)).collect())
+            }),
+        };
+        // The agent's main loop reloads on SIGHUP, as for a policy file.
+        // SAFETY: kill(2) on our own pid with a signal the agent blocks and waits for.
+        let reload = || unsafe {
+            libc::kill(libc::getpid(), libc::SIGHUP);
+        };
+        let (poller, uploader) = (self.poller, self.uploader);
+        // The sync threads must not take the agent's signals (SIGHUP's default ends the process).
+        portcullis_agent::block_handled_signals();
+        let _ = std::thread::Builder::new().name("sync-poll".into()).spawn(move || poller.run(reload));
+        let _ = std::thread::Builder::new().name("sync-upload".into()).spawn(move || uploader.run(counters));
+    }
+}
+
+fn file_source(a: &AgentArgs) -> anyhow::Result<Source> {
+    let policy = a.policy.as_ref().ok_or_else(|| fail(2, "give --policy FILE or --server URL"))?;
+    // Load once here so that a bad policy fails before anything is marked, with file:line:col.
+    let loaded = load::policy(policy)?;
+    let computer = a
+        .computer
+        .clone()
+        .or_else(|| host_name().filter(|h| loaded.set.computers.iter().any(|c| c.name.eq_ignore_ascii_case(h))));
+    let policy = std::fs::canonicalize(policy)
+        .map_err(|e| fail(crate::exit::UNREADABLE, format!("{}: {e}", policy.display())))?;
+    let loader: Loader = Box::new(|path: &Path| {
+        let loaded = load::policy(path).map_err(|e| e.to_string())?;
+        load::engine(loaded.set).map_err(|e| e.to_string())
+    });
+    Ok(Source { policy, computer, loader, sync: None })
+}
+
+/// Enroll if needed, make sure a verified bundle is on disk, and prepare the sync threads.
+fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
+    let state = &a.state_dir;
+    std::fs::create_dir_all(state).map_err(|e| fail(AGENT_START, format!("--state-dir {}: {e}", state.display())))?;
+    let ca_pem = match &a.server_ca {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| fail(crate::exit::UNREADABLE, format!("--server-ca {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let host = portcullis_sync::host_facts(env!("CARGO_PKG_VERSION"));
+    let enrollment = match (
+        portcullis_sync::Enrollment::load(state).map_err(|e| fail(AGENT_START, e.to_string()))?,
+        &a.enroll_token,
+    ) {
+        (_, Some(token)) => {
+            let e = portcullis_sync::enroll(server, ca_pem.as_deref(), token, &host)
+                .map_err(|e| fail(AGENT_START, format!("enrollment failed: {e}")))?;
+            e.save(state).map_err(|e| fail(AGENT_START, e.to_string()))?;
+            tracing::info!("enrolled as {:?} in organization {:?}", e.computer, e.organization);
+            e
+        }
+        (Some(e), None) => e,
+        (None, None) => {
+            return Err(fail(
+                AGENT_START,
+                format!(
+                    "this agent is not enrolled yet ({} has no {}): give --enroll-token with a token from the console (Computers → group → enrollment token)",
+                    state.display(),
+                    portcullis_sync::ENROLLMENT_FILE
+                ),
+            ));
+        }
+    };
+    let key = enrollment.key().map_err(|e| fail(AGENT_START, e.to_string()))?;
+    let bundle_path = state.join(portcullis_sync::BUNDLE_FILE);
+    let saved = match portcullis_sync::load_bundle(&bundle_path, &key) {
+        Ok(v) => Some(v.version),
+        Err(portcullis_sync::SyncError::File { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!("the saved bundle is refused ({e}); fetching a new one");
+            None
+        }
+    };
+    let mut poller = portcullis_sync::Poller::new(enrollment.clone(), state, saved.unwrap_or(0), host)
+        .map_err(|e| fail(AGENT_START, e.to_string()))?;
+    if saved.is_none() {
+        // Nothing to enforce yet: the first bundle must come now.
+        match poller.poll_once(std::time::Duration::ZERO) {
+            Ok(Some(v)) => tracing::info!("policy bundle version {} received", v.version),
+            Ok(None) => return Err(fail(AGENT_START, format!("{server} sent no policy bundle"))),
+            Err(e) => {
+                return Err(fail(AGENT_START, format!("no saved policy bundle and none from the server: {e}")));
+            }
+        }
+    }
+    let uploader = portcullis_sync::Uploader::new(enrollment.clone(), &a.spool, state)
+        .map_err(|e| fail(AGENT_START, e.to_string()))?;
+    let loader: Loader = Box::new(move |path: &Path| {
+        let verified = portcullis_sync::load_bundle(path, &key).map_err(|e| e.to_string())?;
+        let loaded = portcullis_policy_file::parse(
+            &verified.policy_json,
+            portcullis_policy_file::Format::Json,
+            &portcullis_catalog::builtin_applications(),
+        )
+        .map_err(|e| format!("policy bundle version {}: {e}", verified.version))?;
+        load::engine(loaded.set).map_err(|e| e.to_string())
+    });
+    // A bundle that does not load is refused before anything is marked.
+    loader(&bundle_path).map_err(|e| fail(crate::exit::BAD_POLICY, e))?;
+    Ok(Source {
+        policy: bundle_path,
+        computer: Some(enrollment.computer.clone()),
+        loader,
+        sync: Some(ServerSync { poller, uploader }),
+    })
+}
+
 pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("portcullis_agent={0},portcullis={0}", a.log))
         .map_err(|e| fail(2, format!("--log {:?}: {e}; use error, warn, info or debug", a.log)))?;
@@ -32,14 +171,8 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 
-    // Load once here so that a bad policy fails before anything is marked, with file:line:col.
-    let loaded = load::policy(&a.policy)?;
-    let computer = a
-        .computer
-        .clone()
-        .or_else(|| host_name().filter(|h| loaded.set.computers.iter().any(|c| c.name.eq_ignore_ascii_case(h))));
-    let policy_path = std::fs::canonicalize(&a.policy)
-        .map_err(|e| fail(crate::exit::UNREADABLE, format!("{}: {e}", a.policy.display())))?;
+    let source = if let Some(server) = &a.server { server_source(&a, server)? } else { file_source(&a)? };
+    let hits = std::sync::Arc::new(portcullis_agent::PolicyHits::default());
 
     let mut excluded: Vec<String> = portcullis_agent::mounts::DEFAULT_EXCLUDED.iter().map(|s| s.to_string()).collect();
     excluded.extend(a.exclude_fstype.iter().cloned());
@@ -58,8 +191,10 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         portcullis_agent::mounts::Scope::Under(roots)
     };
     let config = Config {
-        policy: policy_path,
-        computer,
+        policy: source.policy.clone(),
+        computer: source.computer.clone(),
+        policy_writable: source.sync.is_some(),
+        hits: source.sync.is_some().then(|| hits.clone()),
         scope,
         excluded_fstypes: excluded,
         spool: portcullis_agent::spool::SpoolConfig {
@@ -79,10 +214,10 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         ready_file: a.ready_file.clone(),
         cache_capacity: 1 << 20,
     };
-    let loader = |path: &std::path::Path| -> Result<portcullis_policy::Engine, String> {
-        let loaded = load::policy(path).map_err(|e| e.to_string())?;
-        load::engine(loaded.set).map_err(|e| e.to_string())
-    };
+    if let Some(sync) = source.sync {
+        sync.start(hits);
+    }
+    let loader = source.loader;
     match portcullis_agent::run(config, &loader) {
         Ok(summary) => {
             let s = &summary.stats;

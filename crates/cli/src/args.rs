@@ -77,8 +77,23 @@ pub enum ServerCommand {
 #[derive(Args)]
 pub struct AgentArgs {
     /// The policy file (TOML or YAML) to enforce; SIGHUP reads it again.
-    #[arg(long)]
-    pub policy: PathBuf,
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+    pub policy: Option<PathBuf>,
+    /// Take the policy from this Portcullis server (https://HOST:PORT): enroll on first start,
+    /// then follow its signed bundles and deliver events to it. The last bundle is kept in
+    /// --state-dir and enforced while the server cannot be reached.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The enrollment token of the computer group to join (first start; given again, enrolls anew).
+    #[arg(long, value_name = "TOKEN", requires = "server")]
+    pub enroll_token: Option<String>,
+    /// The CA certificate (PEM) that signed the server's certificate, e.g. the server's
+    /// self-signed cert.pem. Default: the Mozilla roots.
+    #[arg(long, value_name = "PEM", requires = "server")]
+    pub server_ca: Option<PathBuf>,
+    /// Where the enrollment, the last bundle and the delivery cursor are kept.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis")]
+    pub state_dir: PathBuf,
     /// Decide as this computer of the policy (default: this host's name if the policy lists it,
     /// else the organization's defaults).
     #[arg(long)]

@@ -119,12 +119,18 @@ impl Sandbox {
     }
 
     fn start_with(&mut self, policy: &Path, scope_args: &[&str], extra_args: &[&str]) {
+        let source = ["--policy".to_owned(), policy.to_string_lossy().into_owned()];
+        self.start_from(&source, scope_args, extra_args);
+    }
+
+    /// Start the agent with its policy from `source` (`--policy FILE` or `--server URL …`).
+    fn start_from(&mut self, source: &[String], scope_args: &[&str], extra_args: &[&str]) {
         let ready = self.dir.path().join("ready");
         let _ = std::fs::remove_file(&ready);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log).unwrap();
         let child = Command::new(bin())
-            .args(["agent", "--policy"])
-            .arg(policy)
+            .arg("agent")
+            .args(source)
             .args(scope_args)
             .args(["--spool", self.spool().to_str().unwrap(), "--ready-file", ready.to_str().unwrap()])
             .args(["--exit-after", &AGENT_WATCHDOG.as_secs().to_string(), "--log", "debug"])
@@ -669,4 +675,228 @@ fn the_shipped_systemd_unit_verifies_and_its_command_line_runs() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("enforcing") && text(&o).contains("stopped:"), "{}", text(&o));
+}
+
+// ----- with a server ------------------------------------------------------------------------
+
+/// `portcullis server` on loopback over HTTPS (its self-signed certificate), on a SQLite file.
+struct ServerProcess {
+    child: Child,
+    url: String,
+    cert: PathBuf,
+}
+
+impl ServerProcess {
+    fn start(dir: &Path, port: u16) -> ServerProcess {
+        let db = format!("sqlite://{}/server.db", dir.display());
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap();
+        let child = Command::new(bin())
+            .args(["server", "--database-url", &db, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--tls-dir", dir.join("tls").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "server not listening in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ServerProcess { child, url: format!("https://127.0.0.1:{port}"), cert: dir.join("tls/cert.pem") }
+    }
+
+    fn create_admin(dir: &Path) {
+        let db = format!("sqlite://{}/server.db", dir.display());
+        let mut c = Command::new(bin())
+            .args(["server", "create-admin", "--database-url", &db, "--organization", "Acme", "--user", "admin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut c.stdin.take().unwrap(), b"admin password\n").unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The console's REST API, as an administrator's session.
+struct Console {
+    http: ureq::Agent,
+    url: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Console {
+    fn login(server: &ServerProcess) -> Console {
+        let pem = std::fs::read(&server.cert).unwrap();
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i.unwrap() {
+                ureq::tls::PemItem::Certificate(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let tls = ureq::tls::TlsConfig::builder()
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+            .build();
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        let mut res = http
+            .post(format!("{}/api/session", server.url))
+            .send_json(serde_json::json!({"organization": "Acme", "user": "admin", "password": "admin password"}))
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
+        let body: Value = res.body_mut().read_json().unwrap();
+        Console { http, url: server.url.clone(), cookie, csrf: body["csrf_token"].as_str().unwrap().to_owned() }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let mut res = match body {
+            Some(b) => self
+                .http
+                .post(&url)
+                .header("cookie", &self.cookie)
+                .header("x-csrf-token", &self.csrf)
+                .send_json(b)
+                .unwrap(),
+            None => {
+                assert_eq!(method, "GET");
+                self.http.get(&url).header("cookie", &self.cookie).call().unwrap()
+            }
+        };
+        let status = res.status().as_u16();
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn post(&self, path: &str, body: Value) -> Value {
+        let (status, reply) = self.call("POST", path, Some(body));
+        assert!((200..300).contains(&status), "POST {path}: {status} {reply}");
+        reply
+    }
+
+    /// Wait until `GET path` gives a list of at least `n` entries.
+    fn wait_for_list(&self, path: &str, n: usize, within: Duration) -> Vec<Value> {
+        let t0 = Instant::now();
+        loop {
+            let (_, v) = self.call("GET", path, None);
+            let list = v.as_array().cloned().unwrap_or_default();
+            if list.len() >= n || t0.elapsed() > within {
+                return list;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enforcing_offline() {
+    let mut sb = Sandbox::new();
+    let dir = sb.dir.path().to_owned();
+    let port = free_port();
+    ServerProcess::create_admin(&dir);
+    let server = ServerProcess::start(&dir, port);
+    let console = Console::login(&server);
+    let group = console.post("/api/groups", serde_json::json!({"path": "Linux"}))["id"].as_i64().unwrap();
+    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sandbox_glob = format!("{}/*", sb.mnt.display());
+    console.post("/api/applications", serde_json::json!({"name": "Sandbox", "rules": [{"path": sandbox_glob}]}));
+    console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Permit sandbox", "position": 0, "applications": ["Sandbox"], "action": "permit"}),
+    );
+
+    let state = dir.join("state");
+    let (url, cert) = (server.url.clone(), server.cert.clone());
+    let source = |enroll: bool| {
+        let mut args = vec!["--server".to_owned(), url.clone(), "--server-ca".to_owned()];
+        args.push(cert.to_string_lossy().into_owned());
+        args.extend(["--state-dir".to_owned(), state.to_string_lossy().into_owned()]);
+        if enroll {
+            args.extend(["--enroll-token".to_owned(), token.clone()]);
+        }
+        args
+    };
+    let mnt = sb.mnt.to_str().unwrap().to_owned();
+    sb.start_from(&source(true), &["--mark-under", &mnt, "--no-protect"], &[]);
+    assert_ran(&sb.run(sb.path("blocked"), &[], &[]), "blocked ran");
+    assert_ran(&sb.run(sb.path("good"), &[], &[]), "good ran");
+
+    // The console denies the blocked build by hash, above the permit.
+    let hash = sha256(&sb.path("blocked"));
+    console.post("/api/applications", serde_json::json!({"name": "Blocked build", "rules": [{"sha256": [hash]}]}));
+    let deny = console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Deny blocked build", "position": 0, "applications": ["Blocked build"], "action": "deny"}),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    console.post(&format!("/api/policies/{deny}/move"), serde_json::json!({"to": "top"}));
+    let saved = Instant::now();
+    let took = loop {
+        let o = sb.run(sb.path("blocked"), &[], &[]);
+        if !o.status.success() {
+            assert_blocked(&o);
+            break saved.elapsed();
+        }
+        assert!(saved.elapsed() < Duration::from_secs(10), "not enforced after 10 s:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(took < Duration::from_secs(2), "enforced {took:?} after the change was saved");
+    assert_ran(&sb.run(sb.path("good"), &[], &[]), "good ran");
+
+    // The deny reaches the console, with the computer online and the policy counted.
+    let events = console.wait_for_list("/api/events?verdict=deny&file=blocked", 1, Duration::from_secs(15));
+    assert_eq!(events.first().map(|e| e["policy"].clone()), Some(Value::from("Deny blocked build")), "{}", sb.log());
+    let (_, computers) = console.call("GET", "/api/computers", None);
+    assert_eq!(computers[0]["online"], true);
+    assert_eq!(computers[0]["host"]["os"], "linux");
+
+    // The server goes away: the agent keeps its last bundle, across a restart too.
+    server.stop();
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+    assert!(sb.stop().success());
+    sb.start_from(&source(false), &["--mark-under", &mnt, "--no-protect"], &[]);
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+    assert_ran(&sb.run(sb.path("good"), &[], &[]), "good ran");
+    let spooled = sb.events_for(&sb.path("blocked"), "deny").len();
+    assert!(spooled >= 3, "denied online, offline and after the restart: {spooled}");
+
+    // Back: every spooled deny arrives, none twice.
+    let server = ServerProcess::start(&dir, port);
+    let console = Console::login(&server);
+    let delivered = console.wait_for_list("/api/events?verdict=deny&file=blocked", spooled, Duration::from_secs(20));
+    assert_eq!(delivered.len(), spooled, "{}", sb.log());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, again) = console.call("GET", "/api/events?verdict=deny&file=blocked", None);
+    assert_eq!(again.as_array().unwrap().len(), spooled, "no event stored twice");
+    assert!(sb.stop().success());
+    let (_, policies) = console.call("GET", "/api/policies", None);
+    let deny_row = policies.as_array().unwrap().iter().find(|p| p["name"] == "Deny blocked build").unwrap();
+    assert!(deny_row["hits"].as_i64().unwrap() >= 1, "{deny_row}");
 }

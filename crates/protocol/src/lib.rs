@@ -100,9 +100,6 @@ pub struct PolicyHit {
 pub struct PollRequest {
     /// The version the agent enforces (0: none yet).
     pub after: i64,
-    /// Policy matches since the last poll.
-    #[serde(default)]
-    pub hits: Vec<PolicyHit>,
     /// The host, when it changed (sent on the first poll after start).
     #[serde(default)]
     pub host: Option<HostFacts>,
@@ -272,6 +269,9 @@ impl BundlePublicKey {
 pub struct EventBatch {
     /// The records.
     pub events: Vec<Box<RawValue>>,
+    /// Policy matches since the last batch (sent every few seconds, with or without events).
+    #[serde(default)]
+    pub hits: Vec<PolicyHit>,
 }
 
 /// What the server did with a batch.

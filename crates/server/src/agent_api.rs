@@ -75,10 +75,6 @@ async fn poll(
 ) -> Result<Response, AppError> {
     let host = req.host.as_ref().map(|h| (serde_json::to_string(h).unwrap_or_default(), h.agent_version.clone()));
     state.store.agent_seen(agent.computer_id, req.after, host.as_ref().map(|(j, v)| (j.as_str(), v.as_str()))).await?;
-    if !req.hits.is_empty() {
-        let hits: Vec<(String, u64, i64)> = req.hits.iter().map(|h| (h.policy.clone(), h.count, h.last_ms)).collect();
-        state.store.record_hits(agent.org_id, &hits).await?;
-    }
     let wait = req.wait_s.map_or(MAX_WAIT, |s| Duration::from_secs(s).min(MAX_WAIT));
     let deadline = tokio::time::Instant::now() + wait;
     let mut ticks = state.sync.subscribe();
@@ -185,5 +181,9 @@ async fn events(
         });
     }
     let (stored, duplicates) = state.store.insert_events(agent.org_id, agent.computer_id, &rows).await?;
+    if !batch.hits.is_empty() {
+        let hits: Vec<(String, u64, i64)> = batch.hits.iter().map(|h| (h.policy.clone(), h.count, h.last_ms)).collect();
+        state.store.record_hits(agent.org_id, &hits).await?;
+    }
     Ok(AppJson(EventBatchReply { stored, duplicates }))
 }

@@ -1,0 +1,583 @@
+//! The agent's side of server sync.
+//!
+//! - [`enroll`] trades a group's enrollment token for the agent's own credential and the
+//!   organization's bundle key, kept in the state directory ([`Enrollment`], mode 0600).
+//! - [`Poller`] long-polls for the signed policy bundle, checks its signature and version,
+//!   writes it to the state directory ([`BUNDLE_FILE`]) and tells the agent to reload. The
+//!   saved bundle is what the agent enforces after a restart while the server is away.
+//! - [`Uploader`] sends the event spool's complete lines in batches, remembering how far it
+//!   got ([`CURSOR_FILE`]) only once the server has stored them; the server keys each event
+//!   by its bytes, so sending a batch again after a lost reply stores nothing twice.
+//!
+//! Everything here is blocking and runs on its own threads beside the enforcing agent: a
+//! slow or absent server never delays a permission decision.
+
+use portcullis_protocol::{
+    Bundle, BundleError, BundlePayload, BundlePublicKey, EnrollRequest, Enrolled, EventBatchReply, HostFacts,
+    PolicyHit, PollRequest, SIGNATURE_HEADER, paths,
+};
+use serde::{Deserialize, Serialize};
+use std::io::{self, BufRead, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The agent's enrollment, in the state directory.
+pub const ENROLLMENT_FILE: &str = "enrollment.json";
+/// The last verified bundle, in the state directory.
+pub const BUNDLE_FILE: &str = "bundle.json";
+/// How far the spool has been delivered, in the state directory.
+pub const CURSOR_FILE: &str = "upload-cursor";
+/// Events per batch.
+pub const BATCH: usize = 500;
+
+/// Why sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach {url}: {error}")]
+    Unreachable {
+        /// What was asked.
+        url: String,
+        /// Why.
+        error: String,
+    },
+    /// The server answered with an error.
+    #[error("{url} answered {status}: {message}")]
+    Refused {
+        /// What was asked.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// The bundle failed its checks.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A state file could not be read or written.
+    #[error("{path}: {error}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// A state file is not what it should be.
+    #[error("{path}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The server certificate file is not PEM.
+    #[error("server CA certificate: {0}")]
+    Certificate(String),
+}
+
+impl SyncError {
+    /// The server refused the credential (the computer was removed or enrolled again).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, SyncError::Refused { status: 401, .. })
+    }
+}
+
+fn file_error(path: &Path) -> impl FnOnce(io::Error) -> SyncError + '_ {
+    move |error| SyncError::File { path: path.to_owned(), error }
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename, readable by root only, so
+/// that a crash leaves the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(file_error(&tmp))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(file_error(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(file_error(path))
+}
+
+/// Who this agent is to its server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// The server's base URL (`https://host:8443`).
+    pub server: String,
+    /// The CA certificate (PEM) the server's certificate is checked against; none: the
+    /// Mozilla roots.
+    pub server_ca_pem: Option<String>,
+    /// The organization.
+    pub organization: String,
+    /// This computer's name.
+    pub computer: String,
+    /// The agent's credential.
+    pub credential: String,
+    /// The organization's bundle key (hex).
+    pub bundle_key: String,
+}
+
+impl Enrollment {
+    /// Read the enrollment from `state_dir`, if there is one.
+    pub fn load(state_dir: &Path) -> Result<Option<Enrollment>, SyncError> {
+        let path = state_dir.join(ENROLLMENT_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| SyncError::Corrupt { path, message: e.to_string() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SyncError::File { path, error: e }),
+        }
+    }
+
+    /// Keep the enrollment in `state_dir`.
+    pub fn save(&self, state_dir: &Path) -> Result<(), SyncError> {
+        std::fs::create_dir_all(state_dir).map_err(file_error(state_dir))?;
+        let bytes = serde_json::to_vec_pretty(self).expect("plain data");
+        write_atomically(&state_dir.join(ENROLLMENT_FILE), &bytes)
+    }
+
+    /// The bundle key.
+    pub fn key(&self) -> Result<BundlePublicKey, SyncError> {
+        BundlePublicKey::from_hex(&self.bundle_key).ok_or_else(|| SyncError::Corrupt {
+            path: PathBuf::from(ENROLLMENT_FILE),
+            message: "the bundle key is not an ed25519 public key in hex".into(),
+        })
+    }
+}
+
+fn http(server_ca_pem: Option<&str>, timeout: Duration) -> Result<ureq::Agent, SyncError> {
+    let mut tls = ureq::tls::TlsConfig::builder()
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
+    if let Some(pem) = server_ca_pem {
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem.as_bytes())
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(SyncError::Certificate(e.to_string()))),
+            })
+            .collect::<Result<_, _>>()?;
+        if certs.is_empty() {
+            return Err(SyncError::Certificate("no CERTIFICATE block in the PEM text".into()));
+        }
+        tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
+    }
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into())
+}
+
+fn base(server: &str) -> &str {
+    server.trim_end_matches('/')
+}
+
+fn post_json<T: Serialize>(
+    agent: &ureq::Agent,
+    url: &str,
+    credential: Option<&str>,
+    body: &T,
+) -> Result<ureq::http::Response<ureq::Body>, SyncError> {
+    let mut req = agent.post(url).header("content-type", "application/json");
+    if let Some(c) = credential {
+        req = req.header("authorization", &format!("Bearer {c}"));
+    }
+    let body = serde_json::to_vec(body).expect("plain data");
+    let res = req.send(&body[..]).map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: e.to_string() })?;
+    let status = res.status().as_u16();
+    if status >= 400 {
+        let mut res = res;
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(SyncError::Refused { url: url.to_owned(), status, message });
+    }
+    Ok(res)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    mut res: ureq::http::Response<ureq::Body>,
+) -> Result<T, SyncError> {
+    res.body_mut()
+        .read_json()
+        .map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: format!("reading the reply: {e}") })
+}
+
+/// Enroll with a group's token.
+pub fn enroll(
+    server: &str,
+    server_ca_pem: Option<&str>,
+    token: &str,
+    host: &HostFacts,
+) -> Result<Enrollment, SyncError> {
+    let agent = http(server_ca_pem, Duration::from_secs(30))?;
+    let url = format!("{}{}", base(server), paths::ENROLL);
+    let res = post_json(&agent, &url, None, &EnrollRequest { token: token.to_owned(), host: host.clone() })?;
+    let e: Enrolled = read_json(&url, res)?;
+    Ok(Enrollment {
+        server: base(server).to_owned(),
+        server_ca_pem: server_ca_pem.map(str::to_owned),
+        organization: e.organization,
+        computer: e.computer,
+        credential: e.credential,
+        bundle_key: e.bundle_key,
+    })
+}
+
+/// The saved form of a bundle: exactly the bytes that were signed, and the signature.
+#[derive(Serialize, Deserialize)]
+struct SavedBundle {
+    signature: String,
+    payload: String,
+}
+
+/// A verified bundle, ready to enforce.
+#[derive(Debug)]
+pub struct Verified {
+    /// Its version.
+    pub version: i64,
+    /// The policy document for this computer, JSON.
+    pub policy_json: String,
+    /// The signed bytes and signature, to save.
+    bundle: Bundle,
+}
+
+fn verify(bundle: Bundle, key: &BundlePublicKey, have: i64) -> Result<Verified, SyncError> {
+    let payload: BundlePayload = bundle.verify(key, have)?;
+    Ok(Verified { version: payload.version, policy_json: payload.policy_json()?, bundle })
+}
+
+impl Verified {
+    /// Keep it in `state_dir` (atomically).
+    pub fn save(&self, state_dir: &Path) -> Result<(), SyncError> {
+        let saved = SavedBundle {
+            signature: self.bundle.signature_hex(),
+            payload: String::from_utf8_lossy(&self.bundle.payload).into_owned(),
+        };
+        write_atomically(&state_dir.join(BUNDLE_FILE), &serde_json::to_vec(&saved).expect("plain data"))
+    }
+}
+
+/// The saved bundle, checked again with the organization's key: a bundle changed on disk
+/// is refused.
+pub fn load_bundle(path: &Path, key: &BundlePublicKey) -> Result<Verified, SyncError> {
+    let bytes = std::fs::read(path).map_err(file_error(path))?;
+    let saved: SavedBundle = serde_json::from_slice(&bytes)
+        .map_err(|e| SyncError::Corrupt { path: path.to_owned(), message: e.to_string() })?;
+    let bundle = Bundle::from_parts(saved.payload.into_bytes(), &saved.signature)?;
+    verify(bundle, key, 0)
+}
+
+/// The agent's policy match counters, as the uploader reports them.
+pub struct HitCounters {
+    /// Matches since the last call (taken: the counters restart).
+    pub take: Box<dyn Fn() -> Vec<PolicyHit> + Send>,
+    /// Give back matches that could not be reported.
+    pub restore: Box<dyn Fn(Vec<PolicyHit>) + Send>,
+}
+
+/// Long-polls for bundles.
+pub struct Poller {
+    enrollment: Enrollment,
+    key: BundlePublicKey,
+    state_dir: PathBuf,
+    version: i64,
+    host: Option<HostFacts>,
+    http: ureq::Agent,
+    /// How long the server may hold a poll.
+    pub wait: Duration,
+}
+
+impl Poller {
+    /// A poller that starts from `version` (the saved bundle's, or 0).
+    pub fn new(enrollment: Enrollment, state_dir: &Path, version: i64, host: HostFacts) -> Result<Poller, SyncError> {
+        let wait = Duration::from_secs(25);
+        let http = http(enrollment.server_ca_pem.as_deref(), wait + Duration::from_secs(15))?;
+        let key = enrollment.key()?;
+        Ok(Poller { enrollment, key, state_dir: state_dir.to_owned(), version, host: Some(host), http, wait })
+    }
+
+    /// The version enforced.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// One poll: a newer bundle, verified and saved, or `None` when the wait ended.
+    pub fn poll_once(&mut self, wait: Duration) -> Result<Option<Verified>, SyncError> {
+        let url = format!("{}{}", self.enrollment.server, paths::POLL);
+        let req = PollRequest { after: self.version, host: self.host.clone(), wait_s: Some(wait.as_secs()) };
+        let mut res = post_json(&self.http, &url, Some(&self.enrollment.credential), &req)?;
+        // The server has the host now.
+        self.host = None;
+        if res.status().as_u16() == 204 {
+            return Ok(None);
+        }
+        let signature = res
+            .headers()
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or(BundleError::BadSignature)?;
+        let mut payload = Vec::new();
+        res.body_mut()
+            .as_reader()
+            .read_to_end(&mut payload)
+            .map_err(|e| SyncError::Unreachable { url: url.clone(), error: e.to_string() })?;
+        let verified = verify(Bundle::from_parts(payload, &signature)?, &self.key, self.version)?;
+        verified.save(&self.state_dir)?;
+        self.version = verified.version;
+        Ok(Some(verified))
+    }
+
+    /// Poll until the process ends: save each newer bundle and call `reload` to have the
+    /// agent load it. Failures are logged (once until it recovers) and retried with back-off.
+    pub fn run(mut self, reload: impl Fn()) {
+        let mut backoff = Duration::from_secs(1);
+        let mut failing = false;
+        loop {
+            match self.poll_once(self.wait) {
+                Ok(new) => {
+                    if failing {
+                        tracing::info!("server {} reachable again", self.enrollment.server);
+                        failing = false;
+                    }
+                    backoff = Duration::from_secs(1);
+                    if let Some(v) = new {
+                        tracing::info!("policy bundle version {} received", v.version);
+                        reload();
+                    }
+                }
+                Err(e) => {
+                    if !failing || e.is_unauthorized() {
+                        tracing::warn!("policy sync: {e}; enforcing bundle version {} meanwhile", self.version);
+                    }
+                    failing = true;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
+/// Where delivery stands: the spool file number and the byte offset in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Spool file number.
+    pub file: u64,
+    /// Bytes of it delivered.
+    pub offset: u64,
+}
+
+/// Sends the spool's events.
+pub struct Uploader {
+    enrollment: Enrollment,
+    spool_dir: PathBuf,
+    state_dir: PathBuf,
+    http: ureq::Agent,
+    cursor: Cursor,
+}
+
+/// The spool's files, oldest first (same naming as the agent's spool: `events-NNNNNNNN.jsonl`).
+fn spool_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) =
+            name.strip_prefix("events-").and_then(|r| r.strip_suffix(".jsonl")).and_then(|n| n.parse().ok())
+        {
+            out.push((n, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Uploader {
+    /// An uploader that resumes from the saved cursor.
+    pub fn new(enrollment: Enrollment, spool_dir: &Path, state_dir: &Path) -> Result<Uploader, SyncError> {
+        let http = http(enrollment.server_ca_pem.as_deref(), Duration::from_secs(60))?;
+        let path = state_dir.join(CURSOR_FILE);
+        let cursor = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let mut parts = text.split_whitespace().map(str::parse::<u64>);
+                match (parts.next(), parts.next()) {
+                    (Some(Ok(file)), Some(Ok(offset))) => Cursor { file, offset },
+                    _ => return Err(SyncError::Corrupt { path, message: "expected \"FILE OFFSET\"".into() }),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Cursor::default(),
+            Err(e) => return Err(SyncError::File { path, error: e }),
+        };
+        Ok(Uploader { enrollment, spool_dir: spool_dir.to_owned(), state_dir: state_dir.to_owned(), http, cursor })
+    }
+
+    /// Where delivery stands.
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    /// Send every complete line not yet delivered, and `hits` with the first batch; returns
+    /// how many events went up.
+    pub fn upload_pending(&mut self, mut hits: Vec<PolicyHit>) -> Result<u64, SyncError> {
+        let mut sent = 0;
+        let files = match spool_files(&self.spool_dir) {
+            Ok(f) => f,
+            // The agent makes it when it starts.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(SyncError::File { path: self.spool_dir.clone(), error: e }),
+        };
+        for (number, path) in &files {
+            if *number < self.cursor.file {
+                continue;
+            }
+            if *number > self.cursor.file {
+                if self.cursor.file != 0 && !files.iter().any(|(n, _)| *n == self.cursor.file) {
+                    tracing::warn!(
+                        "spool file {} was removed before delivery (the spool is bounded); its remaining events are lost",
+                        self.cursor.file
+                    );
+                }
+                self.cursor = Cursor { file: *number, offset: 0 };
+            }
+            loop {
+                let (lines, end) = read_lines(path, self.cursor.offset, BATCH).map_err(file_error(path))?;
+                if lines.is_empty() {
+                    break;
+                }
+                sent += self.send(&lines, std::mem::take(&mut hits))?;
+                self.cursor.offset = end;
+                self.save_cursor()?;
+            }
+        }
+        if !hits.is_empty() {
+            self.send(&[], hits)?;
+        }
+        Ok(sent)
+    }
+
+    fn send(&self, lines: &[String], hits: Vec<PolicyHit>) -> Result<u64, SyncError> {
+        let url = format!("{}{}", self.enrollment.server, paths::EVENTS);
+        // The lines are JSON already: splice them in verbatim, so their bytes (and keys) stay.
+        let hits = serde_json::to_string(&hits).expect("plain data");
+        let body = format!("{{\"events\":[{}],\"hits\":{hits}}}", lines.join(","));
+        let raw: Box<serde_json::value::RawValue> = serde_json::value::RawValue::from_string(body)
+            .map_err(|e| SyncError::Corrupt { path: self.spool_dir.clone(), message: e.to_string() })?;
+        let res = post_json(&self.http, &url, Some(&self.enrollment.credential), &raw)?;
+        let reply: EventBatchReply = read_json(&url, res)?;
+        Ok(reply.stored + reply.duplicates)
+    }
+
+    fn save_cursor(&self) -> Result<(), SyncError> {
+        let text = format!("{} {}\n", self.cursor.file, self.cursor.offset);
+        write_atomically(&self.state_dir.join(CURSOR_FILE), text.as_bytes())
+    }
+
+    /// Upload every second until the process ends; failures are retried, and the match
+    /// counts that could not be sent are given back.
+    pub fn run(mut self, hits: HitCounters) {
+        let mut failing = false;
+        loop {
+            let taken = (hits.take)();
+            let result = self.upload_pending(taken.clone());
+            // Counts went with the first batch; if nothing was stored, give them back.
+            if result.as_ref().is_err() {
+                (hits.restore)(taken);
+            }
+            match result {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::debug!("{n} events delivered");
+                    }
+                    failing = false;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!("event delivery: {e}; events stay in the spool until the server is back");
+                    }
+                    failing = true;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Up to `max` complete lines (valid JSON objects) from `offset`, and the offset after them.
+/// A line still being written (no newline yet) is left for next time; a line that is not
+/// JSON (a torn write after a crash) is skipped.
+fn read_lines(path: &Path, offset: u64, max: usize) -> io::Result<(Vec<String>, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(io::SeekFrom::Start(offset))?;
+    let mut reader = io::BufReader::new(f);
+    let mut lines = Vec::new();
+    let mut end = offset;
+    let mut buf = String::new();
+    while lines.len() < max {
+        buf.clear();
+        let n = reader.read_line(&mut buf)?;
+        if n == 0 || !buf.ends_with('\n') {
+            break;
+        }
+        end += n as u64;
+        let line = buf.trim_end();
+        if serde_json::from_str::<&serde_json::value::RawValue>(line).is_ok() {
+            lines.push(line.to_owned());
+        } else if !line.is_empty() {
+            tracing::warn!("{}: skipping a malformed event line at byte {}", path.display(), end - n as u64);
+        }
+    }
+    Ok((lines, end))
+}
+
+/// This host, as the agent reports it.
+pub fn host_facts(agent_version: &str) -> HostFacts {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let os_release = std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+        .unwrap_or_default();
+    HostFacts {
+        hostname: read("/proc/sys/kernel/hostname"),
+        os: "linux".into(),
+        os_release,
+        kernel: read("/proc/sys/kernel/osrelease"),
+        arch: std::env::consts::ARCH.into(),
+        agent_version: agent_version.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_complete_json_lines_are_taken_and_the_offset_follows_them() {
+        let dir = std::env::temp_dir().join(format!("portcullis-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events-00000001.jsonl");
+        std::fs::write(&path, "{\"a\":1}\nnot json\n{\"b\":2}\n{\"c\":").unwrap();
+        let (lines, end) = read_lines(&path, 0, 10).unwrap();
+        assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}"]);
+        assert_eq!(end, 25);
+        let (lines, end2) = read_lines(&path, 0, 1).unwrap();
+        assert_eq!((lines.len(), end2), (1, 8));
+        // The torn tail is finished later.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"3}\n").unwrap();
+        let (lines, _) = read_lines(&path, end, 10).unwrap();
+        assert_eq!(lines, ["{\"c\":3}"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
