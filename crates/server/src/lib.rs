@@ -8,6 +8,7 @@
 
 pub mod agent_api;
 pub mod auth;
+mod console;
 pub mod error;
 mod model_api;
 mod routes;
@@ -47,6 +48,7 @@ pub fn app(state: AppState) -> Router {
     routes::router()
         .merge(model_api::router())
         .merge(agent_api::router())
+        .merge(console::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

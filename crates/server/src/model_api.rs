@@ -69,17 +69,20 @@ pub(crate) async fn check_model(
 }
 
 /// After a change: wake the organization's agents.
-async fn announce(state: &AppState, caller: &Caller) -> Result<(), AppError> {
+pub(crate) async fn announce(state: &AppState, caller: &Caller) -> Result<(), AppError> {
     Ok(state.sync.changed(&state.store, caller.user.org_id).await?)
 }
 
 // ----- settings, groups, computers ---------------------------------------------------------
 
-async fn settings(State(state): State<AppState>, caller: Caller) -> Result<AppJson<OrganizationDoc>, AppError> {
+pub(crate) async fn settings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<AppJson<OrganizationDoc>, AppError> {
     Ok(AppJson(state.store.settings(caller.user.org_id).await?))
 }
 
-async fn set_settings(
+pub(crate) async fn set_settings(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(doc): AppJson<OrganizationDoc>,
@@ -95,13 +98,13 @@ async fn set_settings(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn groups(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+pub(crate) async fn groups(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.groups(caller.user.org_id).await?)))
 }
 
 #[derive(Serialize)]
-struct Created {
-    id: i64,
+pub(crate) struct Created {
+    pub(crate) id: i64,
 }
 
 fn check_group_path(path: &str) -> Result<String, AppError> {
@@ -112,7 +115,7 @@ fn check_group_path(path: &str) -> Result<String, AppError> {
     Ok(path)
 }
 
-async fn create_group(
+pub(crate) async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(mut doc): AppJson<GroupDoc>,
@@ -125,7 +128,7 @@ async fn create_group(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
-async fn update_group(
+pub(crate) async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -145,7 +148,7 @@ async fn update_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_group(
+pub(crate) async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -160,12 +163,12 @@ async fn delete_group(
 }
 
 #[derive(Serialize)]
-struct EnrollmentToken {
+pub(crate) struct EnrollmentToken {
     /// Give to `portcullis agent --enroll`; shown once.
-    token: String,
+    pub(crate) token: String,
 }
 
-async fn enrollment_token(
+pub(crate) async fn enrollment_token(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -179,7 +182,7 @@ async fn enrollment_token(
 /// 30 s; two missed polls make it offline).
 pub const ONLINE_WITHIN_MS: i64 = 75_000;
 
-async fn computers(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+pub(crate) async fn computers(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let now = now_ms();
     let rows = state.store.computers(caller.user.org_id).await?;
     Ok(AppJson(Value::Array(
@@ -199,7 +202,7 @@ async fn computers(State(state): State<AppState>, caller: Caller) -> Result<AppJ
     )))
 }
 
-async fn update_computer(
+pub(crate) async fn update_computer(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -218,7 +221,7 @@ async fn update_computer(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_computer(
+pub(crate) async fn delete_computer(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -233,7 +236,7 @@ async fn delete_computer(
 
 // ----- applications ------------------------------------------------------------------------
 
-async fn applications(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+pub(crate) async fn applications(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let mut out: Vec<Value> = state
         .store
         .applications(caller.user.org_id)
@@ -265,7 +268,7 @@ fn check_name(name: &str, what: &str) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
-async fn create_application(
+pub(crate) async fn create_application(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(mut doc): AppJson<ApplicationDoc>,
@@ -281,7 +284,7 @@ async fn create_application(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
-async fn update_application(
+pub(crate) async fn update_application(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -309,7 +312,7 @@ async fn update_application(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_application(
+pub(crate) async fn delete_application(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -322,11 +325,11 @@ async fn delete_application(
 
 // ----- policies ----------------------------------------------------------------------------
 
-async fn policies(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+pub(crate) async fn policies(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.policies(caller.user.org_id).await?)))
 }
 
-async fn create_policy(
+pub(crate) async fn create_policy(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(mut doc): AppJson<PolicyDoc>,
@@ -343,7 +346,7 @@ async fn create_policy(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
-async fn update_policy(
+pub(crate) async fn update_policy(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -366,7 +369,7 @@ async fn update_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_policy(
+pub(crate) async fn delete_policy(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -379,12 +382,12 @@ async fn delete_policy(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MoveRequest {
+pub(crate) struct MoveRequest {
     /// `up`, `down`, `top` or `bottom`.
-    to: String,
+    pub(crate) to: String,
 }
 
-async fn move_policy(
+pub(crate) async fn move_policy(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -404,11 +407,11 @@ async fn move_policy(
 }
 
 #[derive(Deserialize)]
-struct UnusedQuery {
+pub(crate) struct UnusedQuery {
     /// Not matched since this moment (Unix milliseconds or a date, `2026-01-31`).
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Policies younger than this many days are exempt (default 7).
-    min_age_days: Option<i64>,
+    pub(crate) min_age_days: Option<i64>,
 }
 
 /// A moment given as Unix milliseconds or as an RFC 3339 date-time or date (UTC).
@@ -432,7 +435,7 @@ pub(crate) fn parse_moment(text: &str) -> Result<i64, AppError> {
         })
 }
 
-async fn unused_policies(
+pub(crate) async fn unused_policies(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<UnusedQuery>,
@@ -449,11 +452,11 @@ async fn unused_policies(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RemoveRequest {
-    ids: Vec<i64>,
+pub(crate) struct RemoveRequest {
+    pub(crate) ids: Vec<i64>,
 }
 
-async fn remove_policies(
+pub(crate) async fn remove_policies(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(req): AppJson<RemoveRequest>,
@@ -472,18 +475,18 @@ async fn remove_policies(
 
 // ----- blocklists --------------------------------------------------------------------------
 
-async fn blocklists(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+pub(crate) async fn blocklists(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.blocklists(caller.user.org_id).await?)))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewBlocklist {
-    name: String,
-    description: Option<String>,
+pub(crate) struct NewBlocklist {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
 }
 
-async fn create_blocklist(
+pub(crate) async fn create_blocklist(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(req): AppJson<NewBlocklist>,
@@ -495,7 +498,7 @@ async fn create_blocklist(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
-async fn blocklist(
+pub(crate) async fn blocklist(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -510,36 +513,36 @@ async fn blocklist(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PastedText {
+pub(crate) struct PastedText {
     /// Any text: a vendor's table, a CSV, a report.
-    text: String,
+    pub(crate) text: String,
     /// Compare with this package's hashes (preview only).
-    blocklist: Option<i64>,
+    pub(crate) blocklist: Option<i64>,
 }
 
 /// What extraction found, for the preview.
 #[derive(Serialize)]
-struct Extracted {
-    hashes: Vec<ExtractedHash>,
-    sha256: usize,
-    sha1: usize,
-    md5: usize,
-    duplicates: usize,
-    skipped: usize,
-    skipped_examples: Vec<Value>,
+pub(crate) struct Extracted {
+    pub(crate) hashes: Vec<ExtractedHash>,
+    pub(crate) sha256: usize,
+    pub(crate) sha1: usize,
+    pub(crate) md5: usize,
+    pub(crate) duplicates: usize,
+    pub(crate) skipped: usize,
+    pub(crate) skipped_examples: Vec<Value>,
     /// Already in the package named by `blocklist`.
-    already: usize,
+    pub(crate) already: usize,
 }
 
 #[derive(Serialize)]
-struct ExtractedHash {
-    hash: String,
-    kind: &'static str,
-    line: usize,
-    already: bool,
+pub(crate) struct ExtractedHash {
+    pub(crate) hash: String,
+    pub(crate) kind: &'static str,
+    pub(crate) line: usize,
+    pub(crate) already: bool,
 }
 
-async fn extract_text(state: &AppState, org_id: i64, req: &PastedText) -> Result<Extracted, AppError> {
+pub(crate) async fn extract_text(state: &AppState, org_id: i64, req: &PastedText) -> Result<Extracted, AppError> {
     let found = portcullis_hashlist::extract(req.text.as_bytes());
     let existing: std::collections::HashSet<String> = match req.blocklist {
         Some(id) => state.store.blocklist_hashes(org_id, id).await?.into_iter().map(|h| h.0).collect(),
@@ -571,7 +574,7 @@ async fn extract_text(state: &AppState, org_id: i64, req: &PastedText) -> Result
     })
 }
 
-async fn extract(
+pub(crate) async fn extract(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(req): AppJson<PastedText>,
@@ -579,7 +582,7 @@ async fn extract(
     Ok(AppJson(extract_text(&state, caller.user.org_id, &req).await?))
 }
 
-async fn add_hashes(
+pub(crate) async fn add_hashes(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -597,7 +600,7 @@ async fn add_hashes(
     Ok(AppJson(json!({ "added": added, "already": hashes.len() as u64 - added, "duplicates": found.duplicates })))
 }
 
-async fn set_blocklist_rules(
+pub(crate) async fn set_blocklist_rules(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -625,14 +628,14 @@ async fn set_blocklist_rules(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Approval {
+pub(crate) struct Approval {
     /// `organization`, `group:PATH` or `computer:NAME`.
-    scope: String,
+    pub(crate) scope: String,
     /// `enforce` (default) or `monitor`.
-    status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
-async fn approve(
+pub(crate) async fn approve(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -651,7 +654,7 @@ async fn approve(
 }
 
 /// A scope as stored: `organization`, `group:PATH` or `computer:NAME`, naming what exists.
-async fn check_scope(state: &AppState, org_id: i64, scope: &str) -> Result<String, AppError> {
+pub(crate) async fn check_scope(state: &AppState, org_id: i64, scope: &str) -> Result<String, AppError> {
     let scope = scope.trim();
     if matches!(scope.to_ascii_lowercase().as_str(), "organization" | "org" | "*" | "/") {
         return Ok("organization".into());
@@ -674,11 +677,11 @@ async fn check_scope(state: &AppState, org_id: i64, scope: &str) -> Result<Strin
 }
 
 #[derive(Deserialize)]
-struct ScopeQuery {
-    scope: String,
+pub(crate) struct ScopeQuery {
+    pub(crate) scope: String,
 }
 
-async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -690,7 +693,7 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_blocklist(
+pub(crate) async fn delete_blocklist(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -737,13 +740,13 @@ pub struct FileInput {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PreviewRequest {
+pub(crate) struct PreviewRequest {
     /// Decide for this computer (its group and mode); none: the organization's defaults.
-    computer: Option<String>,
+    pub(crate) computer: Option<String>,
     /// Take the file from this event.
-    event: Option<i64>,
+    pub(crate) event: Option<i64>,
     /// Or describe the file.
-    file: Option<FileInput>,
+    pub(crate) file: Option<FileInput>,
 }
 
 /// A kind as policies name it, or a file format as `portcullis scan` names it.
@@ -779,7 +782,7 @@ pub(crate) fn file_input_of(event: &EventRow) -> FileInput {
     }
 }
 
-async fn preview(
+pub(crate) async fn preview(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(req): AppJson<PreviewRequest>,
@@ -844,18 +847,18 @@ async fn preview(
 }
 
 #[derive(Deserialize)]
-struct EventQuery {
-    computer: Option<String>,
-    verdict: Option<String>,
-    file: Option<String>,
-    policy: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    before_id: Option<i64>,
-    limit: Option<i64>,
+pub(crate) struct EventQuery {
+    pub(crate) computer: Option<String>,
+    pub(crate) verdict: Option<String>,
+    pub(crate) file: Option<String>,
+    pub(crate) policy: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) before_id: Option<i64>,
+    pub(crate) limit: Option<i64>,
 }
 
-async fn events(
+pub(crate) async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<EventQuery>,
@@ -878,7 +881,11 @@ fn event_filter(q: &EventQuery) -> Result<EventFilter, AppError> {
     })
 }
 
-async fn event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<AppJson<Value>, AppError> {
+pub(crate) async fn event(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<AppJson<Value>, AppError> {
     let e = state.store.event(caller.user.org_id, id).await?;
     let mut v = json!(e);
     v["record"] = serde_json::from_str(&e.record_json).unwrap_or(Value::Null);
@@ -887,16 +894,16 @@ async fn event(State(state): State<AppState>, caller: Caller, Path(id): Path<i64
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FromEvent {
+pub(crate) struct FromEvent {
     /// `permit-hash`, `permit-path`, `permit-publisher` or `deny-hash`.
-    kind: String,
+    pub(crate) kind: String,
     /// The new policy's name (default: made from the file's name).
-    name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// "Create a policy from this event": an application with one rule taken from the event's
 /// file, and a policy for it placed last (move it where it belongs).
-async fn policy_from_event(
+pub(crate) async fn policy_from_event(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -954,7 +961,7 @@ async fn policy_from_event(
     Ok((StatusCode::CREATED, AppJson(json!({ "id": id, "name": name, "application": app.name }))))
 }
 
-async fn document(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+pub(crate) async fn document(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let (version, doc) = state.store.document(caller.user.org_id).await?;
     Ok(AppJson(json!({ "version": version, "document": doc })))
 }
