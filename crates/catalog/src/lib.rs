@@ -4,7 +4,11 @@
 //! `3CX Desktop App [Reported] (Built-In)` is generated from `data/3cx-iocs.csv`, the
 //! published indicators of the compromised 3CX DesktopApp builds 18.12.407 and 18.12.416
 //! (and the macOS 18.11.1213 build), one rule per indicator row so that every hash keeps the
-//! file it names and the sources that published it.
+//! file it names and the sources that published it. The Windows builds are also matched by
+//! what the indicators say about them beyond their hashes: `3CXDesktopApp.exe` (its
+//! OriginalFilename) and the MSI product at exactly the reported versions, so that a
+//! re-signed or re-packed copy of a reported build is still caught while later, clean
+//! builds of the same application are not.
 //!
 //! ```
 //! let apps = portcullis_catalog::builtin_applications();
@@ -14,7 +18,8 @@
 //! ```
 
 use portcullis_hashlist::Hash;
-use portcullis_policy::{Application, Rule};
+use portcullis_policy::{Application, FileKind, Os, Rule, TextPattern, VersionRange};
+use std::str::FromStr;
 
 /// Name of the built-in application holding the reported 3CX indicators.
 pub const THREECX_REPORTED: &str = "3CX Desktop App [Reported] (Built-In)";
@@ -52,7 +57,9 @@ fn threecx_reported() -> Application {
             rule
         })
         .filter(|r| !r.hashes.is_empty())
-        .collect();
+        .collect::<Vec<Rule>>();
+    let mut rules = rules;
+    rules.extend(reported_versions(&rows, &header));
     Application {
         name: THREECX_REPORTED.to_string(),
         description: Some(
@@ -64,6 +71,40 @@ fn threecx_reported() -> Application {
         builtin: true,
         rules,
     }
+}
+
+/// One rule per reported Windows version of the app executable and of the MSI: the name the
+/// indicators give the file, at exactly that version (rows whose version is inferred or
+/// shared are left to their hashes).
+fn reported_versions(rows: &[Vec<String>], header: &[String]) -> Vec<Rule> {
+    let col = |name: &str| header.iter().position(|h| h == name).expect("checked above");
+    let (file_name, version, os) = (col("file_name"), col("version"), col("os"));
+    let mut seen = std::collections::BTreeSet::new();
+    for r in rows.iter().filter(|r| r.len() == header.len() && r[os] == "windows") {
+        let v = r[version].trim();
+        let exact = !v.is_empty() && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let name = r[file_name].trim();
+        if exact && (name == "3CXDesktopApp.exe" || (name.starts_with("3CXDesktopApp-") && name.ends_with(".msi"))) {
+            seen.insert((name.ends_with(".msi"), v.to_owned()));
+        }
+    }
+    seen.into_iter()
+        .map(|(msi, v)| {
+            let range = VersionRange::from_str(&format!("={v}")).expect("an exact dotted version");
+            let pattern = |t: &str| TextPattern::new(t).expect("a plain name");
+            let mut rule = Rule { version: Some(range), os: Some(Os::Windows), ..Rule::default() };
+            if msi {
+                rule.product_name = Some(pattern("3CX Desktop App"));
+                rule.kind = Some(FileKind::Installer);
+                rule.note = Some(format!("3CX Desktop App MSI {v}, a reported build (by product and version)"));
+            } else {
+                rule.original_filename = Some(pattern("3CXDesktopApp"));
+                rule.kind = Some(FileKind::Executable);
+                rule.note = Some(format!("3CXDesktopApp.exe {v}, a reported build (by OriginalFilename and version)"));
+            }
+            rule
+        })
+        .collect()
 }
 
 /// A small RFC 4180 reader: quoted fields may hold commas, newlines and doubled quotes.
@@ -118,6 +159,15 @@ mod tests {
         assert!(note.starts_with("ffmpeg.dll 18.12.407/18.12.416 payload, windows, malicious_dll"), "{note}");
         assert!(note.contains("Volexity"), "{note}");
         assert_eq!(rule.hashes.flat.len(), 3, "sha256, sha1 and md5 of the same file stay together");
+    }
+
+    #[test]
+    fn reported_windows_versions_are_matched_by_name_and_version() {
+        let app = threecx_reported();
+        let by_version: Vec<String> = app.rules.iter().filter(|r| r.version.is_some()).map(|r| r.summary()).collect();
+        assert_eq!(by_version.len(), 4, "{by_version:?}");
+        assert!(by_version.iter().any(|d| d.contains("3CXDesktopApp") && d.contains("18.12.416")), "{by_version:?}");
+        assert!(by_version.iter().any(|d| d.contains("3CX Desktop App") && d.contains("18.12.407")), "{by_version:?}");
     }
 
     #[test]

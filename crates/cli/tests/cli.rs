@@ -97,30 +97,19 @@ fn acceptance_3cx_walkthrough() {
 #[test]
 fn builtin_reported_deny_above_a_permit() {
     // ThreatLocker's advice: deny "3CX [Reported] (Built-In)" above the 3CX permit. The
-    // built-in lists the published hashes, so a file with a reported hash is denied while a
-    // clean build of the same application runs. The fixture exe is not a reported build, so
-    // the reported hash is added to a custom application to stand in for it.
+    // built-in lists the published hashes and, for the Windows builds, OriginalFilename and
+    // product at the reported versions: the signed 18.12.416 build is denied while a signed,
+    // clean 18.12.422 build of the same application runs.
     let dir = tempfile::tempdir().unwrap();
-    let exe = fixtures().join("3CXDesktopApp-signed.exe");
-    let sha = {
-        let out = portcullis(&["scan", "--json", exe.to_str().unwrap()], dir.path());
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["sha256"].as_str().unwrap().to_string()
-    };
-    let policy = format!(
-        r#"
+    let policy = r#"
 [[applications]]
 name = "3CX Desktop App"
-rules = [{{ company_name = "3CX Ltd", original_filename = "3CXDesktopApp", signer = {{ subject = "*Portcullis Test Signer*", verified = true }} }}]
-
-[[applications]]
-name = "Local reports"
-rules = [{{ sha256 = ["{sha}"], note = "stand-in for a reported build" }}]
+rules = [{ company_name = "3CX Ltd", original_filename = "3CXDesktopApp", signer = { subject = "*Portcullis Test Signer*", verified = true } }]
 
 [[policies]]
 name = "Deny reported 3CX"
 position = 100
-applications = ["3CX Desktop App [Reported] (Built-In)", "Local reports"]
+applications = ["3CX Desktop App [Reported] (Built-In)"]
 action = "deny"
 
 [[policies]]
@@ -128,8 +117,7 @@ name = "Permit 3CX"
 position = 200
 applications = ["3CX Desktop App"]
 action = "permit"
-"#
-    );
+"#;
     std::fs::write(dir.path().join("p.toml"), policy).unwrap();
     let ca = f("ca.pem");
     let out = portcullis(
@@ -141,7 +129,7 @@ action = "permit"
             "--policy",
             "p.toml",
             &f("3CXDesktopApp-signed.exe"),
-            &f("3CXDesktopApp-x86-signed.exe"),
+            &f("3CXDesktopApp-18.12.422-signed.exe"),
         ],
         dir.path(),
     );
@@ -154,10 +142,11 @@ action = "permit"
         .collect();
     assert_eq!(lines[0]["verdict"], "deny");
     assert_eq!(lines[0]["policy"], "Deny reported 3CX");
+    assert!(lines[0]["reason"].as_str().unwrap().contains("18.12.416"), "{}", lines[0]["reason"]);
     assert_eq!(lines[1]["verdict"], "allow", "{}", lines[1]["reason"]);
     assert!(lines[1]["reason"].as_str().unwrap().contains("signer.verified"));
     // Without the trust store the signature is not verified, so the permit does not match.
-    let out = portcullis(&["check", "--policy", "p.toml", &f("3CXDesktopApp-x86-signed.exe")], dir.path());
+    let out = portcullis(&["check", "--policy", "p.toml", &f("3CXDesktopApp-18.12.422-signed.exe")], dir.path());
     assert_eq!(out.status.code(), Some(10));
     assert!(text(&out).0.contains("Secured mode"));
     // The built-in really holds the published hashes with their sources.
