@@ -13,6 +13,7 @@ fn is_false(b: &bool) -> bool {
 
 /// A whole policy file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     /// The organization's defaults.
@@ -40,6 +41,7 @@ pub struct Document {
 
 /// `[organization]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationDoc {
     /// Its name.
@@ -62,6 +64,7 @@ pub struct OrganizationDoc {
 
 /// `[[groups]]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GroupDoc {
     /// `Parent/Child`.
@@ -80,6 +83,7 @@ pub struct GroupDoc {
 
 /// `[[computers]]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ComputerDoc {
     /// Host name.
@@ -104,6 +108,7 @@ pub struct ComputerDoc {
 
 /// A signer criterion.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignerDoc {
     /// Subject pattern.
@@ -122,6 +127,7 @@ pub struct SignerDoc {
 
 /// A rule: every criterion given must hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {
     /// Hashes of any kind, typed by length.
@@ -182,6 +188,7 @@ pub struct RuleDoc {
 
 /// `[[applications]]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationDoc {
     /// Unique name.
@@ -196,6 +203,7 @@ pub struct ApplicationDoc {
 
 /// `[[blocklists]]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BlocklistDoc {
     /// Unique name.
@@ -219,6 +227,7 @@ pub struct BlocklistDoc {
 
 /// `[[policies]]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDoc {
     /// Unique name.
@@ -251,6 +260,7 @@ pub struct PolicyDoc {
 
 /// `[[ringfences]]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RingfenceDoc {
     /// Unique name.

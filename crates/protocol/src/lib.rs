@@ -42,6 +42,7 @@ pub const SIGNATURE_HEADER: &str = "x-portcullis-signature";
 
 /// What an agent tells the server about its host.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostFacts {
     /// Host name.
     pub hostname: String,
@@ -62,6 +63,7 @@ pub struct HostFacts {
 
 /// First contact: the group's enrollment token and the host.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The enrollment token of the group the computer joins.
@@ -72,6 +74,7 @@ pub struct EnrollRequest {
 
 /// What enrollment gives the agent.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Enrolled {
     /// The organization.
     pub organization: String,
@@ -85,6 +88,7 @@ pub struct Enrolled {
 
 /// How often a policy matched on the agent since its last report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyHit {
     /// The policy's name.
     pub policy: String,
@@ -96,6 +100,7 @@ pub struct PolicyHit {
 
 /// A long-poll: "I have version `after`; answer when there is a newer one".
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
     /// The version the agent enforces (0: none yet).
@@ -265,9 +270,11 @@ impl BundlePublicKey {
 
 /// A batch of spool lines, each one JSON event record exactly as the agent wrote it.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
     /// The records.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub events: Vec<Box<RawValue>>,
     /// Policy matches since the last batch (sent every few seconds, with or without events).
     #[serde(default)]
@@ -276,6 +283,7 @@ pub struct EventBatch {
 
 /// What the server did with a batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventBatchReply {
     /// Stored now.
     pub stored: u64,

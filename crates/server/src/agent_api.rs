@@ -1,7 +1,7 @@
 //! The agent sync API: enrollment, the long-polled signed bundle, event batches.
 
 use crate::AppState;
-use crate::error::{AppError, AppJson};
+use crate::error::{AppError, AppJson, ErrorBody};
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -43,7 +43,11 @@ impl FromRequestParts<AppState> for AgentCaller {
     }
 }
 
-async fn enroll(State(state): State<AppState>, AppJson(req): AppJson<EnrollRequest>) -> Result<Response, AppError> {
+#[utoipa::path(post, path = "/api/agent/enroll", tag = "agents", request_body = portcullis_protocol::EnrollRequest, responses((status = 201, body = portcullis_protocol::Enrolled), (status = 400, body = ErrorBody), (status = 401, description = "unknown enrollment token", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(()))]
+pub(crate) async fn enroll(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<EnrollRequest>,
+) -> Result<Response, AppError> {
     let host_json = serde_json::to_string(&req.host).unwrap_or_default();
     let (agent, credential) = match state
         .store
@@ -61,14 +65,14 @@ async fn enroll(State(state): State<AppState>, AppJson(req): AppJson<EnrollReque
         Err(portcullis_store::StoreError::NotFound(_)) => return Err(AppError::Unauthorized),
         Err(e) => return Err(e.into()),
     };
-    state.sync.changed(&state.store, agent.org_id).await?;
     let key = state.store.bundle_seed(agent.org_id).await?;
     let bundle_key = portcullis_protocol::BundleKey::from_seed(key).public().to_hex();
     let body = Enrolled { organization: agent.org_name, computer: agent.name, credential, bundle_key };
     Ok((StatusCode::CREATED, AppJson(body)).into_response())
 }
 
-async fn poll(
+#[utoipa::path(post, path = "/api/agent/poll", tag = "agents", request_body = portcullis_protocol::PollRequest, responses((status = 200, body = Object), (status = 204, description = "nothing newer before the wait ended"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(("agent" = [])))]
+pub(crate) async fn poll(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
     AppJson(req): AppJson<PollRequest>,
@@ -143,7 +147,8 @@ struct ProcessFields {
     user: Option<String>,
 }
 
-async fn events(
+#[utoipa::path(post, path = "/api/agent/events", tag = "agents", operation_id = "agent_events", request_body = portcullis_protocol::EventBatch, responses((status = 200, body = portcullis_protocol::EventBatchReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(("agent" = [])))]
+pub(crate) async fn events(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
     AppJson(batch): AppJson<EventBatch>,

@@ -89,12 +89,22 @@ impl IntoResponse for AppError {
             AppError::Path(r) => r.body_text(),
             other => other.to_string(),
         };
-        let body = match &self {
-            AppError::Invalid(problems) => serde_json::json!({ "error": message, "problems": problems }),
-            _ => serde_json::json!({ "error": message }),
+        let problems = match &self {
+            AppError::Invalid(problems) => Some(problems.clone()),
+            _ => None,
         };
-        (status, Json(body)).into_response()
+        (status, Json(ErrorBody { error: message, problems })).into_response()
     }
+}
+
+/// Every error's body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+    /// With 422 from a model change: every problem found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
 }
 
 /// JSON in and out, with rejections answered as [`AppError`].

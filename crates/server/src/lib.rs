@@ -11,6 +11,7 @@ pub mod auth;
 mod console;
 pub mod error;
 mod model_api;
+pub mod openapi;
 mod routes;
 pub mod sync;
 

@@ -8,7 +8,7 @@
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{AppError, AppJson};
+use crate::error::{AppError, AppJson, ErrorBody};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -75,6 +75,7 @@ pub(crate) async fn announce(state: &AppState, caller: &Caller) -> Result<(), Ap
 
 // ----- settings, groups, computers ---------------------------------------------------------
 
+#[utoipa::path(get, path = "/api/settings", tag = "model", responses((status = 200, body = OrganizationDoc), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn settings(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,6 +83,7 @@ pub(crate) async fn settings(
     Ok(AppJson(state.store.settings(caller.user.org_id).await?))
 }
 
+#[utoipa::path(put, path = "/api/settings", tag = "model", request_body = OrganizationDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn set_settings(
     State(state): State<AppState>,
     caller: Caller,
@@ -98,11 +100,12 @@ pub(crate) async fn set_settings(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/groups", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn groups(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.groups(caller.user.org_id).await?)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Created {
     pub(crate) id: i64,
 }
@@ -115,6 +118,7 @@ fn check_group_path(path: &str) -> Result<String, AppError> {
     Ok(path)
 }
 
+#[utoipa::path(post, path = "/api/groups", tag = "model", request_body = GroupDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,6 +132,7 @@ pub(crate) async fn create_group(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
+#[utoipa::path(put, path = "/api/groups/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = GroupDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,6 +153,7 @@ pub(crate) async fn update_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/api/groups/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,12 +168,13 @@ pub(crate) async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct EnrollmentToken {
     /// Give to `portcullis agent --enroll`; shown once.
     pub(crate) token: String,
 }
 
+#[utoipa::path(post, path = "/api/groups/{id}/enrollment-token", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 201, body = EnrollmentToken), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn enrollment_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,6 +189,7 @@ pub(crate) async fn enrollment_token(
 /// 30 s; two missed polls make it offline).
 pub const ONLINE_WITHIN_MS: i64 = 75_000;
 
+#[utoipa::path(get, path = "/api/computers", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn computers(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let now = now_ms();
     let rows = state.store.computers(caller.user.org_id).await?;
@@ -202,6 +210,7 @@ pub(crate) async fn computers(State(state): State<AppState>, caller: Caller) -> 
     )))
 }
 
+#[utoipa::path(put, path = "/api/computers/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = ComputerDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn update_computer(
     State(state): State<AppState>,
     caller: Caller,
@@ -221,6 +230,7 @@ pub(crate) async fn update_computer(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/api/computers/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn delete_computer(
     State(state): State<AppState>,
     caller: Caller,
@@ -236,6 +246,7 @@ pub(crate) async fn delete_computer(
 
 // ----- applications ------------------------------------------------------------------------
 
+#[utoipa::path(get, path = "/api/applications", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn applications(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let mut out: Vec<Value> = state
         .store
@@ -268,6 +279,7 @@ fn check_name(name: &str, what: &str) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
+#[utoipa::path(post, path = "/api/applications", tag = "model", request_body = ApplicationDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn create_application(
     State(state): State<AppState>,
     caller: Caller,
@@ -284,6 +296,7 @@ pub(crate) async fn create_application(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
+#[utoipa::path(put, path = "/api/applications/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = ApplicationDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn update_application(
     State(state): State<AppState>,
     caller: Caller,
@@ -312,6 +325,7 @@ pub(crate) async fn update_application(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/api/applications/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn delete_application(
     State(state): State<AppState>,
     caller: Caller,
@@ -325,10 +339,12 @@ pub(crate) async fn delete_application(
 
 // ----- policies ----------------------------------------------------------------------------
 
+#[utoipa::path(get, path = "/api/policies", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn policies(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.policies(caller.user.org_id).await?)))
 }
 
+#[utoipa::path(post, path = "/api/policies", tag = "model", request_body = PolicyDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn create_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -346,6 +362,7 @@ pub(crate) async fn create_policy(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
+#[utoipa::path(put, path = "/api/policies/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = PolicyDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn update_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -369,6 +386,7 @@ pub(crate) async fn update_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/api/policies/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn delete_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -380,13 +398,14 @@ pub(crate) async fn delete_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MoveRequest {
     /// `up`, `down`, `top` or `bottom`.
     pub(crate) to: String,
 }
 
+#[utoipa::path(post, path = "/api/policies/{id}/move", tag = "model", params(("id" = i64, Path, description = "id")), request_body = MoveRequest, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn move_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -435,6 +454,7 @@ pub(crate) fn parse_moment(text: &str) -> Result<i64, AppError> {
         })
 }
 
+#[utoipa::path(get, path = "/api/policies/unused", tag = "hygiene", params(("since" = Option<String>, Query, description = "a date, RFC 3339 time or Unix ms"), ("min_age_days" = Option<i64>, Query)), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn unused_policies(
     State(state): State<AppState>,
     caller: Caller,
@@ -450,12 +470,13 @@ pub(crate) async fn unused_policies(
     Ok(AppJson(json!({ "since_ms": since, "min_age_days": min_age, "policies": rows })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RemoveRequest {
     pub(crate) ids: Vec<i64>,
 }
 
+#[utoipa::path(post, path = "/api/policies/remove", tag = "hygiene", request_body = RemoveRequest, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn remove_policies(
     State(state): State<AppState>,
     caller: Caller,
@@ -475,17 +496,19 @@ pub(crate) async fn remove_policies(
 
 // ----- blocklists --------------------------------------------------------------------------
 
+#[utoipa::path(get, path = "/api/blocklists", tag = "blocklists", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn blocklists(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.blocklists(caller.user.org_id).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewBlocklist {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/blocklists", tag = "blocklists", request_body = NewBlocklist, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn create_blocklist(
     State(state): State<AppState>,
     caller: Caller,
@@ -498,6 +521,7 @@ pub(crate) async fn create_blocklist(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
+#[utoipa::path(get, path = "/api/blocklists/{id}", tag = "blocklists", params(("id" = i64, Path, description = "id")), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn blocklist(
     State(state): State<AppState>,
     caller: Caller,
@@ -511,7 +535,7 @@ pub(crate) async fn blocklist(
     Ok(AppJson(v))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PastedText {
     /// Any text: a vendor's table, a CSV, a report.
@@ -521,7 +545,7 @@ pub(crate) struct PastedText {
 }
 
 /// What extraction found, for the preview.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Extracted {
     pub(crate) hashes: Vec<ExtractedHash>,
     pub(crate) sha256: usize,
@@ -534,7 +558,7 @@ pub(crate) struct Extracted {
     pub(crate) already: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ExtractedHash {
     pub(crate) hash: String,
     pub(crate) kind: &'static str,
@@ -574,6 +598,7 @@ pub(crate) async fn extract_text(state: &AppState, org_id: i64, req: &PastedText
     })
 }
 
+#[utoipa::path(post, path = "/api/blocklists/extract", tag = "blocklists", request_body = PastedText, responses((status = 200, body = Extracted), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn extract(
     State(state): State<AppState>,
     caller: Caller,
@@ -582,6 +607,7 @@ pub(crate) async fn extract(
     Ok(AppJson(extract_text(&state, caller.user.org_id, &req).await?))
 }
 
+#[utoipa::path(post, path = "/api/blocklists/{id}/hashes", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = PastedText, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn add_hashes(
     State(state): State<AppState>,
     caller: Caller,
@@ -600,6 +626,7 @@ pub(crate) async fn add_hashes(
     Ok(AppJson(json!({ "added": added, "already": hashes.len() as u64 - added, "duplicates": found.duplicates })))
 }
 
+#[utoipa::path(put, path = "/api/blocklists/{id}/rules", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = Vec<RuleDoc>, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn set_blocklist_rules(
     State(state): State<AppState>,
     caller: Caller,
@@ -626,7 +653,7 @@ pub(crate) async fn set_blocklist_rules(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Approval {
     /// `organization`, `group:PATH` or `computer:NAME`.
@@ -635,6 +662,7 @@ pub(crate) struct Approval {
     pub(crate) status: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/blocklists/{id}/approvals", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = Approval, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn approve(
     State(state): State<AppState>,
     caller: Caller,
@@ -681,6 +709,7 @@ pub(crate) struct ScopeQuery {
     pub(crate) scope: String,
 }
 
+#[utoipa::path(delete, path = "/api/blocklists/{id}/approvals", tag = "blocklists", params(("id" = i64, Path), ("scope" = String, Query)), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -693,6 +722,7 @@ pub(crate) async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/api/blocklists/{id}", tag = "blocklists", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn delete_blocklist(
     State(state): State<AppState>,
     caller: Caller,
@@ -707,7 +737,7 @@ pub(crate) async fn delete_blocklist(
 // ----- preview, events, document ------------------------------------------------------------
 
 /// A file's facts as a person can type them, or as an event holds them.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileInput {
     /// Full path.
@@ -738,7 +768,7 @@ pub struct FileInput {
     pub user: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PreviewRequest {
     /// Decide for this computer (its group and mode); none: the organization's defaults.
@@ -782,6 +812,7 @@ pub(crate) fn file_input_of(event: &EventRow) -> FileInput {
     }
 }
 
+#[utoipa::path(post, path = "/api/preview", tag = "events", request_body = PreviewRequest, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn preview(
     State(state): State<AppState>,
     caller: Caller,
@@ -858,6 +889,7 @@ pub(crate) struct EventQuery {
     pub(crate) limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/events", tag = "events", params(("computer" = Option<String>, Query), ("verdict" = Option<String>, Query), ("file" = Option<String>, Query), ("policy" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("before_id" = Option<i64>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -881,6 +913,7 @@ fn event_filter(q: &EventQuery) -> Result<EventFilter, AppError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/events/{id}", tag = "events", params(("id" = i64, Path, description = "id")), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn event(
     State(state): State<AppState>,
     caller: Caller,
@@ -892,7 +925,7 @@ pub(crate) async fn event(
     Ok(AppJson(v))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FromEvent {
     /// `permit-hash`, `permit-path`, `permit-publisher` or `deny-hash`.
@@ -903,6 +936,7 @@ pub(crate) struct FromEvent {
 
 /// "Create a policy from this event": an application with one rule taken from the event's
 /// file, and a policy for it placed last (move it where it belongs).
+#[utoipa::path(post, path = "/api/events/{id}/policy", tag = "events", params(("id" = i64, Path, description = "id")), request_body = FromEvent, responses((status = 201, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn policy_from_event(
     State(state): State<AppState>,
     caller: Caller,
@@ -961,6 +995,7 @@ pub(crate) async fn policy_from_event(
     Ok((StatusCode::CREATED, AppJson(json!({ "id": id, "name": name, "application": app.name }))))
 }
 
+#[utoipa::path(get, path = "/api/document", tag = "model", responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
 pub(crate) async fn document(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let (version, doc) = state.store.document(caller.user.org_id).await?;
     Ok(AppJson(json!({ "version": version, "document": doc })))

@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::auth::{Caller, SESSION_COOKIE};
-use crate::error::{AppError, AppJson};
+use crate::error::{AppError, AppJson, ErrorBody};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -20,32 +20,34 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/tokens", post(create_token))
         .route("/api/users", post(create_user))
         .route("/api/audit", get(audit))
+        .route("/api/openapi.json", get(openapi_json))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     organization: String,
     user: String,
     password: String,
 }
 
-#[derive(Serialize)]
-struct Me {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Me {
     organization: String,
     user: String,
     role: &'static str,
 }
 
-#[derive(Serialize)]
-struct LoginResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LoginResponse {
     #[serde(flatten)]
     me: Me,
     /// Send back as X-CSRF-Token on every request that changes something.
     csrf_token: String,
 }
 
-async fn login(
+#[utoipa::path(post, path = "/api/session", tag = "accounts", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, description = "wrong credentials", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "throttled", body = ErrorBody)), security(()))]
+pub(crate) async fn login(
     State(state): State<AppState>,
     jar: CookieJar,
     AppJson(req): AppJson<LoginRequest>,
@@ -79,7 +81,12 @@ async fn login(
     Ok((jar.add(cookie), AppJson(body)))
 }
 
-async fn logout(State(state): State<AppState>, caller: Caller, jar: CookieJar) -> Result<impl IntoResponse, AppError> {
+#[utoipa::path(delete, path = "/api/session", tag = "accounts", responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    jar: CookieJar,
+) -> Result<impl IntoResponse, AppError> {
     if let Some(c) = jar.get(SESSION_COOKIE) {
         state.store.logout(c.value()).await?;
     }
@@ -90,24 +97,26 @@ async fn logout(State(state): State<AppState>, caller: Caller, jar: CookieJar) -
     Ok((jar.remove(Cookie::build(SESSION_COOKIE).path("/")), StatusCode::NO_CONTENT))
 }
 
-async fn me(caller: Caller) -> AppJson<Me> {
+#[utoipa::path(get, path = "/api/me", tag = "accounts", responses((status = 200, body = Me), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn me(caller: Caller) -> AppJson<Me> {
     AppJson(Me { organization: caller.user.org_name, user: caller.user.name, role: caller.user.role.name() })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenRequest {
+pub(crate) struct TokenRequest {
     name: String,
 }
 
-#[derive(Serialize)]
-struct TokenResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenResponse {
     name: String,
     /// Shown once; only its hash is kept.
     token: String,
 }
 
-async fn create_token(
+#[utoipa::path(post, path = "/api/tokens", tag = "accounts", request_body = TokenRequest, responses((status = 201, body = TokenResponse), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(req): AppJson<TokenRequest>,
@@ -125,22 +134,23 @@ async fn create_token(
     Ok((StatusCode::CREATED, AppJson(TokenResponse { name: name.to_owned(), token })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub(crate) struct NewUser {
     name: String,
     role: String,
     password: String,
 }
 
-#[derive(Serialize)]
-struct UserCreated {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct UserCreated {
     id: i64,
     name: String,
     role: &'static str,
 }
 
-async fn create_user(
+#[utoipa::path(post, path = "/api/users", tag = "accounts", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(req): AppJson<NewUser>,
@@ -160,13 +170,19 @@ async fn create_user(
     Ok((StatusCode::CREATED, AppJson(UserCreated { id, name: req.name.trim().to_owned(), role: role.name() })))
 }
 
+async fn openapi_json() -> impl IntoResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOC.get_or_init(crate::openapi::document).clone();
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+}
+
 #[derive(Deserialize)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     limit: Option<i64>,
 }
 
 #[derive(Serialize)]
-struct AuditRow {
+pub(crate) struct AuditRow {
     id: i64,
     at_ms: i64,
     actor: String,
@@ -176,7 +192,8 @@ struct AuditRow {
     after: Option<serde_json::Value>,
 }
 
-async fn audit(
+#[utoipa::path(get, path = "/api/audit", tag = "accounts", params(("limit" = Option<i64>, Query, description = "1 to 1000")), responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+pub(crate) async fn audit(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<AuditQuery>,

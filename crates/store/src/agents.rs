@@ -1,7 +1,6 @@
 //! Agents: enrollment with a group's token, then a credential of their own; their contact
 //! and what they report about their host.
 
-use crate::model::Change;
 use crate::{Store, StoreError, now_ms, random_hex, sha256_hex};
 
 /// An enrolled agent, as its credential identifies it.
@@ -31,6 +30,9 @@ pub struct Enrollment<'a> {
     /// The agent's version.
     pub agent_version: &'a str,
 }
+
+/// How fresh "last seen" is kept: a poll within this long of the last one writes nothing.
+pub const SEEN_RESOLUTION_MS: i64 = 15_000;
 
 impl Store {
     /// Enroll a computer into the group whose token this is and give it a credential
@@ -71,9 +73,20 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let after = serde_json::json!({ "name": name, "group": path, "os": e.os, "agent_version": e.agent_version });
-        let actor = format!("agent {name}");
-        let change = Change { org_id, actor: &actor };
-        self.commit(tx, change, "enroll", &format!("computer {name}"), None, Some(after.to_string())).await?;
+        // Logged, but no new version: the organization's document holds no computers, so a
+        // new one changes no other agent's bundle (its own first poll fetches it).
+        sqlx::query(
+            "INSERT INTO audit_log (org_id, at_ms, actor, action, object, before_json, after_json) \
+             VALUES ($1, $2, $3, 'enroll', $4, NULL, $5)",
+        )
+        .bind(org_id)
+        .bind(now)
+        .bind(format!("agent {name}"))
+        .bind(format!("computer {name}"))
+        .bind(after.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok((AgentIdentity { computer_id, org_id, org_name, name: name.to_owned() }, credential))
     }
 
@@ -111,12 +124,18 @@ impl Store {
                 .await?
             }
             None => {
-                sqlx::query("UPDATE computers SET last_seen_ms = $1, bundle_version = $2 WHERE id = $3")
-                    .bind(now_ms())
-                    .bind(bundle_version)
-                    .bind(computer_id)
-                    .execute(self.pool())
-                    .await?
+                // Most polls change nothing worth a write: keep contact fresh to within 15 s.
+                let now = now_ms();
+                sqlx::query(
+                    "UPDATE computers SET last_seen_ms = $1, bundle_version = $2 WHERE id = $3 \
+                     AND (last_seen_ms IS NULL OR last_seen_ms < $4 OR bundle_version <> $2)",
+                )
+                .bind(now)
+                .bind(bundle_version)
+                .bind(computer_id)
+                .bind(now - SEEN_RESOLUTION_MS)
+                .execute(self.pool())
+                .await?
             }
         };
         Ok(())

@@ -106,7 +106,22 @@ impl Store {
                 SqliteConnectOptions::from_str(url)?.create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
             sqlx::ConnectOptions::connect(&opts).await?.close().await?;
         }
-        let pool = AnyPoolOptions::new().max_connections(16).connect(url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL with NORMAL sync: a process crash loses nothing; only a power cut
+                        // can lose the last commits. Writers queue for up to 60 s rather than
+                        // failing with "database is locked" when thousands of agents report.
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
+                        sqlx::Executor::execute(&mut *conn, "PRAGMA busy_timeout = 60000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
         match backend {
             Backend::Sqlite => SQLITE.run(&pool).await?,
             Backend::Postgres => POSTGRES.run(&pool).await?,

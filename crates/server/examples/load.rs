@@ -1,0 +1,316 @@
+//! Load test: thousands of simulated agents long-polling and posting events against one
+//! server on loopback (plain HTTP: this measures the server and its database, not TLS).
+//!
+//! ```text
+//! cargo run --release -p portcullis-server --example load -- --agents 5000 --database sqlite
+//! cargo run --release -p portcullis-server --example load -- --agents 5000 --database postgres://…
+//! ```
+//!
+//! Phases, each bounded in time:
+//! 1. enroll every agent (HTTP, the real enrollment endpoint) and let each fetch its bundle;
+//! 2. propagation: with every agent waiting in a long-poll, an administrator changes the
+//!    organization's mode through the REST API, several times; each agent records when the
+//!    new bundle arrived; the same is measured first with a single agent (the reference);
+//! 3. ingestion: every agent posts batches of events at once; events stored per second, and
+//!    the same for a single agent posting alone (the reference).
+//!
+//! Prints one JSON line with the figures, for `benches/server.sh`.
+
+use portcullis_server::{AppState, app};
+use portcullis_store::{Role, Store};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+struct Args {
+    agents: usize,
+    database: String,
+    changes: usize,
+    batches: usize,
+    batch_size: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { agents: 5000, database: "sqlite".into(), changes: 5, batches: 4, batch_size: 25 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--agents" => a.agents = value.parse().expect("--agents N"),
+            "--database" => a.database = value,
+            "--changes" => a.changes = value.parse().expect("--changes N"),
+            "--batches" => a.batches = value.parse().expect("--batches N"),
+            "--batch-size" => a.batch_size = value.parse().expect("--batch-size N"),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+/// One keep-alive HTTP/1.1 connection, enough for this server's replies (Content-Length bodies).
+struct Conn {
+    stream: BufReader<TcpStream>,
+}
+
+impl Conn {
+    async fn open(port: u16) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        s.set_nodelay(true).ok();
+        Conn { stream: BufReader::new(s) }
+    }
+
+    async fn request(&mut self, method: &str, path: &str, bearer: &str, body: &str) -> (u16, Vec<u8>) {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: load\r\nauthorization: Bearer {bearer}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let s = self.stream.get_mut();
+        s.write_all(head.as_bytes()).await.expect("write");
+        s.write_all(body.as_bytes()).await.expect("write");
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.expect("status line");
+        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().expect("length");
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.expect("body");
+        (status, body)
+    }
+}
+
+fn version_of(body: &[u8]) -> i64 {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("bundle JSON");
+    v["version"].as_i64().expect("version")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn raise_fd_limit(want: u64) {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = want.min(r.rlim_max.max(want));
+        r.rlim_max = r.rlim_max.max(want);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+}
+
+/// Agents waiting in a long-poll at `version`; returns, per agent, when the next bundle came
+/// (seconds after `t0` is set), for `changes` changes made by `change`.
+async fn propagation(
+    port: u16,
+    credentials: &[String],
+    mut version: i64,
+    changes: usize,
+    admin: &str,
+) -> (Vec<f64>, i64) {
+    let mut all = Vec::new();
+    let mut conns = Vec::with_capacity(credentials.len());
+    for _ in credentials {
+        conns.push(Conn::open(port).await);
+    }
+    for round in 0..changes {
+        let t0: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
+        let mut tasks = Vec::with_capacity(conns.len());
+        for (mut conn, cred) in conns.drain(..).zip(credentials.iter().cloned()) {
+            let t0 = t0.clone();
+            tasks.push(tokio::spawn(async move {
+                let body = format!("{{\"after\":{version},\"wait_s\":25}}");
+                let (status, reply) = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    conn.request("POST", "/api/agent/poll", &cred, &body),
+                )
+                .await
+                .expect("poll within 60 s");
+                let at = Instant::now();
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+                let got = version_of(&reply);
+                let waited = t0.get().map(|t| at.saturating_duration_since(*t).as_secs_f64()).unwrap_or(0.0);
+                (conn, got, waited)
+            }));
+        }
+        // Let every poll reach the server and wait.
+        tokio::time::sleep(Duration::from_millis(1500 + credentials.len() as u64 / 5)).await;
+        let mode = if round % 2 == 0 { "monitor" } else { "secured" };
+        let mut admin_conn = Conn::open(port).await;
+        // From the moment the administrator saves.
+        let _ = t0.set(Instant::now());
+        let (status, reply) =
+            admin_conn.request("PUT", "/api/settings", admin, &format!("{{\"mode\":\"{mode}\"}}")).await;
+        assert_eq!(status, 204, "{}", String::from_utf8_lossy(&reply));
+        let mut newest = version;
+        for t in tasks {
+            let (conn, got, waited) = t.await.expect("agent task");
+            assert!(got > version, "a poll answered with an old version");
+            newest = newest.max(got);
+            all.push(waited);
+            conns.push(conn);
+        }
+        version = newest;
+    }
+    (all, version)
+}
+
+async fn ingest(
+    port: u16,
+    credentials: &[String],
+    batches: usize,
+    batch_size: usize,
+    phase: &'static str,
+) -> (u64, f64) {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, cred) in credentials.iter().cloned().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(port).await;
+            let mut stored = 0u64;
+            for b in 0..batches {
+                let events: Vec<String> = (0..batch_size)
+                    .map(|e| {
+                        serde_json::json!({
+                            "time": "2026-11-23T10:00:00.000Z", "event": "deny", "access": "exec", "verdict": "deny",
+                            "mode": "secured", "policy": "Deny reported compromised builds (Built-In)",
+                            "reason": "denied by policy", "file": {"path": format!("/opt/{phase}/{i}/{b}/{e}"),
+                            "sha256": "ab".repeat(32), "size": 1, "kind": "executable", "dev": 1, "ino": e},
+                            "process": {"pid": e, "exe": "/usr/bin/bash", "uid": 0, "user": "root", "ancestors": []}
+                        })
+                        .to_string()
+                    })
+                    .collect();
+                let body = format!("{{\"events\":[{}]}}", events.join(","));
+                let (status, reply) = tokio::time::timeout(
+                    Duration::from_secs(120),
+                    conn.request("POST", "/api/agent/events", &cred, &body),
+                )
+                .await
+                .expect("batch within 120 s");
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
+                let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+                stored += v["stored"].as_u64().unwrap();
+            }
+            stored
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("ingest task");
+    }
+    (total, started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    raise_fd_limit(4 * a.agents as u64 + 1024);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url =
+        if a.database == "sqlite" { format!("sqlite://{}/load.db", dir.path().display()) } else { a.database.clone() };
+    let store = Store::connect(&url).await.expect("database");
+    let org_name = format!("load-{}", std::process::id());
+    let org = store.create_organization(&org_name).await.expect("organization");
+    let admin = store.create_user(org, "admin", Role::Admin, "load-test-password").await.expect("admin");
+    let token = store.create_token(admin, "load").await.expect("token");
+    let state = AppState::new(store.clone(), false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.expect("serve") });
+
+    // A group and its token, through the API.
+    let mut c = Conn::open(port).await;
+    let (_, g) = c.request("POST", "/api/groups", &token, r#"{"path":"Fleet"}"#).await;
+    let group: serde_json::Value = serde_json::from_slice(&g).unwrap();
+    let (_, t) = c.request("POST", &format!("/api/groups/{}/enrollment-token", group["id"]), &token, "{}").await;
+    let enroll_token = serde_json::from_slice::<serde_json::Value>(&t).unwrap()["token"].as_str().unwrap().to_owned();
+
+    // 1. Enroll everyone (a few hundred at a time) and fetch the first bundle.
+    let started = Instant::now();
+    let mut credentials = Vec::with_capacity(a.agents);
+    for start in (0..a.agents).step_by(250) {
+        let mut tasks = Vec::new();
+        for i in start..(start + 250).min(a.agents) {
+            let enroll_token = enroll_token.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut c = Conn::open(port).await;
+                let body = serde_json::json!({"token": enroll_token, "host": {"hostname": format!("agent-{i:05}"),
+                    "os": "linux", "agent_version": "load"}})
+                .to_string();
+                let (status, reply) = c.request("POST", "/api/agent/enroll", "", &body).await;
+                assert_eq!(status, 201, "{}", String::from_utf8_lossy(&reply));
+                let cred = serde_json::from_slice::<serde_json::Value>(&reply).unwrap()["credential"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let (status, bundle) = c.request("POST", "/api/agent/poll", &cred, r#"{"after":0,"wait_s":0}"#).await;
+                assert_eq!(status, 200);
+                (cred, version_of(&bundle))
+            }));
+        }
+        for t in tasks {
+            credentials.push(t.await.expect("enroll task"));
+        }
+    }
+    let enroll_s = started.elapsed().as_secs_f64();
+    let creds: Vec<String> = credentials.into_iter().map(|c| c.0).collect();
+    let (_, bundle) =
+        Conn::open(port).await.request("POST", "/api/agent/poll", &creds[0], r#"{"after":0,"wait_s":0}"#).await;
+    let version = version_of(&bundle);
+    eprintln!("{} agents enrolled in {enroll_s:.1} s", creds.len());
+
+    // 2. Propagation: one agent (reference), then all of them.
+    let (single, version) = propagation(port, &creds[..1], version, a.changes, &token).await;
+    let (mut fleet, _) = propagation(port, &creds, version, a.changes, &token).await;
+    let mut single = single;
+    single.sort_by(f64::total_cmp);
+    fleet.sort_by(f64::total_cmp);
+    eprintln!(
+        "propagation: single p50 {:.3} s; fleet p50 {:.3} s p99 {:.3} s",
+        percentile(&single, 0.5),
+        percentile(&fleet, 0.5),
+        percentile(&fleet, 0.99)
+    );
+
+    // 3. Ingestion: one agent alone (reference), then everyone at once.
+    let (one_stored, one_s) = ingest(port, &creds[..1], a.batches * 10, a.batch_size, "single").await;
+    let (all_stored, all_s) = ingest(port, &creds, a.batches, a.batch_size, "fleet").await;
+    eprintln!(
+        "ingest: single {:.0} events/s; fleet {:.0} events/s",
+        one_stored as f64 / one_s,
+        all_stored as f64 / all_s
+    );
+    let backend = if a.database == "sqlite" { "sqlite" } else { "postgres" };
+    println!(
+        "{}",
+        serde_json::json!({
+            "backend": backend,
+            "agents": creds.len(),
+            "enroll_s": enroll_s,
+            "changes": a.changes,
+            "single_p50_s": percentile(&single, 0.5),
+            "fleet_p50_s": percentile(&fleet, 0.5),
+            "fleet_p99_s": percentile(&fleet, 0.99),
+            "fleet_max_s": fleet.last().copied().unwrap_or(f64::NAN),
+            "single_events_per_s": one_stored as f64 / one_s,
+            "fleet_events_per_s": all_stored as f64 / all_s,
+            "fleet_events": all_stored,
+        })
+    );
+}
