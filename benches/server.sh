@@ -13,6 +13,7 @@ BIN=target/release/examples/load
 PG=$(bash tests/postgres.sh "$PWD/target/postgres")
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
+export RUST_BACKTRACE=0
 for db in sqlite "$PG"; do
     echo "==> $AGENTS agents on ${db%%:*}" >&2
     timeout -s KILL 1200 "$BIN" --agents "$AGENTS" --database "$db" >>"$OUT"

@@ -122,7 +122,7 @@ async fn propagation(
     mut version: i64,
     changes: usize,
     admin: &str,
-) -> (Vec<f64>, i64) {
+) -> (Vec<f64>, i64, Vec<Conn>) {
     let mut all = Vec::new();
     let mut conns = Vec::with_capacity(credentials.len());
     for _ in credentials {
@@ -167,11 +167,12 @@ async fn propagation(
         }
         version = newest;
     }
-    (all, version)
+    (all, version, conns)
 }
 
+/// Every agent posts `batches` batches at once, each on its own (already open) connection.
 async fn ingest(
-    port: u16,
+    conns: Vec<Conn>,
     credentials: &[String],
     batches: usize,
     batch_size: usize,
@@ -179,9 +180,8 @@ async fn ingest(
 ) -> (u64, f64) {
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (i, cred) in credentials.iter().cloned().enumerate() {
+    for (i, (mut conn, cred)) in conns.into_iter().zip(credentials.iter().cloned()).enumerate() {
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(port).await;
             let mut stored = 0u64;
             for b in 0..batches {
                 let events: Vec<String> = (0..batch_size)
@@ -276,8 +276,8 @@ async fn main() {
     eprintln!("{} agents enrolled in {enroll_s:.1} s", creds.len());
 
     // 2. Propagation: one agent (reference), then all of them.
-    let (single, version) = propagation(port, &creds[..1], version, a.changes, &token).await;
-    let (mut fleet, _) = propagation(port, &creds, version, a.changes, &token).await;
+    let (single, version, single_conns) = propagation(port, &creds[..1], version, a.changes, &token).await;
+    let (mut fleet, _, fleet_conns) = propagation(port, &creds, version, a.changes, &token).await;
     let mut single = single;
     single.sort_by(f64::total_cmp);
     fleet.sort_by(f64::total_cmp);
@@ -289,8 +289,8 @@ async fn main() {
     );
 
     // 3. Ingestion: one agent alone (reference), then everyone at once.
-    let (one_stored, one_s) = ingest(port, &creds[..1], a.batches * 10, a.batch_size, "single").await;
-    let (all_stored, all_s) = ingest(port, &creds, a.batches, a.batch_size, "fleet").await;
+    let (one_stored, one_s) = ingest(single_conns, &creds[..1], a.batches * 10, a.batch_size, "single").await;
+    let (all_stored, all_s) = ingest(fleet_conns, &creds, a.batches, a.batch_size, "fleet").await;
     eprintln!(
         "ingest: single {:.0} events/s; fleet {:.0} events/s",
         one_stored as f64 / one_s,

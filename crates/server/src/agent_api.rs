@@ -65,6 +65,7 @@ pub(crate) async fn enroll(
         Err(portcullis_store::StoreError::NotFound(_)) => return Err(AppError::Unauthorized),
         Err(e) => return Err(e.into()),
     };
+    state.sync.enrolled(agent.org_id, agent.computer_id).await;
     let key = state.store.bundle_seed(agent.org_id).await?;
     let bundle_key = portcullis_protocol::BundleKey::from_seed(key).public().to_hex();
     let body = Enrolled { organization: agent.org_name, computer: agent.name, credential, bundle_key };
@@ -78,7 +79,12 @@ pub(crate) async fn poll(
     AppJson(req): AppJson<PollRequest>,
 ) -> Result<Response, AppError> {
     let host = req.host.as_ref().map(|h| (serde_json::to_string(h).unwrap_or_default(), h.agent_version.clone()));
-    state.store.agent_seen(agent.computer_id, req.after, host.as_ref().map(|(j, v)| (j.as_str(), v.as_str()))).await?;
+    state.sync.seen(portcullis_store::Seen {
+        computer_id: agent.computer_id,
+        at_ms: now_ms(),
+        bundle_version: req.after,
+        host,
+    });
     let wait = req.wait_s.map_or(MAX_WAIT, |s| Duration::from_secs(s).min(MAX_WAIT));
     let deadline = tokio::time::Instant::now() + wait;
     let mut ticks = state.sync.subscribe();
@@ -103,7 +109,11 @@ async fn bundle(
     agent: &AgentIdentity,
     compiled: &crate::sync::Compiled,
 ) -> Result<Response, AppError> {
-    let computer = state.store.computer(agent.org_id, agent.computer_id).await?.doc;
+    let known = compiled.computers.lock().unwrap_or_else(|p| p.into_inner()).get(&agent.computer_id).cloned();
+    let computer = match known {
+        Some(c) => c,
+        None => state.store.computer(agent.org_id, agent.computer_id).await?.doc,
+    };
     let payload = BundlePayload::new(&compiled.organization, compiled.version, now_ms(), computer, &compiled.json)
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let signed = compiled.key.sign(&payload);

@@ -8,8 +8,9 @@
 //! waiting agents cost one task each and no database query while nothing changes.
 
 use portcullis_policy_file::Format;
+use portcullis_policy_file::document::ComputerDoc;
 use portcullis_protocol::BundleKey;
-use portcullis_store::{Store, StoreError};
+use portcullis_store::{Seen, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub struct Compiled {
     pub organization: String,
     /// The key that signs its bundles.
     pub key: Arc<BundleKey>,
+    /// The organization's computers when it was compiled; a computer enrolled (or enrolled
+    /// again) since is not here and is read from the database.
+    pub computers: Mutex<HashMap<i64, ComputerDoc>>,
 }
 
 /// Versions, the change signal and compiled documents, shared by every request.
@@ -35,7 +39,11 @@ pub struct SyncHub {
     versions: Mutex<HashMap<i64, i64>>,
     tick: watch::Sender<u64>,
     compiled: tokio::sync::Mutex<HashMap<i64, Arc<Compiled>>>,
+    seen: Mutex<HashMap<i64, Seen>>,
 }
+
+/// How often agents' contacts are written (one transaction for all of them).
+pub const SEEN_FLUSH: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for SyncHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,7 +53,12 @@ impl std::fmt::Debug for SyncHub {
 
 impl Default for SyncHub {
     fn default() -> SyncHub {
-        SyncHub { versions: Mutex::default(), tick: watch::channel(0).0, compiled: tokio::sync::Mutex::default() }
+        SyncHub {
+            versions: Mutex::default(),
+            tick: watch::channel(0).0,
+            compiled: tokio::sync::Mutex::default(),
+            seen: Mutex::default(),
+        }
     }
 }
 
@@ -79,14 +92,50 @@ impl SyncHub {
         Ok(())
     }
 
+    /// Note an agent's contact; written with the others within [`SEEN_FLUSH`]. A host
+    /// report is kept until written even if later polls come without one.
+    pub fn seen(&self, seen: Seen) {
+        let mut map = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let host = seen.host.clone().or_else(|| map.get(&seen.computer_id).and_then(|s| s.host.clone()));
+        map.insert(seen.computer_id, Seen { host, ..seen });
+    }
+
+    /// A computer enrolled (again): its group may differ from the compiled one's.
+    pub async fn enrolled(&self, org_id: i64, computer_id: i64) {
+        if let Some(c) = self.compiled.lock().await.get(&org_id) {
+            c.computers.lock().unwrap_or_else(|p| p.into_inner()).remove(&computer_id);
+        }
+    }
+
+    /// Write the contacts collected so far.
+    pub async fn flush_seen(&self, store: &Store) -> Result<(), StoreError> {
+        let batch: Vec<Seen> =
+            std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner())).into_values().collect();
+        store.agents_seen(&batch).await
+    }
+
     /// A receiver that ticks on every change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tick.subscribe()
     }
 
-    /// Follow versions changed by other servers, until the hub is dropped.
+    /// Follow versions changed by other servers and write agents' contacts, until the hub
+    /// is dropped.
     pub fn watch_database(hub: &Arc<SyncHub>, store: Store) {
         let weak = Arc::downgrade(hub);
+        let seen_store = store.clone();
+        let seen_hub = Arc::downgrade(hub);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(SEEN_FLUSH);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(hub) = seen_hub.upgrade() else { return };
+                if let Err(e) = hub.flush_seen(&seen_store).await {
+                    tracing::warn!("writing agents' last contact: {e}");
+                }
+            }
+        });
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(DB_POLL);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,7 +184,8 @@ impl SyncHub {
             None => Arc::new(BundleKey::from_seed(store.bundle_seed(org_id).await?)),
         };
         let organization = doc.organization.as_ref().and_then(|o| o.name.clone()).unwrap_or_default();
-        let compiled = Arc::new(Compiled { version, json: json.into(), organization, key });
+        let computers = Mutex::new(store.computers(org_id).await?.into_iter().map(|c| (c.id, c.doc)).collect());
+        let compiled = Arc::new(Compiled { version, json: json.into(), organization, key, computers });
         cache.insert(org_id, compiled.clone());
         Ok(compiled)
     }

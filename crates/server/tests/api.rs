@@ -472,6 +472,8 @@ async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {
         let builtin = admin.get("/api/policies").await.body[0].clone();
         assert_eq!((builtin["hits"].as_i64(), builtin["last_matched_ms"].as_i64()), (Some(3), Some(1234)));
 
+        // Contacts are written in batches, about once a second.
+        state.sync.flush_seen(&state.store).await.unwrap();
         let computers = admin.get("/api/computers").await.body;
         assert_eq!(computers[0]["online"], true);
         assert_eq!(computers[0]["host"]["kernel"], "6.1");

@@ -31,8 +31,18 @@ pub struct Enrollment<'a> {
     pub agent_version: &'a str,
 }
 
-/// How fresh "last seen" is kept: a poll within this long of the last one writes nothing.
-pub const SEEN_RESOLUTION_MS: i64 = 15_000;
+/// One agent's contact, to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The computer.
+    pub computer_id: i64,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// The bundle version it enforces.
+    pub bundle_version: i64,
+    /// Host JSON and agent version, when the agent reported them.
+    pub host: Option<(String, String)>,
+}
 
 impl Store {
     /// Enroll a computer into the group whose token this is and give it a credential
@@ -102,42 +112,40 @@ impl Store {
         Ok(row.map(|(computer_id, org_id, org_name, name)| AgentIdentity { computer_id, org_id, org_name, name }))
     }
 
-    /// Note an agent's contact, the bundle version it enforces and, when given, its host.
-    pub async fn agent_seen(
-        &self,
-        computer_id: i64,
-        bundle_version: i64,
-        host: Option<(&str, &str)>,
-    ) -> Result<(), StoreError> {
-        match host {
-            Some((host_json, agent_version)) => {
-                sqlx::query(
-                    "UPDATE computers SET last_seen_ms = $1, bundle_version = $2, host_json = $3, agent_version = $4 \
-                     WHERE id = $5",
-                )
-                .bind(now_ms())
-                .bind(bundle_version)
-                .bind(host_json)
-                .bind(agent_version)
-                .bind(computer_id)
-                .execute(self.pool())
-                .await?
+    /// Note agents' contacts in one transaction: `(computer, when, bundle version, host JSON
+    /// and agent version when reported)`. Servers collect these and write them about once a
+    /// second, so thousands of polling agents cost one write, not thousands.
+    pub async fn agents_seen(&self, seen: &[Seen]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for s in seen {
+            match &s.host {
+                Some((host_json, agent_version)) => {
+                    sqlx::query(
+                        "UPDATE computers SET last_seen_ms = $1, bundle_version = $2, host_json = $3, agent_version = $4 \
+                         WHERE id = $5",
+                    )
+                    .bind(s.at_ms)
+                    .bind(s.bundle_version)
+                    .bind(host_json)
+                    .bind(agent_version)
+                    .bind(s.computer_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("UPDATE computers SET last_seen_ms = $1, bundle_version = $2 WHERE id = $3")
+                        .bind(s.at_ms)
+                        .bind(s.bundle_version)
+                        .bind(s.computer_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
-            None => {
-                // Most polls change nothing worth a write: keep contact fresh to within 15 s.
-                let now = now_ms();
-                sqlx::query(
-                    "UPDATE computers SET last_seen_ms = $1, bundle_version = $2 WHERE id = $3 \
-                     AND (last_seen_ms IS NULL OR last_seen_ms < $4 OR bundle_version <> $2)",
-                )
-                .bind(now)
-                .bind(bundle_version)
-                .bind(computer_id)
-                .bind(now - SEEN_RESOLUTION_MS)
-                .execute(self.pool())
-                .await?
-            }
-        };
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ mod events;
 mod model;
 
 pub use accounts::{LoginError, Role, Session, User};
-pub use agents::{AgentIdentity, Enrollment};
+pub use agents::{AgentIdentity, Enrollment, Seen};
 pub use audit::AuditEntry;
 pub use events::{EventFilter, EventRow, NewEvent};
 pub use model::{

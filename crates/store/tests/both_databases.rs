@@ -102,7 +102,7 @@ async fn organizations_do_not_see_each_others_users_or_audit_entries() {
 }
 
 use portcullis_policy_file::document::{ApplicationDoc, GroupDoc, PolicyDoc, RuleDoc};
-use portcullis_store::{BUILTIN_REPORTED_POLICY, Change, Enrollment, EventFilter, Move, NewEvent};
+use portcullis_store::{BUILTIN_REPORTED_POLICY, Change, Enrollment, EventFilter, Move, NewEvent, Seen};
 
 fn permit(name: &str, app: &str) -> PolicyDoc {
     PolicyDoc { name: name.into(), applications: vec![app.into()], action: "permit".into(), ..Default::default() }
@@ -199,6 +199,15 @@ async fn agents_enroll_with_a_group_token_and_deliver_each_event_once() {
         assert!(store.agent(&second).await.unwrap().is_some());
         let computers = store.computers(org).await.unwrap();
         assert_eq!(computers[0].doc.group.as_deref(), Some("Linux"));
+        let seen = Seen {
+            computer_id: agent.computer_id,
+            at_ms: 42,
+            bundle_version: 7,
+            host: Some(("{}".into(), "9.9".into())),
+        };
+        store.agents_seen(&[seen]).await.unwrap();
+        let c = &store.computers(org).await.unwrap()[0];
+        assert_eq!((c.last_seen_ms, c.bundle_version, c.agent_version.as_deref()), (Some(42), 7, Some("9.9")));
 
         let event = |key: &str, path: &str| NewEvent {
             key: key.into(),
