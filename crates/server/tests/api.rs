@@ -519,3 +519,37 @@ async fn the_openapi_document_is_served_and_every_operation_in_it_is_routed() {
     }
     assert!(operations >= 44, "{operations} operations documented");
 }
+
+#[tokio::test]
+async fn a_change_saved_on_one_server_reaches_an_agent_polling_another() {
+    each_backend(async |store: Store| {
+        // Two servers over one database: each has its own change signal, so the second learns
+        // of the first's change only from the database.
+        let org = org_with_users(&store).await;
+        let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+        let g = admin.json("POST", "/api/groups", json!({"path": "Linux"})).await.body["id"].as_i64().unwrap();
+        let token = admin.json("POST", &format!("/api/groups/{g}/enrollment-token"), json!({})).await.body["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let other = AppState::new(store.clone(), true);
+        let host = json!({"hostname": "db-01", "os": "linux", "agent_version": "0.1.0"});
+        let anonymous = agent_client(&store, &other, None);
+        let enrolled = anonymous.json("POST", "/api/agent/enroll", json!({"token": token, "host": host})).await;
+        let credential = enrolled.body["credential"].as_str().unwrap().to_owned();
+        let agent = agent_client(&store, &other, Some(&credential));
+        let first = agent.json("POST", "/api/agent/poll", json!({"after": 0})).await;
+        let v = serde_json::from_slice::<Value>(&first.bytes).unwrap()["version"].as_i64().unwrap();
+        let waiting =
+            tokio::spawn(async move { agent.json("POST", "/api/agent/poll", json!({"after": v, "wait_s": 20})).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let saved = std::time::Instant::now();
+        assert_eq!(admin.json("PUT", "/api/settings", json!({"mode": "monitor"})).await.status, StatusCode::NO_CONTENT);
+        let reply = waiting.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        let took = saved.elapsed();
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+        assert!(serde_json::from_slice::<Value>(&reply.bytes).unwrap()["version"].as_i64().unwrap() > v);
+    })
+    .await;
+}
