@@ -382,7 +382,7 @@ async fn create_policy(State(state): State<AppState>, console: Console, Form(f):
         let (_, AppJson(created)) = api::create_policy(State(state.clone()), caller.clone(), AppJson(doc)).await?;
         if f.place == "top" {
             let req = api::MoveRequest { to: "top".into() };
-            api::move_policy(State(state.clone()), caller, Path(created.id), AppJson(req)).await?;
+            api::move_policy(State(state.clone()), caller, crate::error::AppPath(created.id), AppJson(req)).await?;
         }
         Ok(format!("Policy {:?} added", f.name.trim()))
     }
@@ -406,7 +406,13 @@ async fn move_policy(
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
         let name = state.store.policy(caller.user.org_id, id).await?.doc.name;
-        api::move_policy(State(state), caller, Path(id), AppJson(api::MoveRequest { to: f.to.clone() })).await?;
+        api::move_policy(
+            State(state),
+            caller,
+            crate::error::AppPath(id),
+            AppJson(api::MoveRequest { to: f.to.clone() }),
+        )
+        .await?;
         Ok(format!("Policy {name:?} moved {}", f.to))
     }
     .await;
@@ -424,7 +430,7 @@ async fn toggle_policy(
         let row = state.store.policy(caller.user.org_id, id).await?;
         let on = !row.doc.enabled.unwrap_or(true);
         let doc = PolicyDoc { enabled: Some(on), ..row.doc.clone() };
-        api::update_policy(State(state), caller, Path(id), AppJson(doc)).await?;
+        api::update_policy(State(state), caller, crate::error::AppPath(id), AppJson(doc)).await?;
         Ok(format!("Policy {:?} switched {}", row.doc.name, if on { "on" } else { "off" }))
     }
     .await;
@@ -440,7 +446,7 @@ async fn delete_policy(
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
         let name = state.store.policy(caller.user.org_id, id).await?.doc.name;
-        api::delete_policy(State(state), caller, Path(id)).await?;
+        api::delete_policy(State(state), caller, crate::error::AppPath(id)).await?;
         Ok(format!("Policy {name:?} removed"))
     }
     .await;
@@ -580,7 +586,7 @@ async fn delete_application(
 ) -> Response {
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
-        api::delete_application(State(state), caller, Path(id)).await?;
+        api::delete_application(State(state), caller, crate::error::AppPath(id)).await?;
         Ok("Application removed".to_owned())
     }
     .await;
@@ -774,7 +780,7 @@ async fn add_hashes(
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
         let req = api::PastedText { text: f.text, blocklist: None };
-        let AppJson(v) = api::add_hashes(State(state), caller, Path(id), AppJson(req)).await?;
+        let AppJson(v) = api::add_hashes(State(state), caller, crate::error::AppPath(id), AppJson(req)).await?;
         Ok(format!("Added {} hashes ({} were already in the package)", v["added"], v["already"]))
     }
     .await;
@@ -814,7 +820,7 @@ async fn add_rule(
         }
         let mut rules = state.store.blocklist(caller.user.org_id, id).await?.rules;
         rules.push(rule);
-        api::set_blocklist_rules(State(state), caller, Path(id), AppJson(rules)).await?;
+        api::set_blocklist_rules(State(state), caller, crate::error::AppPath(id), AppJson(rules)).await?;
         Ok("Metadata rule added".to_owned())
     }
     .await;
@@ -834,7 +840,7 @@ async fn delete_rule(
             return Err(AppError::NotFound);
         }
         rules.remove(index);
-        api::set_blocklist_rules(State(state), caller, Path(id), AppJson(rules)).await?;
+        api::set_blocklist_rules(State(state), caller, crate::error::AppPath(id), AppJson(rules)).await?;
         Ok("Metadata rule removed".to_owned())
     }
     .await;
@@ -859,7 +865,7 @@ async fn approve(
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
         let req = api::Approval { scope: f.scope.clone(), status: opt(&f.status) };
-        api::approve(State(state), caller, Path(id), AppJson(req)).await?;
+        api::approve(State(state), caller, crate::error::AppPath(id), AppJson(req)).await?;
         Ok(format!("Approved at {} ({})", f.scope, if f.status.is_empty() { "enforce" } else { &f.status }))
     }
     .await;
@@ -874,7 +880,13 @@ async fn revoke(
 ) -> Response {
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
-        api::revoke(State(state), caller, Path(id), Query(api::ScopeQuery { scope: f.scope.clone() })).await?;
+        api::revoke(
+            State(state),
+            caller,
+            crate::error::AppPath(id),
+            crate::error::AppQuery(api::ScopeQuery { scope: f.scope.clone() }),
+        )
+        .await?;
         Ok(format!("Approval at {} withdrawn", f.scope))
     }
     .await;
@@ -889,7 +901,7 @@ async fn delete_blocklist(
 ) -> Response {
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
-        api::delete_blocklist(State(state), caller, Path(id)).await?;
+        api::delete_blocklist(State(state), caller, crate::error::AppPath(id)).await?;
         Ok("Package removed".to_owned())
     }
     .await;
@@ -1078,7 +1090,7 @@ async fn group_token(
             .find(|g| g.id == id)
             .map(|g| g.doc.path)
             .ok_or(AppError::NotFound)?;
-        let (_, AppJson(t)) = api::enrollment_token(State(state.clone()), caller, Path(id)).await?;
+        let (_, AppJson(t)) = api::enrollment_token(State(state.clone()), caller, crate::error::AppPath(id)).await?;
         Ok::<_, AppError>((path, t.token))
     }
     .await;
@@ -1101,7 +1113,7 @@ async fn delete_group(
 ) -> Response {
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
-        api::delete_group(State(state), caller, Path(id)).await?;
+        api::delete_group(State(state), caller, crate::error::AppPath(id)).await?;
         Ok("Group removed".to_owned())
     }
     .await;
@@ -1127,7 +1139,7 @@ async fn update_computer(
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
         let doc = ComputerDoc { group: opt(&f.group), mode: opt(&f.mode), ..Default::default() };
-        api::update_computer(State(state), caller, Path(id), AppJson(doc)).await?;
+        api::update_computer(State(state), caller, crate::error::AppPath(id), AppJson(doc)).await?;
         Ok(format!("Mode set to {}", if f.mode.is_empty() { "the group's" } else { &f.mode }))
     }
     .await;
@@ -1142,7 +1154,7 @@ async fn delete_computer(
 ) -> Response {
     let outcome = async {
         let caller = console.caller(&f.csrf)?;
-        api::delete_computer(State(state), caller, Path(id)).await?;
+        api::delete_computer(State(state), caller, crate::error::AppPath(id)).await?;
         Ok("Computer removed; its agent must enroll again".to_owned())
     }
     .await;
@@ -1207,7 +1219,7 @@ async fn events_page(
         before_id: None,
         limit: Some(200),
     };
-    let result = api::events(State(state), console.reader(), Query(q)).await;
+    let result = api::events(State(state), console.reader(), crate::error::AppQuery(q)).await;
     let (events, flash) = match result {
         Ok(AppJson(v)) => (json_list(&v), flash),
         Err(e) => (Vec::new(), Flash { ok: None, error: Some(e.to_string()) }),
@@ -1304,7 +1316,8 @@ async fn policy_from_event(
     let result = async {
         let caller = console.caller(&f.csrf)?;
         let req = api::FromEvent { kind: f.kind.clone(), name: None };
-        let (_, AppJson(v)) = api::policy_from_event(State(state), caller, Path(id), AppJson(req)).await?;
+        let (_, AppJson(v)) =
+            api::policy_from_event(State(state), caller, crate::error::AppPath(id), AppJson(req)).await?;
         Ok::<_, AppError>(format!("Policy {} added at the bottom: move it where it belongs", v["name"]))
     }
     .await;
@@ -1437,7 +1450,7 @@ async fn hygiene_page(
     });
     let min_age_days = q.min_age_days.unwrap_or(7);
     let query = api::UnusedQuery { since: Some(since.clone()), min_age_days: Some(min_age_days) };
-    let AppJson(v) = api::unused_policies(State(state), console.reader(), Query(query)).await?;
+    let AppJson(v) = api::unused_policies(State(state), console.reader(), crate::error::AppQuery(query)).await?;
     let policies = json_list(&v["policies"])
         .iter()
         .map(|p| UnusedView {

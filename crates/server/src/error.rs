@@ -2,7 +2,7 @@
 //! logged and answered with a generic message.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_store::{LoginError, StoreError};
@@ -40,6 +40,9 @@ pub enum AppError {
     /// A path parameter is malformed.
     #[error(transparent)]
     Path(#[from] PathRejection),
+    /// The query string is malformed.
+    #[error(transparent)]
+    Query(#[from] QueryRejection),
     /// The database failed.
     #[error(transparent)]
     Store(StoreError),
@@ -78,6 +81,7 @@ impl IntoResponse for AppError {
             AppError::Login(_) => StatusCode::UNAUTHORIZED,
             AppError::Json(r) => r.status(),
             AppError::Path(r) => r.status(),
+            AppError::Query(r) => r.status(),
             AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &self {
@@ -87,6 +91,7 @@ impl IntoResponse for AppError {
             }
             AppError::Json(r) => r.body_text(),
             AppError::Path(r) => r.body_text(),
+            AppError::Query(r) => r.body_text(),
             other => other.to_string(),
         };
         let problems = match &self {
@@ -117,3 +122,13 @@ impl<T: serde::Serialize> IntoResponse for AppJson<T> {
         Json(self.0).into_response()
     }
 }
+
+/// A path parameter, with rejections answered as [`AppError`] (JSON, like every error).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct AppPath<T>(pub T);
+
+/// A query string, with rejections answered as [`AppError`].
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct AppQuery<T>(pub T);

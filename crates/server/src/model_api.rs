@@ -8,9 +8,9 @@
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{AppError, AppJson, ErrorBody};
+use crate::error::{AppError, AppJson, AppPath, AppQuery, ErrorBody};
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use portcullis_policy::{Engine, FileFacts, FileKind, Os, ProcessFacts, Timestamp};
@@ -75,7 +75,7 @@ pub(crate) async fn announce(state: &AppState, caller: &Caller) -> Result<(), Ap
 
 // ----- settings, groups, computers ---------------------------------------------------------
 
-#[utoipa::path(get, path = "/api/settings", tag = "model", responses((status = 200, body = OrganizationDoc), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/settings", tag = "model", responses((status = 200, body = OrganizationDoc), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn settings(
     State(state): State<AppState>,
     caller: Caller,
@@ -83,7 +83,7 @@ pub(crate) async fn settings(
     Ok(AppJson(state.store.settings(caller.user.org_id).await?))
 }
 
-#[utoipa::path(put, path = "/api/settings", tag = "model", request_body = OrganizationDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/settings", tag = "model", request_body = OrganizationDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn set_settings(
     State(state): State<AppState>,
     caller: Caller,
@@ -100,7 +100,7 @@ pub(crate) async fn set_settings(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/groups", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/groups", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn groups(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.groups(caller.user.org_id).await?)))
 }
@@ -118,7 +118,7 @@ fn check_group_path(path: &str) -> Result<String, AppError> {
     Ok(path)
 }
 
-#[utoipa::path(post, path = "/api/groups", tag = "model", request_body = GroupDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/groups", tag = "model", request_body = GroupDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -132,11 +132,11 @@ pub(crate) async fn create_group(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
-#[utoipa::path(put, path = "/api/groups/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = GroupDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/groups/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = GroupDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(doc): AppJson<GroupDoc>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
@@ -153,11 +153,11 @@ pub(crate) async fn update_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/groups/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/groups/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
     let old =
@@ -174,11 +174,11 @@ pub(crate) struct EnrollmentToken {
     pub(crate) token: String,
 }
 
-#[utoipa::path(post, path = "/api/groups/{id}/enrollment-token", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 201, body = EnrollmentToken), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/groups/{id}/enrollment-token", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 201, body = EnrollmentToken), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn enrollment_token(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
 ) -> Result<(StatusCode, AppJson<EnrollmentToken>), AppError> {
     caller.require_admin()?;
     let token = state.store.rotate_enrollment_token(change(&caller), id).await?;
@@ -189,7 +189,7 @@ pub(crate) async fn enrollment_token(
 /// 30 s; two missed polls make it offline).
 pub const ONLINE_WITHIN_MS: i64 = 75_000;
 
-#[utoipa::path(get, path = "/api/computers", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/computers", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn computers(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let now = now_ms();
     let rows = state.store.computers(caller.user.org_id).await?;
@@ -210,11 +210,11 @@ pub(crate) async fn computers(State(state): State<AppState>, caller: Caller) -> 
     )))
 }
 
-#[utoipa::path(put, path = "/api/computers/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = ComputerDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/computers/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = ComputerDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn update_computer(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(doc): AppJson<ComputerDoc>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
@@ -230,11 +230,11 @@ pub(crate) async fn update_computer(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/computers/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/computers/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn delete_computer(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
     let old = state.store.computer(caller.user.org_id, id).await?;
@@ -246,7 +246,7 @@ pub(crate) async fn delete_computer(
 
 // ----- applications ------------------------------------------------------------------------
 
-#[utoipa::path(get, path = "/api/applications", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/applications", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn applications(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let mut out: Vec<Value> = state
         .store
@@ -279,7 +279,7 @@ fn check_name(name: &str, what: &str) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
-#[utoipa::path(post, path = "/api/applications", tag = "model", request_body = ApplicationDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/applications", tag = "model", request_body = ApplicationDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create_application(
     State(state): State<AppState>,
     caller: Caller,
@@ -296,11 +296,11 @@ pub(crate) async fn create_application(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
-#[utoipa::path(put, path = "/api/applications/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = ApplicationDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/applications/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = ApplicationDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn update_application(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(doc): AppJson<ApplicationDoc>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
@@ -325,11 +325,11 @@ pub(crate) async fn update_application(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/applications/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/applications/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn delete_application(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
     state.store.delete_application(change(&caller), id).await?;
@@ -339,12 +339,12 @@ pub(crate) async fn delete_application(
 
 // ----- policies ----------------------------------------------------------------------------
 
-#[utoipa::path(get, path = "/api/policies", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/policies", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn policies(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.policies(caller.user.org_id).await?)))
 }
 
-#[utoipa::path(post, path = "/api/policies", tag = "model", request_body = PolicyDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/policies", tag = "model", request_body = PolicyDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create_policy(
     State(state): State<AppState>,
     caller: Caller,
@@ -362,11 +362,11 @@ pub(crate) async fn create_policy(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
-#[utoipa::path(put, path = "/api/policies/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = PolicyDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/policies/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = PolicyDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn update_policy(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(mut doc): AppJson<PolicyDoc>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
@@ -386,11 +386,11 @@ pub(crate) async fn update_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/policies/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/policies/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn delete_policy(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
     state.store.delete_policies(change(&caller), &[id]).await?;
@@ -405,11 +405,11 @@ pub(crate) struct MoveRequest {
     pub(crate) to: String,
 }
 
-#[utoipa::path(post, path = "/api/policies/{id}/move", tag = "model", params(("id" = i64, Path, description = "id")), request_body = MoveRequest, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/policies/{id}/move", tag = "model", params(("id" = i64, Path, description = "id")), request_body = MoveRequest, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn move_policy(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(req): AppJson<MoveRequest>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
@@ -454,11 +454,11 @@ pub(crate) fn parse_moment(text: &str) -> Result<i64, AppError> {
         })
 }
 
-#[utoipa::path(get, path = "/api/policies/unused", tag = "hygiene", params(("since" = Option<String>, Query, description = "a date, RFC 3339 time or Unix ms"), ("min_age_days" = Option<i64>, Query)), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/policies/unused", tag = "hygiene", params(("since" = Option<String>, Query, description = "a date, RFC 3339 time or Unix ms"), ("min_age_days" = Option<i64>, Query)), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn unused_policies(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<UnusedQuery>,
+    AppQuery(q): AppQuery<UnusedQuery>,
 ) -> Result<AppJson<Value>, AppError> {
     let now = now_ms();
     let since = match &q.since {
@@ -476,7 +476,7 @@ pub(crate) struct RemoveRequest {
     pub(crate) ids: Vec<i64>,
 }
 
-#[utoipa::path(post, path = "/api/policies/remove", tag = "hygiene", request_body = RemoveRequest, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/policies/remove", tag = "hygiene", request_body = RemoveRequest, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn remove_policies(
     State(state): State<AppState>,
     caller: Caller,
@@ -496,7 +496,7 @@ pub(crate) async fn remove_policies(
 
 // ----- blocklists --------------------------------------------------------------------------
 
-#[utoipa::path(get, path = "/api/blocklists", tag = "blocklists", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/blocklists", tag = "blocklists", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn blocklists(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     Ok(AppJson(json!(state.store.blocklists(caller.user.org_id).await?)))
 }
@@ -508,7 +508,7 @@ pub(crate) struct NewBlocklist {
     pub(crate) description: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/blocklists", tag = "blocklists", request_body = NewBlocklist, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/blocklists", tag = "blocklists", request_body = NewBlocklist, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create_blocklist(
     State(state): State<AppState>,
     caller: Caller,
@@ -521,11 +521,11 @@ pub(crate) async fn create_blocklist(
     Ok((StatusCode::CREATED, AppJson(Created { id })))
 }
 
-#[utoipa::path(get, path = "/api/blocklists/{id}", tag = "blocklists", params(("id" = i64, Path, description = "id")), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/blocklists/{id}", tag = "blocklists", params(("id" = i64, Path, description = "id")), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn blocklist(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
 ) -> Result<AppJson<Value>, AppError> {
     let row = state.store.blocklist(caller.user.org_id, id).await?;
     let hashes = state.store.blocklist_hashes(caller.user.org_id, id).await?;
@@ -598,7 +598,7 @@ pub(crate) async fn extract_text(state: &AppState, org_id: i64, req: &PastedText
     })
 }
 
-#[utoipa::path(post, path = "/api/blocklists/extract", tag = "blocklists", request_body = PastedText, responses((status = 200, body = Extracted), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/blocklists/extract", tag = "blocklists", request_body = PastedText, responses((status = 200, body = Extracted), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn extract(
     State(state): State<AppState>,
     caller: Caller,
@@ -607,11 +607,11 @@ pub(crate) async fn extract(
     Ok(AppJson(extract_text(&state, caller.user.org_id, &req).await?))
 }
 
-#[utoipa::path(post, path = "/api/blocklists/{id}/hashes", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = PastedText, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/blocklists/{id}/hashes", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = PastedText, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn add_hashes(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(req): AppJson<PastedText>,
 ) -> Result<AppJson<Value>, AppError> {
     caller.require_change()?;
@@ -626,11 +626,11 @@ pub(crate) async fn add_hashes(
     Ok(AppJson(json!({ "added": added, "already": hashes.len() as u64 - added, "duplicates": found.duplicates })))
 }
 
-#[utoipa::path(put, path = "/api/blocklists/{id}/rules", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = Vec<RuleDoc>, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(put, path = "/api/blocklists/{id}/rules", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = Vec<RuleDoc>, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn set_blocklist_rules(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(rules): AppJson<Vec<RuleDoc>>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
@@ -662,11 +662,11 @@ pub(crate) struct Approval {
     pub(crate) status: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/blocklists/{id}/approvals", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = Approval, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/blocklists/{id}/approvals", tag = "blocklists", params(("id" = i64, Path, description = "id")), request_body = Approval, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn approve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(req): AppJson<Approval>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
@@ -709,12 +709,12 @@ pub(crate) struct ScopeQuery {
     pub(crate) scope: String,
 }
 
-#[utoipa::path(delete, path = "/api/blocklists/{id}/approvals", tag = "blocklists", params(("id" = i64, Path), ("scope" = String, Query)), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/blocklists/{id}/approvals", tag = "blocklists", params(("id" = i64, Path), ("scope" = String, Query)), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Query(q): Query<ScopeQuery>,
+    AppPath(id): AppPath<i64>,
+    AppQuery(q): AppQuery<ScopeQuery>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
     state.store.revoke_blocklist(change(&caller), id, q.scope.trim()).await?;
@@ -722,11 +722,11 @@ pub(crate) async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/blocklists/{id}", tag = "blocklists", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/blocklists/{id}", tag = "blocklists", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn delete_blocklist(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
     state.store.delete_blocklist(change(&caller), id).await?;
@@ -812,7 +812,7 @@ pub(crate) fn file_input_of(event: &EventRow) -> FileInput {
     }
 }
 
-#[utoipa::path(post, path = "/api/preview", tag = "events", request_body = PreviewRequest, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/preview", tag = "events", request_body = PreviewRequest, responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn preview(
     State(state): State<AppState>,
     caller: Caller,
@@ -889,11 +889,11 @@ pub(crate) struct EventQuery {
     pub(crate) limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/events", tag = "events", params(("computer" = Option<String>, Query), ("verdict" = Option<String>, Query), ("file" = Option<String>, Query), ("policy" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("before_id" = Option<i64>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/events", tag = "events", params(("computer" = Option<String>, Query), ("verdict" = Option<String>, Query), ("file" = Option<String>, Query), ("policy" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("before_id" = Option<i64>, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn events(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<EventQuery>,
+    AppQuery(q): AppQuery<EventQuery>,
 ) -> Result<AppJson<Value>, AppError> {
     let filter = event_filter(&q)?;
     Ok(AppJson(json!(state.store.events(caller.user.org_id, &filter).await?)))
@@ -913,11 +913,11 @@ fn event_filter(q: &EventQuery) -> Result<EventFilter, AppError> {
     })
 }
 
-#[utoipa::path(get, path = "/api/events/{id}", tag = "events", params(("id" = i64, Path, description = "id")), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/events/{id}", tag = "events", params(("id" = i64, Path, description = "id")), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn event(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
 ) -> Result<AppJson<Value>, AppError> {
     let e = state.store.event(caller.user.org_id, id).await?;
     let mut v = json!(e);
@@ -936,11 +936,11 @@ pub(crate) struct FromEvent {
 
 /// "Create a policy from this event": an application with one rule taken from the event's
 /// file, and a policy for it placed last (move it where it belongs).
-#[utoipa::path(post, path = "/api/events/{id}/policy", tag = "events", params(("id" = i64, Path, description = "id")), request_body = FromEvent, responses((status = 201, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/events/{id}/policy", tag = "events", params(("id" = i64, Path, description = "id")), request_body = FromEvent, responses((status = 201, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn policy_from_event(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    AppPath(id): AppPath<i64>,
     AppJson(req): AppJson<FromEvent>,
 ) -> Result<(StatusCode, AppJson<Value>), AppError> {
     caller.require_change()?;
@@ -995,7 +995,7 @@ pub(crate) async fn policy_from_event(
     Ok((StatusCode::CREATED, AppJson(json!({ "id": id, "name": name, "application": app.name }))))
 }
 
-#[utoipa::path(get, path = "/api/document", tag = "model", responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/document", tag = "model", responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn document(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
     let (version, doc) = state.store.document(caller.user.org_id).await?;
     Ok(AppJson(json!({ "version": version, "document": doc })))

@@ -7,15 +7,16 @@ use portcullis_policy_file::document::{
     ApplicationDoc, BlocklistDoc, ComputerDoc, GroupDoc, OrganizationDoc, PolicyDoc, RuleDoc, SignerDoc,
 };
 use utoipa::OpenApi;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Portcullis management API",
         description = "Policies, applications, blocklists, computers and events of one organization, and the agent sync API. \
-Authenticate with an API token (`Authorization: Bearer pct_…`) or a session cookie from `POST /api/session`, \
-whose `csrf_token` must come back as `X-CSRF-Token` on every change. Agents use their own credential."
+Authenticate with an API token (`Authorization: Bearer pct_…`, documented as the security scheme). \
+The console's session cookie from `POST /api/session` works too, with its `csrf_token` sent back as `X-CSRF-Token` \
+on every change. Agents use their own credential."
     ),
     paths(
         routes::login, routes::logout, routes::me, routes::create_token, routes::create_user, routes::audit,
@@ -52,10 +53,6 @@ impl utoipa::Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
-        );
         components.add_security_scheme("agent", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }

@@ -2,9 +2,9 @@
 
 use crate::AppState;
 use crate::auth::{Caller, SESSION_COOKIE};
-use crate::error::{AppError, AppJson, ErrorBody};
+use crate::error::{AppError, AppJson, AppQuery, ErrorBody};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -81,7 +81,7 @@ pub(crate) async fn login(
     Ok((jar.add(cookie), AppJson(body)))
 }
 
-#[utoipa::path(delete, path = "/api/session", tag = "accounts", responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(delete, path = "/api/session", tag = "accounts", responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,7 +97,7 @@ pub(crate) async fn logout(
     Ok((jar.remove(Cookie::build(SESSION_COOKIE).path("/")), StatusCode::NO_CONTENT))
 }
 
-#[utoipa::path(get, path = "/api/me", tag = "accounts", responses((status = 200, body = Me), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/me", tag = "accounts", responses((status = 200, body = Me), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn me(caller: Caller) -> AppJson<Me> {
     AppJson(Me { organization: caller.user.org_name, user: caller.user.name, role: caller.user.role.name() })
 }
@@ -115,7 +115,7 @@ pub(crate) struct TokenResponse {
     token: String,
 }
 
-#[utoipa::path(post, path = "/api/tokens", tag = "accounts", request_body = TokenRequest, responses((status = 201, body = TokenResponse), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/tokens", tag = "accounts", request_body = TokenRequest, responses((status = 201, body = TokenResponse), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,7 +149,7 @@ pub(crate) struct UserCreated {
     role: &'static str,
 }
 
-#[utoipa::path(post, path = "/api/users", tag = "accounts", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(post, path = "/api/users", tag = "accounts", request_body = NewUser, responses((status = 201, body = UserCreated), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -192,11 +192,11 @@ pub(crate) struct AuditRow {
     after: Option<serde_json::Value>,
 }
 
-#[utoipa::path(get, path = "/api/audit", tag = "accounts", params(("limit" = Option<i64>, Query, description = "1 to 1000")), responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = []), ("session" = [])))]
+#[utoipa::path(get, path = "/api/audit", tag = "accounts", params(("limit" = Option<i64>, Query, description = "1 to 1000")), responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn audit(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<AuditQuery>,
+    AppQuery(q): AppQuery<AuditQuery>,
 ) -> Result<AppJson<Vec<AuditRow>>, AppError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let parse = |s: Option<String>| s.and_then(|t| serde_json::from_str(&t).ok());
