@@ -109,7 +109,9 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     if a.plain_http {
-        println!("portcullis server listening on http://{addr}/ (log in with POST /api/session)");
+        println!(
+            "portcullis server listening on http://{addr}/ (console at /, REST API under /api, OpenAPI at /api/openapi.json)"
+        );
         axum_server::from_tcp(listener)?.handle(handle).serve(app.into_make_service()).await?;
     } else {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -117,7 +119,9 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await.map_err(|e| {
             fail(SERVER_START, format!("TLS certificate {} / key {}: {e}", cert.display(), key.display()))
         })?;
-        println!("portcullis server listening on https://{addr}/ (log in with POST /api/session)");
+        println!(
+            "portcullis server listening on https://{addr}/ (console at /, REST API under /api, OpenAPI at /api/openapi.json)"
+        );
         axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app.into_make_service()).await?;
     }
     Ok(ExitCode::SUCCESS)
