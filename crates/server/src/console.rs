@@ -722,6 +722,13 @@ struct ExtractedPart {
     skipped_examples: Vec<(String, String, String)>,
 }
 
+/// The extraction preview's place, when extraction was refused.
+#[derive(Template)]
+#[template(source = "<p class=\"flash error\">{{ message }}</p>", ext = "html")]
+struct ExtractFailed {
+    message: String,
+}
+
 #[derive(Deserialize)]
 struct TextForm {
     #[serde(rename = "_csrf")]
@@ -761,14 +768,8 @@ async fn extract(
                 .map(|s| (s["line"].to_string(), text(&s["text"]), text(&s["reason"])))
                 .collect(),
         }),
-        Err(e) => {
-            axum::response::Html(format!("<p class=\"flash error\">{}</p>", escape(&e.to_string()))).into_response()
-        }
+        Err(e) => html(ExtractFailed { message: e.to_string() }),
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 async fn add_hashes(

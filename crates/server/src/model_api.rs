@@ -54,18 +54,29 @@ fn change(caller: &Caller) -> Change<'_> {
     Change { org_id: caller.user.org_id, actor: &caller.actor }
 }
 
+/// The organization's whole policy (with every computer) at its current version, edited by
+/// `edit`, loaded exactly as an agent loads its bundle; what does not load is refused (422).
+async fn load_model(
+    state: &AppState,
+    org_id: i64,
+    edit: impl FnOnce(&mut Document),
+) -> Result<(i64, portcullis_policy_file::Loaded), AppError> {
+    let (version, mut doc) = state.store.document(org_id).await?;
+    doc.computers = state.store.computers(org_id).await?.into_iter().map(|c| c.doc).collect();
+    edit(&mut doc);
+    let loaded =
+        portcullis_policy_file::parse(&doc.to_json(), Format::Json, &portcullis_catalog::builtin_applications())
+            .map_err(|e| AppError::Invalid(e.diagnostics.into_iter().map(|d| d.message).collect()))?;
+    Ok((version, loaded))
+}
+
 /// Refuse unless the organization's document, edited by `edit`, loads as agents load it.
 pub(crate) async fn check_model(
     state: &AppState,
     org_id: i64,
     edit: impl FnOnce(&mut Document),
 ) -> Result<(), AppError> {
-    let (_, mut doc) = state.store.document(org_id).await?;
-    doc.computers = state.store.computers(org_id).await?.into_iter().map(|c| c.doc).collect();
-    edit(&mut doc);
-    portcullis_policy_file::parse(&doc.to_json(), Format::Json, &portcullis_catalog::builtin_applications())
-        .map(|_| ())
-        .map_err(|e| AppError::Invalid(e.diagnostics.into_iter().map(|d| d.message).collect()))
+    load_model(state, org_id, edit).await.map(|_| ())
 }
 
 /// After a change: wake the organization's agents.
@@ -855,11 +866,7 @@ pub(crate) async fn preview(
         ..FileFacts::default()
     };
     let process = ProcessFacts { parent_path: input.parent_process.clone(), user: input.user.clone() };
-    let (version, mut doc) = state.store.document(org).await?;
-    doc.computers = state.store.computers(org).await?.into_iter().map(|c| c.doc).collect();
-    let loaded =
-        portcullis_policy_file::parse(&doc.to_json(), Format::Json, &portcullis_catalog::builtin_applications())
-            .map_err(|e| AppError::Invalid(e.diagnostics.into_iter().map(|d| d.message).collect()))?;
+    let (version, loaded) = load_model(&state, org, |_| ()).await?;
     let engine =
         Engine::new(loaded.set).map_err(|errors| AppError::Invalid(errors.into_iter().map(|e| e.message).collect()))?;
     let target =

@@ -143,7 +143,7 @@ impl Store {
         let mut sql =
             format!("SELECT {COLUMNS} FROM events e JOIN computers c ON c.id = e.computer_id WHERE e.org_id = $1");
         let mut params: Vec<Param> = Vec::new();
-        // `?` in a clause becomes the next numbered placeholder ($1 is the organization).
+        // Each clause's one placeholder mark is numbered here, in order ($1 is the organization).
         let mut add = |sql: &mut String, clause: &str, value: Param| {
             params.push(value);
             sql.push_str(&clause.replace('?', &format!("${}", params.len() + 1)));

@@ -387,23 +387,6 @@ pub struct Uploader {
     cursor: Cursor,
 }
 
-/// The spool's files, oldest first (same naming as the agent's spool: `events-NNNNNNNN.jsonl`).
-fn spool_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if let Some(n) =
-            name.strip_prefix("events-").and_then(|r| r.strip_suffix(".jsonl")).and_then(|n| n.parse().ok())
-        {
-            out.push((n, e.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 impl Uploader {
     /// An uploader that resumes from the saved cursor.
     pub fn new(enrollment: Enrollment, spool_dir: &Path, state_dir: &Path) -> Result<Uploader, SyncError> {
@@ -432,7 +415,7 @@ impl Uploader {
     /// how many events went up.
     pub fn upload_pending(&mut self, mut hits: Vec<PolicyHit>) -> Result<u64, SyncError> {
         let mut sent = 0;
-        let files = match spool_files(&self.spool_dir) {
+        let files = match portcullis_agent::spool::files(&self.spool_dir) {
             Ok(f) => f,
             // The agent makes it when it starts.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
