@@ -226,10 +226,15 @@ impl Fence {
     /// Load and attach the programs: BPF LSM when the kernel accepts it (the probe is the
     /// load itself), otherwise the tracepoint and cgroup fallback on the cgroup-v2 root.
     pub fn load() -> Result<Fence, FenceError> {
-        let lsm_listed = std::fs::read_to_string("/sys/kernel/security/lsm")
-            .is_ok_and(|l| l.trim().split(',').any(|m| m == "bpf"));
-        if lsm_listed && std::env::var_os("PORTCULLIS_FENCE_FALLBACK").is_none() {
-            match open_and_load(true) {
+        // securityfs is not always mounted: when the list cannot be read, the load decides.
+        let lsm_possible = std::fs::read_to_string("/sys/kernel/security/lsm")
+            .map_or(true, |l| l.trim().split(',').any(|m| m == "bpf"));
+        if lsm_possible && std::env::var_os("PORTCULLIS_FENCE_FALLBACK").is_none() {
+            // The refusal is expected on many kernels: keep libbpf's own messages about it quiet.
+            let print = libbpf_rs::set_print(None);
+            let probed = open_and_load(true);
+            libbpf_rs::set_print(print);
+            match probed {
                 Ok(skel) => match Fence::attach(skel, Enforcement::Lsm) {
                     Ok(fence) => return Ok(fence),
                     Err(e) => tracing_free_note(&format!("BPF LSM attach refused ({e}); using the fallback")),
@@ -243,7 +248,8 @@ impl Fence {
 
     fn attach(skel: FenceSkel<'static>, enforcement: Enforcement) -> Result<Fence, FenceError> {
         let load = |e: libbpf_rs::Error| FenceError::Load(e.to_string());
-        let mut links = vec![skel.progs.fence_fork.attach().map_err(load)?, skel.progs.fence_exit.attach().map_err(load)?];
+        let mut links =
+            vec![skel.progs.fence_fork.attach().map_err(load)?, skel.progs.fence_exit.attach().map_err(load)?];
         match enforcement {
             Enforcement::Lsm => {
                 for prog in [

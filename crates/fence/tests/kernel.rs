@@ -36,7 +36,10 @@ fn ringfenced_tree_is_limited_to_its_allow_list_and_reported() {
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let (allowed_port, other_port) = (allowed.local_addr().unwrap().port(), other.local_addr().unwrap().port());
     fence
-        .set_network(41, Some(&[NetAllow { addr: v4(127, 0, 0, 1), prefix: 32, ports: vec![(allowed_port, allowed_port)] }]))
+        .set_network(
+            41,
+            Some(&[NetAllow { addr: v4(127, 0, 0, 1), prefix: 32, ports: vec![(allowed_port, allowed_port)] }]),
+        )
         .unwrap();
 
     let events = Arc::new(Mutex::new(Vec::new()));

@@ -5,8 +5,9 @@ use crate::spanned::{LineIndex, Place, Spanned};
 use crate::{Diagnostic, LoadError, Loaded};
 use portcullis_hashlist::{Hash, HashKind};
 use portcullis_policy::{
-    Action, Application, Approval, BlocklistPackage, Computer, FileKind, Group, ItemRef, Mode, Organization, Os,
-    PathPattern, Policy, PolicySet, RingfenceProfile, Rule, Scope, SignerCriterion, Status, TextPattern, Timestamp,
+    Action, Application, Approval, BlocklistPackage, ChildDefault, ChildFence, Computer, DomainRule, FileAccess,
+    FileFence, FileKind, FileRule, Group, IpNet, ItemRef, Mode, NetFence, NetRule, Organization, Os, PathPattern,
+    Policy, PolicySet, PortRange, RingfenceProfile, Rule, Scope, SignerCriterion, Status, TextPattern, Timestamp,
     VersionRange,
 };
 use std::collections::HashMap;
@@ -148,8 +149,11 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
         let item = ItemRef::Ringfence(i);
         cx.items.insert(item, r.place.clone());
         cx.note_field(item, "name", &r.value.name);
-        set.ringfences
-            .push(RingfenceProfile { name: r.value.name.value.clone(), description: r.value.description.clone() });
+        if let Some(children) = &r.value.children {
+            cx.note_field(item, "children", children);
+        }
+        let profile = ringfence(&mut cx, r.get());
+        set.ringfences.push(profile);
     }
 
     for (i, p) in raw.policies.iter().enumerate() {
@@ -263,6 +267,100 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
         })
         .collect();
     Ok(Loaded { set, places })
+}
+
+fn ringfence(cx: &mut Ctx<'_>, r: &RawRingfence) -> RingfenceProfile {
+    let mut files = FileFence::default();
+    if let Some(f) = &r.files {
+        let f = f.get();
+        for rule in &f.rules {
+            let rr = rule.get();
+            let access = file_access(cx, &rr.access);
+            if let (Some(path), Some(access)) = (path(cx, &Some(rr.path.clone())), access) {
+                files.rules.push(FileRule { path, access });
+            }
+        }
+        if let Some(list) = &f.protected {
+            files.protected = list.iter().filter_map(|p| path(cx, &Some(p.clone()))).collect();
+        }
+        if let Some(a) = &f.protected_access
+            && let Some(access) = file_access(cx, a)
+        {
+            files.protected_access = access;
+        }
+    }
+    let network = r.network.as_ref().map(|n| {
+        let n = n.get();
+        let mut net = NetFence { dns: n.dns.unwrap_or(true), ..NetFence::default() };
+        for rule in &n.allow {
+            let rr = rule.get();
+            let ports = ports(cx, &rr.ports);
+            match IpNet::parse(&rr.cidr.value) {
+                Some(ip) => net.allow.push(NetRule { net: ip, ports }),
+                None => cx.error(
+                    &rr.cidr.place,
+                    format!(
+                        "{:?} is not an address or CIDR; write e.g. \"198.51.100.0/24\", \"192.0.2.7\" or \"2001:db8::/32\"",
+                        rr.cidr.value
+                    ),
+                ),
+            }
+        }
+        for rule in &n.domains {
+            let rd = rule.get();
+            let ports = ports(cx, &rd.ports);
+            let name = rd.name.value.trim().trim_end_matches('.').to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|l| {
+                    !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if valid {
+                net.domains.push(DomainRule { name, ports });
+            } else {
+                cx.error(&rd.name.place, format!("{:?} is not a domain name; write e.g. \"3cx.com\"", rd.name.value));
+            }
+        }
+        net
+    });
+    let mut children = ChildFence::default();
+    if let Some(c) = &r.children {
+        let c = c.get();
+        children.applications = c.applications.iter().map(|a| a.value.clone()).collect();
+        if let Some(o) = &c.others {
+            match ChildDefault::parse(&o.value) {
+                Some(d) => children.others = d,
+                None => cx.error(
+                    &o.place,
+                    format!("unknown children.others {:?}; use \"deny\", \"no-shells\" or \"allow\"", o.value),
+                ),
+            }
+        }
+    }
+    RingfenceProfile { name: r.name.value.clone(), description: r.description.clone(), files, network, children }
+}
+
+fn file_access(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<FileAccess> {
+    let access = FileAccess::parse(&s.value);
+    if access.is_none() {
+        cx.error(&s.place, format!("unknown file access {:?}; use \"none\", \"read\" or \"read-write\"", s.value));
+    }
+    access
+}
+
+fn ports(cx: &mut Ctx<'_>, list: &[Spanned<PortText>]) -> Vec<PortRange> {
+    list.iter()
+        .filter_map(|p| {
+            let range = PortRange::parse(&p.value.0);
+            if range.is_none() {
+                cx.error(
+                    &p.place,
+                    format!("{:?} is not a port or port range; write 443 or \"5060-5090\" (0-65535)", p.value.0),
+                );
+            }
+            range
+        })
+        .collect()
 }
 
 fn normalize(s: &str) -> String {

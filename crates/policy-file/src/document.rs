@@ -268,6 +268,95 @@ pub struct RingfenceDoc {
     /// For people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// File rules; absent: the built-in protected paths are closed, the rest open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileFenceDoc>,
+    /// Network rules; absent: the network is not limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetFenceDoc>,
+    /// Child-process rules; absent: no shells or interpreters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<ChildFenceDoc>,
+}
+
+/// `[ringfences.files]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FileFenceDoc {
+    /// Ordered rules; the first matching path glob decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<FileRuleDoc>,
+    /// Protected path globs (absent: the built-in list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<Vec<String>>,
+    /// `none` (default), `read` or `read-write` for protected paths no rule matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_access: Option<String>,
+}
+
+/// One file rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FileRuleDoc {
+    /// Path glob (`*` within a component, `**` across).
+    pub path: String,
+    /// `none`, `read` or `read-write`.
+    pub access: String,
+}
+
+/// `[ringfences.network]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NetFenceDoc {
+    /// Allowed prefixes and ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<NetRuleDoc>,
+    /// Allowed domains, resolved by the agent within their TTL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<DomainRuleDoc>,
+    /// Allow the host's DNS servers on port 53 (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
+}
+
+/// Allowed addresses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NetRuleDoc {
+    /// CIDR or address.
+    pub cidr: String,
+    /// Ports or ranges (`"443"`, `"5060-5090"`); empty allows every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+}
+
+/// An allowed domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DomainRuleDoc {
+    /// The name.
+    pub name: String,
+    /// Ports or ranges; empty allows every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+}
+
+/// `[ringfences.children]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChildFenceDoc {
+    /// Applications the tree may start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<String>,
+    /// `deny`, `no-shells` (default) or `allow` for everything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub others: Option<String>,
 }
 
 impl Document {

@@ -137,6 +137,85 @@ pub(crate) struct RawPolicy {
 pub(crate) struct RawRingfence {
     pub name: S<String>,
     pub description: Option<String>,
+    pub files: Option<S<RawFileFence>>,
+    pub network: Option<S<RawNetFence>>,
+    pub children: Option<S<RawChildFence>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFileFence {
+    #[serde(default)]
+    pub rules: Vec<S<RawFileRule>>,
+    pub protected: Option<Vec<S<String>>>,
+    pub protected_access: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFileRule {
+    pub path: S<String>,
+    pub access: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNetFence {
+    #[serde(default)]
+    pub allow: Vec<S<RawNetRule>>,
+    #[serde(default)]
+    pub domains: Vec<S<RawDomainRule>>,
+    pub dns: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNetRule {
+    pub cidr: S<String>,
+    #[serde(default)]
+    pub ports: Vec<S<PortText>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDomainRule {
+    pub name: S<String>,
+    #[serde(default)]
+    pub ports: Vec<S<PortText>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawChildFence {
+    #[serde(default)]
+    pub applications: Vec<S<String>>,
+    pub others: Option<S<String>>,
+}
+
+/// A port or a port range, written as a number (`443`) or text (`"5060-5090"`).
+#[derive(Clone)]
+pub(crate) struct PortText(pub String);
+
+impl<'de> Deserialize<'de> for PortText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = PortText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a port such as 443 or a range such as \"5060-5090\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PortText, E> {
+                Ok(PortText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PortText, E> {
+                Ok(PortText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PortText, E> {
+                Ok(PortText(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// A moment, written as text (`"2026-12-31"`, `"2026-12-31T08:00:00Z"`) or, in TOML, as a

@@ -96,6 +96,20 @@ pub struct MonitorHit {
     pub would: Verdict,
     /// The rule that matched.
     pub matched: RuleMatch,
+    /// The ringfence profile of a monitor-status Permit-with-Ringfence policy: its ringfence
+    /// reports what it would deny.
+    pub ringfence: Option<String>,
+}
+
+/// A ringfence that a decision puts on the process tree of the file it allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fenced<'a> {
+    /// The profile.
+    pub profile: &'a str,
+    /// The policy that attaches it.
+    pub policy: &'a str,
+    /// Deny; otherwise only report (the policy is in Monitor status).
+    pub enforce: bool,
 }
 
 /// The outcome of one evaluation.
@@ -142,6 +156,22 @@ impl Decision {
             Basis::Policy { action: Action::PermitWithRingfence(p), .. } => Some(p),
             _ => None,
         }
+    }
+
+    /// The ringfence to put on the process tree: an enforced Permit-with-Ringfence policy's,
+    /// or, when the file is allowed anyway, a monitor-status one's, which only reports.
+    pub fn fence(&self) -> Option<Fenced<'_>> {
+        if let Basis::Policy { action: Action::PermitWithRingfence(profile), policy, .. } = &self.basis {
+            return Some(Fenced { profile, policy, enforce: true });
+        }
+        if self.verdict != Verdict::Allow {
+            return None;
+        }
+        self.monitor_hits.iter().find_map(|h| {
+            let profile = h.ringfence.as_deref()?;
+            let policy = h.source.strip_prefix("policy ").map(|q| q.trim_matches('"')).unwrap_or(&h.source);
+            Some(Fenced { profile, policy, enforce: false })
+        })
     }
 
     /// Whether the blocked user may ask for access.

@@ -3,7 +3,7 @@
 use crate::decision::{Basis, Decision, MonitorHit, RuleMatch, Verdict};
 use crate::facts::{FileFacts, Os, ProcessFacts, Timestamp};
 use crate::hash_index::HashIndex;
-use crate::model::{ItemRef, Mode, ModelError, PolicySet, Scope, Status};
+use crate::model::{Action, ItemRef, Mode, ModelError, PolicySet, Scope, Status};
 use crate::rule::{HashHit, Rule};
 use portcullis_hashlist::Hash;
 
@@ -283,6 +283,7 @@ impl Engine {
                     source: format!("blocklist {:?}", package.name),
                     would: Verdict::Deny,
                     matched,
+                    ringfence: None,
                 });
             }
         }
@@ -299,7 +300,16 @@ impl Engine {
             let Some(matched) = matched else { continue };
             let verdict = if policy.action.permits() { Verdict::Allow } else { Verdict::Deny };
             if policy.status == Status::Monitor {
-                monitor_hits.push(MonitorHit { source: format!("policy {:?}", policy.name), would: verdict, matched });
+                let ringfence = match &policy.action {
+                    Action::PermitWithRingfence(profile) => Some(profile.clone()),
+                    _ => None,
+                };
+                monitor_hits.push(MonitorHit {
+                    source: format!("policy {:?}", policy.name),
+                    would: verdict,
+                    matched,
+                    ringfence,
+                });
                 continue;
             }
             let basis = Basis::Policy {
@@ -313,6 +323,37 @@ impl Engine {
 
         let verdict = if mode == Mode::Secured { Verdict::Deny } else { Verdict::Allow };
         decision(verdict, Basis::Mode { mode: mode.clone() }, monitor_hits, depends)
+    }
+
+    /// The ringfence profile named `name`.
+    pub fn ringfence(&self, name: &str) -> Option<&crate::RingfenceProfile> {
+        self.set.ringfences.iter().find(|r| r.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether some enforced or monitor-status policy ringfences something: only then does
+    /// an agent need to watch process trees.
+    pub fn uses_ringfences(&self) -> bool {
+        self.set.policies.iter().any(|p| matches!(p.action, Action::PermitWithRingfence(_)))
+    }
+
+    /// The first of `applications` (by name) that matches `file`, for a ringfence's list of
+    /// programs its tree may start.
+    pub fn matching_application<'a>(
+        &self,
+        applications: &'a [String],
+        file: &FileFacts,
+        process: &ProcessFacts,
+        target: &Target,
+    ) -> Option<&'a str> {
+        let subject = Subject { file, process, os: target.os, hits: self.hash_hits(file) };
+        let mut depends = false;
+        applications.iter().map(String::as_str).find(|name| {
+            self.set
+                .applications
+                .iter()
+                .position(|a| a.name.eq_ignore_ascii_case(name))
+                .is_some_and(|a| self.first_match(self.app_rules[a].clone(), name, &subject, &mut depends).is_some())
+        })
     }
 
     /// Which item a rule id belongs to, for diagnostics.

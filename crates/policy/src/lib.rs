@@ -47,10 +47,11 @@ mod hash_index;
 mod lint;
 mod model;
 mod pattern;
+mod ringfence;
 mod rule;
 mod version;
 
-pub use decision::{Basis, Decision, MonitorHit, RuleMatch, Verdict};
+pub use decision::{Basis, Decision, Fenced, MonitorHit, RuleMatch, Verdict};
 pub use engine::{Engine, Target, UnknownComputer};
 pub use facts::{FileFacts, FileKind, Os, ProcessFacts, SignerFacts, Timestamp};
 pub use hash_index::{HashIndex, Owners};
@@ -60,5 +61,9 @@ pub use model::{
     PolicySet, RingfenceProfile, Scope, Status,
 };
 pub use pattern::{PathPattern, PatternError, TextPattern};
+pub use ringfence::{
+    ChildDefault, ChildFence, DEFAULT_PROTECTED, DomainRule, FenceDenial, FileAccess, FileBasis, FileFence, FileRule,
+    IpNet, NetFence, NetRule, PortRange, is_shell_or_interpreter,
+};
 pub use rule::{HashSet, MatchedField, Rule, SignerCriterion};
 pub use version::{Bound, Version, VersionError, VersionRange};

@@ -214,14 +214,7 @@ pub struct Computer {
     pub os: Option<Os>,
 }
 
-/// A ringfence profile, referred to by Permit-with-Ringfence policies.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RingfenceProfile {
-    /// Unique name.
-    pub name: String,
-    /// What it limits, for people.
-    pub description: Option<String>,
-}
+pub use crate::ringfence::RingfenceProfile;
 
 /// The organization at the top of the scope tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -433,6 +426,20 @@ impl PolicySet {
                 );
             } else {
                 positions.insert(p.position, i);
+            }
+        }
+        for (i, r) in self.ringfences.iter().enumerate() {
+            for name in &r.children.applications {
+                if !self.applications.iter().any(|a| a.name.eq_ignore_ascii_case(name)) {
+                    err(
+                        ItemRef::Ringfence(i),
+                        "children",
+                        format!(
+                            "ringfence profile {:?} lets its tree start application {name:?}, which is not defined",
+                            r.name
+                        ),
+                    );
+                }
             }
         }
         errors
