@@ -29,6 +29,8 @@ pub struct Stat {
     pub key: FileKey,
     /// Whether it is a regular file.
     pub regular: bool,
+    /// Hard links to it.
+    pub nlink: u64,
 }
 
 fn stat_from(st: &libc::stat) -> Stat {
@@ -42,6 +44,7 @@ fn stat_from(st: &libc::stat) -> Stat {
             ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
         },
         regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+        nlink: st.st_nlink,
     }
 }
 

@@ -9,6 +9,8 @@
 //! The entry point is [`run`]; `portcullis agent` is a thin wrapper around it.
 
 pub mod classify;
+pub mod dns;
+pub mod fencing;
 pub mod identity;
 pub mod mounts;
 pub mod process;

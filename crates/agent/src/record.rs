@@ -9,9 +9,12 @@ pub struct Record {
     /// When it happened, RFC 3339 UTC.
     pub time: String,
     /// `deny`, `would-deny` (Monitor mode or a Monitor-status policy), `candidate`
-    /// (Learning mode) or `overload` (answered with the overload verdict, not by the policy).
+    /// (Learning mode), `overload` (answered with the overload verdict, not by the policy),
+    /// `ringfence-deny` or `ringfence-would-deny` (a ringfence refused a file, a program start
+    /// or a network destination; report-only ringfences would have).
     pub event: String,
-    /// `exec`, `load`, `script`.
+    /// `exec`, `load`, `script`, `read` (ringfence file rules), `connect` or `send` (ringfence
+    /// network rules).
     pub access: String,
     /// The verdict the kernel got: `allow` or `deny`.
     pub verdict: String,
@@ -26,6 +29,24 @@ pub struct Record {
     pub file: FileRecord,
     /// The process that executed or loaded it.
     pub process: ProcessRecord,
+    /// For `ringfence-deny` and `ringfence-would-deny`: the profile and the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ringfence: Option<RingfenceRecord>,
+}
+
+/// Which ringfence refused something, and by which rule.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RingfenceRecord {
+    /// The profile.
+    pub profile: String,
+    /// The rule (`files.protected "/home/**" → none`, `children.others = deny`,
+    /// `network.allow`).
+    pub rule: String,
+    /// Denied (true) or only reported.
+    pub enforced: bool,
+    /// For network events: `tcp://198.51.100.7:443`, `udp://[2001:db8::1]:53`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// The file of an event.

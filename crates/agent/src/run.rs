@@ -12,16 +12,19 @@
 //!   answers those events of our own process at once.
 
 use crate::classify::{self, Access, Opener};
+use crate::fencing::{self, Fencing, Ringfence};
 use crate::identity::{self, Cache, Entry, FileKey};
 use crate::mounts::{self, Scope};
 use crate::process::{self, Users};
-use crate::record::{FileRecord, ProcessRecord, Record};
+use crate::record::{FileRecord, ProcessRecord, Record, RingfenceRecord};
 use crate::shape::Shape;
 use crate::spool::{Spool, SpoolConfig};
 use crate::{protect, sysctl};
 use portcullis_fanotify::{Event, Group, InitFlags, MarkFlags, Mask, Response};
 use portcullis_inspect::ExtraHashes;
-use portcullis_policy::{Decision, Engine, FileFacts, Mode, Os, ProcessFacts, Target, Timestamp, Verdict};
+use portcullis_policy::{
+    Decision, Engine, FenceDenial, FileFacts, Mode, Os, ProcessFacts, RingfenceProfile, Target, Timestamp, Verdict,
+};
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -67,6 +70,8 @@ pub struct Config {
     pub ready_file: Option<PathBuf>,
     /// File versions kept in the identity cache.
     pub cache_capacity: usize,
+    /// DNS server for ringfence domains; `None` uses `/etc/resolv.conf`.
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 /// Loads and compiles the policy file.
@@ -174,6 +179,29 @@ struct PolicyState {
     engine: Engine,
     target: Target,
     script_control: bool,
+    /// Profiles that some policy ringfences with: while there are any, files they restrict
+    /// and programs never become ignore marks (the kernel's marks cannot tell ringfenced
+    /// processes from others).
+    fences: Vec<RingfenceProfile>,
+}
+
+impl PolicyState {
+    fn fencing(&self) -> bool {
+        !self.fences.is_empty()
+    }
+
+    /// Whether an allowed file may become an ignore mark as far as ringfences go.
+    fn cacheable_for_fences(&self, stat: &identity::Stat, path: &dyn Fn() -> String) -> bool {
+        if !self.fencing() {
+            return true;
+        }
+        // A hard link can put a restricted file under an open path.
+        if stat.nlink > 1 {
+            return false;
+        }
+        let path = path();
+        !self.fences.iter().any(|f| f.files.restricts(&path))
+    }
 }
 
 struct Shared {
@@ -187,6 +215,8 @@ struct Shared {
     stats: Stats,
     stop: AtomicBool,
     records: Mutex<mpsc::Sender<Record>>,
+    /// Loaded when a policy first ringfences something.
+    fencing: std::sync::OnceLock<Fencing>,
 }
 
 struct Pending {
@@ -343,6 +373,8 @@ struct Report {
     process: process::ProcessInfo,
     /// Read before answering: once answered, a denied process and its parent may be gone.
     ancestors: Vec<process::ProcessInfo>,
+    /// A ringfence refused it (or would have).
+    fence: Option<(Ringfence, FenceDenial)>,
 }
 
 impl Outcome {
@@ -362,6 +394,8 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
         return Outcome { response: Response::Allow, ignore: Some(CODE_MASK), report: None };
     }
     let exec = pending.event.mask.intersects(Mask::OPEN_EXEC_PERM);
+    let fence =
+        if policy.fencing() { shared.fencing.get().and_then(|f| f.of_process(pending.event.pid)) } else { None };
     let entry = match shared.cache.entry(stat.key, || read_head(fd)) {
         Ok(e) => e,
         Err(_) => return Outcome { response: shared.config.overload, ignore: None, report: None },
@@ -371,8 +405,18 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
     let mut opener = ProcOpener { shared, pid: pending.event.pid, exe: None };
     let access = classify::classify(exec, entry.shape, &lazy_path, policy.script_control, &mut opener);
     if !access.is_code() {
-        let ignore =
-            classify::read_is_process_independent(entry.shape, policy.script_control).then_some(Mask::OPEN_PERM);
+        if let Some(rf) = &fence
+            && let Some(profile) = policy.engine.ringfence(&rf.profile)
+        {
+            let path = lazy_path();
+            let write = fencing::opens_for_writing(pending.event.pid);
+            if let Some(denial) = profile.check_open(&path, write) {
+                return fence_outcome(shared, pending, rf.clone(), denial, access, None, path, stat.key);
+            }
+        }
+        let ignore = (classify::read_is_process_independent(entry.shape, policy.script_control)
+            && policy.cacheable_for_fences(&stat, &lazy_path))
+        .then_some(Mask::OPEN_PERM);
         return Outcome { response: Response::Allow, ignore, report: None };
     }
     shared.stats.judged.fetch_add(1, Ordering::Relaxed);
@@ -395,6 +439,7 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
                     key: stat.key,
                     ancestors: proc_info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default(),
                     process: proc_info,
+                    fence: None,
                 }),
             };
         }
@@ -408,6 +453,54 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
         hits.record(name);
     }
     let allow = decision.verdict == Verdict::Allow;
+    // A program started directly, or through a loader run directly (`ld.so ./program`).
+    let elf = entry.shape.elf();
+    let starts_program = match access {
+        Access::Exec => !elf.is_some_and(|e| e.can_be_loader()),
+        Access::Load => elf.is_some_and(|e| !e.is_shared_object()),
+        _ => false,
+    };
+    if allow
+        && let Some(rf) = &fence
+        && let Some(profile) = policy.engine.ringfence(&rf.profile)
+    {
+        let denial = if starts_program {
+            let own_exe = opener.exe().is_some_and(|(_, key)| key.dev == stat.key.dev && key.ino == stat.key.ino);
+            let application = policy.engine.matching_application(
+                &profile.children.applications,
+                &file,
+                &process_facts,
+                &policy.target,
+            );
+            let interpreter = shared.interpreters.read().unwrap_or_else(|p| p.into_inner()).contains(&facts.sha256);
+            // Its own re-exec is the same application.
+            if own_exe { None } else { profile.check_child(&path, application, interpreter) }
+        } else if access != Access::Exec {
+            profile.check_open(&path, false)
+        } else {
+            None
+        };
+        if let Some(denial) = denial {
+            return fence_outcome(shared, pending, rf.clone(), denial, access, Some(facts), path, stat.key);
+        }
+    }
+    if allow
+        && starts_program
+        && let (Some(fenced), Some(fencing)) = (decision.fence(), shared.fencing.get())
+    {
+        // Registered before the answer: the exec completes only after it, and the kernel's exec
+        // hook tags the new process from this entry.
+        let tag = fencing.tag_for(&fenced, &policy.engine);
+        let kernel = fencing.kernel();
+        let tagged = if access == Access::Exec {
+            kernel.tag_executable(portcullis_fence::kernel_dev(stat.key.dev), stat.key.ino, tag)
+        } else {
+            kernel.tag_process(pending.event.pid as u32, tag)
+        };
+        if let Err(e) = tagged {
+            tracing::error!("ringfencing {path}: {e}");
+        }
+    }
     let event = if !allow {
         Some("deny")
     } else if decision.would_deny() {
@@ -419,8 +512,21 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
     };
     // Only a plain permit is handed to the kernel: denies must be asked again (the kernel
     // drops nothing for them), and Monitor/Learning outcomes must be recorded every time.
-    let ignore =
-        (event.is_none() && decision.monitor_hits.is_empty() && !decision.depends_on_process).then_some(CODE_MASK);
+    let ignore = (event.is_none() && decision.monitor_hits.is_empty() && !decision.depends_on_process)
+        .then_some(CODE_MASK)
+        .filter(|_| !policy.fencing())
+        .or_else(|| {
+            // While ringfences are in force every program start must reach the agent (a
+            // ringfenced tree may not start it), so only libraries are marked, for opens.
+            let library = elf.is_some_and(|e| e.is_shared_object());
+            (event.is_none()
+                && decision.monitor_hits.is_empty()
+                && !decision.depends_on_process
+                && policy.fencing()
+                && library
+                && policy.cacheable_for_fences(&stat, &|| path.clone()))
+            .then_some(Mask::OPEN_PERM)
+        });
     Outcome {
         response: if allow { Response::Allow } else { Response::Deny },
         ignore,
@@ -434,6 +540,47 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
             key: stat.key,
             ancestors: proc_info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default(),
             process: proc_info,
+            fence: None,
+        }),
+    }
+}
+
+/// A ringfence refused an open or a program start: deny it (or, report-only, allow it) and
+/// say which profile and rule.
+#[allow(clippy::too_many_arguments)]
+fn fence_outcome(
+    shared: &Shared,
+    pending: &Pending,
+    rf: Ringfence,
+    denial: FenceDenial,
+    access: Access,
+    facts: Option<Arc<FileFacts>>,
+    path: String,
+    key: FileKey,
+) -> Outcome {
+    let enforce = rf.tag.enforce;
+    if enforce
+        && let Some(f) = shared.fencing.get()
+        && f.enforcement() == portcullis_fence::Enforcement::Lsm
+    {
+        // The LSM path denies repeats in the kernel; the fallback asks again every time.
+        let _ = f.kernel().remember_denied_file(rf.tag.id, portcullis_fence::kernel_dev(key.dev), key.ino);
+    }
+    let proc_info = process::info(pending.event.pid);
+    Outcome {
+        response: if enforce { Response::Deny } else { Response::Allow },
+        ignore: None,
+        report: Some(Report {
+            event: if enforce { "ringfence-deny" } else { "ringfence-would-deny" },
+            access,
+            decision: None,
+            reason: Some(denial.reason.clone()),
+            facts,
+            path,
+            key,
+            ancestors: proc_info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default(),
+            process: proc_info,
+            fence: Some((rf, denial)),
         }),
     }
 }
@@ -456,9 +603,14 @@ fn process_record(shared: &Shared, info: process::ProcessInfo, ancestors: Vec<pr
 fn record_of(shared: &Shared, report: Report) -> Record {
     let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
     let mode = policy.target.mode().at(now());
-    let (verdict, policy_name, reason) = match &report.decision {
-        Some(d) => (d.verdict.name().to_owned(), d.policy().map(str::to_owned), d.explain()),
-        None => (overload_verdict(shared).to_owned(), None, report.reason.unwrap_or_default()),
+    let (verdict, policy_name, reason) = match (&report.decision, &report.fence) {
+        (Some(d), _) => (d.verdict.name().to_owned(), d.policy().map(str::to_owned), d.explain()),
+        (None, Some((rf, _))) if report.event != "overload" => (
+            if rf.tag.enforce { "deny" } else { "allow" }.to_owned(),
+            Some(rf.policy.clone()),
+            report.reason.unwrap_or_default(),
+        ),
+        (None, _) => (overload_verdict(shared).to_owned(), None, report.reason.unwrap_or_default()),
     };
     Record {
         time: event_time(),
@@ -477,6 +629,12 @@ fn record_of(shared: &Shared, report: Report) -> Record {
             ino: report.key.ino,
         },
         process: process_record(shared, report.process, report.ancestors),
+        ringfence: report.fence.map(|(rf, denial)| RingfenceRecord {
+            profile: rf.profile,
+            rule: denial.rule,
+            enforced: rf.tag.enforce,
+            destination: None,
+        }),
     }
 }
 
@@ -661,6 +819,7 @@ fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -> Record {
             ino: stat.map_or(0, |s| s.key.ino),
         },
         process: process_record(shared, info, ancestors),
+        ringfence: None,
     }
 }
 
@@ -688,13 +847,187 @@ fn load_policy(config: &Config, load: &PolicyLoader) -> Result<PolicyState, Agen
     let target =
         engine.target(config.computer.as_deref(), Os::Linux).map_err(|e| AgentError::Computer(e.to_string()))?;
     let script_control = engine.policy_set().organization.script_control;
-    Ok(PolicyState { engine, target, script_control })
+    let mut fences: Vec<RingfenceProfile> = Vec::new();
+    for p in &engine.policy_set().policies {
+        if let portcullis_policy::Action::PermitWithRingfence(name) = &p.action
+            && let Some(profile) = engine.ringfence(name)
+            && !fences.iter().any(|f| f.name == profile.name)
+        {
+            fences.push(profile.clone());
+        }
+    }
+    Ok(PolicyState { engine, target, script_control, fences })
+}
+
+/// Load the ringfence programs the first time a policy ringfences something.
+fn ensure_fencing(shared: &Shared) {
+    let wanted = shared.policy.read().unwrap_or_else(|p| p.into_inner()).fencing();
+    if !wanted || shared.fencing.get().is_some() {
+        return;
+    }
+    match Fencing::load(shared.config.resolver) {
+        Ok(f) => {
+            tracing::info!("ringfencing with {} BPF programs", f.enforcement().name());
+            let _ = shared.fencing.set(f);
+        }
+        Err(e) => tracing::error!("ringfences cannot be enforced, the applications they limit run unlimited: {e}"),
+    }
+}
+
+/// Ringfence processes that were already running when their policy arrived, and their
+/// descendants (new ones are tagged as they start).
+fn tag_running(shared: &Shared) {
+    let Some(fencing) = shared.fencing.get() else { return };
+    let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+    if !policy.fencing() {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return };
+    let pids: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    let mut tags: std::collections::HashMap<i32, portcullis_fence::Tag> =
+        fencing.kernel().tagged().into_iter().map(|(p, t)| (p as i32, t)).collect();
+    let mut parents = std::collections::HashMap::new();
+    for &pid in &pids {
+        if pid == shared.own_pid {
+            continue;
+        }
+        let info = process::info(pid);
+        if let Some(pp) = info.ppid {
+            parents.insert(pid, pp);
+        }
+        if tags.contains_key(&pid) {
+            continue;
+        }
+        let link = format!("/proc/{pid}/exe");
+        let Ok(stat) = identity::stat_path(&link) else { continue };
+        let Ok(entry) = shared.cache.entry(stat.key, || {
+            let f = std::fs::File::open(&link)?;
+            read_head(f.as_fd())
+        }) else {
+            continue;
+        };
+        let facts = entry.facts.get_or_init(|| {
+            let f = std::fs::File::open(&link).map_err(|e| e.to_string())?;
+            compute_facts(shared, f.as_fd(), &link, stat.key.size)
+        });
+        let Ok(facts) = facts else { continue };
+        let mut file = (**facts).clone();
+        file.path = info.exe.clone().unwrap_or_default();
+        let parent = info.ppid.map(process::info).and_then(|p| p.exe);
+        let process_facts = ProcessFacts { parent_path: parent, user: info.uid.map(|u| shared.users.name(u)) };
+        let decision = policy.engine.decide(&file, &process_facts, &policy.target, now());
+        if decision.verdict == Verdict::Allow
+            && let Some(fenced) = decision.fence()
+        {
+            tags.insert(pid, fencing.tag_for(&fenced, &policy.engine));
+        }
+    }
+    for &pid in &pids {
+        let mut up = parents.get(&pid).copied();
+        let mut hops = 0;
+        let mut inherited = tags.get(&pid).copied();
+        while inherited.is_none()
+            && let Some(p) = up
+            && hops < 64
+        {
+            inherited = tags.get(&p).copied();
+            up = parents.get(&p).copied();
+            hops += 1;
+        }
+        if let Some(tag) = inherited
+            && fencing.kernel().tag_of(pid as u32).is_none()
+        {
+            tracing::info!("ringfencing running process {pid}");
+            let _ = fencing.kernel().tag_process(pid as u32, tag);
+        }
+    }
+}
+
+/// Turn the kernel's network refusals into events.
+fn fence_events(shared: Arc<Shared>) {
+    let keep_going = || !shared.stop.load(Ordering::Acquire);
+    while keep_going() {
+        let Some(fencing) = shared.fencing.get() else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let result = fencing.kernel().watch(Duration::from_millis(100), keep_going, |e| {
+            let record = net_record(&shared, fencing, e);
+            let _ = shared.records.lock().unwrap_or_else(|p| p.into_inner()).send(record);
+        });
+        if let Err(e) = result {
+            tracing::error!("ringfence events: {e}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+fn net_record(shared: &Shared, fencing: &Fencing, e: portcullis_fence::NetEvent) -> Record {
+    let rf = fencing.describe(e.tag);
+    let info = process::info(e.tgid as i32);
+    let ancestors = info.ppid.map(|pp| process::chain(pp, 32)).unwrap_or_default();
+    let proto = if e.protocol.is_empty() { "ip".to_string() } else { e.protocol.clone() };
+    let destination = format!("{proto}://{}", std::net::SocketAddr::new(e.addr, e.port));
+    let profile = rf.as_ref().map_or_else(|| format!("#{}", e.tag.id), |r| r.profile.clone());
+    let mode = shared.policy.read().unwrap_or_else(|p| p.into_inner()).target.mode().at(now());
+    let verb = if e.tag.enforce { "does not allow" } else { "would not allow (report only)" };
+    Record {
+        time: event_time(),
+        event: if e.tag.enforce { "ringfence-deny" } else { "ringfence-would-deny" }.into(),
+        access: e.op.name().into(),
+        verdict: if e.tag.enforce { "deny" } else { "allow" }.into(),
+        mode: mode.name().to_owned(),
+        policy: rf.as_ref().map(|r| r.policy.clone()),
+        reason: format!("ringfence {profile:?} {verb} {} to {destination} (by {}; network.allow)", e.op.name(), e.comm),
+        file: FileRecord {
+            path: destination.clone(),
+            sha256: String::new(),
+            size: 0,
+            kind: String::new(),
+            dev: 0,
+            ino: 0,
+        },
+        process: process_record(shared, info, ancestors),
+        ringfence: Some(RingfenceRecord {
+            profile,
+            rule: "network.allow".into(),
+            enforced: e.tag.enforce,
+            destination: Some(destination),
+        }),
+    }
+}
+
+/// Resolve ringfence domains before enforcing, so that a ringfenced application's first
+/// connects already find them.
+fn refresh_domains_now(shared: &Shared) {
+    if let Some(f) = shared.fencing.get() {
+        let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+        f.refresh_domains(&policy.engine, &policy.fences);
+    }
+}
+
+/// Keep ringfence domains resolved within their TTL.
+fn fence_domains(shared: Arc<Shared>) {
+    while !shared.stop.load(Ordering::Acquire) {
+        let wait = match shared.fencing.get() {
+            Some(f) => {
+                let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+                f.refresh_domains(&policy.engine, &policy.fences)
+            }
+            None => Duration::from_millis(200),
+        };
+        std::thread::sleep(wait);
+    }
 }
 
 /// Know the interpreters by hash when the policy judges scripts (only then are they asked
 /// about), and forget them otherwise: hashing them all is start-up work.
 fn refresh_interpreters(shared: &Shared) {
-    let judged = shared.policy.read().unwrap_or_else(|p| p.into_inner()).script_control;
+    // Ringfences that keep shells out know renamed copies of them by hash, too.
+    let judged = {
+        let p = shared.policy.read().unwrap_or_else(|p| p.into_inner());
+        p.script_control || p.fencing()
+    };
     let set = if judged { hash_interpreters(&shared.config.interpreters) } else { HashSet::new() };
     *shared.interpreters.write().unwrap_or_else(|p| p.into_inner()) = set;
 }
@@ -815,9 +1148,13 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         stats: Stats::default(),
         stop: AtomicBool::new(false),
         records: Mutex::new(records_tx),
+        fencing: std::sync::OnceLock::new(),
         config,
     });
     let config = &shared.config;
+    // Before any mark: loading reads BTF and the cgroup tree, neither on a watched filesystem.
+    ensure_fencing(&shared);
+    refresh_domains_now(&shared);
 
     let pending = Arc::new(Mutex::new(VecDeque::new()));
     let mut threads = Vec::new();
@@ -865,6 +1202,12 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         threads.push(spawn("deadlines", Box::new(move || deadline_keeper(s, p)))?);
     }
     let spool_thread = spawn("spool", Box::new(move || spool_writer(spool, records_rx)))?;
+    {
+        let s = shared.clone();
+        threads.push(spawn("fence-events", Box::new(move || fence_events(s)))?);
+        let s = shared.clone();
+        threads.push(spawn("fence-domains", Box::new(move || fence_domains(s)))?);
+    }
 
     refresh_interpreters(&shared);
 
@@ -923,6 +1266,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         }
     }
 
+    tag_running(&shared);
     if let Some(ready) = &config.ready_file {
         let _ = std::fs::write(ready, format!("{}\n", std::process::id()));
     }
@@ -962,6 +1306,12 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                         tracing::error!("flushing ignore marks: {e}");
                     }
                     refresh_interpreters(&shared);
+                    ensure_fencing(&shared);
+                    if let Some(f) = shared.fencing.get() {
+                        f.apply(&shared.policy.read().unwrap_or_else(|p| p.into_inner()).engine);
+                    }
+                    refresh_domains_now(&shared);
+                    tag_running(&shared);
                     if secured(&shared) && !memfd.enforced() {
                         memfd = sysctl::MemfdNoexec::enforce().unwrap_or_else(|_| sysctl::MemfdNoexec::untouched());
                     }

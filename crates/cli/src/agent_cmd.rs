@@ -213,6 +213,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         exit_after: a.exit_after.map(Duration::from_secs),
         ready_file: a.ready_file.clone(),
         cache_capacity: 1 << 20,
+        resolver: a.resolver,
     };
     if let Some(sync) = source.sync {
         sync.start(hits);

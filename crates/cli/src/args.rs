@@ -130,6 +130,10 @@ pub struct AgentArgs {
     /// Do not make the agent's binary and policy file immutable while it runs.
     #[arg(long)]
     pub no_protect: bool,
+    /// DNS server (address:port) the agent asks for ringfence domains [default: the first
+    /// nameserver in /etc/resolv.conf, port 53].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
     /// Stop after this many seconds (for tests and trials).
     #[arg(long, value_name = "SECONDS")]
     pub exit_after: Option<u64>,

@@ -40,6 +40,7 @@ fn built() -> &'static Built {
         gcc(&["-O2", "-DNAME=\"blocked\"", "-o", "blocked", &s("program.c")]);
         gcc(&["-O2", "-o", "loader", &s("loader.c"), "-ldl"]);
         gcc(&["-O2", "-o", "memfd_exec", &s("memfd_exec.c")]);
+        gcc(&["-O2", "-pthread", "-o", "fenced", &s("fenced.c")]);
         gcc(&["-O2", "-shared", "-fPIC", "-DNAME=\"libgood\"", "-o", "libgood.so", &s("lib.c")]);
         gcc(&["-O2", "-shared", "-fPIC", "-DNAME=\"libevil\"", "-o", "libevil.so", &s("lib.c")]);
         Built { dir }
@@ -899,4 +900,238 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
     let (_, policies) = console.call("GET", "/api/policies", None);
     let deny_row = policies.as_array().unwrap().iter().find(|p| p["name"] == "Deny blocked build").unwrap();
     assert!(deny_row["hits"].as_i64().unwrap() >= 1, "{deny_row}");
+}
+
+/// A DNS server on loopback for ringfence domains: answers A questions for any name with one
+/// address (changeable while it runs) and a one-second TTL, AAAA with no data.
+struct TestDns {
+    addr: std::net::SocketAddr,
+    answer: std::sync::Arc<std::sync::Mutex<[u8; 4]>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TestDns {
+    fn start(first: [u8; 4]) -> TestDns {
+        use std::sync::atomic::Ordering;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(first));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, st) = (answer.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !st.load(Ordering::Acquire) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+                let q = &buf[..n];
+                // Question: the name ends at the first zero label after the 12-byte header.
+                let Some(end) = q[12..].iter().position(|&b| b == 0).map(|p| 12 + p + 1) else { continue };
+                let qtype = u16::from_be_bytes([q[end], q[end + 1]]);
+                let mut r = q[..end + 4].to_vec();
+                r[2] = 0x81;
+                r[3] = 0x80;
+                if qtype == 1 {
+                    r[7] = 1;
+                    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
+                    r.extend_from_slice(&*a.lock().unwrap());
+                }
+                let _ = socket.send_to(&r, from);
+            }
+        });
+        TestDns { addr, answer, stop }
+    }
+}
+
+impl Drop for TestDns {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// `who what result` lines of the fenced test program.
+fn results(o: &Output) -> std::collections::HashMap<(String, String), String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some(((f.next()?.to_owned(), f.next()?.to_owned()), f.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[track_caller]
+fn expect(o: &Output, who: &[&str], table: &[(&str, &str)]) {
+    let got = results(o);
+    for w in who {
+        for (what, want) in table {
+            let have = got.get(&(w.to_string(), what.to_string()));
+            assert_eq!(have.map(String::as_str), Some(*want), "{w} {what}; all output:\n{}", text(o));
+        }
+    }
+}
+
+fn listener_pair(a: &str, b: &str) -> (std::net::TcpListener, std::net::TcpListener, u16) {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind(format!("{a}:0")).unwrap();
+        let port = first.local_addr().unwrap().port();
+        if let Ok(second) = std::net::TcpListener::bind(format!("{b}:{port}")) {
+            return (first, second, port);
+        }
+    }
+    panic!("no port free on both {a} and {b}");
+}
+
+fn fence_policy(mnt: &Path, status: &str, allowed_port: u16, domain_port: u16) -> String {
+    let m = mnt.display();
+    format!(
+        r#"[organization]
+name = "Ringfence tests"
+mode = "monitor"
+
+[[applications]]
+name = "Fenced app"
+rules = [{{ path = "{m}/app/fenced" }}]
+
+[[applications]]
+name = "Free copy"
+rules = [{{ path = "{m}/free/fenced" }}]
+
+[[policies]]
+name = "Ringfence the app"
+position = 10
+applications = ["Fenced app"]
+action = "permit-ringfence"
+ringfence = "app fence"
+status = "{status}"
+
+[[policies]]
+name = "Permit the copy"
+position = 20
+applications = ["Free copy"]
+action = "permit"
+
+[[ringfences]]
+name = "app fence"
+[ringfences.files]
+protected = ["{m}/secret/**"]
+rules = [{{ path = "{m}/secret/shared.txt", access = "read" }}]
+[ringfences.network]
+allow = [{{ cidr = "127.0.0.1", ports = [{allowed_port}] }}]
+domains = [{{ name = "portal.fence.test", ports = [{domain_port}] }}]
+dns = false
+[ringfences.children]
+others = "no-shells"
+"#
+    )
+}
+
+#[test]
+fn a_ringfenced_tree_is_limited_in_files_network_and_children_and_a_copy_is_not() {
+    // Whole system watched (so that starting /bin/sh is seen) in Monitor mode: nothing but
+    // the ringfence denies, and it only applies to the tree of <tmpfs>/app/fenced.
+    let mut s = Sandbox::new();
+    for d in ["app", "free", "secret"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    copy_mode(&built().dir.join("fenced"), &s.path("app/fenced"));
+    copy_mode(&built().dir.join("fenced"), &s.path("free/fenced"));
+    std::fs::write(s.path("secret/shared.txt"), "shared\n").unwrap();
+    std::fs::write(s.path("secret/key.pem"), "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let denied = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let (ap, dp) = (allowed.local_addr().unwrap().port(), denied.local_addr().unwrap().port());
+    let (_domain_old, _domain_new, cp) = listener_pair("127.0.0.3", "127.0.0.4");
+    let dns = TestDns::start([127, 0, 0, 3]);
+    let policy_path = s.dir.path().join("policy.toml");
+    std::fs::write(&policy_path, fence_policy(&s.mnt, "enforce", ap, cp)).unwrap();
+    let resolver = dns.addr.to_string();
+    s.start_with(&policy_path, &["--no-protect"], &["--resolver", &resolver]);
+    assert!(s.log().contains("ringfencing with fallback BPF programs"), "{}", s.log());
+
+    let (a, d, secret) = (ap.to_string(), dp.to_string(), s.path("secret").to_string_lossy().into_owned());
+    let fenced = s.path("app/fenced");
+    let limited = [
+        ("connect-allowed", "ok"),
+        ("connect-denied", "EPERM"),
+        ("udp-denied", "EPERM"),
+        ("read-allowed", "ok"),
+        ("read-protected", "EPERM"),
+        ("write-read-only", "EPERM"),
+        ("start-sh", "EPERM"),
+        ("start-true", "ok"),
+    ];
+    let run = s.run(&fenced, &["run", &a, &d, &secret], &[]);
+    expect(&run, &["main", "thread", "child"], &limited);
+    let again = s.run(&fenced, &["reexec", &a, &d, &secret], &[]);
+    expect(&again, &["main"], &limited);
+
+    // Domains: resolved by the agent, refreshed when their TTL runs out.
+    let port = cp.to_string();
+    expect(&s.run(&fenced, &["connect", "127.0.0.3", &port], &[]), &["main"], &[("connect", "ok")]);
+    expect(&s.run(&fenced, &["connect", "127.0.0.4", &port], &[]), &["main"], &[("connect", "EPERM")]);
+    *dns.answer.lock().unwrap() = [127, 0, 0, 4];
+    let t0 = Instant::now();
+    while results(&s.run(&fenced, &["connect", "127.0.0.4", &port], &[])).values().next().map(String::as_str)
+        != Some("ok")
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the new address was not allowed:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    expect(&s.run(&fenced, &["connect", "127.0.0.3", &port], &[]), &["main"], &[("connect", "EPERM")]);
+
+    // The same binary elsewhere is not ringfenced.
+    let free = s.run(s.path("free/fenced"), &["run", &a, &d, &secret], &[]);
+    let all_ok: Vec<(&str, &str)> = limited.iter().map(|(w, _)| (*w, "ok")).collect();
+    expect(&free, &["main", "thread", "child"], &all_ok);
+
+    // Every denial is an event naming the profile and the rule.
+    let t0 = Instant::now();
+    let fence_events = loop {
+        let evs: Vec<Value> = s.events().into_iter().filter(|e| e["event"] == "ringfence-deny").collect();
+        if evs.len() >= 22 || t0.elapsed() > Duration::from_secs(5) {
+            break evs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(fence_events.iter().all(|e| e["ringfence"]["profile"] == "app fence" && e["verdict"] == "deny"));
+    assert!(fence_events.iter().all(|e| e["policy"] == "Ringfence the app"));
+    let net = fence_events
+        .iter()
+        .filter(|e| e["ringfence"]["destination"] == format!("tcp://127.0.0.2:{dp}"))
+        .collect::<Vec<_>>();
+    assert!(net.len() >= 4, "main, thread, child and the re-exec: {fence_events:#?}");
+    assert!(net.iter().all(|e| e["ringfence"]["rule"] == "network.allow" && e["access"] == "connect"));
+    assert!(fence_events.iter().any(|e| e["ringfence"]["destination"] == format!("udp://127.0.0.2:{dp}")));
+    let key = s.path("secret/key.pem");
+    let file = s.events_for(&key, "ringfence-deny");
+    assert!(file.len() >= 4, "{file:#?}");
+    let protected_rule = format!("files.protected \"{}/secret/**\" → none", s.mnt.display());
+    assert!(file.iter().all(|e| e["ringfence"]["rule"] == protected_rule.as_str()), "{file:#?}");
+    let write = s.events_for(&s.path("secret/shared.txt"), "ringfence-deny");
+    assert!(write.iter().all(|e| e["ringfence"]["rule"].as_str().unwrap().ends_with("→ read")), "{write:#?}");
+    let sh: Vec<&Value> =
+        fence_events.iter().filter(|e| e["ringfence"]["rule"] == "children.others = no-shells").collect();
+    assert!(sh.len() >= 4 && sh.iter().all(|e| e["access"] == "exec"), "{fence_events:#?}");
+    assert!(s.stop().success());
+
+    // Report-only: the same policy in Monitor status denies nothing and reports it all.
+    std::fs::write(&policy_path, fence_policy(&s.mnt, "monitor", ap, cp)).unwrap();
+    let _ = std::fs::remove_dir_all(s.spool());
+    s.start_with(&policy_path, &["--no-protect"], &["--resolver", &resolver]);
+    let run = s.run(&fenced, &["run", &a, &d, &secret], &[]);
+    expect(&run, &["main", "thread", "child"], &all_ok);
+    let t0 = Instant::now();
+    let reported = loop {
+        let evs: Vec<Value> = s.events().into_iter().filter(|e| e["event"] == "ringfence-would-deny").collect();
+        if evs.len() >= 18 || t0.elapsed() > Duration::from_secs(5) {
+            break evs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for rule in ["network.allow", protected_rule.as_str(), "children.others = no-shells"] {
+        let n = reported.iter().filter(|e| e["ringfence"]["rule"] == rule).count();
+        assert!(n >= 3, "{rule}: {n} reports in {reported:#?}");
+    }
+    assert!(reported.iter().all(|e| e["verdict"] == "allow" && e["ringfence"]["enforced"] == false));
+    assert!(s.stop().success());
 }
