@@ -3,6 +3,7 @@
  *   agent_workload ROOT spawn N      posix_spawn ROOT's /usr/bin/true N times, waiting for each
  *   agent_workload ROOT open1 N      open+close ROOT's /data/one N times
  *   agent_workload ROOT openmany N   open+read+close /data/files/f0000..N-1, twice
+ *   agent_workload ROOT readsecret 1 exit 0 if ROOT's /secret/key.pem can be read
  *
  * It chroots into ROOT first, so that every file it touches (the program, its ELF
  * interpreter and libc, the data) is on the benchmark's own filesystem. Prints
@@ -42,6 +43,13 @@ int main(int argc, char **argv) {
             if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) die("true failed");
         }
         printf("spawn %.6f\n", now() - t0);
+    } else if (strcmp(argv[2], "readsecret") == 0) {
+        /* Exit 0 when ROOT's /secret/key.pem can be read: the check that a ringfence is on. */
+        int fd = open("/secret/key.pem", O_RDONLY);
+        if (fd < 0) return 1;
+        ssize_t got = read(fd, buf, sizeof(buf));
+        close(fd);
+        return got >= 0 ? 0 : 1;
     } else if (strcmp(argv[2], "open1") == 0) {
         double t0 = now();
         for (long i = 0; i < n; i++) {

@@ -190,17 +190,27 @@ impl PolicyState {
         !self.fences.is_empty()
     }
 
-    /// Whether an allowed file may become an ignore mark as far as ringfences go.
-    fn cacheable_for_fences(&self, stat: &identity::Stat, path: &dyn Fn() -> String) -> bool {
-        if !self.fencing() {
-            return true;
-        }
-        // A hard link can put a restricted file under an open path.
-        if stat.nlink > 1 {
-            return false;
-        }
-        let path = path();
-        !self.fences.iter().any(|f| f.files.restricts(&path))
+    /// Whether some ringfence in force limits `path` (it must then keep reaching the agent).
+    fn restricts(&self, path: &str) -> bool {
+        self.fences.iter().any(|f| f.files.restricts(path))
+    }
+
+    /// Whether some ringfence in force may refuse to let its tree start this program (it must
+    /// then keep reaching the agent): `deny` unless it is a listed application, `no-shells`
+    /// when it is a shell or an interpreter (by name or by content).
+    fn some_fence_could_refuse_start(
+        &self,
+        path: &str,
+        file: &FileFacts,
+        process: &ProcessFacts,
+        facts: &FileFacts,
+        shared: &Shared,
+    ) -> bool {
+        let interpreter = || shared.interpreters.read().unwrap_or_else(|p| p.into_inner()).contains(&facts.sha256);
+        self.fences.iter().any(|f| {
+            let listed = || self.engine.matching_application(&f.children.applications, file, process, &self.target);
+            listed().is_none() && f.check_child(path, None, interpreter()).is_some()
+        })
     }
 }
 
@@ -394,8 +404,8 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
         return Outcome { response: Response::Allow, ignore: Some(CODE_MASK), report: None };
     }
     let exec = pending.event.mask.intersects(Mask::OPEN_EXEC_PERM);
-    let fence =
-        if policy.fencing() { shared.fencing.get().and_then(|f| f.of_process(pending.event.pid)) } else { None };
+    // Who is ringfenced is asked only when the answer can matter (a restricted path, code).
+    let fence_of = || shared.fencing.get().and_then(|f| f.of_process(pending.event.pid));
     let entry = match shared.cache.entry(stat.key, || read_head(fd)) {
         Ok(e) => e,
         Err(_) => return Outcome { response: shared.config.overload, ignore: None, report: None },
@@ -405,20 +415,23 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
     let mut opener = ProcOpener { shared, pid: pending.event.pid, exe: None };
     let access = classify::classify(exec, entry.shape, &lazy_path, policy.script_control, &mut opener);
     if !access.is_code() {
-        if let Some(rf) = &fence
-            && let Some(profile) = policy.engine.ringfence(&rf.profile)
-        {
+        let mut cacheable = classify::read_is_process_independent(entry.shape, policy.script_control);
+        if policy.fencing() {
             let path = lazy_path();
-            let write = fencing::opens_for_writing(pending.event.pid);
-            if let Some(denial) = profile.check_open(&path, write) {
-                return fence_outcome(shared, pending, rf.clone(), denial, access, None, path, stat.key);
+            let restricted = policy.restricts(&path);
+            if restricted
+                && let Some(rf) = fence_of()
+                && let Some(profile) = policy.engine.ringfence(&rf.profile)
+                && let Some(denial) = profile.check_open(&path, fencing::opens_for_writing(pending.event.pid))
+            {
+                return fence_outcome(shared, pending, rf, denial, access, None, path, stat.key);
             }
+            // A hard link can put a restricted file under an open path.
+            cacheable &= !restricted && stat.nlink <= 1;
         }
-        let ignore = (classify::read_is_process_independent(entry.shape, policy.script_control)
-            && policy.cacheable_for_fences(&stat, &lazy_path))
-        .then_some(Mask::OPEN_PERM);
-        return Outcome { response: Response::Allow, ignore, report: None };
+        return Outcome { response: Response::Allow, ignore: cacheable.then_some(Mask::OPEN_PERM), report: None };
     }
+    let fence = if policy.fencing() { fence_of() } else { None };
     shared.stats.judged.fetch_add(1, Ordering::Relaxed);
     let path = lazy_path();
     let proc_info = process::info(pending.event.pid);
@@ -512,21 +525,18 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
     };
     // Only a plain permit is handed to the kernel: denies must be asked again (the kernel
     // drops nothing for them), and Monitor/Learning outcomes must be recorded every time.
-    let ignore = (event.is_none() && decision.monitor_hits.is_empty() && !decision.depends_on_process)
-        .then_some(CODE_MASK)
-        .filter(|_| !policy.fencing())
-        .or_else(|| {
-            // While ringfences are in force every program start must reach the agent (a
-            // ringfenced tree may not start it), so only libraries are marked, for opens.
-            let library = elf.is_some_and(|e| e.is_shared_object());
-            (event.is_none()
-                && decision.monitor_hits.is_empty()
-                && !decision.depends_on_process
-                && policy.fencing()
-                && library
-                && policy.cacheable_for_fences(&stat, &|| path.clone()))
-            .then_some(Mask::OPEN_PERM)
-        });
+    let plain_permit = event.is_none() && decision.monitor_hits.is_empty() && !decision.depends_on_process;
+    // While ringfences are in force, a program that some ringfenced tree may not start must
+    // keep reaching the agent (an ignore mark answers every process alike), as must files a
+    // ringfence restricts.
+    let ignore = (plain_permit
+        && (!policy.fencing()
+            || (decision.fence().is_none()
+                && stat.nlink <= 1
+                && !policy.restricts(&path)
+                && (elf.is_some_and(|e| e.is_shared_object())
+                    || !policy.some_fence_could_refuse_start(&path, &file, &process_facts, &facts, shared)))))
+    .then_some(CODE_MASK);
     Outcome {
         response: if allow { Response::Allow } else { Response::Deny },
         ignore,
@@ -874,6 +884,20 @@ fn ensure_fencing(shared: &Shared) {
     }
 }
 
+/// Ringfence running processes in the background: hashing every running program takes
+/// longer than the start-up window should.
+fn scan_running(shared: &Arc<Shared>) -> Option<std::thread::JoinHandle<()>> {
+    if shared.fencing.get().is_none() || !shared.policy.read().unwrap_or_else(|p| p.into_inner()).fencing() {
+        return None;
+    }
+    let s = shared.clone();
+    std::thread::Builder::new()
+        .name("fence-scan".into())
+        .spawn(move || tag_running(&s))
+        .map_err(|e| tracing::error!("starting the scan for running ringfenced processes: {e}"))
+        .ok()
+}
+
 /// Ringfence processes that were already running when their policy arrived, and their
 /// descendants (new ones are tagged as they start).
 fn tag_running(shared: &Shared) {
@@ -888,6 +912,9 @@ fn tag_running(shared: &Shared) {
         fencing.kernel().tagged().into_iter().map(|(p, t)| (p as i32, t)).collect();
     let mut parents = std::collections::HashMap::new();
     for &pid in &pids {
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
         if pid == shared.own_pid {
             continue;
         }
@@ -1266,7 +1293,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         }
     }
 
-    tag_running(&shared);
+    threads.extend(scan_running(&shared));
     if let Some(ready) = &config.ready_file {
         let _ = std::fs::write(ready, format!("{}\n", std::process::id()));
     }
@@ -1311,7 +1338,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                         f.apply(&shared.policy.read().unwrap_or_else(|p| p.into_inner()).engine);
                     }
                     refresh_domains_now(&shared);
-                    tag_running(&shared);
+                    threads.extend(scan_running(&shared));
                     if secured(&shared) && !memfd.enforced() {
                         memfd = sysctl::MemfdNoexec::enforce().unwrap_or_else(|_| sysctl::MemfdNoexec::untouched());
                     }

@@ -1135,3 +1135,71 @@ fn a_ringfenced_tree_is_limited_in_files_network_and_children_and_a_copy_is_not(
     assert!(reported.iter().all(|e| e["verdict"] == "allow" && e["ringfence"]["enforced"] == false));
     assert!(s.stop().success());
 }
+
+#[test]
+fn the_shipped_3cx_advice_is_enforced_on_a_real_process_tree() {
+    // dist/policies/3cx-ringfence.toml as shipped, with only what a test must change: the
+    // application's path (the test program on this tmpfs), a protected directory on the
+    // tmpfs, its domain answered by the test's DNS server, and Monitor mode for the computer
+    // (the whole system is watched). No protected files, network only to its domains, no
+    // child programs at all.
+    let mut s = Sandbox::new();
+    for d in ["app", "secret"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    copy_mode(&built().dir.join("fenced"), &s.path("app/fenced"));
+    std::fs::write(s.path("secret/shared.txt"), "shared\n").unwrap();
+    std::fs::write(s.path("secret/key.pem"), "key\n").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let (_own, _own2, cp) = listener_pair("127.0.0.3", "127.0.0.4");
+    let dns = TestDns::start([127, 0, 0, 3]);
+    let shipped = include_str!("../../../dist/policies/3cx-ringfence.toml");
+    let m = s.mnt.display().to_string();
+    let mut text = shipped.to_owned();
+    for (from, to) in [
+        ("mode = \"secured\"", "mode = \"monitor\"".to_owned()),
+        ("{ path = \"/usr/lib/3cxdesktopapp/3CXDesktopApp\" }", format!("{{ path = \"{m}/app/fenced\" }}")),
+        ("protected = [\"/home/**\"", format!("protected = [\"{m}/secret/**\", \"/home/**\"")),
+        ("{ name = \"3cx.com\", ports = [443] }", format!("{{ name = \"portal.fence.test\", ports = [{cp}] }}")),
+    ] {
+        assert!(text.contains(from), "the shipped policy changed: {from} is gone");
+        text = text.replace(from, &to);
+    }
+    let policy_path = s.dir.path().join("policy.toml");
+    std::fs::write(&policy_path, text).unwrap();
+    let resolver = dns.addr.to_string();
+    s.start_with(&policy_path, &["--no-protect"], &["--resolver", &resolver]);
+
+    let fenced = s.path("app/fenced");
+    let (op, secret) =
+        (other.local_addr().unwrap().port().to_string(), s.path("secret").to_string_lossy().into_owned());
+    let run = s.run(&fenced, &["run", &op, &op, &secret], &[]);
+    let nothing: Vec<(&str, &str)> = [
+        "connect-allowed",
+        "connect-denied",
+        "udp-denied",
+        "read-allowed",
+        "read-protected",
+        "write-read-only",
+        "start-sh",
+        "start-true",
+    ]
+    .iter()
+    .map(|w| (*w, "EPERM"))
+    .collect();
+    expect(&run, &["main", "thread", "child"], &nothing);
+    expect(&s.run(&fenced, &["connect", "127.0.0.3", &cp.to_string()], &[]), &["main"], &[("connect", "ok")]);
+    let t0 = Instant::now();
+    let events = loop {
+        let evs: Vec<Value> = s.events().into_iter().filter(|e| e["event"] == "ringfence-deny").collect();
+        if evs.len() >= 24 || t0.elapsed() > Duration::from_secs(5) {
+            break evs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(events.len() >= 24, "one event per denial: {events:#?}");
+    assert!(events.iter().all(|e| e["policy"] == "Permit 3CX, ringfenced" && e["ringfence"]["profile"] == "3CX"));
+    let started: Vec<&Value> = events.iter().filter(|e| e["ringfence"]["rule"] == "children.others = deny").collect();
+    assert_eq!(started.len(), 6, "sh and true from main, thread and child: {events:#?}");
+    assert!(s.stop().success());
+}

@@ -1,5 +1,5 @@
 //! The model in the REST API: settings, groups, computers, applications (built-in ones
-//! read-only), the ordered policy list, blocklist packages with paste → extract → preview →
+//! read-only), ringfence profiles, the ordered policy list, blocklist packages with paste → extract → preview →
 //! bulk add, the "what would happen" preview, events and unused policies.
 //!
 //! Every change is checked first: the organization's document with the change applied must
@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use portcullis_policy::{Engine, FileFacts, FileKind, Os, ProcessFacts, Timestamp};
 use portcullis_policy_file::Format;
 use portcullis_policy_file::document::{
-    ApplicationDoc, ComputerDoc, Document, GroupDoc, OrganizationDoc, PolicyDoc, RuleDoc,
+    ApplicationDoc, ComputerDoc, Document, GroupDoc, OrganizationDoc, PolicyDoc, RingfenceDoc, RuleDoc,
 };
 use portcullis_store::{Change, EventFilter, EventRow, Move, now_ms};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/computers/{id}", put(update_computer).delete(delete_computer))
         .route("/api/applications", get(applications).post(create_application))
         .route("/api/applications/{id}", put(update_application).delete(delete_application))
+        .route("/api/ringfences", get(ringfences).post(create_ringfence))
+        .route("/api/ringfences/{id}", get(ringfence).put(update_ringfence).delete(delete_ringfence))
         .route("/api/policies", get(policies).post(create_policy))
         .route("/api/policies/{id}", put(update_policy).delete(delete_policy))
         .route("/api/policies/{id}/move", post(move_policy))
@@ -344,6 +346,68 @@ pub(crate) async fn delete_application(
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
     state.store.delete_application(change(&caller), id).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- ringfences --------------------------------------------------------------------------
+
+#[utoipa::path(get, path = "/api/ringfences", tag = "model", responses((status = 200, body = Vec<Object>), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn ringfences(State(state): State<AppState>, caller: Caller) -> Result<AppJson<Value>, AppError> {
+    Ok(AppJson(json!(state.store.ringfences(caller.user.org_id).await?)))
+}
+
+#[utoipa::path(get, path = "/api/ringfences/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn ringfence(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<AppJson<Value>, AppError> {
+    Ok(AppJson(json!(state.store.ringfence(caller.user.org_id, id).await?)))
+}
+
+#[utoipa::path(post, path = "/api/ringfences", tag = "model", request_body = RingfenceDoc, responses((status = 201, body = Created), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn create_ringfence(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(mut doc): AppJson<RingfenceDoc>,
+) -> Result<(StatusCode, AppJson<Created>), AppError> {
+    caller.require_change()?;
+    doc.name = check_name(&doc.name, "ringfence")?;
+    check_model(&state, caller.user.org_id, |d| d.ringfences.push(doc.clone())).await?;
+    let id = state.store.create_ringfence(change(&caller), &doc).await?;
+    announce(&state, &caller).await?;
+    Ok((StatusCode::CREATED, AppJson(Created { id })))
+}
+
+#[utoipa::path(put, path = "/api/ringfences/{id}", tag = "model", params(("id" = i64, Path, description = "id")), request_body = RingfenceDoc, responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn update_ringfence(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppJson(doc): AppJson<RingfenceDoc>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    let old = state.store.ringfence(caller.user.org_id, id).await?;
+    let new = RingfenceDoc { name: old.doc.name.clone(), ..doc };
+    check_model(&state, caller.user.org_id, |d| {
+        d.ringfences.retain(|r| r.name != old.doc.name);
+        d.ringfences.push(new.clone());
+    })
+    .await?;
+    state.store.update_ringfence(change(&caller), id, &new).await?;
+    announce(&state, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/ringfences/{id}", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 204), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn delete_ringfence(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+) -> Result<StatusCode, AppError> {
+    caller.require_change()?;
+    state.store.delete_ringfence(change(&caller), id).await?;
     announce(&state, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,8 @@
 use crate::error::ErrorBody;
 use crate::{agent_api, model_api, routes};
 use portcullis_policy_file::document::{
-    ApplicationDoc, BlocklistDoc, ComputerDoc, GroupDoc, OrganizationDoc, PolicyDoc, RuleDoc, SignerDoc,
+    ApplicationDoc, BlocklistDoc, ChildFenceDoc, ComputerDoc, DomainRuleDoc, FileFenceDoc, FileRuleDoc, GroupDoc,
+    NetFenceDoc, NetRuleDoc, OrganizationDoc, PolicyDoc, RingfenceDoc, RuleDoc, SignerDoc,
 };
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -24,6 +25,8 @@ on every change. Agents use their own credential."
         model_api::update_group, model_api::delete_group, model_api::enrollment_token, model_api::computers,
         model_api::update_computer, model_api::delete_computer, model_api::applications,
         model_api::create_application, model_api::update_application, model_api::delete_application,
+        model_api::ringfences, model_api::ringfence, model_api::create_ringfence, model_api::update_ringfence,
+        model_api::delete_ringfence,
         model_api::policies, model_api::create_policy, model_api::update_policy, model_api::delete_policy,
         model_api::move_policy, model_api::unused_policies, model_api::remove_policies, model_api::blocklists,
         model_api::create_blocklist, model_api::blocklist, model_api::extract, model_api::add_hashes,
@@ -33,11 +36,12 @@ on every change. Agents use their own credential."
     ),
     components(schemas(
         ErrorBody, OrganizationDoc, GroupDoc, ComputerDoc, ApplicationDoc, PolicyDoc, RuleDoc, SignerDoc, BlocklistDoc,
+        RingfenceDoc, FileFenceDoc, FileRuleDoc, NetFenceDoc, NetRuleDoc, DomainRuleDoc, ChildFenceDoc,
     )),
     modifiers(&Security),
     tags(
         (name = "accounts", description = "Sessions, tokens, users, the audit log"),
-        (name = "model", description = "Settings, groups, computers, applications, the ordered policy list"),
+        (name = "model", description = "Settings, groups, computers, applications, ringfence profiles, the ordered policy list"),
         (name = "blocklists", description = "Blocklist packages: paste → extract → preview → bulk add, metadata rules, approvals"),
         (name = "events", description = "Events from agents, the \"what would happen\" preview, policies made from events"),
         (name = "hygiene", description = "Unused policies"),

@@ -553,3 +553,86 @@ async fn a_change_saved_on_one_server_reaches_an_agent_polling_another() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn ringfence_profiles_are_managed_checked_and_reach_the_bundle() {
+    each_backend(async |store: Store| {
+        let org = org_with_users(&store).await;
+        let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+        let auditor = Client::login(&store, &org.name, "auditor", "auditor-password").await;
+        let app = json!({"name": "3CX Desktop App", "rules": [{"path": "/usr/lib/3cxdesktopapp/3CXDesktopApp"}]});
+        assert_eq!(admin.json("POST", "/api/applications", app).await.status, StatusCode::CREATED);
+
+        let fence = json!({
+            "name": "3CX",
+            "files": {"protected": ["/home/**"], "rules": [{"path": "/home/*/.config/3CXDesktopApp/**", "access": "read-write"}]},
+            "network": {"domains": [{"name": "3cx.com", "ports": ["443"]}]},
+            "children": {"others": "deny"}
+        });
+        assert_eq!(auditor.json("POST", "/api/ringfences", fence.clone()).await.status, StatusCode::FORBIDDEN);
+        // What would not load is refused with the loader's words, and nothing is written.
+        let before = audit_len(&store, org.id).await;
+        let mut bad = fence.clone();
+        bad["network"]["allow"] = json!([{"cidr": "10.0.0.0/99"}]);
+        let r = admin.json("POST", "/api/ringfences", bad).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+        assert!(r.body["error"].as_str().unwrap().contains("is not an address or CIDR"), "{:?}", r.body);
+        assert_eq!(audit_len(&store, org.id).await, before);
+
+        let created = admin.json("POST", "/api/ringfences", fence).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let fence_id = created.body["id"].as_i64().unwrap();
+        let policy = json!({"name": "Permit 3CX, ringfenced", "position": 0, "applications": ["3CX Desktop App"],
+                            "action": "permit-ringfence", "ringfence": "3CX"});
+        assert_eq!(admin.json("POST", "/api/policies", policy).await.status, StatusCode::CREATED);
+        let p = admin
+            .json(
+                "POST",
+                "/api/preview",
+                json!({"file": {"path": "/usr/lib/3cxdesktopapp/3CXDesktopApp", "sha256": EDITOR_SHA, "kind": "elf-executable", "os": "linux"}}),
+            )
+            .await;
+        assert_eq!(p.body["verdict"], "allow", "{:?}", p.body);
+        assert!(p.body["reason"].as_str().unwrap().contains("ringfenced by \"3CX\""), "{:?}", p.body);
+
+        // The document agents get carries the profile.
+        let doc = admin.get("/api/document").await.body["document"].clone();
+        assert_eq!(doc["ringfences"][0]["children"]["others"], "deny", "{doc:?}");
+        assert_eq!(doc["ringfences"][0]["network"]["domains"][0]["name"], "3cx.com");
+
+        // Editing keeps the name; a profile in use cannot be removed.
+        let edit = json!({"name": "renamed", "network": {"allow": [{"cidr": "198.51.100.0/24", "ports": ["443"]}]}});
+        let r = admin.json("PUT", &format!("/api/ringfences/{fence_id}"), edit).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+        let one = admin.get(&format!("/api/ringfences/{fence_id}")).await.body;
+        assert_eq!((one["name"].as_str(), one["network"]["allow"][0]["cidr"].as_str()), (Some("3CX"), Some("198.51.100.0/24")));
+        assert!(one["files"].is_null(), "replaced as a whole: {one:?}");
+        let r = admin.send("DELETE", &format!("/api/ringfences/{fence_id}"), None, "", true).await;
+        assert!(r.status.is_client_error(), "{:?}", r.status);
+        assert!(r.body["error"].as_str().unwrap().contains("is used by \"Permit 3CX, ringfenced\""), "{:?}", r.body);
+        let log = auditor.get("/api/audit?limit=1").await.body;
+        assert_eq!((log[0]["action"].as_str(), log[0]["object"].as_str()), (Some("update"), Some("ringfence 3CX")));
+
+        // The console's form makes the same profile from lines of text.
+        let form = format!(
+            "_csrf={}&name=Browser&file_rules=%2Fsrv%2F**+%3D+read&protected=%2Fsrv%2F**&limit_network=on&addresses=127.0.0.1+8080%2C9000-9100&dns=on&others=no-shells",
+            admin.csrf.as_deref().unwrap()
+        );
+        let r = admin.send("POST", "/ringfences", Some(Body::from(form)), "application/x-www-form-urlencoded", false).await;
+        let location = r.headers.get(header::LOCATION).unwrap().to_str().unwrap().to_owned();
+        assert!(location.starts_with("/ringfences?ok="), "{location}");
+        let list = admin.get("/api/ringfences").await.body;
+        let browser = list.as_array().unwrap().iter().find(|r| r["name"] == "Browser").unwrap();
+        assert_eq!(browser["network"]["allow"][0]["ports"], json!(["8080", "9000-9100"]));
+        assert_eq!(browser["files"]["rules"][0]["access"], "read");
+        let page = admin.get("/ringfences").await;
+        let html = String::from_utf8_lossy(&page.bytes);
+        assert!(html.contains("Browser") && html.contains("127.0.0.1 port 8080,9000-9100"), "{html}");
+        assert!(html.contains("Permit 3CX, ringfenced"), "used-by column");
+        let bad_form = format!("_csrf={}&name=Bad&file_rules=%2Fsrv+read", admin.csrf.as_deref().unwrap());
+        let r = admin.send("POST", "/ringfences", Some(Body::from(bad_form)), "application/x-www-form-urlencoded", false).await;
+        let location = r.headers.get(header::LOCATION).unwrap().to_str().unwrap().to_owned();
+        assert!(location.contains("error=") && location.contains("glob"), "{location}");
+    })
+    .await;
+}

@@ -20,6 +20,7 @@ pub use audit::AuditEntry;
 pub use events::{EventFilter, EventRow, NewEvent};
 pub use model::{
     ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, Move, PolicyRow,
+    RingfenceRow,
 };
 
 use sqlx::Connection;
