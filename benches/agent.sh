@@ -232,16 +232,19 @@ fence = ["## Ringfencing: what it costs", "",
          "",
          "| Workload | No agent | Other ringfenced | × | Workload ringfenced | × | Target |",
          "|---|---|---|---|---|---|---|"]
-targets = {"spawn": "— (every exec asks the agent while a ringfence is in force)", "open1": "<= 1.1 (other), <= 2 (ringfenced)",
+targets = {"spawn": "— (programs a ringfence could refuse keep asking)", "open1": "<= 1.1 (other), <= 2 (ringfenced)",
            "openmany-pass1": "— (first sight)", "openmany-pass2": "<= 1.1 (other), <= 2 (ringfenced)"}
 for key, label, scale, unit, _ in rows:
     n, o, r = (med[(w, key)] * scale for w in ("none", "fenced-other", "fenced-self"))
     fence.append(f"| {label} | {n:.2f} {unit} | {o:.2f} {unit} | {o/n:.2f} | {r:.2f} {unit} | {r/n:.2f} | {targets[key]} |")
+vs = lambda who, key: med[(who, key)] / med[("portcullis", key)]
 fence += ["",
+          f"Against Portcullis without a ringfence in the same run (the agent's own cost taken out): other ringfenced {vs('fenced-other', 'open1'):.2f}× (one file), {vs('fenced-other', 'openmany-pass2'):.2f}× (second pass); workload ringfenced {vs('fenced-self', 'open1'):.2f}×, {vs('fenced-self', 'openmany-pass2'):.2f}×. The no-agent multiples above include the ignore-mark lookups every watched open pays, which drift between 1.03× and 1.3× across runs on these shared VMs.",
+          "",
           f"Start-up with a ringfence (policy, BPF load and attach, marks): {start_fenced*1000:.0f} ms median ({start*1000:.0f} ms without).",
           "",
           "Notes:",
-          "- While a ringfence is in force, programs never become ignore marks: a ringfenced tree may not be allowed to start them, and the kernel's marks cannot tell processes apart. Every exec on a watched filesystem therefore costs one round trip to the agent (the spawn row), for every process. Files that a ringfence restricts, and files with more than one link, keep asking too.",
+          "- While a ringfence is in force, a program that some ringfence could refuse to start (anything unlisted under `others = \"deny\"`, shells and interpreters under `no-shells`) never becomes an ignore mark: the kernel's marks cannot tell processes apart, so every exec of it, by any process, costs one round trip to the agent. Here the profile is `no-shells` and `/usr/bin/true` keeps its marks; with `others = \"deny\"` (the 3CX advice) every exec on the host would pay that round trip. Files that a ringfence restricts, and files with more than one link, keep asking too.",
           "- Everything else (libraries, data outside protected paths) is still answered by ignore marks, for ringfenced processes too: their repeated opens after warm-up never leave the kernel.",
           "- Network rules cost every connect and sendmsg a BPF hash lookup of the caller's thread-group id (and, for ringfenced processes, one LPM-trie lookup), in the kernel.",
           ""]
