@@ -77,7 +77,8 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
     None
 }
 
-/// Parse an answer to a query with transaction `id`. `Ok(None)` is NXDOMAIN or no data.
+/// Parse an answer to a query with transaction `id`: NXDOMAIN and no data are an empty
+/// answer; `Err` carries the RCODE (255: not an answer to this query).
 pub fn parse(msg: &[u8], id: u16) -> Result<Answer, u8> {
     let bad = 255;
     let u16_at = |p: usize| msg.get(p..p + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
@@ -133,8 +134,15 @@ pub fn resolve(server: SocketAddr, name: &str, timeout: Duration) -> Result<Answ
         let id = seed.wrapping_add(i as u16);
         socket.send(&query(id, name, qtype)).map_err(io)?;
         let mut buf = [0u8; 1500];
-        // Late answers to an earlier question are skipped, not taken for this one.
+        // Late answers to an earlier question are skipped, not taken for this one; a stream
+        // of them does not stretch the wait beyond `timeout`.
+        let deadline = std::time::Instant::now() + timeout;
         let answer = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(io(std::io::ErrorKind::TimedOut.into()));
+            }
+            socket.set_read_timeout(Some(left)).map_err(io)?;
             let n = socket.recv(&mut buf).map_err(io)?;
             match parse(&buf[..n], id) {
                 Err(255) => continue,
@@ -146,6 +154,8 @@ pub fn resolve(server: SocketAddr, name: &str, timeout: Duration) -> Result<Answ
                 all.addrs.extend(a.addrs);
                 all.ttl = all.ttl.min(a.ttl);
             }
+            // IPv4 addresses stand even when the server fails the AAAA question.
+            Err(_) if qtype == TYPE_AAAA && !all.addrs.is_empty() => {}
             Err(rcode) => return Err(DnsError::Refused { server, name: name.to_string(), rcode }),
         }
     }
@@ -155,7 +165,7 @@ pub fn resolve(server: SocketAddr, name: &str, timeout: Duration) -> Result<Answ
     Ok(all)
 }
 
-/// The first name server in `/etc/resolv.conf` text, port 53.
+/// The name servers in `/etc/resolv.conf` text, port 53, in order.
 pub fn nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
     resolv_conf
         .lines()

@@ -224,6 +224,8 @@ struct Shared {
     own_pid: i32,
     stats: Stats,
     stop: AtomicBool,
+    /// Stops the ringfence threads first, while the responders still answer their opens.
+    fence_stop: AtomicBool,
     records: Mutex<mpsc::Sender<Record>>,
     /// Loaded when a policy first ringfences something.
     fencing: std::sync::OnceLock<Fencing>,
@@ -424,7 +426,8 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
                 && let Some(profile) = policy.engine.ringfence(&rf.profile)
                 && let Some(denial) = profile.check_open(&path, fencing::opens_for_writing(pending.event.pid))
             {
-                return fence_outcome(shared, pending, rf, denial, access, None, path, stat.key);
+                let any_open = profile.check_open(&path, false).is_some();
+                return fence_outcome(shared, pending, (rf, denial, any_open), access, None, path, stat.key);
             }
             // A hard link can put a restricted file under an open path.
             cacheable &= !restricted && stat.nlink <= 1;
@@ -494,22 +497,28 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
             None
         };
         if let Some(denial) = denial {
-            return fence_outcome(shared, pending, rf.clone(), denial, access, Some(facts), path, stat.key);
+            let any_open = !starts_program;
+            return fence_outcome(shared, pending, (rf.clone(), denial, any_open), access, Some(facts), path, stat.key);
         }
     }
     if allow
         && starts_program
         && let (Some(fenced), Some(fencing)) = (decision.fence(), shared.fencing.get())
     {
-        // Registered before the answer: the exec completes only after it, and the kernel's exec
-        // hook tags the new process from this entry.
+        // Both before the answer, since the exec completes only after it. The executable, for
+        // the kernel's exec hook (a tree started later from it); and the process making this
+        // exec itself, which is what a script (the hook sees its interpreter) and a filesystem
+        // whose stat device differs from the kernel's (btrfs subvolumes, overlayfs) need. A
+        // process that is already ringfenced keeps its tag.
         let tag = fencing.tag_for(&fenced, &policy.engine);
         let kernel = fencing.kernel();
-        let tagged = if access == Access::Exec {
-            kernel.tag_executable(portcullis_fence::kernel_dev(stat.key.dev), stat.key.ino, tag)
-        } else {
-            kernel.tag_process(pending.event.pid as u32, tag)
-        };
+        let mut tagged = Ok(());
+        if access == Access::Exec {
+            tagged = kernel.tag_executable(portcullis_fence::kernel_dev(stat.key.dev), stat.key.ino, tag);
+        }
+        if fence.is_none() {
+            tagged = tagged.and(kernel.tag_process(pending.event.pid as u32, tag));
+        }
         if let Err(e) = tagged {
             tracing::error!("ringfencing {path}: {e}");
         }
@@ -556,13 +565,12 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
 }
 
 /// A ringfence refused an open or a program start: deny it (or, report-only, allow it) and
-/// say which profile and rule.
-#[allow(clippy::too_many_arguments)]
+/// say which profile and rule. `any_open` when every open of the file by the tree is refused
+/// (not only writing, not only starting it), so the LSM path may refuse repeats in the kernel.
 fn fence_outcome(
     shared: &Shared,
     pending: &Pending,
-    rf: Ringfence,
-    denial: FenceDenial,
+    (rf, denial, any_open): (Ringfence, FenceDenial, bool),
     access: Access,
     facts: Option<Arc<FileFacts>>,
     path: String,
@@ -570,6 +578,7 @@ fn fence_outcome(
 ) -> Outcome {
     let enforce = rf.tag.enforce;
     if enforce
+        && any_open
         && let Some(f) = shared.fencing.get()
         && f.enforcement() == portcullis_fence::Enforcement::Lsm
     {
@@ -622,6 +631,8 @@ fn record_of(shared: &Shared, report: Report) -> Record {
         ),
         (None, _) => (overload_verdict(shared).to_owned(), None, report.reason.unwrap_or_default()),
     };
+    // Answered by the deadline keeper: the ringfence did not decide.
+    let fence = if report.event == "overload" { None } else { report.fence };
     Record {
         time: event_time(),
         event: report.event.to_owned(),
@@ -639,7 +650,7 @@ fn record_of(shared: &Shared, report: Report) -> Record {
             ino: report.key.ino,
         },
         process: process_record(shared, report.process, report.ancestors),
-        ringfence: report.fence.map(|(rf, denial)| RingfenceRecord {
+        ringfence: fence.map(|(rf, denial)| RingfenceRecord {
             profile: rf.profile,
             rule: denial.rule,
             enforced: rf.tag.enforce,
@@ -912,7 +923,7 @@ fn tag_running(shared: &Shared) {
         fencing.kernel().tagged().into_iter().map(|(p, t)| (p as i32, t)).collect();
     let mut parents = std::collections::HashMap::new();
     for &pid in &pids {
-        if shared.stop.load(Ordering::Acquire) {
+        if shared.fence_stop.load(Ordering::Acquire) {
             return;
         }
         if pid == shared.own_pid {
@@ -972,7 +983,7 @@ fn tag_running(shared: &Shared) {
 
 /// Turn the kernel's network refusals into events.
 fn fence_events(shared: Arc<Shared>) {
-    let keep_going = || !shared.stop.load(Ordering::Acquire);
+    let keep_going = || !shared.fence_stop.load(Ordering::Acquire);
     while keep_going() {
         let Some(fencing) = shared.fencing.get() else {
             std::thread::sleep(Duration::from_millis(100));
@@ -1035,7 +1046,7 @@ fn refresh_domains_now(shared: &Shared) {
 
 /// Keep ringfence domains resolved within their TTL.
 fn fence_domains(shared: Arc<Shared>) {
-    while !shared.stop.load(Ordering::Acquire) {
+    while !shared.fence_stop.load(Ordering::Acquire) {
         let wait = match shared.fencing.get() {
             Some(f) => {
                 let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -1043,7 +1054,11 @@ fn fence_domains(shared: Arc<Shared>) {
             }
             None => Duration::from_millis(200),
         };
-        std::thread::sleep(wait);
+        // In small steps, so that a stop is seen at once.
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !shared.fence_stop.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -1174,6 +1189,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         own_pid: std::process::id() as i32,
         stats: Stats::default(),
         stop: AtomicBool::new(false),
+        fence_stop: AtomicBool::new(false),
         records: Mutex::new(records_tx),
         fencing: std::sync::OnceLock::new(),
         config,
@@ -1185,6 +1201,9 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
 
     let pending = Arc::new(Mutex::new(VecDeque::new()));
     let mut threads = Vec::new();
+    // Ringfence threads open files too (procfs, /etc, executables): they stop before anything
+    // else, while the responders answer those opens.
+    let mut fence_threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
             .name(name.into())
@@ -1231,9 +1250,9 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     let spool_thread = spawn("spool", Box::new(move || spool_writer(spool, records_rx)))?;
     {
         let s = shared.clone();
-        threads.push(spawn("fence-events", Box::new(move || fence_events(s)))?);
+        fence_threads.push(spawn("fence-events", Box::new(move || fence_events(s)))?);
         let s = shared.clone();
-        threads.push(spawn("fence-domains", Box::new(move || fence_domains(s)))?);
+        fence_threads.push(spawn("fence-domains", Box::new(move || fence_domains(s)))?);
     }
 
     refresh_interpreters(&shared);
@@ -1293,7 +1312,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         }
     }
 
-    threads.extend(scan_running(&shared));
+    fence_threads.extend(scan_running(&shared));
     if let Some(ready) = &config.ready_file {
         let _ = std::fs::write(ready, format!("{}\n", std::process::id()));
     }
@@ -1338,7 +1357,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                         f.apply(&shared.policy.read().unwrap_or_else(|p| p.into_inner()).engine);
                     }
                     refresh_domains_now(&shared);
-                    threads.extend(scan_running(&shared));
+                    fence_threads.extend(scan_running(&shared));
                     if secured(&shared) && !memfd.enforced() {
                         memfd = sysctl::MemfdNoexec::enforce().unwrap_or_else(|_| sysctl::MemfdNoexec::untouched());
                     }
@@ -1360,6 +1379,10 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     }
     if let Err(e) = memfd.restore() {
         tracing::error!("restoring vm.memfd_noexec: {e}");
+    }
+    shared.fence_stop.store(true, Ordering::Release);
+    for t in fence_threads {
+        let _ = t.join();
     }
     cleanup(&shared);
     for t in threads {

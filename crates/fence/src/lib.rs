@@ -331,6 +331,16 @@ impl Fence {
     /// Set what a ringfence allows on the network: `None` leaves its network free, `Some`
     /// allows only the listed prefixes and ports. Replaces what was set before for `id`.
     pub fn set_network(&self, id: u32, allow: Option<&[NetAllow]>) -> Result<(), FenceError> {
+        // Restricted first: if the entries cannot all be installed, the ringfence denies more,
+        // never less.
+        let restricted = fence_profile { flags: if allow.is_some() { NET_RESTRICTED } else { 0 } };
+        if allow.is_some() {
+            self.skel
+                .maps
+                .profiles
+                .update(bytes(&id), bytes(&restricted), MapFlags::ANY)
+                .map_err(map_err("profiles"))?;
+        }
         let entries = match allow {
             Some(list) => merged(list)?,
             None => Vec::new(),
@@ -340,7 +350,12 @@ impl Fence {
         let mut new_keys = Vec::with_capacity(entries.len());
         for (key, ports) in entries {
             let key = fence_net_key { id, ..key };
-            self.skel.maps.net_allow.update(bytes(&key), bytes(&ports), MapFlags::ANY).map_err(map_err("net_allow"))?;
+            if let Err(e) = self.skel.maps.net_allow.update(bytes(&key), bytes(&ports), MapFlags::ANY) {
+                // Keep tracking what did go in, so that the next call removes it.
+                new_keys.extend(old);
+                installed.insert(id, new_keys);
+                return Err(map_err("net_allow")(e));
+            }
             new_keys.push(key);
         }
         for key in old {
@@ -349,8 +364,7 @@ impl Fence {
             }
         }
         installed.insert(id, new_keys);
-        let profile = fence_profile { flags: if allow.is_some() { NET_RESTRICTED } else { 0 } };
-        self.skel.maps.profiles.update(bytes(&id), bytes(&profile), MapFlags::ANY).map_err(map_err("profiles"))
+        self.skel.maps.profiles.update(bytes(&id), bytes(&restricted), MapFlags::ANY).map_err(map_err("profiles"))
     }
 
     /// Remember that a ringfence denied a file, so that the LSM path's `file_open` denies

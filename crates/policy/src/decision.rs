@@ -99,6 +99,8 @@ pub struct MonitorHit {
     /// The ringfence profile of a monitor-status Permit-with-Ringfence policy: its ringfence
     /// reports what it would deny.
     pub ringfence: Option<String>,
+    /// The policy's name, when a policy (not a blocklist) matched.
+    pub policy: Option<String>,
 }
 
 /// A ringfence that a decision puts on the process tree of the file it allows.
@@ -168,9 +170,7 @@ impl Decision {
             return None;
         }
         self.monitor_hits.iter().find_map(|h| {
-            let profile = h.ringfence.as_deref()?;
-            let policy = h.source.strip_prefix("policy ").map(|q| q.trim_matches('"')).unwrap_or(&h.source);
-            Some(Fenced { profile, policy, enforce: false })
+            Some(Fenced { profile: h.ringfence.as_deref()?, policy: h.policy.as_deref()?, enforce: false })
         })
     }
 

@@ -284,6 +284,7 @@ impl Engine {
                     would: Verdict::Deny,
                     matched,
                     ringfence: None,
+                    policy: None,
                 });
             }
         }
@@ -309,6 +310,7 @@ impl Engine {
                     would: verdict,
                     matched,
                     ringfence,
+                    policy: Some(policy.name.clone()),
                 });
                 continue;
             }

@@ -1,5 +1,5 @@
-/* Shared by the BPF programs, the host-compiled logic tests and (by hand, see src/maps.rs)
- * the Rust loader. Every struct here is a map key, a map value or a ring buffer record:
+/* Shared by the BPF programs, the host-compiled logic tests and the Rust loader (src/lib.rs:
+ * the skeleton's generated types, and parse_event for fence_event). Every struct here is a map key, a map value or a ring buffer record:
  * change one and change its Rust twin in the same commit. */
 #ifndef PORTCULLIS_FENCE_H
 #define PORTCULLIS_FENCE_H
@@ -17,7 +17,6 @@
 /* fence_event.op */
 #define FENCE_OP_CONNECT 1
 #define FENCE_OP_SENDMSG 2
-#define FENCE_OP_OPEN 3
 
 /* A ringfenced process, by thread-group id: which ringfence (an id the agent gives each
  * policy/profile pair) and whether it is enforced. */
