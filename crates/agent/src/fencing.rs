@@ -78,20 +78,18 @@ impl Fencing {
     /// The tag for a decision's ringfence, registering it (and its network rules) the first
     /// time it is seen.
     pub fn tag_for(&self, fenced: &Fenced<'_>, engine: &Engine) -> Tag {
-        {
-            let registry = self.registry.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = registry.iter().position(|r| {
-                r.tag.enforce == fenced.enforce && r.policy == fenced.policy && r.profile == fenced.profile
-            }) {
-                return registry[i].tag;
-            }
+        let known = |registry: &[Ringfence]| {
+            registry
+                .iter()
+                .find(|r| r.tag.enforce == fenced.enforce && r.policy == fenced.policy && r.profile == fenced.profile)
+                .map(|r| r.tag)
+        };
+        if let Some(tag) = known(&self.registry.read().unwrap_or_else(|p| p.into_inner())) {
+            return tag;
         }
         let mut registry = self.registry.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = registry
-            .iter()
-            .find(|r| r.tag.enforce == fenced.enforce && r.policy == fenced.policy && r.profile == fenced.profile)
-        {
-            return r.tag;
+        if let Some(tag) = known(&registry) {
+            return tag;
         }
         let tag = Tag { id: registry.len() as u32 + 1, enforce: fenced.enforce };
         // Installed before the id is handed out: no process carries a tag whose rules are not

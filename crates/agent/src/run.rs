@@ -203,14 +203,24 @@ impl PolicyState {
         path: &str,
         file: &FileFacts,
         process: &ProcessFacts,
-        facts: &FileFacts,
         shared: &Shared,
     ) -> bool {
-        let interpreter = || shared.interpreters.read().unwrap_or_else(|p| p.into_inner()).contains(&facts.sha256);
-        self.fences.iter().any(|f| {
-            let listed = || self.engine.matching_application(&f.children.applications, file, process, &self.target);
-            listed().is_none() && f.check_child(path, None, interpreter()).is_some()
-        })
+        self.fences.iter().any(|f| self.child_denial(f, path, file, process, shared).is_some())
+    }
+
+    /// Whether `profile` lets its tree start the program `file`: a listed application, or
+    /// by its default for the rest (a shell or interpreter known by name or by content).
+    fn child_denial(
+        &self,
+        profile: &RingfenceProfile,
+        path: &str,
+        file: &FileFacts,
+        process: &ProcessFacts,
+        shared: &Shared,
+    ) -> Option<FenceDenial> {
+        let application = self.engine.matching_application(&profile.children.applications, file, process, &self.target);
+        let interpreter = shared.interpreters.read().unwrap_or_else(|p| p.into_inner()).contains(&file.sha256);
+        profile.check_child(path, application, interpreter)
     }
 }
 
@@ -340,22 +350,34 @@ impl ProcOpener<'_> {
     }
 }
 
+impl ProcOpener<'_> {
+    /// The facts of the process's executable (hashed once per file version).
+    fn exe_facts(&mut self) -> Option<Arc<FileFacts>> {
+        let (entry, key) = self.exe()?;
+        let link = format!("/proc/{}/exe", self.pid);
+        let facts = entry.facts.get_or_init(|| {
+            let f = std::fs::File::open(&link).map_err(|e| e.to_string())?;
+            compute_facts(self.shared, f.as_fd(), &link, key.size)
+        });
+        facts.as_ref().ok().cloned()
+    }
+}
+
 impl Opener for ProcOpener<'_> {
     fn is_loader(&mut self) -> bool {
         self.exe().and_then(|(e, _)| e.shape.elf()).is_some_and(|e| e.can_be_loader())
     }
 
     fn is_interpreter(&mut self) -> bool {
-        let Some((entry, key)) = self.exe() else { return false };
-        let link = format!("/proc/{}/exe", self.pid);
-        let facts = entry.facts.get_or_init(|| {
-            let f = std::fs::File::open(&link).map_err(|e| e.to_string())?;
-            compute_facts(self.shared, f.as_fd(), &link, key.size)
-        });
-        let interpreters = self.shared.interpreters.read().unwrap_or_else(|p| p.into_inner());
-        if facts.as_ref().is_ok_and(|f| interpreters.contains(&f.sha256)) {
+        if self.exe().is_none() {
+            return false;
+        }
+        let interpreters = &self.shared.interpreters;
+        if self.exe_facts().is_some_and(|f| interpreters.read().unwrap_or_else(|p| p.into_inner()).contains(&f.sha256))
+        {
             return true;
         }
+        let link = format!("/proc/{}/exe", self.pid);
         // An interpreter installed elsewhere (pyenv, /opt, a venv) is known by its name; a
         // renamed copy of one of the host's interpreters is known by its hash above.
         std::fs::read_link(&link).is_ok_and(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_interpreter_name))
@@ -482,15 +504,8 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
     {
         let denial = if starts_program {
             let own_exe = opener.exe().is_some_and(|(_, key)| key.dev == stat.key.dev && key.ino == stat.key.ino);
-            let application = policy.engine.matching_application(
-                &profile.children.applications,
-                &file,
-                &process_facts,
-                &policy.target,
-            );
-            let interpreter = shared.interpreters.read().unwrap_or_else(|p| p.into_inner()).contains(&facts.sha256);
             // Its own re-exec is the same application.
-            if own_exe { None } else { profile.check_child(&path, application, interpreter) }
+            if own_exe { None } else { policy.child_denial(profile, &path, &file, &process_facts, shared) }
         } else if access != Access::Exec {
             profile.check_open(&path, false)
         } else {
@@ -544,7 +559,7 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
                 && stat.nlink <= 1
                 && !policy.restricts(&path)
                 && (elf.is_some_and(|e| e.is_shared_object())
-                    || !policy.some_fence_could_refuse_start(&path, &file, &process_facts, &facts, shared)))))
+                    || !policy.some_fence_could_refuse_start(&path, &file, &process_facts, shared)))))
     .then_some(CODE_MASK);
     Outcome {
         response: if allow { Response::Allow } else { Response::Deny },
@@ -868,15 +883,7 @@ fn load_policy(config: &Config, load: &PolicyLoader) -> Result<PolicyState, Agen
     let target =
         engine.target(config.computer.as_deref(), Os::Linux).map_err(|e| AgentError::Computer(e.to_string()))?;
     let script_control = engine.policy_set().organization.script_control;
-    let mut fences: Vec<RingfenceProfile> = Vec::new();
-    for p in &engine.policy_set().policies {
-        if let portcullis_policy::Action::PermitWithRingfence(name) = &p.action
-            && let Some(profile) = engine.ringfence(name)
-            && !fences.iter().any(|f| f.name == profile.name)
-        {
-            fences.push(profile.clone());
-        }
-    }
+    let fences = engine.ringfences_in_force().into_iter().cloned().collect();
     Ok(PolicyState { engine, target, script_control, fences })
 }
 
@@ -936,20 +943,8 @@ fn tag_running(shared: &Shared) {
         if tags.contains_key(&pid) {
             continue;
         }
-        let link = format!("/proc/{pid}/exe");
-        let Ok(stat) = identity::stat_path(&link) else { continue };
-        let Ok(entry) = shared.cache.entry(stat.key, || {
-            let f = std::fs::File::open(&link)?;
-            read_head(f.as_fd())
-        }) else {
-            continue;
-        };
-        let facts = entry.facts.get_or_init(|| {
-            let f = std::fs::File::open(&link).map_err(|e| e.to_string())?;
-            compute_facts(shared, f.as_fd(), &link, stat.key.size)
-        });
-        let Ok(facts) = facts else { continue };
-        let mut file = (**facts).clone();
+        let Some(facts) = (ProcOpener { shared, pid, exe: None }).exe_facts() else { continue };
+        let mut file = (*facts).clone();
         file.path = info.exe.clone().unwrap_or_default();
         let parent = info.ppid.map(process::info).and_then(|p| p.exe);
         let process_facts = ProcessFacts { parent_path: parent, user: info.uid.map(|u| shared.users.name(u)) };

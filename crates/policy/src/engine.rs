@@ -332,10 +332,24 @@ impl Engine {
         self.set.ringfences.iter().find(|r| r.name.eq_ignore_ascii_case(name))
     }
 
-    /// Whether some enforced or monitor-status policy ringfences something: only then does
-    /// an agent need to watch process trees.
+    /// The profiles that some enforced or monitor-status policy ringfences with, each once.
+    pub fn ringfences_in_force(&self) -> Vec<&crate::RingfenceProfile> {
+        let mut out: Vec<&crate::RingfenceProfile> = Vec::new();
+        for p in &self.set.policies {
+            if let Action::PermitWithRingfence(name) = &p.action
+                && let Some(profile) = self.ringfence(name)
+                && !out.iter().any(|f| f.name == profile.name)
+            {
+                out.push(profile);
+            }
+        }
+        out
+    }
+
+    /// Whether some policy ringfences something: only then does an agent need to watch
+    /// process trees.
     pub fn uses_ringfences(&self) -> bool {
-        self.set.policies.iter().any(|p| matches!(p.action, Action::PermitWithRingfence(_)))
+        !self.ringfences_in_force().is_empty()
     }
 
     /// The first of `applications` (by name) that matches `file`, for a ringfence's list of
