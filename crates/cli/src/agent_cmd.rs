@@ -83,8 +83,41 @@ fn file_source(a: &AgentArgs) -> anyhow::Result<Source> {
     Ok(Source { policy, computer, loader, sync: None })
 }
 
+/// The environment variable an enrollment token may be given in.
+pub const ENROLL_TOKEN_ENV: &str = "PORTCULLIS_ENROLL_TOKEN";
+
+/// The enrollment token: from --enroll-token, --enroll-token-file or the environment.
+fn enroll_token(a: &AgentArgs) -> anyhow::Result<Option<String>> {
+    if let Some(t) = &a.enroll_token {
+        tracing::warn!("--enroll-token is readable by every local user in /proc; prefer --enroll-token-file");
+        return Ok(Some(t.trim().to_owned()));
+    }
+    if let Some(path) = &a.enroll_token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(crate::exit::UNREADABLE, format!("--enroll-token-file {}: {e}", path.display())))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(fail(2, format!("--enroll-token-file {}: the file is empty", path.display())));
+        }
+        return Ok(Some(token.to_owned()));
+    }
+    Ok(std::env::var(ENROLL_TOKEN_ENV).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
+}
+
+/// Parse a verified bundle's policy with the agent's loader and build its engine.
+fn bundle_engine(verified: &portcullis_sync::Verified) -> Result<portcullis_policy::Engine, String> {
+    let loaded = portcullis_policy_file::parse(
+        &verified.policy_json,
+        portcullis_policy_file::Format::Json,
+        &portcullis_catalog::builtin_applications(),
+    )
+    .map_err(|e| format!("policy bundle version {}: {e}", verified.version))?;
+    load::engine(loaded.set).map_err(|e| e.to_string())
+}
+
 /// Enroll if needed, make sure a verified bundle is on disk, and prepare the sync threads.
 fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
+    portcullis_sync::check_server_url(server, a.insecure_http).map_err(|e| fail(2, e.to_string()))?;
     let state = &a.state_dir;
     std::fs::create_dir_all(state).map_err(|e| fail(AGENT_START, format!("--state-dir {}: {e}", state.display())))?;
     let ca_pem = match &a.server_ca {
@@ -95,15 +128,21 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
         None => None,
     };
     let host = portcullis_sync::host_facts(env!("CARGO_PKG_VERSION"));
-    let enrollment = match (
-        portcullis_sync::Enrollment::load(state).map_err(|e| fail(AGENT_START, e.to_string()))?,
-        &a.enroll_token,
-    ) {
-        (_, Some(token)) => {
-            let e = portcullis_sync::enroll(server, ca_pem.as_deref(), token, &host)
+    let saved_enrollment = portcullis_sync::Enrollment::load(state).map_err(|e| fail(AGENT_START, e.to_string()))?;
+    let enrollment = match (saved_enrollment, enroll_token(a)?) {
+        (current, Some(token)) => {
+            let e = portcullis_sync::enroll(server, ca_pem.as_deref(), &token, &host, current.as_ref())
                 .map_err(|e| fail(AGENT_START, format!("enrollment failed: {e}")))?;
             e.save(state).map_err(|e| fail(AGENT_START, e.to_string()))?;
-            tracing::info!("enrolled as {:?} in organization {:?}", e.computer, e.organization);
+            if e.pending {
+                tracing::warn!(
+                    "the name {:?} is taken in organization {:?}: this enrollment waits for an administrator to accept it (console: Computers → Pending enrollments)",
+                    e.computer,
+                    e.organization
+                );
+            } else {
+                tracing::info!("enrolled as {:?} in organization {:?}", e.computer, e.organization);
+            }
             e
         }
         (Some(e), None) => e,
@@ -111,46 +150,64 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
             return Err(fail(
                 AGENT_START,
                 format!(
-                    "this agent is not enrolled yet ({} has no {}): give --enroll-token with a token from the console (Computers → group → enrollment token)",
+                    "this agent is not enrolled yet ({} has no {}): give --enroll-token-file with a token from the console (Computers → group → enrollment token), or set {ENROLL_TOKEN_ENV}",
                     state.display(),
                     portcullis_sync::ENROLLMENT_FILE
                 ),
             ));
         }
     };
-    let key = enrollment.key().map_err(|e| fail(AGENT_START, e.to_string()))?;
     let bundle_path = state.join(portcullis_sync::BUNDLE_FILE);
-    let saved = match portcullis_sync::load_bundle(&bundle_path, &key) {
-        Ok(v) => Some(v.version),
+    // The saved bundle is enforced only if it still verifies, is this computer's and loads.
+    let saved = match portcullis_sync::load_bundle(&bundle_path, &enrollment).and_then(|v| {
+        bundle_engine(&v)
+            .map(|_| v.version)
+            .map_err(|message| portcullis_sync::SyncError::Load { version: v.version, message })
+    }) {
+        Ok(v) => Some(v),
         Err(portcullis_sync::SyncError::File { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             tracing::warn!("the saved bundle is refused ({e}); fetching a new one");
             None
         }
     };
-    let mut poller = portcullis_sync::Poller::new(enrollment.clone(), state, saved.unwrap_or(0), host)
+    let check: portcullis_sync::BundleCheck = Box::new(|v| bundle_engine(v).map(|_| ()));
+    let mut poller = portcullis_sync::Poller::new(enrollment.clone(), state, saved.unwrap_or(0), host, check)
         .map_err(|e| fail(AGENT_START, e.to_string()))?;
     if saved.is_none() {
-        // Nothing to enforce yet: the first bundle must come now.
-        match poller.poll_once(std::time::Duration::ZERO) {
-            Ok(Some(v)) => tracing::info!("policy bundle version {} received", v.version),
-            Ok(None) => return Err(fail(AGENT_START, format!("{server} sent no policy bundle"))),
-            Err(e) => {
-                return Err(fail(AGENT_START, format!("no saved policy bundle and none from the server: {e}")));
+        // Nothing to enforce yet: the first bundle must come now (after an administrator
+        // accepted a pending enrollment, if it is one).
+        let mut said_pending = false;
+        loop {
+            match poller.poll_once(std::time::Duration::ZERO) {
+                Ok(Some(v)) => {
+                    tracing::info!("policy bundle version {} received", v.version);
+                    break;
+                }
+                Ok(None) => return Err(fail(AGENT_START, format!("{server} sent no policy bundle"))),
+                Err(e) if e.is_pending() => {
+                    if !said_pending {
+                        tracing::warn!("waiting for an administrator to accept this enrollment in the console");
+                        said_pending = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                }
+                Err(e) => {
+                    return Err(fail(AGENT_START, format!("no saved policy bundle and none from the server: {e}")));
+                }
             }
+        }
+        if enrollment.pending {
+            let accepted = portcullis_sync::Enrollment { pending: false, ..enrollment.clone() };
+            accepted.save(state).map_err(|e| fail(AGENT_START, e.to_string()))?;
         }
     }
     let uploader = portcullis_sync::Uploader::new(enrollment.clone(), &a.spool, state)
         .map_err(|e| fail(AGENT_START, e.to_string()))?;
+    let loader_enrollment = enrollment.clone();
     let loader: Loader = Box::new(move |path: &Path| {
-        let verified = portcullis_sync::load_bundle(path, &key).map_err(|e| e.to_string())?;
-        let loaded = portcullis_policy_file::parse(
-            &verified.policy_json,
-            portcullis_policy_file::Format::Json,
-            &portcullis_catalog::builtin_applications(),
-        )
-        .map_err(|e| format!("policy bundle version {}: {e}", verified.version))?;
-        load::engine(loaded.set).map_err(|e| e.to_string())
+        let verified = portcullis_sync::load_bundle(path, &loader_enrollment).map_err(|e| e.to_string())?;
+        bundle_engine(&verified)
     });
     // A bundle that does not load is refused before anything is marked.
     loader(&bundle_path).map_err(|e| fail(crate::exit::BAD_POLICY, e))?;

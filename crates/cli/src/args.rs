@@ -84,9 +84,18 @@ pub struct AgentArgs {
     /// --state-dir and enforced while the server cannot be reached.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// The enrollment token of the computer group to join (first start; given again, enrolls anew).
-    #[arg(long, value_name = "TOKEN", requires = "server")]
+    /// The enrollment token of the computer group to join (first start; given again, enrolls
+    /// anew, proving the current credential). Any local user can read a command line in /proc:
+    /// prefer --enroll-token-file or the PORTCULLIS_ENROLL_TOKEN environment variable.
+    #[arg(long, value_name = "TOKEN", requires = "server", conflicts_with = "enroll_token_file")]
     pub enroll_token: Option<String>,
+    /// Read the enrollment token from this file (e.g. one only root can read).
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub enroll_token_file: Option<PathBuf>,
+    /// Allow a plain http:// server URL (the token, the credential and the bundle key then
+    /// cross the network in the clear): for tests on loopback only.
+    #[arg(long, requires = "server")]
+    pub insecure_http: bool,
     /// The CA certificate (PEM) that signed the server's certificate, e.g. the server's
     /// self-signed cert.pem. Default: the Mozilla roots.
     #[arg(long, value_name = "PEM", requires = "server")]

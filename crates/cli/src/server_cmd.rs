@@ -17,12 +17,7 @@ pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
         .build()
         .map_err(|e| fail(SERVER_START, format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        if let Some(dir) = a.database_url.strip_prefix("sqlite://").and_then(|p| std::path::Path::new(p).parent())
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| fail(SERVER_START, format!("cannot create {}: {e}", dir.display())))?;
-        }
+        // The store makes a SQLite file's directory (0700) and the file (0600) itself.
         let store = Store::connect(&a.database_url)
             .await
             .map_err(|e| fail(SERVER_START, format!("{}: {e}", a.database_url)))?;
@@ -112,7 +107,10 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
         println!(
             "portcullis server listening on http://{addr}/ (console at /, REST API under /api, OpenAPI at /api/openapi.json)"
         );
-        axum_server::from_tcp(listener)?.handle(handle).serve(app.into_make_service()).await?;
+        axum_server::from_tcp(listener)?
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .await?;
     } else {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (cert, key) = tls_files(a)?;
@@ -122,7 +120,10 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
         println!(
             "portcullis server listening on https://{addr}/ (console at /, REST API under /api, OpenAPI at /api/openapi.json)"
         );
-        axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app.into_make_service()).await?;
+        axum_server::from_tcp_rustls(listener, tls)?
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -110,6 +110,24 @@ impl PathPattern {
         &self.source
     }
 
+    /// A pattern that matches exactly `path` and nothing else: every glob character
+    /// (`*`, `?`, `[`, `]`, `{`, `}`) is put in a one-character class. A path an agent
+    /// reported (`/tmp/**`) becomes that one file, never a wildcard.
+    pub fn escape(path: &str) -> String {
+        let mut out = String::with_capacity(path.len());
+        for c in path.chars() {
+            match c {
+                '*' | '?' | '[' | ']' | '{' | '}' => {
+                    out.push('[');
+                    out.push(c);
+                    out.push(']');
+                }
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
     /// Whether `path` matches.
     pub fn matches(&self, path: &str) -> bool {
         self.glob.is_match(path)
@@ -133,6 +151,35 @@ impl fmt::Debug for PathPattern {
 impl PartialEq for PathPattern {
     fn eq(&self, other: &Self) -> bool {
         self.source == other.source
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::PathPattern;
+    use proptest::prelude::*;
+
+    #[test]
+    fn an_escaped_path_matches_itself_only() {
+        let p = PathPattern::new(&PathPattern::escape("/tmp/**")).unwrap();
+        assert!(p.matches("/tmp/**"));
+        assert!(!p.matches("/tmp/evil"));
+        assert!(!p.matches("/tmp/a/b"));
+        let p = PathPattern::new(&PathPattern::escape("/opt/{a,b}/[x]?*")).unwrap();
+        assert!(p.matches("/opt/{a,b}/[x]?*"));
+        assert!(!p.matches("/opt/a/x12"));
+    }
+
+    proptest! {
+        #[test]
+        fn any_escaped_path_compiles_and_matches_exactly_itself(
+            path in "[/a-z*?\\[\\]{}!,.-]{0,24}",
+            other in "[/a-z*?\\[\\]{}!,.-]{0,24}",
+        ) {
+            let p = PathPattern::new(&PathPattern::escape(&path)).unwrap();
+            prop_assert!(p.matches(&path));
+            prop_assert_eq!(p.matches(&other), other == path);
+        }
     }
 }
 

@@ -40,6 +40,60 @@ pub mod paths {
 /// The header that carries a bundle's signature (hex).
 pub const SIGNATURE_HEADER: &str = "x-portcullis-signature";
 
+/// The largest bundle an agent reads (a larger answer is refused unread): bundles carry
+/// blocklists of up to millions of hashes, never more than this.
+pub const MAX_BUNDLE_BYTES: u64 = 256 << 20;
+/// The largest reply to anything else an agent asks (enrollment, event receipts).
+pub const MAX_REPLY_BYTES: u64 = 1 << 20;
+
+/// Host-fact limits: what the server keeps of each field.
+pub mod limits {
+    /// A host name (DNS allows 253).
+    pub const HOSTNAME: usize = 253;
+    /// Distribution and release.
+    pub const OS_RELEASE: usize = 200;
+    /// Kernel release.
+    pub const KERNEL: usize = 100;
+    /// CPU architecture.
+    pub const ARCH: usize = 32;
+    /// Agent version.
+    pub const AGENT_VERSION: usize = 64;
+    /// A bundle failure report.
+    pub const BUNDLE_ERROR: usize = 2000;
+}
+
+/// Why host facts were refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HostError {
+    /// Not a host name.
+    #[error("host name {0:?} is refused: a host name is 1 to 253 characters of letters, digits, '.', '-' and '_'")]
+    Hostname(String),
+    /// Not an operating system Portcullis knows.
+    #[error("operating system {0:?} is refused: use linux, windows or macos")]
+    Os(String),
+}
+
+/// `text` without control characters, cut at `max` bytes (on a character boundary).
+pub fn bounded_text(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().filter(|c| !c.is_control()).collect();
+    if out.len() > max {
+        let mut cut = max;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out.trim().to_owned()
+}
+
+/// Whether `name` is a host name the server takes (compared with others ignoring ASCII case).
+pub fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= limits::HOSTNAME
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && !name.starts_with(['.', '-'])
+}
+
 /// What an agent tells the server about its host.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -61,6 +115,29 @@ pub struct HostFacts {
     pub agent_version: String,
 }
 
+impl HostFacts {
+    /// The facts as the server keeps them: a valid host name, a known operating system in
+    /// its canonical name, and every other field without control characters and bounded
+    /// ([`limits`]). What an agent claims is checked here, where it enters, so that no
+    /// claim can make the organization's model fail to load.
+    pub fn normalized(&self) -> Result<HostFacts, HostError> {
+        let hostname = self.hostname.trim();
+        if !valid_hostname(hostname) {
+            return Err(HostError::Hostname(bounded_text(&self.hostname, 80)));
+        }
+        let os = portcullis_policy::Os::from_name(self.os.trim())
+            .ok_or_else(|| HostError::Os(bounded_text(&self.os, 40)))?;
+        Ok(HostFacts {
+            hostname: hostname.to_owned(),
+            os: os.name().to_owned(),
+            os_release: bounded_text(&self.os_release, limits::OS_RELEASE),
+            kernel: bounded_text(&self.kernel, limits::KERNEL),
+            arch: bounded_text(&self.arch, limits::ARCH),
+            agent_version: bounded_text(&self.agent_version, limits::AGENT_VERSION),
+        })
+    }
+}
+
 /// First contact: the group's enrollment token and the host.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -70,6 +147,11 @@ pub struct EnrollRequest {
     pub token: String,
     /// The host.
     pub host: HostFacts,
+    /// The agent's current credential, when it enrolls again as the computer it already
+    /// is (a re-key). Without it, enrolling under a name that is taken is held for an
+    /// administrator to accept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_credential: Option<String>,
 }
 
 /// What enrollment gives the agent.
@@ -84,6 +166,10 @@ pub struct Enrolled {
     pub credential: String,
     /// The organization's bundle key (ed25519 public key, hex).
     pub bundle_key: String,
+    /// The computer name is taken: this enrollment waits for an administrator to accept
+    /// it in the console (until then the credential is answered 403 "pending").
+    #[serde(default)]
+    pub pending: bool,
 }
 
 /// How often a policy matched on the agent since its last report.
@@ -111,6 +197,14 @@ pub struct PollRequest {
     /// How long the server may hold the request, in seconds (the server caps it).
     #[serde(default)]
     pub wait_s: Option<u64>,
+    /// The version actually in force, when it differs from `after` (a newer bundle was
+    /// received and refused: `after` is that one, so the same bundle is not sent again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcing: Option<i64>,
+    /// Why the last bundle received was not enforced (it did not load, or named another
+    /// organization or computer); the agent keeps enforcing `after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_error: Option<String>,
 }
 
 /// The signed part of a bundle.
@@ -145,6 +239,18 @@ impl BundlePayload {
             document: RawValue::from_string(document_json.to_owned())
                 .map_err(|e| BundleError::Malformed(e.to_string()))?,
         })
+    }
+
+    /// Refuse a payload made for another organization or computer (a server, or anyone
+    /// holding the organization's key, cannot hand one computer's bundle to another).
+    pub fn check_target(&self, organization: &str, computer: &str) -> Result<(), BundleError> {
+        if self.organization != organization || !self.computer.name.eq_ignore_ascii_case(computer) {
+            return Err(BundleError::WrongTarget {
+                organization: self.organization.clone(),
+                computer: self.computer.name.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The policy document the agent enforces: the organization's document with this
@@ -184,6 +290,17 @@ pub enum BundleError {
     /// Not the JSON a bundle is.
     #[error("malformed bundle: {0}")]
     Malformed(String),
+    /// Made for another organization or computer.
+    #[error("the bundle is for computer {computer:?} of organization {organization:?}, not for this agent")]
+    WrongTarget {
+        /// The organization it names.
+        organization: String,
+        /// The computer it names.
+        computer: String,
+    },
+    /// Larger than [`MAX_BUNDLE_BYTES`].
+    #[error("the bundle is larger than {} MiB", MAX_BUNDLE_BYTES >> 20)]
+    TooLarge,
 }
 
 /// A payload and its signature, as sent: the payload bytes are the response body and the
@@ -359,6 +476,37 @@ mod tests {
         assert_eq!(doc.groups.len(), 1);
         assert_eq!(doc.computers.len(), 1);
         assert_eq!(doc.computers[0].name, "web-01");
+    }
+
+    #[test]
+    fn a_bundle_names_its_organization_and_computer() {
+        let p = payload(1);
+        assert!(p.check_target("acme", "WEB-01").is_ok());
+        assert!(matches!(p.check_target("acme", "db-01"), Err(BundleError::WrongTarget { .. })));
+        assert!(matches!(p.check_target("other", "web-01"), Err(BundleError::WrongTarget { .. })));
+    }
+
+    #[test]
+    fn host_facts_are_checked_and_bounded_where_they_enter() {
+        let good = HostFacts {
+            hostname: " web-01.example ".into(),
+            os: "Linux".into(),
+            os_release: format!("Debian\u{7}{}", "x".repeat(1000)),
+            kernel: "6.1".into(),
+            arch: "x86_64".into(),
+            agent_version: "é".repeat(100),
+        };
+        let n = good.normalized().unwrap();
+        assert_eq!((n.hostname.as_str(), n.os.as_str()), ("web-01.example", "linux"));
+        assert_eq!(n.os_release.len(), limits::OS_RELEASE);
+        assert!(!n.os_release.contains('\u{7}'));
+        assert!(n.agent_version.len() <= limits::AGENT_VERSION && n.agent_version.chars().all(|c| c == 'é'));
+        for bad in ["", "a b", "web/01", "-x", "x\u{0}", &"a".repeat(254), "wéb"] {
+            let h = HostFacts { hostname: bad.into(), ..good.clone() };
+            assert!(matches!(h.normalized(), Err(HostError::Hostname(_))), "{bad:?}");
+        }
+        let h = HostFacts { os: "plan9".into(), ..good.clone() };
+        assert_eq!(h.normalized(), Err(HostError::Os("plan9".into())));
     }
 
     #[test]

@@ -12,7 +12,8 @@ use portcullis_protocol::{
     BundlePayload, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PollRequest, SIGNATURE_HEADER, event_key,
     paths,
 };
-use portcullis_store::{AgentIdentity, Enrollment, NewEvent, now_ms};
+use portcullis_protocol::{bounded_text, limits};
+use portcullis_store::{AgentIdentity, Enrolled as StoreEnrolled, Enrollment, NewEvent, now_ms};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -20,6 +21,18 @@ use std::time::Duration;
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Events per batch, at most.
 pub const MAX_BATCH: usize = 1000;
+/// Policy hit entries per batch, at most (an agent reports one per policy that matched).
+pub const MAX_HITS: usize = 1000;
+/// Events one agent may deliver per minute (to this server); more answer 429 and stay in
+/// the agent's spool.
+pub const EVENTS_PER_MINUTE: u64 = 20_000;
+/// Requests carrying host facts (enrollments, polls with a host) one agent may make per
+/// minute; more answer 429.
+pub const HOST_REPORTS_PER_MINUTE: u64 = 30;
+/// The longest kept of each event field (paths, reasons, names): longer values are cut.
+pub const MAX_EVENT_FIELD: usize = 4096;
+/// Event times more than this far in the future are taken as the time they arrived.
+pub const MAX_CLOCK_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route(paths::ENROLL, post(enroll)).route(paths::POLL, post(poll)).route(paths::EVENTS, post(events))
@@ -38,52 +51,84 @@ impl FromRequestParts<AppState> for AgentCaller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(AppError::Unauthorized)?;
-        let agent = state.store.agent(credential.trim()).await?.ok_or(AppError::Unauthorized)?;
-        Ok(AgentCaller(agent))
+        let credential = credential.trim();
+        match state.store.agent(credential).await? {
+            Some(agent) => Ok(AgentCaller(agent)),
+            None if state.store.is_pending(credential).await? => Err(AppError::Pending),
+            None => Err(AppError::Unauthorized),
+        }
     }
 }
 
-#[utoipa::path(post, path = "/api/agent/enroll", tag = "agents", request_body = portcullis_protocol::EnrollRequest, responses((status = 201, body = portcullis_protocol::Enrolled), (status = 400, body = ErrorBody), (status = 401, description = "unknown enrollment token", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(()))]
+#[utoipa::path(post, path = "/api/agent/enroll", tag = "agents", request_body = portcullis_protocol::EnrollRequest, responses((status = 201, body = portcullis_protocol::Enrolled), (status = 202, description = "the name is taken: held for an administrator", body = portcullis_protocol::Enrolled), (status = 400, body = ErrorBody), (status = 401, description = "unknown, revoked, expired or used-up enrollment token", body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "host name or operating system refused", body = ErrorBody), (status = 429, description = "too many pending enrollments", body = ErrorBody)), security(()))]
 pub(crate) async fn enroll(
     State(state): State<AppState>,
     AppJson(req): AppJson<EnrollRequest>,
 ) -> Result<Response, AppError> {
-    let host_json = serde_json::to_string(&req.host).unwrap_or_default();
-    let (agent, credential) = match state
+    let host = req.host.normalized().map_err(|e| AppError::Invalid(vec![e.to_string()]))?;
+    let host_json = serde_json::to_string(&host).unwrap_or_default();
+    let result = state
         .store
         .enroll(&Enrollment {
             token: &req.token,
-            hostname: &req.host.hostname,
-            os: &req.host.os,
+            hostname: &host.hostname,
+            os: &host.os,
             host_json: &host_json,
-            agent_version: &req.host.agent_version,
+            agent_version: &host.agent_version,
+            current_credential: req.current_credential.as_deref(),
         })
-        .await
-    {
-        Ok(x) => x,
-        // An unknown token is a failed authentication, not a missing resource.
+        .await;
+    let (org_id, body, status) = match result {
+        Ok(StoreEnrolled::Active { identity, credential, .. }) => {
+            state.sync.enrolled(identity.org_id, identity.computer_id).await;
+            let body = Enrolled {
+                organization: identity.org_name,
+                computer: identity.name,
+                credential,
+                bundle_key: String::new(),
+                pending: false,
+            };
+            (identity.org_id, body, StatusCode::CREATED)
+        }
+        Ok(StoreEnrolled::Pending { org_id, org_name, name, credential, .. }) => {
+            let body = Enrolled {
+                organization: org_name,
+                computer: name,
+                credential,
+                bundle_key: String::new(),
+                pending: true,
+            };
+            (org_id, body, StatusCode::ACCEPTED)
+        }
+        // An unknown, revoked, expired or used-up token is a failed authentication.
         Err(portcullis_store::StoreError::NotFound(_)) => return Err(AppError::Unauthorized),
         Err(e) => return Err(e.into()),
     };
-    state.sync.enrolled(agent.org_id, agent.computer_id).await;
-    let key = state.store.bundle_seed(agent.org_id).await?;
+    let key = state.store.bundle_seed(org_id).await?;
     let bundle_key = portcullis_protocol::BundleKey::from_seed(key).public().to_hex();
-    let body = Enrolled { organization: agent.org_name, computer: agent.name, credential, bundle_key };
-    Ok((StatusCode::CREATED, AppJson(body)).into_response())
+    Ok((status, AppJson(Enrolled { bundle_key, ..body })).into_response())
 }
 
-#[utoipa::path(post, path = "/api/agent/poll", tag = "agents", request_body = portcullis_protocol::PollRequest, responses((status = 200, body = Object), (status = 204, description = "nothing newer before the wait ended"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(("agent" = [])))]
+#[utoipa::path(post, path = "/api/agent/poll", tag = "agents", request_body = portcullis_protocol::PollRequest, responses((status = 200, body = Object), (status = 204, description = "nothing newer before the wait ended"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "too many host reports", body = ErrorBody)), security(("agent" = [])))]
 pub(crate) async fn poll(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
     AppJson(req): AppJson<PollRequest>,
 ) -> Result<Response, AppError> {
-    let host = req.host.as_ref().map(|h| (serde_json::to_string(h).unwrap_or_default(), h.agent_version.clone()));
+    // Host facts that do not pass the checks are not kept; the poll still goes on.
+    let host = match &req.host {
+        Some(h) => {
+            state.sync.quota(agent.computer_id, crate::sync::Quota::HostReports, 1)?;
+            h.normalized().ok().map(|h| (serde_json::to_string(&h).unwrap_or_default(), h.agent_version))
+        }
+        None => None,
+    };
     state.sync.seen(portcullis_store::Seen {
         computer_id: agent.computer_id,
         at_ms: now_ms(),
-        bundle_version: req.after,
+        bundle_version: req.enforcing.unwrap_or(req.after).clamp(0, req.after.max(0)),
         host,
+        bundle_error: req.bundle_error.as_deref().map(|e| bounded_text(e, limits::BUNDLE_ERROR)),
     });
     let wait = req.wait_s.map_or(MAX_WAIT, |s| Duration::from_secs(s).min(MAX_WAIT));
     let deadline = tokio::time::Instant::now() + wait;
@@ -157,7 +202,7 @@ struct ProcessFields {
     user: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/agent/events", tag = "agents", operation_id = "agent_events", request_body = portcullis_protocol::EventBatch, responses((status = 200, body = portcullis_protocol::EventBatchReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(("agent" = [])))]
+#[utoipa::path(post, path = "/api/agent/events", tag = "agents", operation_id = "agent_events", request_body = portcullis_protocol::EventBatch, responses((status = 200, body = portcullis_protocol::EventBatchReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "over the agent's event quota", body = ErrorBody)), security(("agent" = [])))]
 pub(crate) async fn events(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
@@ -166,6 +211,11 @@ pub(crate) async fn events(
     if batch.events.len() > MAX_BATCH {
         return Err(AppError::BadRequest(format!("at most {MAX_BATCH} events per batch")));
     }
+    if batch.hits.len() > MAX_HITS {
+        return Err(AppError::BadRequest(format!("at most {MAX_HITS} policy hit entries per batch")));
+    }
+    state.sync.quota(agent.computer_id, crate::sync::Quota::Events, batch.events.len() as u64)?;
+    let received = now_ms();
     let mut rows = Vec::with_capacity(batch.events.len());
     for (i, raw) in batch.events.iter().enumerate() {
         let text = raw.get();
@@ -174,10 +224,16 @@ pub(crate) async fn events(
         let at_ms = f
             .time
             .parse::<jiff::Timestamp>()
-            .map_err(|e| AppError::BadRequest(format!("event {i}: time {:?}: {e}", f.time)))?
+            .map_err(|e| AppError::BadRequest(format!("event {i}: time {:?}: {e}", bounded_text(&f.time, 80))))?
             .as_millisecond();
-        // PostgreSQL text cannot hold NUL, which a Linux path never has but a forged record might.
-        let clean = |s: String| if s.contains('\0') { s.replace('\0', "\u{fffd}") } else { s };
+        // A clock far ahead would sort the event above every real one for ever.
+        let at_ms = if at_ms > received + MAX_CLOCK_SKEW_MS { received } else { at_ms.max(0) };
+        // PostgreSQL text cannot hold NUL, which a Linux path never has but a forged record
+        // might; every field is bounded.
+        let clean = |s: String| {
+            let s = if s.contains('\0') { s.replace('\0', "\u{fffd}") } else { s };
+            if s.len() > MAX_EVENT_FIELD { bounded_text(&s, MAX_EVENT_FIELD) } else { s }
+        };
         rows.push(NewEvent {
             key: event_key(text),
             at_ms,
@@ -197,7 +253,8 @@ pub(crate) async fn events(
     }
     let (stored, duplicates) = state.store.insert_events(agent.org_id, agent.computer_id, &rows).await?;
     if !batch.hits.is_empty() {
-        let hits: Vec<(String, u64, i64)> = batch.hits.iter().map(|h| (h.policy.clone(), h.count, h.last_ms)).collect();
+        let hits: Vec<(String, u64, i64)> =
+            batch.hits.iter().map(|h| (bounded_text(&h.policy, 200), h.count, h.last_ms)).collect();
         state.store.record_hits(agent.org_id, &hits).await?;
     }
     Ok(AppJson(EventBatchReply { stored, duplicates }))

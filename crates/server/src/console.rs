@@ -57,6 +57,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/groups/{id}/delete", post(delete_group))
         .route("/computers/{id}", post(update_computer))
         .route("/computers/{id}/delete", post(delete_computer))
+        .route("/enrollments/{id}/accept", post(accept_enrollment))
+        .route("/enrollments/{id}/reject", post(reject_enrollment))
         .route("/events", get(events_page))
         .route("/events/{id}", get(event_page))
         .route("/events/{id}/policy", post(policy_from_event))
@@ -113,7 +115,7 @@ impl Console {
 
     /// The caller for reading (GET pages need no CSRF token).
     fn reader(&self) -> Caller {
-        Caller { user: self.0.user.clone(), actor: format!("user {}", self.0.user.name) }
+        Caller { user: self.0.user.clone(), actor: format!("user {}", self.0.user.name), read_only: false }
     }
 
     fn page(&self, current: &'static str, flash: Flash) -> Page {
@@ -226,6 +228,7 @@ fn text(v: &Value) -> String {
 struct LoginPage {
     error: Option<String>,
     organization: String,
+    login_token: String,
 }
 
 #[derive(Deserialize)]
@@ -234,19 +237,57 @@ struct LoginQuery {
     organization: Option<String>,
 }
 
-async fn login_page(Query(q): Query<LoginQuery>) -> Response {
-    html(LoginPage { error: q.error, organization: q.organization.unwrap_or_default() })
+/// The login form's own CSRF cookie: the form carries the same random value, so a page on
+/// another site cannot log a browser in to an account of the attacker's choosing.
+pub(crate) const LOGIN_COOKIE: &str = "portcullis_login";
+
+async fn login_page(State(state): State<AppState>, jar: CookieJar, Query(q): Query<LoginQuery>) -> Response {
+    let login_token = match jar.get(LOGIN_COOKIE) {
+        Some(c) if c.value().len() == 64 => c.value().to_owned(),
+        _ => {
+            let mut b = [0u8; 32];
+            if getrandom::fill(&mut b).is_err() {
+                return AppError::BadRequest("no randomness for the login form".into()).into_response();
+            }
+            b.iter().map(|x| format!("{x:02x}")).collect()
+        }
+    };
+    let cookie = Cookie::build((LOGIN_COOKIE, login_token.clone()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.secure_cookies)
+        .path("/login")
+        .build();
+    (jar.add(cookie), html(LoginPage { error: q.error, organization: q.organization.unwrap_or_default(), login_token }))
+        .into_response()
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
+    #[serde(rename = "_login", default)]
+    login_token: String,
     organization: String,
     user: String,
     password: String,
 }
 
-async fn login(State(state): State<AppState>, jar: CookieJar, Form(f): Form<LoginForm>) -> Response {
-    match state.store.login(&f.organization, &f.user, &f.password).await {
+async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    crate::auth::ClientAddr(client): crate::auth::ClientAddr,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let expected = jar.get(LOGIN_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
+    if expected.is_empty() || !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), f.login_token.as_bytes()))
+    {
+        let url = format!(
+            "/login?organization={}&error={}",
+            encode(&f.organization),
+            encode("the login form expired or came from another site; log in again")
+        );
+        return Redirect::to(&url).into_response();
+    }
+    match state.store.login_from(&f.organization, &f.user, &f.password, client.as_deref()).await {
         Ok((sid, session)) => {
             let actor = format!("user {}", session.user.name);
             if let Err(e) = state.store.audit(session.user.org_id, &actor, "login", &actor, None, None).await {
@@ -948,6 +989,19 @@ struct ComputerView {
     os: String,
     agent: String,
     bundle_version: i64,
+    /// Online but enforcing an older bundle than the latest (or refusing it).
+    lags: bool,
+    bundle_error: String,
+}
+
+struct PendingView {
+    id: i64,
+    name: String,
+    group: String,
+    os: String,
+    agent: String,
+    requested: String,
+    replaces: bool,
 }
 
 #[derive(Template)]
@@ -960,6 +1014,8 @@ struct ComputersPage {
     org_mode: String,
     groups: Vec<GroupView>,
     computers: Vec<ComputerView>,
+    latest: i64,
+    pending: Vec<PendingView>,
 }
 
 async fn computers_view(
@@ -987,6 +1043,22 @@ async fn computers_view(
         org_mode.clone()
     };
     let now = now_ms();
+    let latest = state.sync.version(&state.store, org).await?;
+    let pending = state
+        .store
+        .pending_enrollments(org)
+        .await?
+        .into_iter()
+        .map(|p| PendingView {
+            id: p.id,
+            name: p.name,
+            group: p.group.unwrap_or_default(),
+            os: p.os,
+            agent: p.agent_version,
+            requested: when(Some(p.requested_ms)),
+            replaces: p.existing_computer.is_some(),
+        })
+        .collect();
     let computers = state
         .store
         .computers(org)
@@ -994,9 +1066,12 @@ async fn computers_view(
         .into_iter()
         .map(|c| {
             let group = c.doc.group.clone().unwrap_or_default();
+            let online = c.last_seen_ms.is_some_and(|t| now - t <= api::ONLINE_WITHIN_MS);
             ComputerView {
                 id: c.id,
-                online: c.last_seen_ms.is_some_and(|t| now - t <= api::ONLINE_WITHIN_MS),
+                online,
+                lags: online && (c.bundle_version < latest || c.bundle_error.is_some()),
+                bundle_error: c.bundle_error.clone().unwrap_or_default(),
                 last_seen: when(c.last_seen_ms),
                 effective_mode: if group.is_empty() { org_mode.clone() } else { group_mode(&group) },
                 mode: c.doc.mode.clone().unwrap_or_default(),
@@ -1028,6 +1103,8 @@ async fn computers_view(
         org_mode,
         groups,
         computers,
+        latest,
+        pending,
     }))
 }
 
@@ -1105,7 +1182,13 @@ async fn group_token(
             .find(|g| g.id == id)
             .map(|g| g.doc.path)
             .ok_or(AppError::NotFound)?;
-        let (_, AppJson(t)) = api::enrollment_token(State(state.clone()), caller, crate::error::AppPath(id)).await?;
+        let (_, AppJson(t)) = crate::admin_api::enrollment_token(
+            State(state.clone()),
+            caller,
+            crate::error::AppPath(id),
+            crate::error::AppQuery(Default::default()),
+        )
+        .await?;
         Ok::<_, AppError>((path, t.token))
     }
     .await;
@@ -1130,6 +1213,37 @@ async fn delete_group(
         let caller = console.caller(&f.csrf)?;
         api::delete_group(State(state), caller, crate::error::AppPath(id)).await?;
         Ok("Group removed".to_owned())
+    }
+    .await;
+    back("/computers", outcome)
+}
+
+async fn accept_enrollment(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let outcome = async {
+        let caller = console.caller(&f.csrf)?;
+        crate::admin_api::accept_pending(State(state), caller, crate::error::AppPath(id)).await?;
+        Ok("Enrollment accepted: the computer now answers to the new agent; the old credential no longer works"
+            .to_owned())
+    }
+    .await;
+    back("/computers", outcome)
+}
+
+async fn reject_enrollment(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let outcome = async {
+        let caller = console.caller(&f.csrf)?;
+        crate::admin_api::reject_pending(State(state), caller, crate::error::AppPath(id)).await?;
+        Ok("Enrollment rejected".to_owned())
     }
     .await;
     back("/computers", outcome)
@@ -1272,7 +1386,8 @@ struct EventPage {
     reason: String,
     now_verdict: String,
     now_reason: String,
-    kinds: [(&'static str, &'static str); 4],
+    /// (kind, button, what it would match, whether it can be made from this event).
+    kinds: Vec<(&'static str, &'static str, String, bool)>,
     record: String,
 }
 
@@ -1295,6 +1410,18 @@ async fn event_page(
     let record = serde_json::from_str::<Value>(&e.record_json)
         .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
         .unwrap_or(e.record_json.clone());
+    let kinds = [
+        ("permit-hash", "Permit this file (by hash)"),
+        ("permit-path", "Permit this path"),
+        ("permit-publisher", "Permit its publisher"),
+        ("deny-hash", "Deny this file (by hash)"),
+    ]
+    .into_iter()
+    .map(|(kind, label)| match api::rule_from_event(&e, kind) {
+        Ok(r) => (kind, label, format!("Matches {}.", r.matches), true),
+        Err(why) => (kind, label, why.to_string(), false),
+    })
+    .collect();
     Ok(html(EventPage {
         page: console.page("/events", flash),
         id,
@@ -1305,12 +1432,7 @@ async fn event_page(
         reason: e.reason,
         now_verdict,
         now_reason,
-        kinds: [
-            ("permit-hash", "Permit this file (by hash)"),
-            ("permit-path", "Permit this path"),
-            ("permit-publisher", "Permit its publisher"),
-            ("deny-hash", "Deny this file (by hash)"),
-        ],
+        kinds,
         record,
     }))
 }
@@ -1330,7 +1452,7 @@ async fn policy_from_event(
 ) -> Response {
     let result = async {
         let caller = console.caller(&f.csrf)?;
-        let req = api::FromEvent { kind: f.kind.clone(), name: None };
+        let req = api::FromEvent { kind: f.kind.clone(), name: None, preview: false };
         let (_, AppJson(v)) =
             api::policy_from_event(State(state), caller, crate::error::AppPath(id), AppJson(req)).await?;
         Ok::<_, AppError>(format!("Policy {} added at the bottom: move it where it belongs", v["name"]))

@@ -34,6 +34,17 @@ pub enum AppError {
     /// Login refused.
     #[error("{0}")]
     Login(LoginError),
+    /// A quota is used up (an agent's reports, pending enrollments).
+    #[error("{0}")]
+    Quota(String),
+    /// The agent's enrollment waits for an administrator.
+    #[error(
+        "this agent's enrollment waits for an administrator to accept it in the console (Computers → Pending enrollments)"
+    )]
+    Pending,
+    /// A read-only API token asked to change something.
+    #[error("this API token may only read")]
+    ReadOnly,
     /// The body is not the JSON the endpoint takes.
     #[error(transparent)]
     Json(#[from] JsonRejection),
@@ -54,6 +65,7 @@ impl From<StoreError> for AppError {
             StoreError::Exists { .. } => AppError::Conflict(e.to_string()),
             StoreError::NotFound(_) => AppError::NotFound,
             StoreError::Invalid(m) => AppError::Invalid(vec![m]),
+            StoreError::Quota(m) => AppError::Quota(m),
             other => AppError::Store(other),
         }
     }
@@ -73,7 +85,8 @@ impl IntoResponse for AppError {
         let status = match &self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::Csrf | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Csrf | AppError::Forbidden(_) | AppError::Pending | AppError::ReadOnly => StatusCode::FORBIDDEN,
+            AppError::Quota(_) | AppError::Login(LoginError::Busy) => StatusCode::TOO_MANY_REQUESTS,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,

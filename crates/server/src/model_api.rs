@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use portcullis_policy::{Engine, FileFacts, FileKind, Os, ProcessFacts, Timestamp};
 use portcullis_policy_file::Format;
 use portcullis_policy_file::document::{
-    ApplicationDoc, ComputerDoc, Document, GroupDoc, OrganizationDoc, PolicyDoc, RingfenceDoc, RuleDoc,
+    ApplicationDoc, ComputerDoc, Document, GroupDoc, OrganizationDoc, PolicyDoc, RingfenceDoc, RuleDoc, SignerDoc,
 };
 use portcullis_store::{Change, EventFilter, EventRow, Move, now_ms};
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/settings", get(settings).put(set_settings))
         .route("/api/groups", get(groups).post(create_group))
         .route("/api/groups/{id}", put(update_group).delete(delete_group))
-        .route("/api/groups/{id}/enrollment-token", post(enrollment_token))
         .route("/api/computers", get(computers))
         .route("/api/computers/{id}", put(update_computer).delete(delete_computer))
         .route("/api/applications", get(applications).post(create_application))
@@ -56,29 +55,86 @@ fn change(caller: &Caller) -> Change<'_> {
     Change { org_id: caller.user.org_id, actor: &caller.actor }
 }
 
+/// Whether a whole model (the organization's document with every computer) can be
+/// delivered: it loads exactly as an agent loads a bundle, and so does every distinct
+/// computer's bundle — one for each computer that a `computer:` scope names, and one for
+/// the rest (their bundles differ only in the computer itself, which the whole model
+/// already checked). The one definition used before a change is saved and when bundles
+/// are compiled.
+pub(crate) fn check_document(whole: &Document) -> Result<portcullis_policy_file::Loaded, Vec<String>> {
+    let builtins = portcullis_catalog::builtin_applications();
+    let problems = |e: portcullis_policy_file::LoadError| -> Vec<String> {
+        e.diagnostics.into_iter().map(|d| d.message).collect()
+    };
+    let loaded = portcullis_policy_file::parse(&whole.to_json(), Format::Json, &builtins).map_err(problems)?;
+    let named = |scope: &str| scope.trim().strip_prefix("computer:").map(|c| c.trim().to_ascii_lowercase());
+    let mut scoped: std::collections::BTreeSet<String> =
+        whole.policies.iter().filter_map(|p| p.scope.as_deref().and_then(named)).collect();
+    for b in &whole.blocklists {
+        scoped.extend(b.approved.iter().chain(&b.approved_monitor).filter_map(|s| named(s)));
+    }
+    let mut representatives: Vec<&ComputerDoc> =
+        whole.computers.iter().filter(|c| scoped.contains(&c.name.to_ascii_lowercase())).collect();
+    representatives.extend(whole.computers.iter().find(|c| !scoped.contains(&c.name.to_ascii_lowercase())));
+    let org_doc = Document { computers: Vec::new(), ..whole.clone() };
+    let org_json = org_doc.to_json();
+    for c in representatives {
+        let payload = portcullis_protocol::BundlePayload::new("", 0, 0, c.clone(), &org_json)
+            .and_then(|p| p.policy_json())
+            .map_err(|e| vec![format!("computer {:?}: {e}", c.name)])?;
+        portcullis_policy_file::parse(&payload, Format::Json, &builtins).map_err(|e| {
+            problems(e)
+                .into_iter()
+                .map(|m| format!("the bundle of computer {:?} would not load: {m}", c.name))
+                .collect::<Vec<_>>()
+        })?;
+    }
+    Ok(loaded)
+}
+
+async fn whole_model(state: &AppState, org_id: i64) -> Result<(i64, Document), AppError> {
+    let (version, mut doc) = state.store.document(org_id).await?;
+    doc.computers = state.store.computers(org_id).await?.into_iter().map(|c| c.doc).collect();
+    Ok((version, doc))
+}
+
 /// The organization's whole policy (with every computer) at its current version, edited by
-/// `edit`, loaded exactly as an agent loads its bundle; what does not load is refused (422).
+/// `edit`, checked by [`check_document`]; what does not load is refused (422).
 async fn load_model(
     state: &AppState,
     org_id: i64,
     edit: impl FnOnce(&mut Document),
 ) -> Result<(i64, portcullis_policy_file::Loaded), AppError> {
-    let (version, mut doc) = state.store.document(org_id).await?;
-    doc.computers = state.store.computers(org_id).await?.into_iter().map(|c| c.doc).collect();
+    let (version, mut doc) = whole_model(state, org_id).await?;
     edit(&mut doc);
-    let loaded =
-        portcullis_policy_file::parse(&doc.to_json(), Format::Json, &portcullis_catalog::builtin_applications())
-            .map_err(|e| AppError::Invalid(e.diagnostics.into_iter().map(|d| d.message).collect()))?;
+    let loaded = check_document(&doc).map_err(AppError::Invalid)?;
     Ok((version, loaded))
 }
 
-/// Refuse unless the organization's document, edited by `edit`, loads as agents load it.
+/// Refuse unless the organization's document, edited by `edit`, can be delivered
+/// ([`check_document`]). If the stored model itself does not load (data from before the
+/// checks at the edge), a change that only removes problems is let through, so that
+/// deleting the bad row is always possible: one bad row never wedges an organization.
 pub(crate) async fn check_model(
     state: &AppState,
     org_id: i64,
     edit: impl FnOnce(&mut Document),
 ) -> Result<(), AppError> {
-    load_model(state, org_id, edit).await.map(|_| ())
+    let (_, before) = whole_model(state, org_id).await?;
+    let mut after = before.clone();
+    edit(&mut after);
+    let Err(after_problems) = check_document(&after) else { return Ok(()) };
+    if let Err(before_problems) = check_document(&before)
+        && after_problems.len() < before_problems.len()
+        && after_problems.iter().all(|p| before_problems.contains(p))
+    {
+        tracing::warn!(
+            "organization {org_id}: a change that repairs the model is let through: {}",
+            after_problems.join("; ")
+        );
+        return Ok(());
+    }
+    Err(AppError::Invalid(after_problems))
 }
 
 /// After a change: wake the organization's agents.
@@ -179,23 +235,6 @@ pub(crate) async fn delete_group(
     state.store.delete_group(change(&caller), id).await?;
     announce(&state, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct EnrollmentToken {
-    /// Give to `portcullis agent --enroll`; shown once.
-    pub(crate) token: String,
-}
-
-#[utoipa::path(post, path = "/api/groups/{id}/enrollment-token", tag = "model", params(("id" = i64, Path, description = "id")), responses((status = 201, body = EnrollmentToken), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
-pub(crate) async fn enrollment_token(
-    State(state): State<AppState>,
-    caller: Caller,
-    AppPath(id): AppPath<i64>,
-) -> Result<(StatusCode, AppJson<EnrollmentToken>), AppError> {
-    caller.require_admin()?;
-    let token = state.store.rotate_enrollment_token(change(&caller), id).await?;
-    Ok((StatusCode::CREATED, AppJson(EnrollmentToken { token })))
 }
 
 /// How long an agent may stay silent and still count as online (a long-poll lasts at most
@@ -1003,41 +1042,122 @@ pub(crate) struct FromEvent {
     pub(crate) kind: String,
     /// The new policy's name (default: made from the file's name).
     pub(crate) name: Option<String>,
+    /// Only say what the policy would match; save nothing.
+    #[serde(default)]
+    pub(crate) preview: bool,
 }
 
-/// "Create a policy from this event": an application with one rule taken from the event's
-/// file, and a policy for it placed last (move it where it belongs).
-#[utoipa::path(post, path = "/api/events/{id}/policy", tag = "events", params(("id" = i64, Path, description = "id")), request_body = FromEvent, responses((status = 201, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub(crate) async fn policy_from_event(
-    State(state): State<AppState>,
-    caller: Caller,
-    AppPath(id): AppPath<i64>,
-    AppJson(req): AppJson<FromEvent>,
-) -> Result<(StatusCode, AppJson<Value>), AppError> {
-    caller.require_change()?;
-    let e = state.store.event(caller.user.org_id, id).await?;
-    let input = file_input_of(&e);
-    let file_name = input.path.rsplit('/').next().unwrap_or(&input.path).to_owned();
-    let (rule, action, what) = match req.kind.as_str() {
-        "permit-hash" => {
-            (RuleDoc { sha256: Some(vec![e.file_sha256.clone()]), ..Default::default() }, "permit", "hash")
+/// A rule made from an event, and what it matches in words.
+pub(crate) struct EventRule {
+    pub(crate) rule: RuleDoc,
+    pub(crate) action: &'static str,
+    pub(crate) what: &'static str,
+    pub(crate) matches: String,
+}
+
+/// The verified signer an event's record carries: subject and leaf certificate, only when
+/// the agent verified the signature. Company and product names are claims in the file (and
+/// the record), not a signer, and never make a publisher rule.
+fn verified_signer(record: &Value) -> Option<(String, String)> {
+    let s = &record["file"]["signer"];
+    if s["verified"].as_bool() != Some(true) {
+        return None;
+    }
+    let subject = s["subject"].as_str().filter(|v| !v.trim().is_empty())?;
+    let cert = s["cert_sha256"].as_str().and_then(hex32)?;
+    Some((subject.to_owned(), cert.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+/// The rule "create a policy from this event" makes. Everything taken from the event is
+/// literal: a path becomes that one path (glob characters escaped), a hash that hash, a
+/// publisher the verified signer's subject *and* its certificate.
+pub(crate) fn rule_from_event(e: &EventRow, kind: &str) -> Result<EventRule, AppError> {
+    let record: Value = serde_json::from_str(&e.record_json).unwrap_or(Value::Null);
+    let hash = || {
+        hex32(&e.file_sha256)
+            .map(|_| e.file_sha256.trim().to_ascii_lowercase())
+            .ok_or_else(|| AppError::BadRequest("this event carries no SHA-256 of its file; permit it by path".into()))
+    };
+    Ok(match kind {
+        "permit-hash" | "deny-hash" => {
+            let h = hash()?;
+            EventRule {
+                matches: format!("the file whose SHA-256 is {h}, wherever it is"),
+                rule: RuleDoc { sha256: Some(vec![h]), ..Default::default() },
+                action: if kind == "deny-hash" { "deny" } else { "permit" },
+                what: "hash",
+            }
         }
-        "deny-hash" => (RuleDoc { sha256: Some(vec![e.file_sha256.clone()]), ..Default::default() }, "deny", "hash"),
-        "permit-path" => (RuleDoc { path: Some(input.path.clone()), ..Default::default() }, "permit", "path"),
+        "permit-path" => {
+            if !e.file_path.starts_with('/') {
+                return Err(AppError::BadRequest("this event's path is not absolute; permit it by hash".into()));
+            }
+            EventRule {
+                matches: format!(
+                    "exactly the path {:?}, taken literally (no wildcard), whatever its content",
+                    e.file_path
+                ),
+                rule: RuleDoc {
+                    path: Some(portcullis_policy::PathPattern::escape(&e.file_path)),
+                    ..Default::default()
+                },
+                action: "permit",
+                what: "path",
+            }
+        }
         "permit-publisher" => {
-            let Some(company) = input.company_name.clone().or(input.product_name.clone()) else {
+            let Some((subject, cert)) = verified_signer(&record) else {
                 return Err(AppError::BadRequest(
-                    "this file carries no publisher (company or product name); permit it by hash or path".into(),
+                    "this event carries no verified signer (subject and certificate); permit it by hash or path".into(),
                 ));
             };
-            (RuleDoc { company_name: Some(company), ..Default::default() }, "permit", "publisher")
+            EventRule {
+                matches: format!(
+                    "files whose signature verifies and whose signer is {subject:?} with certificate SHA-256 {cert}"
+                ),
+                rule: RuleDoc {
+                    signer: Some(SignerDoc {
+                        subject: Some(portcullis_policy::PathPattern::escape(&subject)),
+                        issuer: None,
+                        cert_sha256: Some(cert),
+                        verified: true,
+                    }),
+                    ..Default::default()
+                },
+                action: "permit",
+                what: "publisher",
+            }
         }
         other => {
             return Err(AppError::BadRequest(format!(
                 "unknown kind {other:?}; use permit-hash, permit-path, permit-publisher or deny-hash"
             )));
         }
-    };
+    })
+}
+
+/// "Create a policy from this event": an application with one rule taken from the event's
+/// file, and a policy for it placed last (move it where it belongs). With `preview`, only
+/// what it would match.
+#[utoipa::path(post, path = "/api/events/{id}/policy", tag = "events", params(("id" = i64, Path, description = "id")), request_body = FromEvent, responses((status = 201, body = Object), (status = 200, description = "preview: the rule and what it matches; nothing saved", body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn policy_from_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppJson(req): AppJson<FromEvent>,
+) -> Result<(StatusCode, AppJson<Value>), AppError> {
+    let e = state.store.event(caller.user.org_id, id).await?;
+    let made = rule_from_event(&e, &req.kind)?;
+    if req.preview {
+        return Ok((
+            StatusCode::OK,
+            AppJson(json!({ "action": made.action, "rule": made.rule, "matches": made.matches })),
+        ));
+    }
+    caller.require_change()?;
+    let file_name = e.file_path.rsplit('/').next().unwrap_or(&e.file_path).to_owned();
+    let file_name = portcullis_protocol::bounded_text(&file_name, 80);
+    let (action, what) = (made.action, made.what);
     let verb = if action == "permit" { "Permit" } else { "Deny" };
     let name = match &req.name {
         Some(n) => check_name(n, "policy")?,
@@ -1045,8 +1165,8 @@ pub(crate) async fn policy_from_event(
     };
     let app = ApplicationDoc {
         name: format!("{file_name} ({what}, event {id})"),
-        description: Some(format!("Made from event {id} on {}: {}", e.computer, e.file_path)),
-        rules: vec![rule],
+        description: Some(format!("Made from event {id} on {}: {}", e.computer, made.matches)),
+        rules: vec![made.rule],
     };
     let policy = PolicyDoc {
         name: name.clone(),
@@ -1063,7 +1183,10 @@ pub(crate) async fn policy_from_event(
     state.store.create_application(change(&caller), &app).await?;
     let id = state.store.create_policy(change(&caller), &policy).await?;
     announce(&state, &caller).await?;
-    Ok((StatusCode::CREATED, AppJson(json!({ "id": id, "name": name, "application": app.name }))))
+    Ok((
+        StatusCode::CREATED,
+        AppJson(json!({ "id": id, "name": name, "application": app.name, "matches": app.description })),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/document", tag = "model", responses((status = 200, body = Object), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody)), security(("bearer" = [])))]

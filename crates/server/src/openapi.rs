@@ -2,7 +2,7 @@
 //! handlers' own annotations so it cannot drift from the routes (a test compares them).
 
 use crate::error::ErrorBody;
-use crate::{agent_api, model_api, routes};
+use crate::{admin_api, agent_api, model_api, routes};
 use portcullis_policy_file::document::{
     ApplicationDoc, BlocklistDoc, ChildFenceDoc, ComputerDoc, DomainRuleDoc, FileFenceDoc, FileRuleDoc, GroupDoc,
     NetFenceDoc, NetRuleDoc, OrganizationDoc, PolicyDoc, RingfenceDoc, RuleDoc, SignerDoc,
@@ -22,7 +22,8 @@ on every change. Agents use their own credential."
     paths(
         routes::login, routes::logout, routes::me, routes::create_token, routes::create_user, routes::audit,
         model_api::settings, model_api::set_settings, model_api::groups, model_api::create_group,
-        model_api::update_group, model_api::delete_group, model_api::enrollment_token, model_api::computers,
+        model_api::update_group, model_api::delete_group, admin_api::enrollment_token, admin_api::revoke_enrollment_token,
+        model_api::computers,
         model_api::update_computer, model_api::delete_computer, model_api::applications,
         model_api::create_application, model_api::update_application, model_api::delete_application,
         model_api::ringfences, model_api::ringfence, model_api::create_ringfence, model_api::update_ringfence,
@@ -32,7 +33,10 @@ on every change. Agents use their own credential."
         model_api::create_blocklist, model_api::blocklist, model_api::extract, model_api::add_hashes,
         model_api::set_blocklist_rules, model_api::approve, model_api::revoke, model_api::delete_blocklist,
         model_api::preview, model_api::events, model_api::event, model_api::policy_from_event, model_api::document,
-        agent_api::enroll, agent_api::poll, agent_api::events,
+        agent_api::enroll, agent_api::poll, agent_api::events, admin_api::users, admin_api::update_user,
+        admin_api::delete_user, admin_api::reset_password, admin_api::change_own_password, admin_api::tokens,
+        admin_api::revoke_token, admin_api::sessions, admin_api::end_all_sessions, admin_api::end_session,
+        admin_api::pending, admin_api::accept_pending, admin_api::reject_pending,
     ),
     components(schemas(
         ErrorBody, OrganizationDoc, GroupDoc, ComputerDoc, ApplicationDoc, PolicyDoc, RuleDoc, SignerDoc, BlocklistDoc,

@@ -50,9 +50,13 @@ pub(crate) struct LoginResponse {
 pub(crate) async fn login(
     State(state): State<AppState>,
     jar: CookieJar,
+    crate::auth::ClientAddr(client): crate::auth::ClientAddr,
     AppJson(req): AppJson<LoginRequest>,
 ) -> Result<impl IntoResponse, AppError> {
-    let (sid, session) = state.store.login(&req.organization, &req.user, &req.password).await?;
+    if req.password.len() > crate::admin_api::MAX_PASSWORD {
+        return Err(AppError::Login(portcullis_store::LoginError::Wrong));
+    }
+    let (sid, session) = state.store.login_from(&req.organization, &req.user, &req.password, client.as_deref()).await?;
     state
         .store
         .audit(
@@ -106,6 +110,12 @@ pub(crate) async fn me(caller: Caller) -> AppJson<Me> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenRequest {
     name: String,
+    /// Days until it stops working (default 90; 0: never).
+    #[serde(default)]
+    expires_in_days: Option<i64>,
+    /// It may only read (GET), whatever the user's role.
+    #[serde(default)]
+    read_only: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -113,6 +123,10 @@ pub(crate) struct TokenResponse {
     name: String,
     /// Shown once; only its hash is kept.
     token: String,
+    /// When it stops working, Unix milliseconds.
+    expires_ms: Option<i64>,
+    /// It may only read.
+    read_only: bool,
 }
 
 #[utoipa::path(post, path = "/api/tokens", tag = "accounts", request_body = TokenRequest, responses((status = 201, body = TokenResponse), (status = 401, description = "not logged in", body = ErrorBody), (status = 403, description = "role or CSRF", body = ErrorBody), (status = 400, description = "malformed", body = ErrorBody), (status = 413, description = "body over 1 MiB", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused: the policy would not load, or fields unknown", body = ErrorBody)), security(("bearer" = [])))]
@@ -125,13 +139,25 @@ pub(crate) async fn create_token(
     if name.is_empty() || name.len() > 100 {
         return Err(AppError::BadRequest("a token needs a name of 1 to 100 characters".into()));
     }
-    let token = state.store.create_token(caller.user.id, name).await?;
-    let after = serde_json::json!({ "name": name, "user": caller.user.name }).to_string();
+    caller.require_write()?;
+    let days = req.expires_in_days.unwrap_or(90);
+    if !(0..=3660).contains(&days) {
+        return Err(AppError::BadRequest("expires_in_days is 0 (never) to 3660".into()));
+    }
+    let opts = portcullis_store::TokenOptions {
+        expires_ms: (days > 0).then(|| portcullis_store::now_ms() + days * 86_400_000),
+        read_only: req.read_only,
+    };
+    let token = state.store.create_token_with(caller.user.id, name, opts).await?;
+    let after = serde_json::json!({ "name": name, "user": caller.user.name, "expires_ms": opts.expires_ms, "read_only": opts.read_only }).to_string();
     state
         .store
         .audit(caller.user.org_id, &caller.actor, "create", &format!("token {name}"), None, Some(&after))
         .await?;
-    Ok((StatusCode::CREATED, AppJson(TokenResponse { name: name.to_owned(), token })))
+    Ok((
+        StatusCode::CREATED,
+        AppJson(TokenResponse { name: name.to_owned(), token, expires_ms: opts.expires_ms, read_only: opts.read_only }),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -158,9 +184,10 @@ pub(crate) async fn create_user(
     caller.require_admin()?;
     let role = Role::from_name(&req.role)
         .ok_or_else(|| AppError::BadRequest(format!("unknown role {:?}; use admin, approver or auditor", req.role)))?;
-    if req.name.trim().is_empty() || req.password.len() < 8 {
-        return Err(AppError::BadRequest("a user needs a name and a password of at least 8 characters".into()));
+    if req.name.trim().is_empty() || req.name.trim().len() > 100 {
+        return Err(AppError::BadRequest("a user needs a name of 1 to 100 characters".into()));
     }
+    crate::admin_api::check_password(&req.password)?;
     let id = state.store.create_user(caller.user.org_id, req.name.trim(), role, &req.password).await?;
     let after = serde_json::json!({ "name": req.name.trim(), "role": role.name() }).to_string();
     state

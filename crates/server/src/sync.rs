@@ -7,7 +7,6 @@
 //! wait on one `watch` channel and re-read the version map when it ticks, so thousands of
 //! waiting agents cost one task each and no database query while nothing changes.
 
-use portcullis_policy_file::Format;
 use portcullis_policy_file::document::ComputerDoc;
 use portcullis_protocol::BundleKey;
 use portcullis_store::{Seen, Store, StoreError};
@@ -40,6 +39,25 @@ pub struct SyncHub {
     tick: watch::Sender<u64>,
     compiled: tokio::sync::Mutex<HashMap<i64, Arc<Compiled>>>,
     seen: Mutex<HashMap<i64, Seen>>,
+    quotas: Mutex<HashMap<(i64, Quota), (tokio::time::Instant, u64)>>,
+}
+
+/// What an agent's quota counts (per minute, per server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quota {
+    /// Events delivered.
+    Events,
+    /// Requests carrying host facts.
+    HostReports,
+}
+
+impl Quota {
+    fn per_minute(self) -> u64 {
+        match self {
+            Quota::Events => crate::agent_api::EVENTS_PER_MINUTE,
+            Quota::HostReports => crate::agent_api::HOST_REPORTS_PER_MINUTE,
+        }
+    }
 }
 
 /// How often agents' contacts are written (one transaction for all of them).
@@ -58,6 +76,7 @@ impl Default for SyncHub {
             tick: watch::channel(0).0,
             compiled: tokio::sync::Mutex::default(),
             seen: Mutex::default(),
+            quotas: Mutex::default(),
         }
     }
 }
@@ -98,6 +117,33 @@ impl SyncHub {
         let mut map = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let host = seen.host.clone().or_else(|| map.get(&seen.computer_id).and_then(|s| s.host.clone()));
         map.insert(seen.computer_id, Seen { host, ..seen });
+    }
+
+    /// Count `n` against one agent's per-minute quota; refused (429) when it is used up,
+    /// and then nothing is counted.
+    pub fn quota(&self, computer_id: i64, kind: Quota, n: u64) -> Result<(), crate::error::AppError> {
+        let now = tokio::time::Instant::now();
+        let mut map = self.quotas.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let entry = map.entry((computer_id, kind)).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        if entry.1.saturating_add(n) > kind.per_minute() {
+            let wait = 60 - now.duration_since(entry.0).as_secs().min(59);
+            return Err(crate::error::AppError::Quota(format!(
+                "this agent sent more than {} {} in a minute; try again in {wait} s",
+                kind.per_minute(),
+                match kind {
+                    Quota::Events => "events",
+                    Quota::HostReports => "host reports",
+                }
+            )));
+        }
+        entry.1 += n;
+        Ok(())
     }
 
     /// A computer enrolled (again): its group may differ from the compiled one's.
@@ -171,8 +217,13 @@ impl SyncHub {
         }
         let (version, doc) = store.document(org_id).await?;
         let json = doc.to_json();
-        if let Err(e) = portcullis_policy_file::parse(&json, Format::Json, &portcullis_catalog::builtin_applications())
-        {
+        let computers = store.computers(org_id).await?;
+        // The same check every change passed before it was saved: the whole model with its
+        // computers, and each distinct computer's bundle.
+        let mut whole = doc.clone();
+        whole.computers = computers.iter().map(|c| c.doc.clone()).collect();
+        if let Err(problems) = crate::model_api::check_document(&whole) {
+            let e = problems.join("; ");
             tracing::error!("organization {org_id} version {version} does not load, agents keep the previous one: {e}");
             if let Some(c) = cache.get(&org_id) {
                 return Ok(c.clone());
@@ -184,7 +235,7 @@ impl SyncHub {
             None => Arc::new(BundleKey::from_seed(store.bundle_seed(org_id).await?)),
         };
         let organization = doc.organization.as_ref().and_then(|o| o.name.clone()).unwrap_or_default();
-        let computers = Mutex::new(store.computers(org_id).await?.into_iter().map(|c| (c.id, c.doc)).collect());
+        let computers = Mutex::new(computers.into_iter().map(|c| (c.id, c.doc)).collect());
         let compiled = Arc::new(Compiled { version, json: json.into(), organization, key, computers });
         cache.insert(org_id, compiled.clone());
         Ok(compiled)

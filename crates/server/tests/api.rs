@@ -3,109 +3,13 @@
 //! check compares the audit log before and after.
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use portcullis_server::{AppState, MAX_BODY, app};
-use portcullis_store::{Role, Store};
+use axum::http::{StatusCode, header};
+use portcullis_server::{AppState, MAX_BODY};
+use portcullis_store::Store;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-fn unique(prefix: &str) -> String {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    format!("{prefix}-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-}
-
-async fn each_backend(check: impl AsyncFn(Store)) {
-    let dir = tempfile::tempdir().unwrap();
-    check(Store::connect(&format!("sqlite://{}/server.db", dir.path().display())).await.unwrap()).await;
-    let pg = std::env::var("PORTCULLIS_TEST_POSTGRES").expect(
-        "PORTCULLIS_TEST_POSTGRES is not set: run the tests with ./x test, which starts PostgreSQL on loopback",
-    );
-    check(Store::connect(&pg).await.unwrap()).await;
-}
-
-struct Client {
-    state: AppState,
-    cookie: Option<String>,
-    csrf: Option<String>,
-    bearer: Option<String>,
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    set_cookie: Option<String>,
-    headers: axum::http::HeaderMap,
-    bytes: Vec<u8>,
-}
-
-impl Client {
-    fn new(store: &Store) -> Client {
-        Client { state: AppState::new(store.clone(), true), cookie: None, csrf: None, bearer: None }
-    }
-
-    async fn send(&self, method: &str, uri: &str, body: Option<Body>, content_type: &str, csrf: bool) -> Reply {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(c) = &self.cookie {
-            req = req.header(header::COOKIE, c);
-        }
-        if let (true, Some(t)) = (csrf, &self.csrf) {
-            req = req.header("x-csrf-token", t);
-        }
-        if let Some(b) = &self.bearer {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {b}"));
-        }
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, content_type);
-        }
-        let res = app(self.state.clone()).oneshot(req.body(body.unwrap_or_else(Body::empty)).unwrap()).await.unwrap();
-        let status = res.status();
-        let set_cookie = res.headers().get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_owned());
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 4 << 20).await.unwrap().to_vec();
-        Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), set_cookie, headers, bytes }
-    }
-
-    async fn json(&self, method: &str, uri: &str, body: Value) -> Reply {
-        self.send(method, uri, Some(Body::from(body.to_string())), "application/json", true).await
-    }
-
-    async fn get(&self, uri: &str) -> Reply {
-        self.send("GET", uri, None, "", false).await
-    }
-
-    async fn login(store: &Store, org: &str, user: &str, password: &str) -> Client {
-        let mut c = Client::new(store);
-        let r = c.json("POST", "/api/session", json!({"organization": org, "user": user, "password": password})).await;
-        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        let cookie = r.set_cookie.expect("a session cookie");
-        assert!(
-            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Secure"),
-            "{cookie}"
-        );
-        c.cookie = Some(cookie.split(';').next().unwrap().to_owned());
-        c.csrf = Some(r.body["csrf_token"].as_str().unwrap().to_owned());
-        c
-    }
-}
-
-async fn audit_len(store: &Store, org: i64) -> usize {
-    store.audit_log(org, 1000).await.unwrap().len()
-}
-
-struct Org {
-    name: String,
-    id: i64,
-}
-
-async fn org_with_users(store: &Store) -> Org {
-    let name = unique("org");
-    let id = store.create_organization(&name).await.unwrap();
-    store.create_user(id, "admin", Role::Admin, "admin-password").await.unwrap();
-    store.create_user(id, "approver", Role::Approver, "approver-password").await.unwrap();
-    store.create_user(id, "auditor", Role::Auditor, "auditor-password").await.unwrap();
-    Org { name, id }
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn sessions_need_their_csrf_token_to_change_anything_and_tokens_need_none() {
@@ -265,7 +169,6 @@ async fn logins_are_throttled_with_429() {
 // ----- the model --------------------------------------------------------------------------
 
 const EDITOR_SHA: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
-const BAD_SHA: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
 
 #[tokio::test]
 async fn the_model_is_edited_checked_ordered_and_previewed_through_the_api() {
@@ -361,23 +264,6 @@ async fn the_model_is_edited_checked_ordered_and_previewed_through_the_api() {
 }
 
 // ----- agents ------------------------------------------------------------------------------
-
-fn agent_client(store: &Store, state: &AppState, credential: Option<&str>) -> Client {
-    let mut c = Client::new(store);
-    c.state = state.clone();
-    c.bearer = credential.map(str::to_owned);
-    c
-}
-
-fn event_line(path: &str, policy: &str) -> String {
-    json!({
-        "time": "2026-11-23T10:00:00.123Z", "event": "deny", "access": "exec", "verdict": "deny", "mode": "secured",
-        "policy": policy, "reason": "denied by policy", "file": {"path": path, "sha256": BAD_SHA, "size": 1,
-        "kind": "elf-executable", "dev": 1, "ino": 2}, "process": {"pid": 1, "exe": "/usr/bin/bash", "uid": 0,
-        "user": "root", "ancestors": []}
-    })
-    .to_string()
-}
 
 #[tokio::test]
 async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {

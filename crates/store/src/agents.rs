@@ -1,7 +1,15 @@
 //! Agents: enrollment with a group's token, then a credential of their own; their contact
 //! and what they report about their host.
+//!
+//! Enrolling never takes over a computer: a name that is taken (ignoring ASCII case) is
+//! re-keyed only when the request proves the computer's current credential, and otherwise
+//! held as a *pending* enrollment until an administrator accepts or rejects it.
 
 use crate::{Store, StoreError, now_ms, random_hex, sha256_hex};
+use serde::Serialize;
+
+/// Pending enrollments an organization may hold at once; more are refused (quota).
+pub const MAX_PENDING: i64 = 100;
 
 /// An enrolled agent, as its credential identifies it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,7 +24,7 @@ pub struct AgentIdentity {
     pub name: String,
 }
 
-/// What an agent enrolls with.
+/// What an agent enrolls with (the server has checked and bounded the host facts).
 #[derive(Clone, Debug)]
 pub struct Enrollment<'a> {
     /// The group's enrollment token.
@@ -29,6 +37,56 @@ pub struct Enrollment<'a> {
     pub host_json: &'a str,
     /// The agent's version.
     pub agent_version: &'a str,
+    /// The credential of the computer of this name, when the agent claims to be it.
+    pub current_credential: Option<&'a str>,
+}
+
+/// How an enrollment ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enrolled {
+    /// A new computer, or the same computer with a new credential (a re-key).
+    Active {
+        /// Who it is now.
+        identity: AgentIdentity,
+        /// Its credential (shown once).
+        credential: String,
+        /// Whether this was a re-key of an existing computer.
+        rekeyed: bool,
+    },
+    /// The name is taken: held for an administrator.
+    Pending {
+        /// The pending request's id.
+        id: i64,
+        /// The organization.
+        org_id: i64,
+        /// The organization's name.
+        org_name: String,
+        /// The name asked for.
+        name: String,
+        /// The credential the agent will use once accepted.
+        credential: String,
+    },
+}
+
+/// An enrollment held for an administrator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingRow {
+    /// Id.
+    pub id: i64,
+    /// The computer name asked for.
+    pub name: String,
+    /// The group whose token was used (none if it was removed since).
+    pub group: Option<String>,
+    /// Operating system.
+    pub os: String,
+    /// What the agent reported, JSON.
+    pub host_json: String,
+    /// Its version.
+    pub agent_version: String,
+    /// When, Unix milliseconds.
+    pub requested_ms: i64,
+    /// The computer of that name now enrolled (if any): the one this request would replace.
+    pub existing_computer: Option<i64>,
 }
 
 /// One agent's contact, to record.
@@ -42,35 +100,126 @@ pub struct Seen {
     pub bundle_version: i64,
     /// Host JSON and agent version, when the agent reported them.
     pub host: Option<(String, String)>,
+    /// Why the agent refused the last bundle (none: it enforces what it was sent).
+    pub bundle_error: Option<String>,
+}
+
+/// An enrollment token's limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// It stops working at this time, Unix milliseconds.
+    pub expires_ms: Option<i64>,
+    /// It works this many times.
+    pub uses: Option<i64>,
+}
+
+fn same_secret(a: &str, b: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
 }
 
 impl Store {
     /// Enroll a computer into the group whose token this is and give it a credential
-    /// (returned once, stored as a hash). A computer of the same name enrolling again
-    /// replaces its old credential.
-    pub async fn enroll(&self, e: &Enrollment<'_>) -> Result<(AgentIdentity, String), StoreError> {
-        let group: Option<(i64, i64, String, String)> = sqlx::query_as(
-            "SELECT g.id, g.org_id, g.path, o.name FROM computer_groups g JOIN organizations o ON o.id = g.org_id \
-             WHERE g.enroll_token_hash = $1",
+    /// (returned once, stored as a hash). The token must be current (not revoked, not
+    /// expired, uses left). A name that is taken is re-keyed when `current_credential`
+    /// is that computer's credential, and held as pending otherwise.
+    pub async fn enroll(&self, e: &Enrollment<'_>) -> Result<Enrolled, StoreError> {
+        let now = now_ms();
+        let group: Option<(i64, i64, String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT g.id, g.org_id, g.path, o.name, g.enroll_expires_ms, g.enroll_uses_left FROM computer_groups g \
+             JOIN organizations o ON o.id = g.org_id WHERE g.enroll_token_hash = $1",
         )
         .bind(sha256_hex(e.token))
         .fetch_optional(self.pool())
         .await?;
-        let Some((group_id, org_id, path, org_name)) = group else {
+        let Some((group_id, org_id, path, org_name, expires, uses_left)) = group else {
             return Err(StoreError::NotFound("enrollment token"));
         };
+        if expires.is_some_and(|t| t <= now) || uses_left.is_some_and(|u| u <= 0) {
+            return Err(StoreError::NotFound("enrollment token"));
+        }
         let name = e.hostname.trim();
         if name.is_empty() || name.len() > 253 {
             return Err(StoreError::Invalid("the host name must be 1 to 253 characters".into()));
         }
+        let existing: Option<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, name, credential_hash FROM computers WHERE org_id = $1 AND lower(name) = lower($2)",
+        )
+        .bind(org_id)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
         let credential = format!("pca_{}", random_hex(32)?);
-        let now = now_ms();
         let mut tx = self.begin().await?;
+        let audit = |action: &'static str, object: String, after: serde_json::Value| {
+            sqlx::query(
+                "INSERT INTO audit_log (org_id, at_ms, actor, action, object, before_json, after_json) \
+                 VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+            )
+            .bind(org_id)
+            .bind(now)
+            .bind(format!("agent {name}"))
+            .bind(action)
+            .bind(object)
+            .bind(after.to_string())
+        };
+        let after = serde_json::json!({ "name": name, "group": path, "os": e.os, "agent_version": e.agent_version });
+        if let Some((computer_id, stored_name, stored_hash)) = existing {
+            let proves = e
+                .current_credential
+                .zip(stored_hash.as_deref())
+                .is_some_and(|(c, stored)| same_secret(&sha256_hex(c.trim()), stored));
+            if proves {
+                sqlx::query(
+                    "UPDATE computers SET credential_hash = $1, os = $2, host_json = $3, agent_version = $4, \
+                     last_seen_ms = $5 WHERE id = $6",
+                )
+                .bind(sha256_hex(&credential))
+                .bind(e.os)
+                .bind(e.host_json)
+                .bind(e.agent_version)
+                .bind(now)
+                .bind(computer_id)
+                .execute(&mut *tx)
+                .await?;
+                audit("rekey", format!("computer {stored_name}"), after).execute(&mut *tx).await?;
+                tx.commit().await?;
+                let identity = AgentIdentity { computer_id, org_id, org_name, name: stored_name };
+                return Ok(Enrolled::Active { identity, credential, rekeyed: true });
+            }
+            let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_enrollments WHERE org_id = $1")
+                .bind(org_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if pending >= MAX_PENDING {
+                return Err(StoreError::Quota(format!(
+                    "{MAX_PENDING} enrollments already wait for an administrator in this organization"
+                )));
+            }
+            self.use_token(&mut tx, group_id, uses_left).await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO pending_enrollments (org_id, group_id, name, os, host_json, agent_version, credential_hash, \
+                 requested_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(org_id)
+            .bind(group_id)
+            .bind(name)
+            .bind(e.os)
+            .bind(e.host_json)
+            .bind(e.agent_version)
+            .bind(sha256_hex(&credential))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            audit("enroll pending", format!("computer {name}"), after).execute(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(Enrolled::Pending { id, org_id, org_name, name: name.to_owned(), credential });
+        }
+        self.use_token(&mut tx, group_id, uses_left).await?;
+        // The unique index on (org_id, lower(name)) refuses a second computer of this name
+        // enrolled at the same moment.
         let computer_id: i64 = sqlx::query_scalar(
             "INSERT INTO computers (org_id, group_id, name, os, credential_hash, host_json, agent_version, enrolled_ms, \
-             last_seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT (org_id, name) DO UPDATE SET group_id = $2, os = $4, credential_hash = $5, host_json = $6, \
-             agent_version = $7, enrolled_ms = $8, last_seen_ms = $8, bundle_version = 0 RETURNING id",
+             last_seen_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
         )
         .bind(org_id)
         .bind(group_id)
@@ -81,23 +230,172 @@ impl Store {
         .bind(e.agent_version)
         .bind(now)
         .fetch_one(&mut *tx)
-        .await?;
-        let after = serde_json::json!({ "name": name, "group": path, "os": e.os, "agent_version": e.agent_version });
+        .await
+        .map_err(|err| match &err {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Exists { what: "computer", name: name.to_owned() }
+            }
+            _ => StoreError::from(err),
+        })?;
         // Logged, but no new version: the organization's document holds no computers, so a
         // new one changes no other agent's bundle (its own first poll fetches it).
-        sqlx::query(
-            "INSERT INTO audit_log (org_id, at_ms, actor, action, object, before_json, after_json) \
-             VALUES ($1, $2, $3, 'enroll', $4, NULL, $5)",
+        audit("enroll", format!("computer {name}"), after).execute(&mut *tx).await?;
+        tx.commit().await?;
+        let identity = AgentIdentity { computer_id, org_id, org_name, name: name.to_owned() };
+        Ok(Enrolled::Active { identity, credential, rekeyed: false })
+    }
+
+    /// Count one use of a group's token; refused when another enrollment took the last.
+    async fn use_token(
+        &self,
+        tx: &mut crate::model::Tx,
+        group_id: i64,
+        uses_left: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if uses_left.is_none() {
+            return Ok(());
+        }
+        let done = sqlx::query(
+            "UPDATE computer_groups SET enroll_uses_left = enroll_uses_left - 1 WHERE id = $1 AND enroll_uses_left > 0",
+        )
+        .bind(group_id)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound("enrollment token")) }
+    }
+
+    /// Whether a credential belongs to an enrollment that waits for an administrator.
+    pub async fn is_pending(&self, credential: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_enrollments WHERE credential_hash = $1")
+            .bind(sha256_hex(credential))
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The organization's pending enrollments, oldest first.
+    pub async fn pending_enrollments(&self, org_id: i64) -> Result<Vec<PendingRow>, StoreError> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(i64, String, Option<String>, String, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT p.id, p.name, g.path, p.os, p.host_json, p.agent_version, p.requested_ms, \
+             (SELECT c.id FROM computers c WHERE c.org_id = p.org_id AND lower(c.name) = lower(p.name)) \
+             FROM pending_enrollments p LEFT JOIN computer_groups g ON g.id = p.group_id \
+             WHERE p.org_id = $1 ORDER BY p.requested_ms, p.id",
         )
         .bind(org_id)
-        .bind(now)
-        .bind(format!("agent {name}"))
-        .bind(format!("computer {name}"))
-        .bind(after.to_string())
-        .execute(&mut *tx)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, group, os, host_json, agent_version, requested_ms, existing_computer)| PendingRow {
+                id,
+                name,
+                group,
+                os,
+                host_json,
+                agent_version,
+                requested_ms,
+                existing_computer,
+            })
+            .collect())
+    }
+
+    /// Accept a pending enrollment: the computer of its name (if any) takes the pending
+    /// agent's credential — the old one stops working — and keeps its group and mode; with
+    /// no such computer, a new one joins the token's group. Returns the computer's id.
+    pub async fn accept_enrollment(&self, change: crate::Change<'_>, id: i64) -> Result<i64, StoreError> {
+        let p = self
+            .pending_enrollments(change.org_id)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or(StoreError::NotFound("pending enrollment"))?;
+        let credential_hash: String =
+            sqlx::query_scalar("SELECT credential_hash FROM pending_enrollments WHERE id = $1")
+                .bind(id)
+                .fetch_one(self.pool())
+                .await?;
+        let group_id: Option<i64> = sqlx::query_scalar("SELECT group_id FROM pending_enrollments WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM pending_enrollments WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let computer_id = match p.existing_computer {
+            Some(computer_id) => {
+                sqlx::query(
+                    "UPDATE computers SET credential_hash = $1, os = $2, host_json = $3, agent_version = $4, \
+                     enrolled_ms = $5, bundle_version = 0, bundle_error = NULL WHERE id = $6 AND org_id = $7",
+                )
+                .bind(&credential_hash)
+                .bind(&p.os)
+                .bind(&p.host_json)
+                .bind(&p.agent_version)
+                .bind(now)
+                .bind(computer_id)
+                .bind(change.org_id)
+                .execute(&mut *tx)
+                .await?;
+                computer_id
+            }
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO computers (org_id, group_id, name, os, credential_hash, host_json, agent_version, \
+                     enrolled_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(change.org_id)
+                .bind(group_id)
+                .bind(&p.name)
+                .bind(&p.os)
+                .bind(&credential_hash)
+                .bind(&p.host_json)
+                .bind(&p.agent_version)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        let after = serde_json::json!({ "name": p.name, "group": p.group, "os": p.os, "replaced": p.existing_computer.is_some() });
+        crate::audit::log_in(
+            &mut tx,
+            change,
+            "accept enrollment",
+            &format!("computer {}", p.name),
+            None,
+            Some(after.to_string()),
+        )
         .await?;
         tx.commit().await?;
-        Ok((AgentIdentity { computer_id, org_id, org_name, name: name.to_owned() }, credential))
+        Ok(computer_id)
+    }
+
+    /// Reject a pending enrollment: its credential never works.
+    pub async fn reject_enrollment(&self, change: crate::Change<'_>, id: i64) -> Result<(), StoreError> {
+        let p = self
+            .pending_enrollments(change.org_id)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or(StoreError::NotFound("pending enrollment"))?;
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM pending_enrollments WHERE id = $1 AND org_id = $2")
+            .bind(id)
+            .bind(change.org_id)
+            .execute(&mut *tx)
+            .await?;
+        let before = serde_json::json!({ "name": p.name, "group": p.group, "os": p.os });
+        crate::audit::log_in(
+            &mut tx,
+            change,
+            "reject enrollment",
+            &format!("computer {}", p.name),
+            Some(before.to_string()),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The agent a credential belongs to.
@@ -121,28 +419,20 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         for s in seen {
-            match &s.host {
-                Some((host_json, agent_version)) => {
-                    sqlx::query(
-                        "UPDATE computers SET last_seen_ms = $1, bundle_version = $2, host_json = $3, agent_version = $4 \
-                         WHERE id = $5",
-                    )
-                    .bind(s.at_ms)
-                    .bind(s.bundle_version)
+            sqlx::query("UPDATE computers SET last_seen_ms = $1, bundle_version = $2, bundle_error = $3 WHERE id = $4")
+                .bind(s.at_ms)
+                .bind(s.bundle_version)
+                .bind(&s.bundle_error)
+                .bind(s.computer_id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some((host_json, agent_version)) = &s.host {
+                sqlx::query("UPDATE computers SET host_json = $1, agent_version = $2 WHERE id = $3")
                     .bind(host_json)
                     .bind(agent_version)
                     .bind(s.computer_id)
                     .execute(&mut *tx)
                     .await?;
-                }
-                None => {
-                    sqlx::query("UPDATE computers SET last_seen_ms = $1, bundle_version = $2 WHERE id = $3")
-                        .bind(s.at_ms)
-                        .bind(s.bundle_version)
-                        .bind(s.computer_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
             }
         }
         tx.commit().await?;

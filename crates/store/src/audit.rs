@@ -21,6 +21,31 @@ pub struct AuditEntry {
     pub after_json: Option<String>,
 }
 
+/// Record a change within a transaction (for changes that bump no version).
+pub(crate) async fn log_in(
+    tx: &mut crate::model::Tx,
+    change: crate::Change<'_>,
+    action: &str,
+    object: &str,
+    before_json: Option<String>,
+    after_json: Option<String>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (org_id, at_ms, actor, action, object, before_json, after_json) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(change.org_id)
+    .bind(now_ms())
+    .bind(change.actor)
+    .bind(action)
+    .bind(object)
+    .bind(before_json)
+    .bind(after_json)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Record a change in an organization's audit log.
     pub async fn audit(

@@ -14,13 +14,16 @@ mod audit;
 mod events;
 mod model;
 
-pub use accounts::{LoginError, Role, Session, User};
-pub use agents::{AgentIdentity, Enrollment, Seen};
+pub use accounts::{
+    ADDRESS_FAILURES, LoginError, Role, Session, SessionRow, THROTTLE_FAILURES, TokenOptions, TokenRow, TokenUse, User,
+    UserInfo,
+};
+pub use agents::{AgentIdentity, Enrolled, Enrollment, MAX_PENDING, PendingRow, Seen, TokenLimits};
 pub use audit::AuditEntry;
 pub use events::{EventFilter, EventRow, NewEvent};
 pub use model::{
-    ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, Move, PolicyRow,
-    RingfenceRow,
+    ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, MAX_HITS, Move,
+    PolicyRow, RingfenceRow,
 };
 
 use sqlx::Connection;
@@ -59,6 +62,9 @@ pub enum StoreError {
     /// Stored data does not read back (hand-edited database?).
     #[error("stored data does not read back: {0}")]
     Corrupt(String),
+    /// A quota is used up (pending enrollments, an agent's reports); try later.
+    #[error("{0}")]
+    Quota(String),
     /// Hashing failed (no entropy, bad parameters).
     #[error("password hashing: {0}")]
     Hashing(String),
@@ -101,6 +107,7 @@ impl Store {
             return Err(StoreError::Url(url.to_owned()));
         };
         if backend == Backend::Sqlite {
+            private_sqlite_file(url)?;
             // WAL is a property of the file: set it once, with the file created if missing.
             use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
             let opts =
@@ -164,6 +171,41 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// The database holds every tenant's data and the bundle signing seeds: its directory is
+/// made 0700 when it is created here, the file is created 0600 (SQLite gives its -wal and
+/// -shm files the database file's mode) and an existing file readable by others is made
+/// 0600.
+fn private_sqlite_file(url: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(());
+    }
+    let path = std::path::Path::new(path);
+    let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+            for suffix in ["-wal", "-shm"] {
+                let side = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+                if side.exists() {
+                    std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+        }
+        Err(e) => return Err(io(e)),
+    }
+    Ok(())
 }
 
 /// Random bytes as lower-case hex.

@@ -13,7 +13,10 @@ use portcullis_policy_file::document::{
 };
 use serde::Serialize;
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// The most matches a policy counts (2^53: still exact as a JSON number).
+pub const MAX_HITS: i64 = 1 << 53;
 
 /// Who makes a change, in which organization: every change is scoped and logged by it.
 #[derive(Clone, Copy, Debug)]
@@ -32,8 +35,12 @@ pub struct GroupRow {
     /// Path and mode.
     #[serde(flatten)]
     pub doc: GroupDoc,
-    /// Whether agents can enroll into it (an enrollment token exists).
+    /// Whether agents can enroll into it (a token exists, not expired, uses left).
     pub enrollment_open: bool,
+    /// When the token stops working, Unix milliseconds.
+    pub enrollment_expires_ms: Option<i64>,
+    /// Enrollments the token has left.
+    pub enrollment_uses_left: Option<i64>,
     /// Computers directly in it.
     pub computers: i64,
 }
@@ -56,6 +63,8 @@ pub struct ComputerRow {
     pub last_seen_ms: Option<i64>,
     /// The bundle version the agent last said it enforces.
     pub bundle_version: i64,
+    /// Why the agent refused the last bundle it was sent, as it reported.
+    pub bundle_error: Option<String>,
 }
 
 /// A custom application.
@@ -313,21 +322,33 @@ impl Store {
     /// The organization's computer groups, by path.
     pub async fn groups(&self, org_id: i64) -> Result<Vec<GroupRow>, StoreError> {
         #[allow(clippy::type_complexity)]
-        let rows: Vec<(i64, String, Option<String>, Option<String>, Option<String>, Option<String>, i64)> =
-            sqlx::query_as(
-                "SELECT g.id, g.path, g.mode, g.mode_until, g.capture_into, g.enroll_token_hash, \
-                 (SELECT COUNT(*) FROM computers c WHERE c.group_id = g.id) FROM computer_groups g \
-                 WHERE g.org_id = $1 ORDER BY g.path",
-            )
-            .bind(org_id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<(
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        )> = sqlx::query_as(
+            "SELECT g.id, g.path, g.mode, g.mode_until, g.capture_into, g.enroll_token_hash, \
+             (SELECT COUNT(*) FROM computers c WHERE c.group_id = g.id), g.enroll_expires_ms, g.enroll_uses_left \
+             FROM computer_groups g WHERE g.org_id = $1 ORDER BY g.path",
+        )
+        .bind(org_id)
+        .fetch_all(self.pool())
+        .await?;
+        let now = now_ms();
         Ok(rows
             .into_iter()
-            .map(|(id, path, mode, until, capture_into, token, computers)| GroupRow {
+            .map(|(id, path, mode, until, capture_into, token, computers, expires, uses)| GroupRow {
                 id,
                 doc: GroupDoc { path, mode, until, capture_into },
-                enrollment_open: token.is_some(),
+                enrollment_open: token.is_some() && expires.is_none_or(|t| t > now) && uses.is_none_or(|u| u > 0),
+                enrollment_expires_ms: token.as_ref().and(expires),
+                enrollment_uses_left: token.as_ref().and(uses),
                 computers,
             })
             .collect())
@@ -405,21 +426,53 @@ impl Store {
         self.commit(tx, change, "delete", &object, Some(json(&group.doc)), None).await
     }
 
-    /// A new enrollment token for a group (the previous one stops working). Returned once;
+    /// A new enrollment token for a group (the previous one stops working), valid until
+    /// `limits.expires_ms` and for `limits.uses` enrollments when given. Returned once;
     /// only its hash is kept.
-    pub async fn rotate_enrollment_token(&self, change: Change<'_>, id: i64) -> Result<String, StoreError> {
+    pub async fn rotate_enrollment_token(
+        &self,
+        change: Change<'_>,
+        id: i64,
+        limits: crate::TokenLimits,
+    ) -> Result<String, StoreError> {
         let group = self.group(change.org_id, id).await?;
         let token = format!("pce_{}", random_hex(24)?);
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE computer_groups SET enroll_token_hash = $1 WHERE id = $2 AND org_id = $3")
-            .bind(sha256_hex(&token))
-            .bind(id)
-            .bind(change.org_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE computer_groups SET enroll_token_hash = $1, enroll_expires_ms = $2, enroll_uses_left = $3 \
+             WHERE id = $4 AND org_id = $5",
+        )
+        .bind(sha256_hex(&token))
+        .bind(limits.expires_ms)
+        .bind(limits.uses)
+        .bind(id)
+        .bind(change.org_id)
+        .execute(&mut *tx)
+        .await?;
         let object = format!("enrollment token of group {}", group.doc.path);
-        self.commit(tx, change, "create", &object, None, None).await?;
+        let after = serde_json::json!({ "expires_ms": limits.expires_ms, "uses": limits.uses }).to_string();
+        crate::audit::log_in(&mut tx, change, "create", &object, None, Some(after)).await?;
+        tx.commit().await?;
         Ok(token)
+    }
+
+    /// Revoke a group's enrollment token: no agent enrolls with it any more (enrolled
+    /// agents keep their own credentials).
+    pub async fn revoke_enrollment_token(&self, change: Change<'_>, id: i64) -> Result<(), StoreError> {
+        let group = self.group(change.org_id, id).await?;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE computer_groups SET enroll_token_hash = NULL, enroll_expires_ms = NULL, enroll_uses_left = NULL \
+             WHERE id = $1 AND org_id = $2",
+        )
+        .bind(id)
+        .bind(change.org_id)
+        .execute(&mut *tx)
+        .await?;
+        let object = format!("enrollment token of group {}", group.doc.path);
+        crate::audit::log_in(&mut tx, change, "revoke", &object, None, None).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     // ----- computers ------------------------------------------------------------------
@@ -444,10 +497,11 @@ impl Store {
             enrolled_ms: i64,
             last_seen_ms: Option<i64>,
             bundle_version: i64,
+            bundle_error: Option<String>,
         }
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT c.id, c.name, g.path AS group_path, c.os, c.mode, c.mode_until, c.capture_into, c.host_json, \
-             c.agent_version, c.enrolled_ms, c.last_seen_ms, c.bundle_version FROM computers c \
+             c.agent_version, c.enrolled_ms, c.last_seen_ms, c.bundle_version, c.bundle_error FROM computers c \
              LEFT JOIN computer_groups g ON g.id = c.group_id WHERE c.org_id = $1 AND ($2 = 0 OR c.id = $2) ORDER BY c.name",
         )
         .bind(org_id)
@@ -471,6 +525,7 @@ impl Store {
                 enrolled_ms: r.enrolled_ms,
                 last_seen_ms: r.last_seen_ms,
                 bundle_version: r.bundle_version,
+                bundle_error: r.bundle_error,
             })
             .collect())
     }
@@ -907,14 +962,21 @@ impl Store {
     }
 
     /// Count matches reported by an agent (no version bump, no audit: this is use, not change).
+    /// Counts saturate at [`MAX_HITS`] (SQLite's integers overflow with an error, not a
+    /// wrap) and a match time is taken only if it is not in the future.
     pub async fn record_hits(&self, org_id: i64, hits: &[(String, u64, i64)]) -> Result<(), StoreError> {
+        let now = now_ms();
         for (policy, count, last_ms) in hits {
+            let count = i64::try_from(*count).unwrap_or(MAX_HITS).min(MAX_HITS);
+            let last_ms = (*last_ms).clamp(0, now);
             sqlx::query(
-                "UPDATE policies SET hits = hits + $1, last_matched_ms = CASE WHEN last_matched_ms IS NULL \
-                 OR last_matched_ms < $2 THEN $2 ELSE last_matched_ms END WHERE org_id = $3 AND name = $4",
+                "UPDATE policies SET hits = CASE WHEN hits >= $1 - $2 THEN $1 ELSE hits + $2 END, \
+                 last_matched_ms = CASE WHEN last_matched_ms IS NULL OR last_matched_ms < $3 THEN $3 \
+                 ELSE last_matched_ms END WHERE org_id = $4 AND name = $5",
             )
-            .bind(i64::try_from(*count).unwrap_or(i64::MAX))
-            .bind(*last_ms)
+            .bind(MAX_HITS)
+            .bind(count)
+            .bind(last_ms)
             .bind(org_id)
             .bind(policy)
             .execute(self.pool())

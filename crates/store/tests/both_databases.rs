@@ -102,7 +102,9 @@ async fn organizations_do_not_see_each_others_users_or_audit_entries() {
 }
 
 use portcullis_policy_file::document::{ApplicationDoc, GroupDoc, PolicyDoc, RuleDoc};
-use portcullis_store::{BUILTIN_REPORTED_POLICY, Change, Enrollment, EventFilter, Move, NewEvent, Seen};
+use portcullis_store::{
+    BUILTIN_REPORTED_POLICY, Change, Enrolled, Enrollment, EventFilter, Move, NewEvent, Seen, TokenLimits,
+};
 
 fn permit(name: &str, app: &str) -> PolicyDoc {
     PolicyDoc { name: name.into(), applications: vec![app.into()], action: "permit".into(), ..Default::default() }
@@ -180,20 +182,30 @@ async fn agents_enroll_with_a_group_token_and_deliver_each_event_once() {
         let org = store.create_organization(&unique("fleet")).await.unwrap();
         let change = Change { org_id: org, actor: "user alice" };
         let group = store.create_group(change, &GroupDoc { path: "Linux".into(), ..Default::default() }).await.unwrap();
-        let enrollment = |token| Enrollment {
+        let enrollment = |token, current_credential| Enrollment {
             token,
             hostname: "web-01",
             os: "linux",
             host_json: r#"{"hostname":"web-01"}"#,
             agent_version: "0.1.0",
+            current_credential,
         };
-        assert!(matches!(store.enroll(&enrollment("pce_wrong")).await, Err(StoreError::NotFound(_))));
-        let token = store.rotate_enrollment_token(change, group).await.unwrap();
-        let (agent, credential) = store.enroll(&enrollment(&token)).await.unwrap();
+        let active = |e: Enrolled| match e {
+            Enrolled::Active { identity, credential, .. } => (identity, credential),
+            other => panic!("expected an active enrollment, got {other:?}"),
+        };
+        assert!(matches!(store.enroll(&enrollment("pce_wrong", None)).await, Err(StoreError::NotFound(_))));
+        let token = store.rotate_enrollment_token(change, group, TokenLimits::default()).await.unwrap();
+        let (agent, credential) = active(store.enroll(&enrollment(&token, None)).await.unwrap());
         assert_eq!((agent.org_id, agent.name.as_str()), (org, "web-01"));
         assert_eq!(store.agent(&credential).await.unwrap().unwrap(), agent);
-        // Enrolling again replaces the credential.
-        let (again, second) = store.enroll(&enrollment(&token)).await.unwrap();
+        // Enrolling again without the credential is held; with it, the credential is replaced.
+        let held = store.enroll(&enrollment(&token, None)).await.unwrap();
+        let Enrolled::Pending { credential: held_credential, .. } = held else { panic!("expected pending: {held:?}") };
+        assert!(store.is_pending(&held_credential).await.unwrap());
+        assert!(store.agent(&held_credential).await.unwrap().is_none());
+        assert!(store.agent(&credential).await.unwrap().is_some(), "the enrolled agent is untouched");
+        let (again, second) = active(store.enroll(&enrollment(&token, Some(&credential))).await.unwrap());
         assert_eq!(again.computer_id, agent.computer_id);
         assert!(store.agent(&credential).await.unwrap().is_none());
         assert!(store.agent(&second).await.unwrap().is_some());
@@ -204,6 +216,7 @@ async fn agents_enroll_with_a_group_token_and_deliver_each_event_once() {
             at_ms: 42,
             bundle_version: 7,
             host: Some(("{}".into(), "9.9".into())),
+            bundle_error: None,
         };
         store.agents_seen(&[seen]).await.unwrap();
         let c = &store.computers(org).await.unwrap()[0];

@@ -14,7 +14,7 @@
 
 use portcullis_protocol::{
     Bundle, BundleError, BundlePayload, BundlePublicKey, EnrollRequest, Enrolled, EventBatchReply, HostFacts,
-    PolicyHit, PollRequest, SIGNATURE_HEADER, paths,
+    MAX_BUNDLE_BYTES, MAX_REPLY_BYTES, PolicyHit, PollRequest, SIGNATURE_HEADER, paths,
 };
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Read, Seek, Write};
@@ -75,6 +75,17 @@ pub enum SyncError {
     /// The server certificate file is not PEM.
     #[error("server CA certificate: {0}")]
     Certificate(String),
+    /// The server URL is refused.
+    #[error("{0}")]
+    Url(String),
+    /// A verified bundle does not load into the agent's engine.
+    #[error("policy bundle version {version} does not load: {message}")]
+    Load {
+        /// Its version.
+        version: i64,
+        /// Why.
+        message: String,
+    },
 }
 
 impl SyncError {
@@ -82,6 +93,28 @@ impl SyncError {
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, SyncError::Refused { status: 401, .. })
     }
+
+    /// The enrollment waits for an administrator.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, SyncError::Refused { status: 403, message, .. } if message.contains("waits for an administrator"))
+    }
+}
+
+/// Check a server URL: `https://` always; `http://` only when `insecure_http` is given
+/// (the enrollment token, the credential and the bundle key would cross the network in
+/// the clear).
+pub fn check_server_url(server: &str, insecure_http: bool) -> Result<(), SyncError> {
+    let lower = server.trim().to_ascii_lowercase();
+    if lower.starts_with("https://") || (insecure_http && lower.starts_with("http://")) {
+        return Ok(());
+    }
+    if lower.starts_with("http://") {
+        return Err(SyncError::Url(format!(
+            "{server}: plain http:// would send the enrollment token, the agent's credential and the bundle key in \
+             the clear; use https:// (the server's default), or give --insecure-http for a test on loopback"
+        )));
+    }
+    Err(SyncError::Url(format!("{server}: the server URL must start with https://")))
 }
 
 fn file_error(path: &Path) -> impl FnOnce(io::Error) -> SyncError + '_ {
@@ -119,6 +152,9 @@ pub struct Enrollment {
     pub credential: String,
     /// The organization's bundle key (hex).
     pub bundle_key: String,
+    /// The server holds this enrollment for an administrator to accept.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 impl Enrollment {
@@ -203,25 +239,48 @@ fn post_json<T: Serialize>(
     Ok(res)
 }
 
+/// At most `limit` bytes of a reply body; a longer one is refused unread.
+fn read_limited(url: &str, res: &mut ureq::http::Response<ureq::Body>, limit: u64) -> Result<Vec<u8>, SyncError> {
+    let mut bytes = Vec::new();
+    res.body_mut()
+        .as_reader()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: format!("reading the reply: {e}") })?;
+    if bytes.len() as u64 > limit {
+        return Err(SyncError::Unreachable {
+            url: url.to_owned(),
+            error: format!("the reply is larger than {limit} bytes; refused"),
+        });
+    }
+    Ok(bytes)
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(
     url: &str,
     mut res: ureq::http::Response<ureq::Body>,
 ) -> Result<T, SyncError> {
-    res.body_mut()
-        .read_json()
+    let bytes = read_limited(url, &mut res, MAX_REPLY_BYTES)?;
+    serde_json::from_slice(&bytes)
         .map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: format!("reading the reply: {e}") })
 }
 
-/// Enroll with a group's token.
+/// Enroll with a group's token. `current` is this agent's enrollment with the same server
+/// if it has one: its credential proves that this is the computer already enrolled under
+/// that name (a re-key); without it a taken name waits for an administrator
+/// ([`Enrollment::pending`]).
 pub fn enroll(
     server: &str,
     server_ca_pem: Option<&str>,
     token: &str,
     host: &HostFacts,
+    current: Option<&Enrollment>,
 ) -> Result<Enrollment, SyncError> {
     let agent = http(server_ca_pem, Duration::from_secs(30))?;
     let url = format!("{}{}", base(server), paths::ENROLL);
-    let res = post_json(&agent, &url, None, &EnrollRequest { token: token.to_owned(), host: host.clone() })?;
+    let current_credential = current.filter(|c| c.server == base(server) && !c.pending).map(|c| c.credential.clone());
+    let req = EnrollRequest { token: token.trim().to_owned(), host: host.clone(), current_credential };
+    let res = post_json(&agent, &url, None, &req)?;
     let e: Enrolled = read_json(&url, res)?;
     Ok(Enrollment {
         server: base(server).to_owned(),
@@ -230,6 +289,7 @@ pub fn enroll(
         computer: e.computer,
         credential: e.credential,
         bundle_key: e.bundle_key,
+        pending: e.pending,
     })
 }
 
@@ -251,10 +311,17 @@ pub struct Verified {
     bundle: Bundle,
 }
 
-fn verify(bundle: Bundle, key: &BundlePublicKey, have: i64) -> Result<Verified, SyncError> {
+/// Verify a bundle's signature and version, and that it is made for this organization and
+/// computer.
+fn verify(bundle: Bundle, enrollment: &Enrollment, key: &BundlePublicKey, have: i64) -> Result<Verified, SyncError> {
     let payload: BundlePayload = bundle.verify(key, have)?;
+    payload.check_target(&enrollment.organization, &enrollment.computer)?;
     Ok(Verified { version: payload.version, policy_json: payload.policy_json()?, bundle })
 }
+
+/// Whether a verified bundle's policy loads into the agent's engine (the agent's own
+/// loader); a bundle is saved only when it does.
+pub type BundleCheck = Box<dyn Fn(&Verified) -> Result<(), String> + Send>;
 
 impl Verified {
     /// Keep it in `state_dir` (atomically).
@@ -267,14 +334,21 @@ impl Verified {
     }
 }
 
-/// The saved bundle, checked again with the organization's key: a bundle changed on disk
-/// is refused.
-pub fn load_bundle(path: &Path, key: &BundlePublicKey) -> Result<Verified, SyncError> {
-    let bytes = std::fs::read(path).map_err(file_error(path))?;
+/// The saved bundle, checked again with the organization's key and against the
+/// enrollment: a bundle changed on disk, or another computer's, is refused.
+pub fn load_bundle(path: &Path, enrollment: &Enrollment) -> Result<Verified, SyncError> {
+    let key = enrollment.key()?;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(2 * MAX_BUNDLE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(file_error(path))?;
+    if bytes.len() as u64 > 2 * MAX_BUNDLE_BYTES {
+        return Err(SyncError::Bundle(BundleError::TooLarge));
+    }
     let saved: SavedBundle = serde_json::from_slice(&bytes)
         .map_err(|e| SyncError::Corrupt { path: path.to_owned(), message: e.to_string() })?;
     let bundle = Bundle::from_parts(saved.payload.into_bytes(), &saved.signature)?;
-    verify(bundle, key, 0)
+    verify(bundle, enrollment, &key, 0)
 }
 
 /// The agent's policy match counters, as the uploader reports them.
@@ -291,6 +365,9 @@ pub struct Poller {
     key: BundlePublicKey,
     state_dir: PathBuf,
     version: i64,
+    /// The newest version received and refused (it did not load), and why.
+    refused: Option<(i64, String)>,
+    check: BundleCheck,
     host: Option<HostFacts>,
     http: ureq::Agent,
     /// How long the server may hold a poll.
@@ -298,12 +375,29 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// A poller that starts from `version` (the saved bundle's, or 0).
-    pub fn new(enrollment: Enrollment, state_dir: &Path, version: i64, host: HostFacts) -> Result<Poller, SyncError> {
+    /// A poller that starts from `version` (the saved bundle's, or 0) and saves only
+    /// bundles that pass `check`.
+    pub fn new(
+        enrollment: Enrollment,
+        state_dir: &Path,
+        version: i64,
+        host: HostFacts,
+        check: BundleCheck,
+    ) -> Result<Poller, SyncError> {
         let wait = Duration::from_secs(25);
         let http = http(enrollment.server_ca_pem.as_deref(), wait + Duration::from_secs(15))?;
         let key = enrollment.key()?;
-        Ok(Poller { enrollment, key, state_dir: state_dir.to_owned(), version, host: Some(host), http, wait })
+        Ok(Poller {
+            enrollment,
+            key,
+            state_dir: state_dir.to_owned(),
+            version,
+            refused: None,
+            check,
+            host: Some(host),
+            http,
+            wait,
+        })
     }
 
     /// The version enforced.
@@ -311,10 +405,24 @@ impl Poller {
         self.version
     }
 
-    /// One poll: a newer bundle, verified and saved, or `None` when the wait ended.
+    /// Why the newest bundle received was refused, if it was.
+    pub fn refused(&self) -> Option<&(i64, String)> {
+        self.refused.as_ref()
+    }
+
+    /// One poll: a newer bundle, verified, checked to load and saved, or `None` when the
+    /// wait ended. A bundle that fails is not saved (the one in force stays), reported to
+    /// the server with the next poll, and not asked for again.
     pub fn poll_once(&mut self, wait: Duration) -> Result<Option<Verified>, SyncError> {
         let url = format!("{}{}", self.enrollment.server, paths::POLL);
-        let req = PollRequest { after: self.version, host: self.host.clone(), wait_s: Some(wait.as_secs()) };
+        let after = self.refused.as_ref().map_or(self.version, |(v, _)| (*v).max(self.version));
+        let req = PollRequest {
+            after,
+            host: self.host.clone(),
+            wait_s: Some(wait.as_secs()),
+            enforcing: (after != self.version).then_some(self.version),
+            bundle_error: self.refused.as_ref().map(|(_, e)| e.clone()),
+        };
         let mut res = post_json(&self.http, &url, Some(&self.enrollment.credential), &req)?;
         // The server has the host now.
         self.host = None;
@@ -327,14 +435,19 @@ impl Poller {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .ok_or(BundleError::BadSignature)?;
-        let mut payload = Vec::new();
-        res.body_mut()
-            .as_reader()
-            .read_to_end(&mut payload)
-            .map_err(|e| SyncError::Unreachable { url: url.clone(), error: e.to_string() })?;
-        let verified = verify(Bundle::from_parts(payload, &signature)?, &self.key, self.version)?;
+        let payload = read_limited(&url, &mut res, MAX_BUNDLE_BYTES).map_err(|e| match e {
+            SyncError::Unreachable { error, .. } if error.contains("larger than") => BundleError::TooLarge.into(),
+            other => other,
+        })?;
+        let verified = verify(Bundle::from_parts(payload, &signature)?, &self.enrollment, &self.key, after)?;
+        if let Err(message) = (self.check)(&verified) {
+            let message = portcullis_protocol::bounded_text(&message, portcullis_protocol::limits::BUNDLE_ERROR);
+            self.refused = Some((verified.version, message.clone()));
+            return Err(SyncError::Load { version: verified.version, message });
+        }
         verified.save(&self.state_dir)?;
         self.version = verified.version;
+        self.refused = None;
         Ok(Some(verified))
     }
 
@@ -357,7 +470,7 @@ impl Poller {
                     }
                 }
                 Err(e) => {
-                    if !failing || e.is_unauthorized() {
+                    if !failing || e.is_unauthorized() || matches!(e, SyncError::Load { .. }) {
                         tracing::warn!("policy sync: {e}; enforcing bundle version {} meanwhile", self.version);
                     }
                     failing = true;

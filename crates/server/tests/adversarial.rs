@@ -1,0 +1,597 @@
+//! Attacks on the management plane, each test named after what it refuses, on SQLite and on
+//! PostgreSQL: hostile agents (take-overs, names and systems that would wedge a model,
+//! counters that overflow, floods), careless administrators (scopes that stopped delivery,
+//! a glob taken from an event), and the accounts and transport around them.
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use portcullis_store::{Role, Store};
+use serde_json::{Value, json};
+
+mod common;
+use common::*;
+
+struct Fleet {
+    admin: Client,
+    org: Org,
+}
+
+async fn fleet(store: &Store) -> Fleet {
+    let org = org_with_users(store).await;
+    let admin = Client::login(store, &org.name, "admin", "admin-password").await;
+    Fleet { admin, org }
+}
+
+impl Fleet {
+    async fn group(&self, path: &str) -> i64 {
+        let r = self.admin.json("POST", "/api/groups", json!({"path": path})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["id"].as_i64().unwrap()
+    }
+
+    async fn token(&self, group: i64, query: &str) -> String {
+        let r = self.admin.json("POST", &format!("/api/groups/{group}/enrollment-token{query}"), json!({})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn enroll(&self, token: &str, hostname: &str, os: &str, current: Option<&str>) -> Reply {
+        let mut req = json!({"token": token, "host": {"hostname": hostname, "os": os, "agent_version": "0.1.0"}});
+        if let Some(c) = current {
+            req["current_credential"] = json!(c);
+        }
+        agent_client(&self.admin.state.store, &self.admin.state, None).json("POST", "/api/agent/enroll", req).await
+    }
+
+    fn agent(&self, credential: &str) -> Client {
+        agent_client(&self.admin.state.store, &self.admin.state, Some(credential))
+    }
+
+    /// Poll from version 0: the bundle's payload (verified and loaded), or the status.
+    async fn bundle(&self, credential: &str) -> Result<portcullis_protocol::BundlePayload, StatusCode> {
+        let r = self.agent(credential).json("POST", "/api/agent/poll", json!({"after": 0, "wait_s": 0})).await;
+        if r.status != StatusCode::OK {
+            return Err(r.status);
+        }
+        let seed = self.admin.state.store.bundle_seed(self.org.id).await.unwrap();
+        let key = portcullis_protocol::BundleKey::from_seed(seed).public();
+        let sig = r.headers.get("x-portcullis-signature").unwrap().to_str().unwrap();
+        let payload = portcullis_protocol::Bundle::from_parts(r.bytes.clone(), sig).unwrap().verify(&key, 0).unwrap();
+        let loaded = portcullis_policy_file::parse(
+            &payload.policy_json().unwrap(),
+            portcullis_policy_file::Format::Json,
+            &portcullis_catalog::builtin_applications(),
+        )
+        .expect("every bundle loads in the agent's loader");
+        portcullis_policy::Engine::new(loaded.set).expect("and compiles into an engine");
+        Ok(payload)
+    }
+}
+
+fn credential(r: &Reply) -> String {
+    r.body["credential"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn reenrolling_a_known_name_with_another_groups_token_takes_nothing_over() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let (servers, lab) = (f.group("Servers").await, f.group("Lab").await);
+        let (servers_token, lab_token) = (f.token(servers, "").await, f.token(lab, "").await);
+        let real = f.enroll(&servers_token, "web-01", "linux", None).await;
+        assert_eq!(real.status, StatusCode::CREATED, "{:?}", real.body);
+        let real_credential = credential(&real);
+
+        // The attacker holds the Lab token and claims the name.
+        let attack = f.enroll(&lab_token, "web-01", "linux", None).await;
+        assert_eq!(attack.status, StatusCode::ACCEPTED, "{:?}", attack.body);
+        assert_eq!(attack.body["pending"], true);
+        let attacker = credential(&attack);
+        assert_eq!(f.bundle(&attacker).await.unwrap_err(), StatusCode::FORBIDDEN, "a pending credential gets nothing");
+        let real_bundle = f.bundle(&real_credential).await.expect("the real agent keeps working");
+        assert_eq!(real_bundle.computer.group.as_deref(), Some("Servers"), "and keeps its group");
+
+        let pending = f.admin.get("/api/enrollments/pending").await.body;
+        assert_eq!(pending.as_array().unwrap().len(), 1, "{pending:?}");
+        assert_eq!(pending[0]["name"], "web-01");
+        assert_eq!(pending[0]["group"], "Lab");
+        assert!(pending[0]["existing_computer"].as_i64().is_some(), "listed as a duplicate");
+        let page = f.admin.get("/computers").await;
+        let html = String::from_utf8_lossy(&page.bytes);
+        assert!(html.contains("Pending enrollments") && html.contains("duplicate of an enrolled computer"));
+
+        // Rejected: the attacker's credential never works.
+        let id = pending[0]["id"].as_i64().unwrap();
+        let r = f.admin.json("DELETE", &format!("/api/enrollments/pending/{id}"), json!({})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(f.bundle(&attacker).await.unwrap_err(), StatusCode::UNAUTHORIZED);
+
+        // A reinstall is accepted by an administrator: the new agent takes over, the old
+        // credential stops working, the group stays.
+        let reinstall = f.enroll(&lab_token, "WEB-01", "linux", None).await;
+        assert_eq!(reinstall.status, StatusCode::ACCEPTED);
+        let id = f.admin.get("/api/enrollments/pending").await.body[0]["id"].as_i64().unwrap();
+        let auditor = Client::login(&store, &f.org.name, "auditor", "auditor-password").await;
+        let r = auditor.json("POST", &format!("/api/enrollments/pending/{id}/accept"), json!({})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "only an admin accepts");
+        let r = f.admin.json("POST", &format!("/api/enrollments/pending/{id}/accept"), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(f.bundle(&real_credential).await.unwrap_err(), StatusCode::UNAUTHORIZED);
+        let accepted = f.bundle(&credential(&reinstall)).await.unwrap();
+        assert_eq!((accepted.computer.name.as_str(), accepted.computer.group.as_deref()), ("web-01", Some("Servers")));
+
+        // A re-key proves the current credential: no administrator needed.
+        let rekey = f.enroll(&lab_token, "web-01", "linux", Some(&credential(&reinstall))).await;
+        assert_eq!(rekey.status, StatusCode::CREATED, "{:?}", rekey.body);
+        assert_eq!(f.bundle(&credential(&reinstall)).await.unwrap_err(), StatusCode::UNAUTHORIZED);
+        assert_eq!(f.bundle(&credential(&rekey)).await.unwrap().computer.group.as_deref(), Some("Servers"));
+        let wrong = f.enroll(&lab_token, "web-01", "linux", Some("pca_guess")).await;
+        assert_eq!(wrong.status, StatusCode::ACCEPTED, "a wrong credential proves nothing");
+
+        let log = store.audit_log(f.org.id, 100).await.unwrap();
+        for action in ["enroll pending", "reject enrollment", "accept enrollment", "rekey"] {
+            assert!(log.iter().any(|e| e.action == action), "{action} is audited");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn enrollment_tokens_expire_run_out_and_are_revoked_and_deleting_a_computer_revokes_its_credential() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let once = f.token(g, "?uses=1").await;
+        assert_eq!(f.enroll(&once, "a-01", "linux", None).await.status, StatusCode::CREATED);
+        assert_eq!(f.enroll(&once, "a-02", "linux", None).await.status, StatusCode::UNAUTHORIZED, "used up");
+        let r = f.admin.json("POST", &format!("/api/groups/{g}/enrollment-token?expires_in_hours=-1"), json!({})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let token = f.token(g, "").await;
+        let groups = f.admin.get("/api/groups").await.body;
+        assert!(groups[0]["enrollment_expires_ms"].as_i64().is_some(), "tokens expire by default: {groups:?}");
+        let r = f.admin.json("DELETE", &format!("/api/groups/{g}/enrollment-token"), json!({})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(f.enroll(&token, "a-03", "linux", None).await.status, StatusCode::UNAUTHORIZED, "revoked");
+
+        let token = f.token(g, "").await;
+        let c = f.enroll(&token, "b-01", "linux", None).await;
+        let id =
+            f.admin.get("/api/computers").await.body.as_array().unwrap().iter().find(|c| c["name"] == "b-01").unwrap()
+                ["id"]
+                .as_i64()
+                .unwrap();
+        assert!(f.bundle(&credential(&c)).await.is_ok());
+        assert_eq!(
+            f.admin.json("DELETE", &format!("/api/computers/{id}"), json!({})).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(f.bundle(&credential(&c)).await.unwrap_err(), StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hostname_differing_in_case_or_an_unknown_os_cannot_wedge_the_organization() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let web = f.enroll(&token, "web-01", "linux", None).await;
+        assert_eq!(web.status, StatusCode::CREATED);
+        // Another name in another case is the same name: held, never a second computer.
+        assert_eq!(f.enroll(&token, "WEB-01", "linux", None).await.status, StatusCode::ACCEPTED);
+        for (host, os) in [("plan9-box", "plan9"), ("a b", "linux"), ("x\u{0}y", "linux"), ("", "linux")] {
+            let r = f.enroll(&token, host, os, None).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{host:?}/{os:?}: {:?}", r.body);
+        }
+        let long = "h".repeat(300);
+        assert_eq!(f.enroll(&token, &long, "linux", None).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // A poll's host report with junk in it is not kept, and breaks nothing.
+        let agent = f.agent(&credential(&web));
+        let junk = json!({"after": 0, "wait_s": 0, "host": {"hostname": "web 01", "os": "plan9", "agent_version": "x".repeat(10_000)}});
+        assert_eq!(agent.json("POST", "/api/agent/poll", junk).await.status, StatusCode::OK);
+        f.admin.state.sync.flush_seen(&store).await.unwrap();
+
+        let computers = f.admin.get("/api/computers").await.body;
+        assert_eq!(computers.as_array().unwrap().len(), 1, "{computers:?}");
+        assert_eq!(computers[0]["os"], "linux");
+        // Every later change still goes through, and the computer can be deleted.
+        assert_eq!(f.admin.json("POST", "/api/groups", json!({"path": "Windows"})).await.status, StatusCode::CREATED);
+        let r = f.admin.json("PUT", "/api/settings", json!({"mode": "monitor"})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+        let id = computers[0]["id"].as_i64().unwrap();
+        assert_eq!(f.admin.json("DELETE", &format!("/api/computers/{id}"), json!({})).await.status, StatusCode::NO_CONTENT);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_policy_scoped_to_one_computer_reaches_it_and_every_other_computer_keeps_receiving_changes() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let web = credential(&f.enroll(&token, "web-01", "linux", None).await);
+        let db = credential(&f.enroll(&token, "db-01", "linux", None).await);
+        let app = json!({"name": "Tool", "rules": [{"path": "/opt/tool"}]});
+        assert_eq!(f.admin.json("POST", "/api/applications", app).await.status, StatusCode::CREATED);
+        let scoped = json!({"name": "Tool on web-01", "position": 0, "applications": ["Tool"], "action": "permit", "scope": "computer:web-01"});
+        let r = f.admin.json("POST", "/api/policies", scoped).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let version = store.org_version(f.org.id).await.unwrap();
+        let (w, d) = (f.bundle(&web).await.unwrap(), f.bundle(&db).await.unwrap());
+        assert_eq!((w.version, d.version), (version, version), "both computers receive the change");
+        assert!(w.policy_json().unwrap().contains("Tool on web-01"));
+        assert!(!d.policy_json().unwrap().contains("Tool on web-01"), "the other computer does not enforce it");
+
+        // An emergency deny afterwards reaches everyone.
+        let deny = json!({"name": "Emergency deny", "position": 0, "applications": ["Tool"], "action": "deny"});
+        assert_eq!(f.admin.json("POST", "/api/policies", deny).await.status, StatusCode::CREATED);
+        for c in [&web, &db] {
+            assert!(f.bundle(c).await.unwrap().document.get().contains("Emergency deny"));
+        }
+        // A blocklist approved at one computer is delivered too.
+        let b = f.admin.json("POST", "/api/blocklists", json!({"name": "Bad"})).await.body["id"].as_i64().unwrap();
+        let r = f.admin.json("POST", &format!("/api/blocklists/{b}/hashes"), json!({"text": BAD_SHA})).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        let r = f.admin.json("POST", &format!("/api/blocklists/{b}/approvals"), json!({"scope": "computer:db-01"})).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        assert!(f.bundle(&db).await.unwrap().document.get().contains("computer:db-01"));
+        assert!(f.bundle(&web).await.is_ok());
+
+        // After a restart (a new server state over the same database) new agents start.
+        let mut restarted = Client::new(&store);
+        restarted.cookie = f.admin.cookie.clone();
+        let fresh = Fleet { admin: restarted, org: Org { name: f.org.name.clone(), id: f.org.id } };
+        let new = credential(&fresh.enroll(&token, "new-01", "linux", None).await);
+        assert_eq!(fresh.bundle(&new).await.unwrap().version, store.org_version(f.org.id).await.unwrap());
+        // Removing a computer that a policy names is refused with the reason, not accepted
+        // and then silently undeliverable.
+        let id = fresh.admin.get("/api/computers").await.body.as_array().unwrap().iter().find(|c| c["name"] == "web-01")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let r = f.admin.json("DELETE", &format!("/api/computers/{id}"), json!({})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_huge_policy_hit_count_sent_twice_leaves_every_read_working() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let agent = f.agent(&credential(&f.enroll(&token, "web-01", "linux", None).await));
+        let future = portcullis_store::now_ms() + 10 * 365 * 86_400_000;
+        let hits = json!({"events": [], "hits": [{"policy": portcullis_store::BUILTIN_REPORTED_POLICY, "count": u64::MAX, "last_ms": future}]});
+        for _ in 0..2 {
+            assert_eq!(agent.json("POST", "/api/agent/events", hits.clone()).await.status, StatusCode::OK);
+        }
+        let policies = f.admin.get("/api/policies").await;
+        assert_eq!(policies.status, StatusCode::OK, "{:?}", policies.body);
+        assert_eq!(policies.body[0]["hits"].as_i64(), Some(portcullis_store::MAX_HITS));
+        assert!(policies.body[0]["last_matched_ms"].as_i64().unwrap() <= portcullis_store::now_ms(), "no future times");
+        let home = f.admin.get("/policies").await;
+        assert_eq!(home.status, StatusCode::OK);
+        // Too many hit entries at once is refused, not stored.
+        let many: Vec<Value> = (0..1001).map(|i| json!({"policy": format!("p{i}"), "count": 1, "last_ms": 0})).collect();
+        let r = agent.json("POST", "/api/agent/events", json!({"events": [], "hits": many})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        // An event from a clock far ahead is filed under its arrival.
+        let mut line: Value = serde_json::from_str(&event_line("/tmp/x", "p")).unwrap();
+        line["time"] = json!("2999-01-01T00:00:00Z");
+        line["reason"] = json!("r".repeat(100_000));
+        let r = agent.json("POST", "/api/agent/events", json!({"events": [line]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let events = f.admin.get("/api/events").await.body;
+        assert!(events[0]["at_ms"].as_i64().unwrap() <= portcullis_store::now_ms());
+        assert!(events[0]["reason"].as_str().unwrap().len() <= 4096);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hostile_agent_reporting_host_facts_in_a_loop_is_answered_429() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let agent = f.agent(&credential(&f.enroll(&token, "web-01", "linux", None).await));
+        let version = store.org_version(f.org.id).await.unwrap();
+        let poll =
+            json!({"after": version, "wait_s": 0, "host": {"hostname": "web-01", "os": "linux", "agent_version": "1"}});
+        let mut statuses = Vec::new();
+        for _ in 0..=portcullis_server::agent_api::HOST_REPORTS_PER_MINUTE {
+            statuses.push(agent.json("POST", "/api/agent/poll", poll.clone()).await.status);
+        }
+        assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == StatusCode::NO_CONTENT), "{statuses:?}");
+        assert_eq!(*statuses.last().unwrap(), StatusCode::TOO_MANY_REQUESTS);
+        // Polls without host facts go on.
+        let r = agent.json("POST", "/api/agent/poll", json!({"after": version, "wait_s": 0})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_path_from_an_event_is_permitted_literally_and_a_claimed_publisher_is_not() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let agent = f.agent(&credential(&f.enroll(&token, "web-01", "linux", None).await));
+        let mut line: Value = serde_json::from_str(&event_line("/tmp/**", "p")).unwrap();
+        line["file"]["company_name"] = json!("Microsoft Corporation");
+        line["file"]["product_name"] = json!("Windows");
+        assert_eq!(agent.json("POST", "/api/agent/events", json!({"events": [line]})).await.status, StatusCode::OK);
+        let id = f.admin.get("/api/events").await.body[0]["id"].as_i64().unwrap();
+
+        let preview = f
+            .admin
+            .json("POST", &format!("/api/events/{id}/policy"), json!({"kind": "permit-path", "preview": true}))
+            .await;
+        assert_eq!(preview.status, StatusCode::OK, "{:?}", preview.body);
+        assert_eq!(preview.body["rule"]["path"], "/tmp/[*][*]");
+        assert!(preview.body["matches"].as_str().unwrap().contains("taken literally"));
+        let before = store.org_version(f.org.id).await.unwrap();
+        assert_eq!(store.org_version(f.org.id).await.unwrap(), before, "a preview saves nothing");
+        let auditor = Client::login(&store, &f.org.name, "auditor", "auditor-password").await;
+        let r = auditor
+            .json("POST", &format!("/api/events/{id}/policy"), json!({"kind": "permit-path", "preview": true}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "an auditor may look");
+        let r = auditor.json("POST", &format!("/api/events/{id}/policy"), json!({"kind": "permit-path"})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "but not save");
+
+        let made = f.admin.json("POST", &format!("/api/events/{id}/policy"), json!({"kind": "permit-path"})).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+        let decide = async |path: &str| {
+            let r = f.admin.json("POST", "/api/preview", json!({"file": {"path": path, "kind": "executable"}})).await;
+            r.body["policy"].clone()
+        };
+        assert_eq!(decide("/tmp/**").await, made.body["name"], "the one literal path is permitted");
+        assert_ne!(decide("/tmp/payload").await, made.body["name"], "and nothing else under /tmp");
+
+        let r = f.admin.json("POST", &format!("/api/events/{id}/policy"), json!({"kind": "permit-publisher"})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "company and product names are claims: {:?}", r.body);
+        assert!(r.body["error"].as_str().unwrap().contains("verified signer"));
+        let page = f.admin.get(&format!("/events/{id}")).await;
+        let html = String::from_utf8_lossy(&page.bytes);
+        assert!(
+            html.contains("taken literally") && html.contains("no verified signer"),
+            "the form previews each choice"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fifty_parallel_wrong_passwords_get_five_checks_and_one_address_cannot_spray_users() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let c = Client::new(&store);
+            let org = f.org.name.clone();
+            tasks.push(tokio::spawn(async move {
+                c.json("POST", "/api/session", json!({"organization": org, "user": "approver", "password": "wrong"}))
+                    .await
+                    .status
+            }));
+        }
+        let mut wrong = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                StatusCode::UNAUTHORIZED => wrong += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(wrong, portcullis_store::THROTTLE_FAILURES, "exactly the allowed number were checked");
+
+        // One address trying many users: the per-address limit.
+        for i in 0..10 {
+            store.create_user(f.org.id, &format!("user{i}"), Role::Auditor, "right-password").await.unwrap();
+        }
+        let mut c = Client::new(&store);
+        c.peer = Some("192.0.2.7:40000".parse().unwrap());
+        let mut statuses = Vec::new();
+        for i in 0..=portcullis_store::ADDRESS_FAILURES {
+            let body = json!({"organization": f.org.name, "user": format!("user{}", i % 10), "password": "wrong"});
+            statuses.push(c.json("POST", "/api/session", body).await.status);
+        }
+        assert_eq!(*statuses.last().unwrap(), StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+        let mut other = Client::new(&store);
+        other.peer = Some("192.0.2.8:40000".parse().unwrap());
+        let ok = other
+            .json(
+                "POST",
+                "/api/session",
+                json!({"organization": f.org.name, "user": "user1", "password": "right-password"}),
+            )
+            .await;
+        assert_eq!(ok.status, StatusCode::OK, "another address is not held back");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn users_are_disabled_re_roled_reset_and_deleted_and_tokens_and_sessions_revoked() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let users = f.admin.get("/api/users").await.body;
+        let id_of =
+            |name: &str| users.as_array().unwrap().iter().find(|u| u["name"] == name).unwrap()["id"].as_i64().unwrap();
+        let (admin_id, approver_id, auditor_id) = (id_of("admin"), id_of("approver"), id_of("auditor"));
+        let approver = Client::login(&store, &f.org.name, "approver", "approver-password").await;
+        assert_eq!(approver.get("/api/users").await.status, StatusCode::FORBIDDEN, "only admins manage users");
+
+        // Disable: the session ends, logins fail, tokens stop.
+        let t = approver.json("POST", "/api/tokens", json!({"name": "ci"})).await.body["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut by_token = Client::new(&store);
+        by_token.bearer = Some(t);
+        assert_eq!(by_token.get("/api/me").await.status, StatusCode::OK);
+        let r = f.admin.json("PUT", &format!("/api/users/{approver_id}"), json!({"disabled": true})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+        assert_eq!(approver.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(by_token.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+        let login = Client::new(&store)
+            .json(
+                "POST",
+                "/api/session",
+                json!({"organization": f.org.name, "user": "approver", "password": "approver-password"}),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+        f.admin.json("PUT", &format!("/api/users/{approver_id}"), json!({"disabled": false, "role": "auditor"})).await;
+        assert_eq!(
+            Client::login(&store, &f.org.name, "approver", "approver-password").await.get("/api/me").await.body["role"],
+            "auditor"
+        );
+
+        // The last admin cannot be demoted, disabled or deleted.
+        for (method, body) in
+            [("PUT", json!({"role": "auditor"})), ("PUT", json!({"disabled": true})), ("DELETE", json!({}))]
+        {
+            let r = f.admin.json(method, &format!("/api/users/{admin_id}"), body).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+        }
+        // Reset a password: the old one stops working, and so do the user's sessions.
+        let auditor = Client::login(&store, &f.org.name, "auditor", "auditor-password").await;
+        let r = f.admin.json("POST", &format!("/api/users/{auditor_id}/password"), json!({"password": "short"})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = f
+            .admin
+            .json("POST", &format!("/api/users/{auditor_id}/password"), json!({"password": "a-new-password"}))
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(auditor.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+        let auditor = Client::login(&store, &f.org.name, "auditor", "a-new-password").await;
+        // Self-service: the current password is needed.
+        let r = auditor.json("POST", "/api/me/password", json!({"current": "wrong", "new": "another-password"})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = auditor
+            .json("POST", "/api/me/password", json!({"current": "a-new-password", "new": "another-password"}))
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let auditor = Client::login(&store, &f.org.name, "auditor", "another-password").await;
+
+        // Tokens: read-only ones read, listed without the secret, revoked, and expired ones fail.
+        let ro = f.admin.json("POST", "/api/tokens", json!({"name": "reader", "read_only": true})).await;
+        assert_eq!(ro.status, StatusCode::CREATED);
+        assert!(ro.body["expires_ms"].as_i64().is_some(), "tokens expire by default");
+        let mut reader = Client::new(&store);
+        reader.bearer = Some(ro.body["token"].as_str().unwrap().to_owned());
+        assert_eq!(reader.get("/api/policies").await.status, StatusCode::OK);
+        assert_eq!(reader.json("POST", "/api/groups", json!({"path": "X"})).await.status, StatusCode::FORBIDDEN);
+        let listed = f.admin.get("/api/tokens").await.body;
+        assert!(!listed.to_string().contains(ro.body["token"].as_str().unwrap()), "listing never shows a token");
+        let tid = listed.as_array().unwrap().iter().find(|t| t["name"] == "reader").unwrap()["id"].as_i64().unwrap();
+        assert_eq!(
+            auditor.json("DELETE", &format!("/api/tokens/{tid}"), json!({})).await.status,
+            StatusCode::NOT_FOUND,
+            "not theirs"
+        );
+        assert_eq!(
+            f.admin.json("DELETE", &format!("/api/tokens/{tid}"), json!({})).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(reader.get("/api/policies").await.status, StatusCode::UNAUTHORIZED);
+        let expired = store
+            .create_token_with(
+                admin_id,
+                "old",
+                portcullis_store::TokenOptions { expires_ms: Some(1), read_only: false },
+            )
+            .await
+            .unwrap();
+        let mut old = Client::new(&store);
+        old.bearer = Some(expired);
+        assert_eq!(old.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+
+        // Sessions: listed, and "log out everywhere".
+        let second = Client::login(&store, &f.org.name, "admin", "admin-password").await;
+        assert!(f.admin.get("/api/sessions").await.body.as_array().unwrap().len() >= 2);
+        let r = second.json("DELETE", "/api/sessions", json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(f.admin.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(second.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+
+        let admin = Client::login(&store, &f.org.name, "admin", "admin-password").await;
+        assert_eq!(
+            admin.json("DELETE", &format!("/api/users/{approver_id}"), json!({})).await.status,
+            StatusCode::NO_CONTENT
+        );
+        let log = store.audit_log(f.org.id, 200).await.unwrap();
+        for action in ["update", "set password", "revoke", "log out everywhere", "delete"] {
+            assert!(log.iter().any(|e| e.action == action), "{action} is audited");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers_and_the_login_form_refuses_a_cross_site_post() {
+    each_backend(async |store: Store| {
+        let c = Client::new(&store);
+        let page = c.get("/login").await;
+        let h = &page.headers;
+        let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("script-src 'self' 'unsafe-inline'"));
+        assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
+        assert_eq!(h.get("referrer-policy").unwrap(), "no-referrer");
+        assert!(h.get("strict-transport-security").is_some(), "HSTS over TLS");
+        assert!(c.get("/api/openapi.json").await.headers.get("content-security-policy").is_some());
+        // No page carries an inline script.
+        for template in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).unwrap() {
+            let text = std::fs::read_to_string(template.unwrap().path()).unwrap();
+            assert!(!text.contains("onclick=") && !text.contains("<script>"), "inline script in a template");
+        }
+
+        // A form posted from another site has no login cookie: refused, nobody logged in.
+        let org = org_with_users(&store).await;
+        let form = format!("organization={}&user=admin&password=admin-password&_login=x", org.name);
+        let r = c.send("POST", "/login", Some(Body::from(form)), "application/x-www-form-urlencoded", false).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert!(r.headers.get("location").unwrap().to_str().unwrap().contains("error="));
+        assert!(r.set_cookie.is_none_or(|c| !c.contains("portcullis_session")));
+        // With the form's own cookie and value, the login works.
+        let cookie = page.set_cookie.unwrap();
+        let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+        let mut browser = Client::new(&store);
+        browser.cookie = Some(format!("portcullis_login={value}"));
+        let form = format!("organization={}&user=admin&password=admin-password&_login={value}", org.name);
+        let r =
+            browser.send("POST", "/login", Some(Body::from(form)), "application/x-www-form-urlencoded", false).await;
+        assert!(r.set_cookie.unwrap().contains("portcullis_session"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sqlite_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("portcullis.db");
+    let store = Store::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    store.create_organization("x").await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&db), 0o600);
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600);
+    }
+    drop(store);
+    // A file made readable by others (an old install, a careless copy) is tightened.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Store::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    assert_eq!(mode(&db), 0o600);
+}
