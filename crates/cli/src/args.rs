@@ -29,7 +29,7 @@ pub enum Command {
         command: PolicyCommand,
     },
     /// Enforce a policy on this Linux host with fanotify (root; runs in the foreground).
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Show the agent's denies, would-denies and learning candidates from its spool.
     Events(EventsArgs),
     /// Run the management server (REST API; console and agent sync to follow).

@@ -44,7 +44,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
             args::PolicyCommand::Compile(a) => policy_cmd::compile(a),
             args::PolicyCommand::Apps(a) => policy_cmd::apps(a),
         },
-        args::Command::Agent(a) => agent_cmd::run(a),
+        args::Command::Agent(a) => agent_cmd::run(*a),
         args::Command::Events(a) => events_cmd::run(a),
         args::Command::Server(a) => server_cmd::run(a),
     }

@@ -833,13 +833,16 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
     );
 
     let state = dir.join("state");
+    // The token in a file only root reads, not on the command line (readable in /proc).
+    let token_file = dir.join("enroll-token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let (url, cert) = (server.url.clone(), server.cert.clone());
     let source = |enroll: bool| {
         let mut args = vec!["--server".to_owned(), url.clone(), "--server-ca".to_owned()];
         args.push(cert.to_string_lossy().into_owned());
         args.extend(["--state-dir".to_owned(), state.to_string_lossy().into_owned()]);
         if enroll {
-            args.extend(["--enroll-token".to_owned(), token.clone()]);
+            args.extend(["--enroll-token-file".to_owned(), token_file.to_string_lossy().into_owned()]);
         }
         args
     };

@@ -85,3 +85,35 @@ fn https_with_a_certificate_generated_on_first_start() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(tls.join("key.pem")).unwrap().permissions().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn the_agent_refuses_a_plain_http_server_and_an_empty_token_file_before_sending_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    // A listener that would see any request: nothing may reach it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = dir.path().join("state");
+    let out = Command::new(bin())
+        .args(["agent", "--server", &url, "--enroll-token", "pce_secret", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("https://") && stderr.contains("--insecure-http"), "{stderr}");
+    assert!(listener.accept().is_err(), "no connection was made: the token never left the host");
+
+    let empty = dir.path().join("token");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = Command::new(bin())
+        .args(["agent", "--server", "https://127.0.0.1:1", "--enroll-token-file"])
+        .arg(&empty)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the file is empty"), "{stderr}");
+}

@@ -124,6 +124,7 @@ impl Store {
     /// is that computer's credential, and held as pending otherwise.
     pub async fn enroll(&self, e: &Enrollment<'_>) -> Result<Enrolled, StoreError> {
         let now = now_ms();
+        #[allow(clippy::type_complexity)]
         let group: Option<(i64, i64, String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
             "SELECT g.id, g.org_id, g.path, o.name, g.enroll_expires_ms, g.enroll_uses_left FROM computer_groups g \
              JOIN organizations o ON o.id = g.org_id WHERE g.enroll_token_hash = $1",

@@ -660,6 +660,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn plain_http_is_refused_unless_asked_for() {
+        assert!(check_server_url("https://console:8443", false).is_ok());
+        assert!(check_server_url("HTTPS://console", false).is_ok());
+        let e = check_server_url("http://console:8443", false).unwrap_err().to_string();
+        assert!(e.contains("in the clear") && e.contains("--insecure-http"), "{e}");
+        assert!(check_server_url("http://127.0.0.1:8080", true).is_ok());
+        assert!(check_server_url("ftp://console", true).is_err());
+        assert!(check_server_url("console:8443", false).is_err());
+    }
+
+    #[test]
+    fn a_saved_bundle_of_another_computer_or_organization_is_refused() {
+        let dir = std::env::temp_dir().join(format!("portcullis-sync-bundle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = portcullis_protocol::BundleKey::from_seed([9; 32]);
+        let enrollment = Enrollment {
+            server: "https://s".into(),
+            server_ca_pem: None,
+            organization: "acme".into(),
+            computer: "web-01".into(),
+            credential: "pca_x".into(),
+            bundle_key: key.public().to_hex(),
+            pending: false,
+        };
+        let save = |organization: &str, computer: &str| {
+            let c = portcullis_policy_file::document::ComputerDoc { name: computer.into(), ..Default::default() };
+            let payload = BundlePayload::new(organization, 3, 0, c, "{}").unwrap();
+            let b = key.sign(&payload);
+            let v = Verified { version: 3, policy_json: String::new(), bundle: b };
+            v.save(&dir).unwrap();
+            load_bundle(&dir.join(BUNDLE_FILE), &enrollment)
+        };
+        assert_eq!(save("acme", "WEB-01").unwrap().version, 3);
+        assert!(matches!(save("acme", "db-01"), Err(SyncError::Bundle(BundleError::WrongTarget { .. }))));
+        assert!(matches!(save("other", "web-01"), Err(SyncError::Bundle(BundleError::WrongTarget { .. }))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn only_complete_json_lines_are_taken_and_the_offset_follows_them() {
         let dir = std::env::temp_dir().join(format!("portcullis-sync-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
