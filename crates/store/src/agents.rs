@@ -113,6 +113,17 @@ pub struct TokenLimits {
     pub uses: Option<i64>,
 }
 
+/// A second computer of a name inserted at the same moment: the unique index on
+/// (org_id, lower(name)) refuses it.
+fn name_taken(name: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |err| match &err {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Exists { what: "computer", name: name.to_owned() }
+        }
+        _ => StoreError::from(err),
+    }
+}
+
 fn same_secret(a: &str, b: &str) -> bool {
     bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
 }
@@ -151,18 +162,8 @@ impl Store {
         .await?;
         let credential = format!("pca_{}", random_hex(32)?);
         let mut tx = self.begin().await?;
-        let audit = |action: &'static str, object: String, after: serde_json::Value| {
-            sqlx::query(
-                "INSERT INTO audit_log (org_id, at_ms, actor, action, object, before_json, after_json) \
-                 VALUES ($1, $2, $3, $4, $5, NULL, $6)",
-            )
-            .bind(org_id)
-            .bind(now)
-            .bind(format!("agent {name}"))
-            .bind(action)
-            .bind(object)
-            .bind(after.to_string())
-        };
+        let actor = format!("agent {name}");
+        let change = crate::Change { org_id, actor: &actor };
         let after = serde_json::json!({ "name": name, "group": path, "os": e.os, "agent_version": e.agent_version });
         if let Some((computer_id, stored_name, stored_hash)) = existing {
             let proves = e
@@ -182,7 +183,8 @@ impl Store {
                 .bind(computer_id)
                 .execute(&mut *tx)
                 .await?;
-                audit("rekey", format!("computer {stored_name}"), after).execute(&mut *tx).await?;
+                let object = format!("computer {stored_name}");
+                crate::audit::log_in(&mut tx, change, "rekey", &object, None, Some(after.to_string())).await?;
                 tx.commit().await?;
                 let identity = AgentIdentity { computer_id, org_id, org_name, name: stored_name };
                 return Ok(Enrolled::Active { identity, credential, rekeyed: true });
@@ -211,7 +213,8 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            audit("enroll pending", format!("computer {name}"), after).execute(&mut *tx).await?;
+            let object = format!("computer {name}");
+            crate::audit::log_in(&mut tx, change, "enroll pending", &object, None, Some(after.to_string())).await?;
             tx.commit().await?;
             return Ok(Enrolled::Pending { id, org_id, org_name, name: name.to_owned(), credential });
         }
@@ -232,15 +235,11 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await
-        .map_err(|err| match &err {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                StoreError::Exists { what: "computer", name: name.to_owned() }
-            }
-            _ => StoreError::from(err),
-        })?;
+        .map_err(name_taken(name))?;
         // Logged, but no new version: the organization's document holds no computers, so a
         // new one changes no other agent's bundle (its own first poll fetches it).
-        audit("enroll", format!("computer {name}"), after).execute(&mut *tx).await?;
+        let object = format!("computer {name}");
+        crate::audit::log_in(&mut tx, change, "enroll", &object, None, Some(after.to_string())).await?;
         tx.commit().await?;
         let identity = AgentIdentity { computer_id, org_id, org_name, name: name.to_owned() };
         Ok(Enrolled::Active { identity, credential, rekeyed: false })
@@ -276,50 +275,67 @@ impl Store {
 
     /// The organization's pending enrollments, oldest first.
     pub async fn pending_enrollments(&self, org_id: i64) -> Result<Vec<PendingRow>, StoreError> {
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(i64, String, Option<String>, String, String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT p.id, p.name, g.path, p.os, p.host_json, p.agent_version, p.requested_ms, \
+        Ok(self.pending_where(org_id, None).await?.into_iter().map(|(row, ..)| row).collect())
+    }
+
+    /// Pending enrollments (one, when `id` is given) with the credential hash and group id
+    /// each would take.
+    async fn pending_where(
+        &self,
+        org_id: i64,
+        id: Option<i64>,
+    ) -> Result<Vec<(PendingRow, String, Option<i64>)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            name: String,
+            group_path: Option<String>,
+            os: String,
+            host_json: String,
+            agent_version: String,
+            requested_ms: i64,
+            existing_computer: Option<i64>,
+            credential_hash: String,
+            group_id: Option<i64>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT p.id, p.name, g.path AS group_path, p.os, p.host_json, p.agent_version, p.requested_ms, \
              (SELECT c.id FROM computers c WHERE c.org_id = p.org_id AND lower(c.name) = lower(p.name)) \
+             AS existing_computer, p.credential_hash, p.group_id \
              FROM pending_enrollments p LEFT JOIN computer_groups g ON g.id = p.group_id \
-             WHERE p.org_id = $1 ORDER BY p.requested_ms, p.id",
+             WHERE p.org_id = $1 AND ($2 = 0 OR p.id = $2) ORDER BY p.requested_ms, p.id",
         )
         .bind(org_id)
+        .bind(id.unwrap_or(0))
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, group, os, host_json, agent_version, requested_ms, existing_computer)| PendingRow {
-                id,
-                name,
-                group,
-                os,
-                host_json,
-                agent_version,
-                requested_ms,
-                existing_computer,
+            .map(|r| {
+                let row = PendingRow {
+                    id: r.id,
+                    name: r.name,
+                    group: r.group_path,
+                    os: r.os,
+                    host_json: r.host_json,
+                    agent_version: r.agent_version,
+                    requested_ms: r.requested_ms,
+                    existing_computer: r.existing_computer,
+                };
+                (row, r.credential_hash, r.group_id)
             })
             .collect())
+    }
+
+    async fn pending(&self, org_id: i64, id: i64) -> Result<(PendingRow, String, Option<i64>), StoreError> {
+        self.pending_where(org_id, Some(id)).await?.pop().ok_or(StoreError::NotFound("pending enrollment"))
     }
 
     /// Accept a pending enrollment: the computer of its name (if any) takes the pending
     /// agent's credential — the old one stops working — and keeps its group and mode; with
     /// no such computer, a new one joins the token's group. Returns the computer's id.
     pub async fn accept_enrollment(&self, change: crate::Change<'_>, id: i64) -> Result<i64, StoreError> {
-        let p = self
-            .pending_enrollments(change.org_id)
-            .await?
-            .into_iter()
-            .find(|p| p.id == id)
-            .ok_or(StoreError::NotFound("pending enrollment"))?;
-        let credential_hash: String =
-            sqlx::query_scalar("SELECT credential_hash FROM pending_enrollments WHERE id = $1")
-                .bind(id)
-                .fetch_one(self.pool())
-                .await?;
-        let group_id: Option<i64> = sqlx::query_scalar("SELECT group_id FROM pending_enrollments WHERE id = $1")
-            .bind(id)
-            .fetch_one(self.pool())
-            .await?;
+        let (p, credential_hash, group_id) = self.pending(change.org_id, id).await?;
         let now = now_ms();
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM pending_enrollments WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -340,22 +356,21 @@ impl Store {
                 .await?;
                 computer_id
             }
-            None => {
-                sqlx::query_scalar(
-                    "INSERT INTO computers (org_id, group_id, name, os, credential_hash, host_json, agent_version, \
+            None => sqlx::query_scalar(
+                "INSERT INTO computers (org_id, group_id, name, os, credential_hash, host_json, agent_version, \
                      enrolled_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(change.org_id)
-                .bind(group_id)
-                .bind(&p.name)
-                .bind(&p.os)
-                .bind(&credential_hash)
-                .bind(&p.host_json)
-                .bind(&p.agent_version)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-            }
+            )
+            .bind(change.org_id)
+            .bind(group_id)
+            .bind(&p.name)
+            .bind(&p.os)
+            .bind(&credential_hash)
+            .bind(&p.host_json)
+            .bind(&p.agent_version)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(name_taken(&p.name))?,
         };
         let after = serde_json::json!({ "name": p.name, "group": p.group, "os": p.os, "replaced": p.existing_computer.is_some() });
         crate::audit::log_in(
@@ -373,12 +388,7 @@ impl Store {
 
     /// Reject a pending enrollment: its credential never works.
     pub async fn reject_enrollment(&self, change: crate::Change<'_>, id: i64) -> Result<(), StoreError> {
-        let p = self
-            .pending_enrollments(change.org_id)
-            .await?
-            .into_iter()
-            .find(|p| p.id == id)
-            .ok_or(StoreError::NotFound("pending enrollment"))?;
+        let (p, ..) = self.pending(change.org_id, id).await?;
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM pending_enrollments WHERE id = $1 AND org_id = $2")
             .bind(id)

@@ -184,19 +184,7 @@ impl Store {
         before: Option<String>,
         after: Option<String>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_log (org_id, at_ms, actor, action, object, before_json, after_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(change.org_id)
-        .bind(now_ms())
-        .bind(change.actor)
-        .bind(action)
-        .bind(object)
-        .bind(before)
-        .bind(after)
-        .execute(&mut *tx)
-        .await?;
+        crate::audit::log_in(&mut tx, change, action, object, before, after).await?;
         let bumped = sqlx::query("UPDATE org_state SET version = version + 1 WHERE org_id = $1")
             .bind(change.org_id)
             .execute(&mut *tx)
