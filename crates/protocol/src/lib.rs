@@ -37,6 +37,11 @@ pub mod paths {
     pub const EVENTS: &str = "/api/agent/events";
 }
 
+/// The error message of a 403 answered to an agent whose enrollment waits for an
+/// administrator: the server sends it, the agent recognizes it and waits.
+pub const ENROLLMENT_PENDING: &str =
+    "this agent's enrollment waits for an administrator to accept it in the console (Computers → Pending enrollments)";
+
 /// The header that carries a bundle's signature (hex).
 pub const SIGNATURE_HEADER: &str = "x-portcullis-signature";
 

@@ -38,9 +38,7 @@ pub enum AppError {
     #[error("{0}")]
     Quota(String),
     /// The agent's enrollment waits for an administrator.
-    #[error(
-        "this agent's enrollment waits for an administrator to accept it in the console (Computers → Pending enrollments)"
-    )]
+    #[error("{}", portcullis_protocol::ENROLLMENT_PENDING)]
     Pending,
     /// A read-only API token asked to change something.
     #[error("this API token may only read")]

@@ -96,7 +96,7 @@ impl SyncError {
 
     /// The enrollment waits for an administrator.
     pub fn is_pending(&self) -> bool {
-        matches!(self, SyncError::Refused { status: 403, message, .. } if message.contains("waits for an administrator"))
+        matches!(self, SyncError::Refused { status: 403, message, .. } if message == portcullis_protocol::ENROLLMENT_PENDING)
     }
 }
 
@@ -239,28 +239,29 @@ fn post_json<T: Serialize>(
     Ok(res)
 }
 
-/// At most `limit` bytes of a reply body; a longer one is refused unread.
-fn read_limited(url: &str, res: &mut ureq::http::Response<ureq::Body>, limit: u64) -> Result<Vec<u8>, SyncError> {
+/// At most `limit` bytes of a reply body; `None` when it is longer (the rest is not read).
+fn read_limited(
+    url: &str,
+    res: &mut ureq::http::Response<ureq::Body>,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, SyncError> {
     let mut bytes = Vec::new();
     res.body_mut()
         .as_reader()
         .take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: format!("reading the reply: {e}") })?;
-    if bytes.len() as u64 > limit {
-        return Err(SyncError::Unreachable {
-            url: url.to_owned(),
-            error: format!("the reply is larger than {limit} bytes; refused"),
-        });
-    }
-    Ok(bytes)
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(
     url: &str,
     mut res: ureq::http::Response<ureq::Body>,
 ) -> Result<T, SyncError> {
-    let bytes = read_limited(url, &mut res, MAX_REPLY_BYTES)?;
+    let bytes = read_limited(url, &mut res, MAX_REPLY_BYTES)?.ok_or_else(|| SyncError::Unreachable {
+        url: url.to_owned(),
+        error: format!("the reply is larger than {MAX_REPLY_BYTES} bytes; refused"),
+    })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: format!("reading the reply: {e}") })
 }
@@ -435,10 +436,7 @@ impl Poller {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .ok_or(BundleError::BadSignature)?;
-        let payload = read_limited(&url, &mut res, MAX_BUNDLE_BYTES).map_err(|e| match e {
-            SyncError::Unreachable { error, .. } if error.contains("larger than") => BundleError::TooLarge.into(),
-            other => other,
-        })?;
+        let payload = read_limited(&url, &mut res, MAX_BUNDLE_BYTES)?.ok_or(BundleError::TooLarge)?;
         let verified = verify(Bundle::from_parts(payload, &signature)?, &self.enrollment, &self.key, after)?;
         if let Err(message) = (self.check)(&verified) {
             let message = portcullis_protocol::bounded_text(&message, portcullis_protocol::limits::BUNDLE_ERROR);
