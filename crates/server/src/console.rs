@@ -115,7 +115,7 @@ impl Console {
 
     /// The caller for reading (GET pages need no CSRF token).
     fn reader(&self) -> Caller {
-        Caller { user: self.0.user.clone(), actor: format!("user {}", self.0.user.name), read_only: false }
+        Caller { user: self.0.user.clone(), actor: format!("user {}", self.0.user.name) }
     }
 
     fn page(&self, current: &'static str, flash: Flash) -> Page {
