@@ -204,13 +204,13 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
     }
     let uploader = portcullis_sync::Uploader::new(enrollment.clone(), &a.spool, state)
         .map_err(|e| fail(AGENT_START, e.to_string()))?;
+    // The bundle on disk now loads: either the saved one was checked above, or the poller
+    // saved a new one only after it loaded. Nothing is marked before that.
     let loader_enrollment = enrollment.clone();
     let loader: Loader = Box::new(move |path: &Path| {
         let verified = portcullis_sync::load_bundle(path, &loader_enrollment).map_err(|e| e.to_string())?;
         bundle_engine(&verified)
     });
-    // A bundle that does not load is refused before anything is marked.
-    loader(&bundle_path).map_err(|e| fail(crate::exit::BAD_POLICY, e))?;
     Ok(Source {
         policy: bundle_path,
         computer: Some(enrollment.computer.clone()),
