@@ -12,6 +12,23 @@ pub struct PatternError {
     pub message: String,
 }
 
+/// `text` with every glob character (`*`, `?`, `[`, `]`, `{`, `}`) in a one-character
+/// class, so that a glob compiled from it matches the text literally.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' | '?' | '[' | ']' | '{' | '}' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// A case-insensitive text pattern: exact text, or a glob when it contains `*`, `?` or `[`.
 #[derive(Clone)]
 pub struct TextPattern {
@@ -40,6 +57,12 @@ impl TextPattern {
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// A pattern that matches exactly `text` (ignoring case, as every text pattern does):
+    /// glob characters are escaped. A signer subject taken from an event stays that subject.
+    pub fn escape(text: &str) -> String {
+        escape_glob(text)
     }
 
     /// Whether this pattern is plain text (no wildcards).
@@ -114,18 +137,7 @@ impl PathPattern {
     /// (`*`, `?`, `[`, `]`, `{`, `}`) is put in a one-character class. A path an agent
     /// reported (`/tmp/**`) becomes that one file, never a wildcard.
     pub fn escape(path: &str) -> String {
-        let mut out = String::with_capacity(path.len());
-        for c in path.chars() {
-            match c {
-                '*' | '?' | '[' | ']' | '{' | '}' => {
-                    out.push('[');
-                    out.push(c);
-                    out.push(']');
-                }
-                _ => out.push(c),
-            }
-        }
-        out
+        escape_glob(path)
     }
 
     /// Whether `path` matches.
@@ -158,6 +170,13 @@ impl PartialEq for PathPattern {
 mod escape_tests {
     use super::PathPattern;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_escaped_text_matches_itself_only() {
+        let p = super::TextPattern::new(&super::TextPattern::escape("CN=Evil*, O=[x]")).unwrap();
+        assert!(p.matches("cn=evil*, o=[x]"));
+        assert!(!p.matches("CN=Evil Corp, O=x"));
+    }
 
     #[test]
     fn an_escaped_path_matches_itself_only() {

@@ -1117,7 +1117,7 @@ pub(crate) fn rule_from_event(e: &EventRow, kind: &str) -> Result<EventRule, App
                 ),
                 rule: RuleDoc {
                     signer: Some(SignerDoc {
-                        subject: Some(portcullis_policy::PathPattern::escape(&subject)),
+                        subject: Some(portcullis_policy::TextPattern::escape(&subject)),
                         issuer: None,
                         cert_sha256: Some(cert),
                         verified: true,
