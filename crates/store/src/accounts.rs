@@ -201,7 +201,8 @@ impl UserRow {
 const USER_COLUMNS: &str = "u.id AS id, u.org_id AS org_id, o.name AS org_name, u.name AS name, u.role AS role";
 
 async fn hash_password(password: String) -> Result<String, StoreError> {
-    let _slot = hashing_slot().await.map_err(|e| StoreError::Hashing(e.to_string()))?;
+    // Busy is the server being loaded, not failing: a quota (429), never an internal error.
+    let _slot = hashing_slot().await.map_err(|e| StoreError::Quota(e.to_string()))?;
     // argon2 is deliberately slow: keep it off the async workers.
     tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
         .await
