@@ -54,6 +54,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/settings", post(settings))
         .route("/groups", post(create_group))
         .route("/groups/{id}/token", post(group_token))
+        .route("/groups/{id}/token/revoke", post(revoke_group_token))
         .route("/groups/{id}/delete", post(delete_group))
         .route("/computers/{id}", post(update_computer))
         .route("/computers/{id}/delete", post(delete_computer))
@@ -976,6 +977,8 @@ struct GroupView {
     mode: String,
     computers: i64,
     enrollment_open: bool,
+    /// The open token's limits, for people: "until …", "N uses left".
+    enrollment_limits: String,
 }
 
 struct ComputerView {
@@ -1092,6 +1095,14 @@ async fn computers_view(
             mode: g.doc.mode.clone().unwrap_or_else(|| format!("inherits ({})", group_mode(&g.doc.path))),
             computers: g.computers,
             enrollment_open: g.enrollment_open,
+            enrollment_limits: [
+                g.enrollment_expires_ms.map(|t| format!("until {}", when(Some(t)))),
+                g.enrollment_uses_left.map(|u| format!("{u} uses left")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
             path: g.doc.path.clone(),
         })
         .collect();
@@ -1201,6 +1212,21 @@ async fn group_token(
         }
         Err(e) => back("/computers", Err(e)),
     }
+}
+
+async fn revoke_group_token(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let outcome = async {
+        let caller = console.caller(&f.csrf)?;
+        crate::admin_api::revoke_enrollment_token(State(state), caller, crate::error::AppPath(id)).await?;
+        Ok("Enrollment token revoked: no agent enrolls with it any more".to_owned())
+    }
+    .await;
+    back("/computers", outcome)
 }
 
 async fn delete_group(

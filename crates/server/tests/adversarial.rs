@@ -152,6 +152,43 @@ async fn enrollment_tokens_expire_run_out_and_are_revoked_and_deleting_a_compute
         let r = f.admin.json("DELETE", &format!("/api/groups/{g}/enrollment-token"), json!({})).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
         assert_eq!(f.enroll(&token, "a-03", "linux", None).await.status, StatusCode::UNAUTHORIZED, "revoked");
+        // The console shows a token's limits and revokes it too.
+        let token = f.token(g, "?uses=3").await;
+        let page = String::from_utf8_lossy(&f.admin.get("/computers").await.bytes).into_owned();
+        assert!(page.contains("3 uses left") && page.contains("until "), "the limits are shown");
+        let form = format!("_csrf={}", f.admin.csrf.as_deref().unwrap());
+        let r = f
+            .admin
+            .send(
+                "POST",
+                &format!("/groups/{g}/token/revoke"),
+                Some(Body::from(form)),
+                "application/x-www-form-urlencoded",
+                false,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            f.enroll(&token, "a-04", "linux", None).await.status,
+            StatusCode::UNAUTHORIZED,
+            "revoked in the console"
+        );
+        let form = "_csrf=wrong".to_owned();
+        let other = f.token(g, "").await;
+        f.admin
+            .send(
+                "POST",
+                &format!("/groups/{g}/token/revoke"),
+                Some(Body::from(form)),
+                "application/x-www-form-urlencoded",
+                false,
+            )
+            .await;
+        assert_eq!(
+            f.enroll(&other, "a-05", "linux", None).await.status,
+            StatusCode::CREATED,
+            "a wrong CSRF token revokes nothing"
+        );
 
         let token = f.token(g, "").await;
         let c = f.enroll(&token, "b-01", "linux", None).await;
