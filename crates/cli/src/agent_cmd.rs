@@ -197,10 +197,6 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
                 }
             }
         }
-        if enrollment.pending {
-            let accepted = portcullis_sync::Enrollment { pending: false, ..enrollment.clone() };
-            accepted.save(state).map_err(|e| fail(AGENT_START, e.to_string()))?;
-        }
     }
     let uploader = portcullis_sync::Uploader::new(enrollment.clone(), &a.spool, state)
         .map_err(|e| fail(AGENT_START, e.to_string()))?;

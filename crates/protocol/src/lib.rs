@@ -225,6 +225,12 @@ pub struct BundlePayload {
     pub computer: ComputerDoc,
     /// The organization's policy document (without computers): a [`Document`] as JSON.
     pub document: Box<RawValue>,
+    /// How the organization's bundle key came to be the one that signed this bundle: each
+    /// key it ever had endorsed by the key before it, oldest first (the last
+    /// [`MAX_KEY_CHAIN`]). An agent that holds an older key follows the chain to the
+    /// signer ([`Bundle::signer`]), so a rotation needs no re-enrollment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_chain: Vec<KeyEndorsement>,
 }
 
 impl BundlePayload {
@@ -243,6 +249,7 @@ impl BundlePayload {
             computer,
             document: RawValue::from_string(document_json.to_owned())
                 .map_err(|e| BundleError::Malformed(e.to_string()))?,
+            key_chain: Vec::new(),
         })
     }
 
@@ -331,12 +338,53 @@ impl Bundle {
         Ok(Bundle { payload, signature })
     }
 
-    /// Check the signature with `key` and that the version is newer than `have`, and read
-    /// the payload.
+    /// The key that signed this bundle, reached from `trusted` (the key the agent holds)
+    /// through the endorsements the bundle carries: `trusted` itself when it signed, else
+    /// the end of a chain of endorsements that starts at `trusted`, each signed by the key
+    /// before it and naming the bundle's organization. Anything else is a bad signature.
+    pub fn signer(&self, trusted: &BundlePublicKey) -> Result<BundlePublicKey, BundleError> {
+        if self.signed_by(trusted) {
+            return Ok(trusted.clone());
+        }
+        /// Only what following the chain needs; the payload is not trusted until a key
+        /// from the chain verifies it.
+        #[derive(Deserialize)]
+        struct ChainOnly {
+            organization: String,
+            #[serde(default)]
+            key_chain: Vec<KeyEndorsement>,
+        }
+        let unverified: ChainOnly = serde_json::from_slice(&self.payload).map_err(|_| BundleError::BadSignature)?;
+        let mut key = trusted.clone();
+        // Each step moves to a key endorsed by the current one; a chain cannot be longer
+        // than its endorsements, so this ends even if the endorsements loop.
+        for _ in 0..unverified.key_chain.len().min(MAX_KEY_CHAIN) {
+            let Some(next) = unverified
+                .key_chain
+                .iter()
+                .filter(|e| e.organization == unverified.organization)
+                .find_map(|e| e.next_after(&key))
+            else {
+                break;
+            };
+            if self.signed_by(&next) {
+                return Ok(next);
+            }
+            key = next;
+        }
+        Err(BundleError::BadSignature)
+    }
+
+    fn signed_by(&self, key: &BundlePublicKey) -> bool {
+        key.0.verify_strict(&self.payload, &Signature::from_bytes(&self.signature)).is_ok()
+    }
+
+    /// Check the signature with `key` (exactly that key: [`Bundle::signer`] finds it) and
+    /// that the version is newer than `have`, and read the payload.
     pub fn verify(&self, key: &BundlePublicKey, have: i64) -> Result<BundlePayload, BundleError> {
-        key.0
-            .verify_strict(&self.payload, &Signature::from_bytes(&self.signature))
-            .map_err(|_| BundleError::BadSignature)?;
+        if !self.signed_by(key) {
+            return Err(BundleError::BadSignature);
+        }
         let payload: BundlePayload =
             serde_json::from_slice(&self.payload).map_err(|e| BundleError::Malformed(e.to_string()))?;
         if payload.version <= have {
@@ -370,6 +418,62 @@ impl BundleKey {
         let bytes = serde_json::to_vec(payload).expect("a payload is plain data and always serializes");
         let signature = self.0.sign(&bytes).to_bytes();
         Bundle { payload: bytes, signature }
+    }
+
+    /// Endorse `next` as the organization's key after this one (a rotation): agents that
+    /// hold this key will take bundles signed by `next`.
+    pub fn endorse(&self, organization: &str, next: &BundlePublicKey, issued_ms: i64) -> KeyEndorsement {
+        let mut e = KeyEndorsement {
+            organization: organization.to_owned(),
+            previous: self.public().to_hex(),
+            next: next.to_hex(),
+            issued_ms,
+            signature: String::new(),
+        };
+        e.signature = hex(&self.0.sign(&e.message()).to_bytes());
+        e
+    }
+}
+
+/// The most endorsements a bundle carries (and an agent follows): an agent more rotations
+/// behind than this enrolls again.
+pub const MAX_KEY_CHAIN: usize = 100;
+
+/// "`next` is the organization's bundle key after `previous`", signed by `previous`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyEndorsement {
+    /// The organization.
+    pub organization: String,
+    /// The key that signs this endorsement (ed25519 public key, hex).
+    pub previous: String,
+    /// The key it hands over to (hex).
+    pub next: String,
+    /// When the rotation happened, Unix milliseconds.
+    pub issued_ms: i64,
+    /// ed25519 by `previous` over the fields above (hex).
+    pub signature: String,
+}
+
+impl KeyEndorsement {
+    /// The signed bytes: every field but the signature, separated so that no field can
+    /// run into the next (keys are fixed-length hex; the organization comes last).
+    fn message(&self) -> Vec<u8> {
+        format!(
+            "portcullis bundle key endorsement v1\n{}\n{}\n{}\n{}",
+            self.previous, self.next, self.issued_ms, self.organization
+        )
+        .into_bytes()
+    }
+
+    /// The key this endorsement hands over to, if `key` signed it.
+    pub fn next_after(&self, key: &BundlePublicKey) -> Option<BundlePublicKey> {
+        if !self.previous.eq_ignore_ascii_case(&key.to_hex()) {
+            return None;
+        }
+        let signature = <[u8; 64]>::try_from(unhex(&self.signature)?.as_slice()).ok()?;
+        key.0.verify_strict(&self.message(), &Signature::from_bytes(&signature)).ok()?;
+        BundlePublicKey::from_hex(&self.next)
     }
 }
 
@@ -481,6 +585,50 @@ mod tests {
         assert_eq!(doc.groups.len(), 1);
         assert_eq!(doc.computers.len(), 1);
         assert_eq!(doc.computers[0].name, "web-01");
+    }
+
+    #[test]
+    fn an_agent_follows_rotated_keys_through_their_endorsements_and_nothing_else() {
+        let keys: Vec<BundleKey> = (10..14).map(|i| BundleKey::from_seed([i; 32])).collect();
+        let chain: Vec<KeyEndorsement> = keys.windows(2).map(|w| w[0].endorse("acme", &w[1].public(), 5)).collect();
+        let signed = |by: &BundleKey, chain: Vec<KeyEndorsement>| {
+            let mut p = payload(7);
+            p.key_chain = chain;
+            by.sign(&p)
+        };
+        // Three rotations while the agent was away: from any earlier key to the newest.
+        let bundle = signed(&keys[3], chain.clone());
+        for k in &keys {
+            assert_eq!(bundle.signer(&k.public()).unwrap(), keys[3].public());
+        }
+        assert_eq!(bundle.verify(&bundle.signer(&keys[0].public()).unwrap(), 6).unwrap().version, 7);
+        // Without the chain only the signer itself is trusted.
+        let bare = signed(&keys[3], vec![]);
+        assert_eq!(bare.signer(&keys[0].public()), Err(BundleError::BadSignature));
+        assert!(bare.signer(&keys[3].public()).is_ok());
+        // A gap in the chain stops it.
+        let gap = signed(&keys[3], vec![chain[0].clone(), chain[2].clone()]);
+        assert_eq!(gap.signer(&keys[0].public()), Err(BundleError::BadSignature));
+        // An endorsement signed by anyone but the previous key is refused.
+        let attacker = BundleKey::from_seed([66; 32]);
+        let mut forged = attacker.endorse("acme", &attacker.public(), 5);
+        forged.previous = keys[0].public().to_hex();
+        assert_eq!(signed(&attacker, vec![forged]).signer(&keys[0].public()), Err(BundleError::BadSignature));
+        // A real endorsement of another organization does not carry over.
+        let other = keys[0].endorse("other", &attacker.public(), 5);
+        assert_eq!(signed(&attacker, vec![other]).signer(&keys[0].public()), Err(BundleError::BadSignature));
+        // Once an agent moved on, the old key is not taken back (no endorsement points back).
+        let old = signed(&keys[0], chain.clone());
+        assert_eq!(old.signer(&keys[1].public()), Err(BundleError::BadSignature));
+        // Endorsements that loop end the walk.
+        let looping =
+            vec![keys[0].endorse("acme", &keys[1].public(), 1), keys[1].endorse("acme", &keys[0].public(), 2)];
+        assert_eq!(signed(&attacker, looping).signer(&keys[0].public()), Err(BundleError::BadSignature));
+        // A changed field breaks the endorsement's signature.
+        let mut late = chain[0].clone();
+        late.issued_ms += 1;
+        assert!(late.next_after(&keys[0].public()).is_none());
+        assert!(chain[0].next_after(&keys[0].public()).is_some());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!   organization's bundle key, kept in the state directory ([`Enrollment`], mode 0600).
 //! - [`Poller`] long-polls for the signed policy bundle, checks its signature and version,
 //!   writes it to the state directory ([`BUNDLE_FILE`]) and tells the agent to reload. The
-//!   saved bundle is what the agent enforces after a restart while the server is away.
+//!   saved bundle is what the agent enforces after a restart while the server is away. When
+//!   the organization rotates its bundle key, the bundle carries the endorsements that lead
+//!   from the key the agent holds to the new one; the agent keeps the new key from then on.
 //! - [`Uploader`] sends the event spool's complete lines in batches, remembering how far it
 //!   got ([`CURSOR_FILE`]) only once the server has stored them; the server keys each event
 //!   by its bytes, so sending a batch again after a lost reply stores nothing twice.
@@ -310,14 +312,18 @@ pub struct Verified {
     pub policy_json: String,
     /// The signed bytes and signature, to save.
     bundle: Bundle,
+    /// The key that signed it (the organization's key now, reached from the agent's key
+    /// through the bundle's endorsements).
+    pub signer: BundlePublicKey,
 }
 
 /// Verify a bundle's signature and version, and that it is made for this organization and
 /// computer.
 fn verify(bundle: Bundle, enrollment: &Enrollment, key: &BundlePublicKey, have: i64) -> Result<Verified, SyncError> {
-    let payload: BundlePayload = bundle.verify(key, have)?;
+    let signer = bundle.signer(key)?;
+    let payload: BundlePayload = bundle.verify(&signer, have)?;
     payload.check_target(&enrollment.organization, &enrollment.computer)?;
-    Ok(Verified { version: payload.version, policy_json: payload.policy_json()?, bundle })
+    Ok(Verified { version: payload.version, policy_json: payload.policy_json()?, bundle, signer })
 }
 
 /// Whether a verified bundle's policy loads into the agent's engine (the agent's own
@@ -446,6 +452,22 @@ impl Poller {
         verified.save(&self.state_dir)?;
         self.version = verified.version;
         self.refused = None;
+        // The organization rotated its key: keep the new one. Saved after the bundle, so a
+        // crash in between leaves a bundle that the old key still reaches through its chain.
+        // A bundle also means a pending enrollment was accepted.
+        if verified.signer != self.key || self.enrollment.pending {
+            if verified.signer != self.key {
+                tracing::info!(
+                    "the organization's bundle key is now {} (endorsed by {})",
+                    verified.signer.to_hex(),
+                    self.key.to_hex()
+                );
+            }
+            self.enrollment.bundle_key = verified.signer.to_hex();
+            self.enrollment.pending = false;
+            self.enrollment.save(&self.state_dir)?;
+            self.key = verified.signer.clone();
+        }
         Ok(Some(verified))
     }
 
@@ -686,7 +708,7 @@ mod tests {
             let c = portcullis_policy_file::document::ComputerDoc { name: computer.into(), ..Default::default() };
             let payload = BundlePayload::new(organization, 3, 0, c, "{}").unwrap();
             let b = key.sign(&payload);
-            let v = Verified { version: 3, policy_json: String::new(), bundle: b };
+            let v = Verified { version: 3, policy_json: String::new(), bundle: b, signer: key.public() };
             v.save(&dir).unwrap();
             load_bundle(&dir.join(BUNDLE_FILE), &enrollment)
         };
@@ -694,6 +716,38 @@ mod tests {
         assert!(matches!(save("acme", "db-01"), Err(SyncError::Bundle(BundleError::WrongTarget { .. }))));
         assert!(matches!(save("other", "web-01"), Err(SyncError::Bundle(BundleError::WrongTarget { .. }))));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_saved_bundle_signed_by_a_rotated_key_loads_through_its_endorsements_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) =
+            (portcullis_protocol::BundleKey::from_seed([1; 32]), portcullis_protocol::BundleKey::from_seed([2; 32]));
+        let enrollment = Enrollment {
+            server: "https://s".into(),
+            server_ca_pem: None,
+            organization: "acme".into(),
+            computer: "web-01".into(),
+            credential: "pca_x".into(),
+            bundle_key: old.public().to_hex(),
+            pending: false,
+        };
+        let save = |chain: Vec<portcullis_protocol::KeyEndorsement>| {
+            let c = portcullis_policy_file::document::ComputerDoc { name: "web-01".into(), ..Default::default() };
+            let mut payload = BundlePayload::new("acme", 4, 0, c, "{}").unwrap();
+            payload.key_chain = chain;
+            let v =
+                Verified { version: 4, policy_json: String::new(), bundle: new.sign(&payload), signer: new.public() };
+            v.save(dir.path()).unwrap();
+            load_bundle(&dir.path().join(BUNDLE_FILE), &enrollment)
+        };
+        let loaded = save(vec![old.endorse("acme", &new.public(), 1)]).unwrap();
+        assert_eq!((loaded.version, loaded.signer), (4, new.public()));
+        // Without the endorsement, or with one made by a key the agent never held, refused.
+        assert!(matches!(save(vec![]), Err(SyncError::Bundle(BundleError::BadSignature))));
+        let mut forged = new.endorse("acme", &new.public(), 1);
+        forged.previous = old.public().to_hex();
+        assert!(matches!(save(vec![forged]), Err(SyncError::Bundle(BundleError::BadSignature))));
     }
 
     #[test]
