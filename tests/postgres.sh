@@ -20,6 +20,9 @@ fi
 psql_admin() { runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -tAq "$@"; }
 [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'portcullis'")" = 1 ] ||
     psql_admin -c "CREATE ROLE portcullis LOGIN PASSWORD 'portcullis'"
+# Tests that must not share the database (one replaces the secret key every store there
+# uses) make databases of their own.
+psql_admin -c "ALTER ROLE portcullis CREATEDB"
 [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'portcullis'")" = 1 ] ||
     psql_admin -c "CREATE DATABASE portcullis OWNER portcullis"
 echo "$URL"

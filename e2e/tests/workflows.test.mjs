@@ -8,7 +8,7 @@
 //
 // Order: b (ThreatLocker: permit + built-in [Reported] deny above it), then a (Airlock:
 // blocklist package approved at the root; its metadata rule then denies every 3CXDesktopApp
-// build, so it runs after b), then c (hygiene).
+// build, so it runs after b), then c (hygiene), then d (accounts and the signing key).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -140,10 +140,13 @@ before(async () => {
   await api('POST', '/api/applications', { name: 'Sandbox tools', rules: [{ path: `${mnt}/bin/*` }] }, session);
   await api('POST', '/api/policies', { name: 'Permit sandbox tools', position: 0, applications: ['Sandbox tools'], action: 'permit' }, session);
 
-  // The agent, enrolled with the group's token, watching only the tmpfs.
+  // The agent, enrolled with the group's token (from a file only root reads, never on the
+  // command line), watching only the tmpfs.
   const ready = path.join(work, 'ready');
+  const tokenFile = path.join(work, 'enroll-token');
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
   agent = spawn('timeout', ['-s', 'KILL', '900', BIN, 'agent', '--server', base, '--server-ca', `${work}/tls/cert.pem`,
-    '--enroll-token', token, '--state-dir', `${work}/state`, '--spool', `${work}/spool`, '--mark-under', mnt,
+    '--enroll-token-file', tokenFile, '--state-dir', `${work}/state`, '--spool', `${work}/spool`, '--mark-under', mnt,
     '--no-protect', '--exit-after', '840', '--ready-file', ready], { stdio: ['ignore', 'ignore', 'inherit'] });
   await until('the agent watching', () => existsSync(ready), 60000);
   assert.equal(run('bin/update-helper'), 'ran');
@@ -295,4 +298,41 @@ test('c: hygiene — a policy that never matched is listed as unused, removed, a
   await page.getByRole('button', { name: 'Decide' }).click();
   await page.getByRole('status').filter({ hasText: 'denied by blocklist package "3CX DesktopApp"' }).waitFor();
   await snap('what-would-happen');
+});
+
+test('d: accounts — an auditor added, a read-only API token made once, and the signing key rotated under the running agent', async () => {
+  await page.getByRole('link', { name: 'Accounts', exact: true }).click();
+  const addUser = page.locator('form[action="/accounts/users"]');
+  await addUser.getByLabel('User name').fill('carol');
+  await addUser.locator('select[name=role]').selectOption('auditor');
+  await addUser.locator('input[name=password]').fill('carol password');
+  await addUser.getByRole('button', { name: 'Add user' }).click();
+  await page.getByText('User "carol" added').waitFor();
+  assert.equal(await page.getByRole('combobox', { name: 'Role of carol' }).inputValue(), 'auditor');
+
+  const newToken = page.locator('form[action="/accounts/tokens"]');
+  await newToken.locator('input[name=name]').fill('nightly export');
+  await newToken.getByLabel('Read only').check();
+  await newToken.getByRole('button', { name: 'New API token' }).click();
+  const shown = (await page.locator('code.secret').first().innerText()).trim();
+  assert.match(shown, /^pct_[0-9a-f]+$/);
+  await snap('accounts-token-shown-once');
+  const bearer = { authorization: `Bearer ${shown}` };
+  assert.equal((await request('GET', '/api/policies', undefined, bearer)).status, 200);
+  assert.equal((await request('POST', '/api/groups', { path: 'X' }, bearer)).status, 403, 'a read-only token cannot change');
+  await page.getByRole('link', { name: 'Accounts', exact: true }).click();
+  assert.equal(await page.getByText(shown).count(), 0, 'the token is never shown again');
+
+  // The signing key: rotated from the Computers page; the running agent takes the new key
+  // with its next bundle and goes on enforcing.
+  const stateFile = path.join(work, 'state', 'enrollment.json');
+  const before = JSON.parse(readFileSync(stateFile, 'utf8')).bundle_key;
+  await page.getByRole('link', { name: 'Computers', exact: true }).click();
+  await page.getByRole('button', { name: 'Rotate the signing key' }).click();
+  await page.getByText('Bundle signing key rotated').waitFor();
+  await snap('computers-signing-key-rotated');
+  const now = JSON.parse((await request('GET', '/api/bundle-key', undefined, bearer)).text).public_key;
+  assert.notEqual(now, before);
+  await until('the agent holding the new key', () => JSON.parse(readFileSync(stateFile, 'utf8')).bundle_key === now);
+  assert.equal(run('bin/update-helper'), 'EPERM', 'still enforcing under the new key');
 });

@@ -59,6 +59,13 @@ pub struct ServerArgs {
     /// Serve plain HTTP (behind a TLS-terminating proxy only).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub plain_http: bool,
+    /// The server's secret keys, which seal the organizations' bundle signing keys in the
+    /// database: one per line, the first seals, all unseal; readable by the server only.
+    /// Default: the PORTCULLIS_SECRET_KEY environment variable (keys separated by commas),
+    /// else, with SQLite, secret.key beside the database (made on first start). With
+    /// PostgreSQL give one, the same on every server.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +79,9 @@ pub enum ServerCommand {
         #[arg(long)]
         user: String,
     },
+    /// Put a new secret key first in --secret-key-file (made if missing, mode 0600): the next
+    /// start seals every bundle signing key with it. Then the older keys can be removed.
+    NewSecretKey,
 }
 
 #[derive(Args)]

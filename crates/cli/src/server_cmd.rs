@@ -1,8 +1,9 @@
-//! `portcullis server`: open the database, bind, serve; `server create-admin`.
+//! `portcullis server`: open the database, bind, serve; `server create-admin`,
+//! `server new-secret-key`.
 
 use crate::args::{ServerArgs, ServerCommand};
 use crate::exit::fail;
-use portcullis_store::{Role, Store, StoreError};
+use portcullis_store::{Role, SecretKeys, Store, StoreError};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -16,16 +17,108 @@ pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .map_err(|e| fail(SERVER_START, format!("cannot start the async runtime: {e}")))?;
+    if let Some(ServerCommand::NewSecretKey) = &a.command {
+        return new_secret_key(&a);
+    }
+    let (keys, key_source) = secret_keys(&a)?;
     runtime.block_on(async {
         // The store makes a SQLite file's directory (0700) and the file (0600) itself.
-        let store = Store::connect(&a.database_url)
-            .await
-            .map_err(|e| fail(SERVER_START, format!("{}: {e}", a.database_url)))?;
+        let store = Store::connect(&a.database_url, keys).await.map_err(|e| match e {
+            StoreError::Secret(_) => {
+                fail(SERVER_START, format!("{}: {e} (secret keys from {key_source})", a.database_url))
+            }
+            e => fail(SERVER_START, format!("{}: {e}", a.database_url)),
+        })?;
+        if store.resealed() > 0 {
+            let ids = store.secret_key_ids();
+            eprintln!(
+                "sealed {} bundle signing key(s) with secret key {}{}",
+                store.resealed(),
+                ids[0],
+                if ids.len() > 1 {
+                    format!("; the older keys in {key_source} are no longer needed here")
+                } else {
+                    String::new()
+                }
+            );
+        }
         match &a.command {
             Some(ServerCommand::CreateAdmin { organization, user }) => create_admin(&store, organization, user).await,
+            Some(ServerCommand::NewSecretKey) => unreachable!("handled before the database is opened"),
             None => serve(store, &a).await,
         }
     })
+}
+
+/// The environment variable that may hold the secret keys (hex, separated by commas).
+const SECRET_KEY_ENV: &str = "PORTCULLIS_SECRET_KEY";
+
+/// The directory of a SQLite database URL (none for PostgreSQL or an in-memory database).
+fn sqlite_dir(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return None;
+    }
+    Some(std::path::Path::new(path).parent().map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf))
+}
+
+/// The secret keys and where they came from: --secret-key-file, the environment, or (SQLite
+/// only) secret.key beside the database, made on first start.
+fn secret_keys(a: &ServerArgs) -> anyhow::Result<(SecretKeys, String)> {
+    let start = |e: portcullis_store::SecretKeyError| fail(SERVER_START, e.to_string());
+    if let Some(path) = &a.secret_key_file {
+        return Ok((SecretKeys::read_file(path).map_err(start)?, path.display().to_string()));
+    }
+    if let Ok(text) = std::env::var(SECRET_KEY_ENV) {
+        return Ok((SecretKeys::parse(&text, SECRET_KEY_ENV).map_err(start)?, SECRET_KEY_ENV.to_owned()));
+    }
+    let Some(dir) = sqlite_dir(&a.database_url) else {
+        return Err(fail(
+            SERVER_START,
+            format!(
+                "{}: a PostgreSQL database needs the server's secret key, kept outside the database and the same on \
+                 every server: make one with `portcullis server new-secret-key --secret-key-file \
+                 /etc/portcullis/secret.key` and give --secret-key-file (or put the key in {SECRET_KEY_ENV})",
+                a.database_url
+            ),
+        ));
+    };
+    let path = dir.join("secret.key");
+    let keys = if path.exists() {
+        SecretKeys::read_file(&path).map_err(start)?
+    } else {
+        let keys = SecretKeys::add_to_file(&path).map_err(start)?;
+        eprintln!(
+            "made the server's secret key {} (it seals the bundle signing keys in the database): {}; back it up \
+             apart from the database",
+            keys.ids()[0],
+            path.display()
+        );
+        keys
+    };
+    Ok((keys, path.display().to_string()))
+}
+
+/// `server new-secret-key`: a new key first in the key file, the older ones kept after it.
+fn new_secret_key(a: &ServerArgs) -> anyhow::Result<ExitCode> {
+    let path = match (&a.secret_key_file, sqlite_dir(&a.database_url)) {
+        (Some(p), _) => p.clone(),
+        (None, Some(dir)) => dir.join("secret.key"),
+        (None, None) => return Err(fail(2, "give --secret-key-file FILE: the key file to make or add a key to")),
+    };
+    let keys = SecretKeys::add_to_file(&path).map_err(|e| fail(1, e.to_string()))?;
+    let ids = keys.ids();
+    println!("{}: new secret key {} first", path.display(), ids[0]);
+    if ids.len() > 1 {
+        println!(
+            "older keys kept after it: {}. Copy the file to every server and restart them: each start seals the \
+             bundle signing keys with {}; then the older lines can be removed.",
+            ids[1..].join(", "),
+            ids[0]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn create_admin(store: &Store, organization: &str, user: &str) -> anyhow::Result<ExitCode> {

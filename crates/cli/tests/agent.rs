@@ -881,6 +881,25 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
     assert_eq!(computers[0]["online"], true);
     assert_eq!(computers[0]["host"]["os"], "linux");
 
+    // The organization rotates its signing key: the running agent takes a bundle signed by
+    // the new key (endorsed by the old one) and keeps the key; the offline restart below
+    // loads that bundle. No re-enrollment.
+    let (_, before) = console.call("GET", "/api/bundle-key", None);
+    let rotated = console.post("/api/bundle-key/rotate", serde_json::json!({}));
+    let new_key = rotated["public_key"].as_str().unwrap().to_owned();
+    assert_ne!(before["public_key"], rotated["public_key"]);
+    let t0 = Instant::now();
+    loop {
+        let enrollment: Value = serde_json::from_slice(&std::fs::read(state.join("enrollment.json")).unwrap()).unwrap();
+        if enrollment["bundle_key"] == new_key.as_str() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "the agent did not take the new key:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sb.log().contains("bundle key is now"), "{}", sb.log());
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+
     // The server goes away: the agent keeps its last bundle, across a restart too.
     server.stop();
     assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));

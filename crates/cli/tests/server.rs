@@ -117,3 +117,74 @@ fn the_agent_refuses_a_plain_http_server_and_an_empty_token_file_before_sending_
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("the file is empty"), "{stderr}");
 }
+
+/// `server create-admin` for a new user each time (a second admin of the same name is refused).
+fn create_admin(db: &str, extra: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let user = format!("admin{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut create = Command::new(bin())
+        .args(["server", "create-admin", "--database-url", db, "--organization", "Acme", "--user", &user])
+        .args(extra)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create.stdin.take().unwrap().write_all(b"a long password\n").unwrap();
+    create.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_secret_key_is_kept_outside_the_database_and_a_new_one_reseals_at_the_next_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/data/server.db", dir.path().display());
+    let key = dir.path().join("data/secret.key");
+    // First start with SQLite: the key is made beside the database, readable by the owner only.
+    let out = create_admin(&db, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("made the server's secret key") && stderr.contains("secret.key"), "{stderr}");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let first = std::fs::read_to_string(&key).unwrap();
+    // The database file alone holds no 64-hex-digit seed: every stored seed is sealed.
+    let id = first.split("# id ").nth(1).unwrap().split_whitespace().next().unwrap();
+    // WAL: recent pages may still be in the log beside the file.
+    let mut raw = std::fs::read(dir.path().join("data/server.db")).unwrap();
+    raw.extend(std::fs::read(dir.path().join("data/server.db-wal")).unwrap_or_default());
+    assert!(String::from_utf8_lossy(&raw).contains(&format!("v1.{id}.")), "the seed is stored sealed with key {id}");
+
+    // A new key first, the old one after: the next start reseals and says the old is no longer needed.
+    let out = Command::new(bin()).args(["server", "new-secret-key", "--database-url", &db]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("older keys kept after it"), "{stdout}");
+    let rotated = std::fs::read_to_string(&key).unwrap();
+    let old_line = first.lines().find(|l| !l.starts_with('#')).unwrap().split_whitespace().next().unwrap();
+    assert!(
+        rotated.contains(old_line) && !rotated.lines().find(|l| !l.starts_with('#')).unwrap().starts_with(old_line)
+    );
+    let out = create_admin(&db, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("sealed 1 bundle signing key(s)") && stderr.contains("no longer needed"), "{stderr}");
+    // Only the new key now: still starts. The old key alone: refused, naming the key needed.
+    let new_line = rotated.lines().find(|l| !l.starts_with('#')).unwrap().split_whitespace().next().unwrap();
+    std::fs::write(&key, format!("{new_line}\n")).unwrap();
+    assert!(create_admin(&db, &[], &[]).status.success());
+    let out = create_admin(&db, &[], &[("PORTCULLIS_SECRET_KEY", old_line)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("is sealed with secret key") && stderr.contains("PORTCULLIS_SECRET_KEY"), "{stderr}");
+    // A key file others can read is refused with the fix.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = create_admin(&db, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    // PostgreSQL has no place beside the database: a key must be given, and the message says how.
+    let out = create_admin("postgres://nobody@127.0.0.1:1/none", &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("new-secret-key") && stderr.contains("--secret-key-file"), "{stderr}");
+}

@@ -17,7 +17,7 @@
 //! Prints one JSON line with the figures, for `benches/server.sh`.
 
 use portcullis_server::{AppState, app};
-use portcullis_store::{Role, Store};
+use portcullis_store::{Role, SecretKeys, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -224,7 +224,14 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url =
         if a.database == "sqlite" { format!("sqlite://{}/load.db", dir.path().display()) } else { a.database.clone() };
-    let store = Store::connect(&url).await.expect("database");
+    // The throw-away PostgreSQL is shared with the tests: the same secret key as theirs
+    // (crates/server/tests/common), or they would find seeds sealed with another.
+    let keys = SecretKeys::parse(
+        "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e",
+        "the tests' shared secret key",
+    )
+    .expect("a key");
+    let store = Store::connect(&url, keys).await.expect("database");
     let org_name = format!("load-{}", std::process::id());
     let org = store.create_organization(&org_name).await.expect("organization");
     let admin = store.create_user(org, "admin", Role::Admin, "load-test-password").await.expect("admin");

@@ -1,7 +1,8 @@
 //! Administration in the REST API: users (list, change role, disable, delete, reset a
 //! password; one's own password), API tokens (list, revoke), sessions (list, end one, log
-//! out everywhere), and enrollment (token limits and revocation, pending enrollments to
-//! accept or reject). Every change is in the audit log.
+//! out everywhere), enrollment (token limits and revocation, pending enrollments to accept
+//! or reject) and the organization's bundle signing key (rotation). Every change is in the
+//! audit log.
 
 use crate::AppState;
 use crate::auth::{Caller, SESSION_COOKIE};
@@ -30,6 +31,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/enrollments/pending", get(pending))
         .route("/api/enrollments/pending/{id}", delete(reject_pending))
         .route("/api/enrollments/pending/{id}/accept", post(accept_pending))
+        .route("/api/bundle-key", get(bundle_key))
+        .route("/api/bundle-key/rotate", post(rotate_bundle_key))
 }
 
 fn change(caller: &Caller) -> Change<'_> {
@@ -62,9 +65,9 @@ pub(crate) async fn users(State(state): State<AppState>, caller: Caller) -> Resu
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChange {
     /// `admin`, `approver` or `auditor`.
-    role: Option<String>,
+    pub(crate) role: Option<String>,
     /// Disabled users cannot log in; their sessions end and their tokens stop working.
-    disabled: Option<bool>,
+    pub(crate) disabled: Option<bool>,
 }
 
 #[utoipa::path(put, path = "/api/users/{id}", tag = "accounts", params(("id" = i64, Path)), request_body = UserChange, responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "would leave no enabled admin", body = ErrorBody)), security(("bearer" = [])))]
@@ -100,7 +103,7 @@ pub(crate) async fn delete_user(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewPassword {
-    password: String,
+    pub(crate) password: String,
 }
 
 #[utoipa::path(post, path = "/api/users/{id}/password", tag = "accounts", params(("id" = i64, Path)), request_body = NewPassword, responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
@@ -119,8 +122,8 @@ pub(crate) async fn reset_password(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OwnPassword {
-    current: String,
-    new: String,
+    pub(crate) current: String,
+    pub(crate) new: String,
 }
 
 #[utoipa::path(post, path = "/api/me/password", tag = "accounts", request_body = OwnPassword, responses((status = 204, description = "changed; every session of the user ends"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "wrong current password, or CSRF", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
@@ -281,4 +284,45 @@ pub(crate) async fn reject_pending(
     caller.require_admin()?;
     state.store.reject_enrollment(change(&caller), id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- the bundle signing key ----------------------------------------------------------------
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BundleKeyView {
+    /// The organization's bundle key now (ed25519 public key, hex): what new agents receive.
+    pub(crate) public_key: String,
+    /// Its rotations, oldest first: each key endorsed by the one before it. Enrolled agents
+    /// follow them to the current key with their next bundle.
+    pub(crate) rotations: Vec<portcullis_protocol::KeyEndorsement>,
+    /// The id of the server's secret key that seals the signing seed (the key itself is
+    /// outside the database).
+    pub(crate) sealed_with: String,
+}
+
+pub(crate) async fn bundle_key_view(state: &AppState, org_id: i64) -> Result<BundleKeyView, AppError> {
+    Ok(BundleKeyView {
+        public_key: state.store.bundle_key(org_id).await?.public().to_hex(),
+        rotations: state.store.bundle_key_chain(org_id).await?,
+        sealed_with: state.store.secret_key_ids().into_iter().next().unwrap_or_default(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/bundle-key", tag = "agents", responses((status = 200, body = BundleKeyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn bundle_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<AppJson<BundleKeyView>, AppError> {
+    Ok(AppJson(bundle_key_view(&state, caller.user.org_id).await?))
+}
+
+#[utoipa::path(post, path = "/api/bundle-key/rotate", tag = "agents", responses((status = 200, description = "a new key signs from now on, endorsed by the old one; every agent receives a bundle signed by it and keeps it, with no re-enrollment", body = BundleKeyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, description = "another rotation at the same moment", body = ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn rotate_bundle_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<AppJson<BundleKeyView>, AppError> {
+    caller.require_admin()?;
+    state.store.rotate_bundle_key(change(&caller)).await?;
+    state.sync.changed(&state.store, caller.user.org_id).await?;
+    Ok(AppJson(bundle_key_view(&state, caller.user.org_id).await?))
 }

@@ -104,8 +104,7 @@ pub(crate) async fn enroll(
         Err(portcullis_store::StoreError::NotFound(_)) => return Err(AppError::Unauthorized),
         Err(e) => return Err(e.into()),
     };
-    let key = state.store.bundle_seed(org_id).await?;
-    let bundle_key = portcullis_protocol::BundleKey::from_seed(key).public().to_hex();
+    let bundle_key = state.store.bundle_key(org_id).await?.public().to_hex();
     Ok((status, AppJson(Enrolled { bundle_key, ..body })).into_response())
 }
 
@@ -159,8 +158,9 @@ async fn bundle(
         Some(c) => c,
         None => state.store.computer(agent.org_id, agent.computer_id).await?.doc,
     };
-    let payload = BundlePayload::new(&compiled.organization, compiled.version, now_ms(), computer, &compiled.json)
+    let mut payload = BundlePayload::new(&compiled.organization, compiled.version, now_ms(), computer, &compiled.json)
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    payload.key_chain = compiled.key_chain.to_vec();
     let signed = compiled.key.sign(&payload);
     let mut response = (StatusCode::OK, signed.payload.clone()).into_response();
     let headers = response.headers_mut();

@@ -27,8 +27,11 @@ use portcullis_store::{Session, now_ms};
 use serde::Deserialize;
 use serde_json::Value;
 
+mod accounts;
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .merge(accounts::router())
         .route("/", get(|| async { Redirect::to("/policies") }))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
@@ -58,6 +61,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/groups/{id}/delete", post(delete_group))
         .route("/computers/{id}", post(update_computer))
         .route("/computers/{id}/delete", post(delete_computer))
+        .route("/bundle-key/rotate", post(rotate_bundle_key))
         .route("/enrollments/{id}/accept", post(accept_enrollment))
         .route("/enrollments/{id}/reject", post(reject_enrollment))
         .route("/events", get(events_page))
@@ -87,7 +91,7 @@ async fn asset(Path(path): Path<String>) -> Response {
 // ----- sessions, pages, messages -----------------------------------------------------------
 
 /// A logged-in console user; pages without one send the browser to the login page.
-pub(crate) struct Console(Session);
+pub(crate) struct Console(Session, String);
 
 impl FromRequestParts<AppState> for Console {
     type Rejection = Response;
@@ -98,7 +102,7 @@ impl FromRequestParts<AppState> for Console {
             return Err(Redirect::to("/login").into_response());
         };
         match state.store.session(&sid).await {
-            Ok(Some(s)) => Ok(Console(s)),
+            Ok(Some(s)) => Ok(Console(s, portcullis_store::session_list_id(&sid))),
             Ok(None) => Err(Redirect::to("/login").into_response()),
             Err(e) => Err(AppError::from(e).into_response()),
         }
@@ -112,6 +116,11 @@ impl Console {
             return Err(AppError::Csrf);
         }
         Ok(self.reader())
+    }
+
+    /// This session's id as `GET /api/sessions` lists it.
+    fn session_id_hash(&self) -> String {
+        self.1.clone()
     }
 
     /// The caller for reading (GET pages need no CSRF token).
@@ -148,7 +157,7 @@ impl Page {
         href == self.current
     }
 
-    fn nav(&self) -> [(&'static str, &'static str); 9] {
+    fn nav(&self) -> [(&'static str, &'static str); 10] {
         [
             ("/policies", "Policies"),
             ("/applications", "Applications"),
@@ -159,6 +168,7 @@ impl Page {
             ("/preview", "What would happen"),
             ("/hygiene", "Unused policies"),
             ("/audit", "Audit log"),
+            ("/accounts", "Accounts"),
         ]
     }
 }
@@ -227,6 +237,7 @@ fn text(v: &Value) -> String {
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
+    ok: Option<String>,
     error: Option<String>,
     organization: String,
     login_token: String,
@@ -234,6 +245,7 @@ struct LoginPage {
 
 #[derive(Deserialize)]
 struct LoginQuery {
+    ok: Option<String>,
     error: Option<String>,
     organization: Option<String>,
 }
@@ -259,7 +271,10 @@ async fn login_page(State(state): State<AppState>, jar: CookieJar, Query(q): Que
         .secure(state.secure_cookies)
         .path("/login")
         .build();
-    (jar.add(cookie), html(LoginPage { error: q.error, organization: q.organization.unwrap_or_default(), login_token }))
+    (
+        jar.add(cookie),
+        html(LoginPage { ok: q.ok, error: q.error, organization: q.organization.unwrap_or_default(), login_token }),
+    )
         .into_response()
 }
 
@@ -1019,6 +1034,15 @@ struct ComputersPage {
     computers: Vec<ComputerView>,
     latest: i64,
     pending: Vec<PendingView>,
+    signing: SigningView,
+}
+
+/// The organization's bundle signing key, as the Computers page shows it.
+struct SigningView {
+    public_key: String,
+    rotations: usize,
+    last_rotated: String,
+    sealed_with: String,
 }
 
 async fn computers_view(
@@ -1106,7 +1130,15 @@ async fn computers_view(
             path: g.doc.path.clone(),
         })
         .collect();
+    let key = crate::admin_api::bundle_key_view(state, org).await?;
+    let signing = SigningView {
+        public_key: key.public_key,
+        rotations: key.rotations.len(),
+        last_rotated: key.rotations.last().map_or_else(|| "never".into(), |e| when(Some(e.issued_ms))),
+        sealed_with: key.sealed_with,
+    };
     Ok(html(ComputersPage {
+        signing,
         page: console.page("/computers", flash),
         token,
         server_url,
@@ -1239,6 +1271,19 @@ async fn delete_group(
         let caller = console.caller(&f.csrf)?;
         api::delete_group(State(state), caller, crate::error::AppPath(id)).await?;
         Ok("Group removed".to_owned())
+    }
+    .await;
+    back("/computers", outcome)
+}
+
+async fn rotate_bundle_key(State(state): State<AppState>, console: Console, Form(f): Form<CsrfOnly>) -> Response {
+    let outcome = async {
+        let caller = console.caller(&f.csrf)?;
+        let AppJson(key) = crate::admin_api::rotate_bundle_key(State(state), caller).await?;
+        Ok(format!(
+            "Bundle signing key rotated: agents take the new key {}… with their next bundle, endorsed by the old one",
+            &key.public_key[..16]
+        ))
     }
     .await;
     back("/computers", outcome)

@@ -36,7 +36,8 @@ on every change. Agents use their own credential."
         agent_api::enroll, agent_api::poll, agent_api::events, admin_api::users, admin_api::update_user,
         admin_api::delete_user, admin_api::reset_password, admin_api::change_own_password, admin_api::tokens,
         admin_api::revoke_token, admin_api::sessions, admin_api::end_all_sessions, admin_api::end_session,
-        admin_api::pending, admin_api::accept_pending, admin_api::reject_pending,
+        admin_api::pending, admin_api::accept_pending, admin_api::reject_pending, admin_api::bundle_key,
+        admin_api::rotate_bundle_key,
     ),
     components(schemas(
         ErrorBody, OrganizationDoc, GroupDoc, ComputerDoc, ApplicationDoc, PolicyDoc, RuleDoc, SignerDoc, BlocklistDoc,

@@ -109,20 +109,20 @@ pub(crate) async fn me(caller: Caller) -> AppJson<Me> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenRequest {
-    name: String,
+    pub(crate) name: String,
     /// Days until it stops working (default 90; 0: never).
     #[serde(default)]
-    expires_in_days: Option<i64>,
+    pub(crate) expires_in_days: Option<i64>,
     /// It may only read (GET), whatever the user's role.
     #[serde(default)]
-    read_only: bool,
+    pub(crate) read_only: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TokenResponse {
-    name: String,
+    pub(crate) name: String,
     /// Shown once; only its hash is kept.
-    token: String,
+    pub(crate) token: String,
     /// When it stops working, Unix milliseconds.
     expires_ms: Option<i64>,
     /// It may only read.
@@ -162,9 +162,9 @@ pub(crate) async fn create_token(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUser {
-    name: String,
-    role: String,
-    password: String,
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) password: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@
 //! waiting agents cost one task each and no database query while nothing changes.
 
 use portcullis_policy_file::document::ComputerDoc;
-use portcullis_protocol::BundleKey;
+use portcullis_protocol::{BundleKey, KeyEndorsement};
 use portcullis_store::{Seen, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,8 +26,10 @@ pub struct Compiled {
     pub json: Arc<str>,
     /// The organization's name.
     pub organization: String,
-    /// The key that signs its bundles.
+    /// The key that signs its bundles (read at this version: a rotation raises it).
     pub key: Arc<BundleKey>,
+    /// The endorsements that lead agents holding an older key to this one.
+    pub key_chain: Arc<[KeyEndorsement]>,
     /// The organization's computers when it was compiled; a computer enrolled (or enrolled
     /// again) since is not here and is read from the database.
     pub computers: Mutex<HashMap<i64, ComputerDoc>>,
@@ -230,13 +232,12 @@ impl SyncHub {
             }
             return Err(StoreError::Invalid(format!("the organization's policy does not load: {e}")));
         }
-        let key = match cache.get(&org_id) {
-            Some(c) => c.key.clone(),
-            None => Arc::new(BundleKey::from_seed(store.bundle_seed(org_id).await?)),
-        };
+        // Read with the document: a rotation is a change like any other.
+        let key = Arc::new(store.bundle_key(org_id).await?);
+        let key_chain = store.bundle_key_chain(org_id).await?.into();
         let organization = doc.organization.as_ref().and_then(|o| o.name.clone()).unwrap_or_default();
         let computers = Mutex::new(computers.into_iter().map(|c| (c.id, c.doc)).collect());
-        let compiled = Arc::new(Compiled { version, json: json.into(), organization, key, computers });
+        let compiled = Arc::new(Compiled { version, json: json.into(), organization, key, key_chain, computers });
         cache.insert(org_id, compiled.clone());
         Ok(compiled)
     }

@@ -53,8 +53,7 @@ impl Fleet {
         if r.status != StatusCode::OK {
             return Err(r.status);
         }
-        let seed = self.admin.state.store.bundle_seed(self.org.id).await.unwrap();
-        let key = portcullis_protocol::BundleKey::from_seed(seed).public();
+        let key = self.admin.state.store.bundle_key(self.org.id).await.unwrap().public();
         let sig = r.headers.get("x-portcullis-signature").unwrap().to_str().unwrap();
         let payload = portcullis_protocol::Bundle::from_parts(r.bytes.clone(), sig).unwrap().verify(&key, 0).unwrap();
         let loaded = portcullis_policy_file::parse(
@@ -617,7 +616,7 @@ async fn the_sqlite_database_is_readable_by_its_owner_only() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db = data.join("portcullis.db");
-    let store = Store::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", db.display()), test_keys()).await.unwrap();
     store.create_organization("x").await.unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
@@ -629,6 +628,235 @@ async fn the_sqlite_database_is_readable_by_its_owner_only() {
     drop(store);
     // A file made readable by others (an old install, a careless copy) is tightened.
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    Store::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    Store::connect(&format!("sqlite://{}", db.display()), test_keys()).await.unwrap();
     assert_eq!(mode(&db), 0o600);
+}
+
+/// Poll as an agent that holds `key`: the bundle's signer reached from it, and the version.
+async fn follow(f: &Fleet, credential: &str, after: i64, key: &str) -> (Result<String, String>, i64) {
+    let r = f.agent(credential).json("POST", "/api/agent/poll", json!({"after": after, "wait_s": 0})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let sig = r.headers.get("x-portcullis-signature").unwrap().to_str().unwrap();
+    let bundle = portcullis_protocol::Bundle::from_parts(r.bytes.clone(), sig).unwrap();
+    let trusted = portcullis_protocol::BundlePublicKey::from_hex(key).unwrap();
+    match bundle.signer(&trusted) {
+        Ok(signer) => {
+            let payload = bundle.verify(&signer, after).unwrap();
+            (Ok(signer.to_hex()), payload.version)
+        }
+        Err(e) => (Err(e.to_string()), 0),
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_reaches_enrolled_agents_without_re_enrollment_and_only_admins_rotate() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let enrolled = f.enroll(&token, "web-01", "linux", None).await;
+        let (cred, first) = (credential(&enrolled), enrolled.body["bundle_key"].as_str().unwrap().to_owned());
+        let (signer, v1) = follow(&f, &cred, 0, &first).await;
+        assert_eq!(signer.as_deref(), Ok(first.as_str()));
+
+        for user in ["approver", "auditor"] {
+            let c = Client::login(&store, &f.org.name, user, &format!("{user}-password")).await;
+            assert_eq!(c.json("POST", "/api/bundle-key/rotate", json!({})).await.status, StatusCode::FORBIDDEN);
+        }
+        let r = f.admin.json("POST", "/api/bundle-key/rotate", json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let second = r.body["public_key"].as_str().unwrap().to_owned();
+        assert_ne!(second, first);
+        assert_eq!(r.body["rotations"][0]["previous"], first.as_str());
+        // The agent holding the enrolled key gets a newer bundle, signed by the new key and
+        // reached through the old key's endorsement.
+        let (signer, v2) = follow(&f, &cred, v1, &first).await;
+        assert_eq!(signer.as_deref(), Ok(second.as_str()));
+        assert!(v2 > v1, "a rotation raises the version, so every agent gets a bundle signed by the new key");
+
+        // Two more while the agent is away: it still follows from the key it enrolled with,
+        // and from the one it took since.
+        f.admin.json("POST", "/api/bundle-key/rotate", json!({})).await;
+        let fourth = f.admin.json("POST", "/api/bundle-key/rotate", json!({})).await.body["public_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for held in [&first, &second] {
+            assert_eq!(follow(&f, &cred, v2, held).await.0.as_deref(), Ok(fourth.as_str()));
+        }
+        // A key from elsewhere reaches nothing.
+        let stranger = portcullis_protocol::BundleKey::from_seed([77; 32]).public().to_hex();
+        assert!(follow(&f, &cred, 0, &stranger).await.0.is_err());
+        // New agents get the current key; the read endpoint shows the chain, no secret.
+        let other = f.enroll(&token, "web-02", "linux", None).await;
+        assert_eq!(other.body["bundle_key"], fourth.as_str());
+        let view = f.admin.get("/api/bundle-key").await;
+        assert_eq!(view.body["public_key"], fourth.as_str());
+        assert_eq!(view.body["rotations"].as_array().unwrap().len(), 3);
+        assert_eq!(view.body["sealed_with"], store.secret_key_ids()[0].as_str());
+        let log = store.audit_log(f.org.id, 100).await.unwrap();
+        assert_eq!(log.iter().filter(|e| e.action == "rotate" && e.object == "bundle key").count(), 3);
+        // The console's button does the same, with its CSRF token only.
+        let page = f.admin.get("/computers").await;
+        assert!(String::from_utf8_lossy(&page.bytes).contains(&fourth));
+        let csrf = f.admin.csrf.clone().unwrap();
+        let forged = f.admin.send("POST", "/bundle-key/rotate", Some(Body::from("_csrf=forged")), FORM, false).await;
+        assert!(location(&forged).contains("error="), "{}", location(&forged));
+        assert_eq!(f.admin.get("/api/bundle-key").await.body["public_key"], fourth.as_str());
+        let r =
+            f.admin.send("POST", "/bundle-key/rotate", Some(Body::from(format!("_csrf={csrf}"))), FORM, false).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_ne!(f.admin.get("/api/bundle-key").await.body["public_key"], fourth.as_str());
+    })
+    .await;
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn location(r: &Reply) -> String {
+    r.headers.get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_accounts_page_manages_users_tokens_and_sessions_and_refuses_forged_forms() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let csrf = f.admin.csrf.clone().unwrap();
+        let post =
+            async |c: &Client, uri: &str, form: String| c.send("POST", uri, Some(Body::from(form)), FORM, false).await;
+        let page = f.admin.get("/accounts").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let html = String::from_utf8_lossy(&page.bytes).into_owned();
+        assert!(html.contains("approver") && html.contains("this one") && html.contains("Add user"), "{html}");
+
+        // Every form checks the session's CSRF token.
+        for uri in ["/accounts/users", "/accounts/tokens", "/accounts/sessions/end-all", "/accounts/password"] {
+            let forged = "_csrf=forged&name=x&role=admin&password=xxxxxxxxxx&current=admin-password&new=yyyyyyyyyy&again=yyyyyyyyyy";
+            let r = post(&f.admin, uri, forged.into()).await;
+            assert!(location(&r).contains("error="), "{uri}: {:?} {}", r.status, location(&r));
+        }
+        assert!(f.admin.get("/api/users").await.body.as_array().unwrap().iter().all(|u| u["name"] != "x"));
+        assert_eq!(f.admin.get("/api/me").await.status, StatusCode::OK, "still logged in: no forged form ended it");
+
+        // Add a user, re-role and disable them, reset the password, remove them.
+        let r =
+            post(&f.admin, "/accounts/users", format!("_csrf={csrf}&name=carol&role=approver&password=carol-password"))
+                .await;
+        assert!(location(&r).contains("ok="), "{}", location(&r));
+        let id = f
+            .admin
+            .get("/api/users")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == "carol")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let carol = Client::login(&store, &f.org.name, "carol", "carol-password").await;
+        post(&f.admin, &format!("/accounts/users/{id}"), format!("_csrf={csrf}&role=auditor&state=disabled")).await;
+        assert_eq!(carol.get("/api/me").await.status, StatusCode::UNAUTHORIZED, "disabled: her session ended");
+        let r =
+            post(&f.admin, &format!("/accounts/users/{id}"), format!("_csrf={csrf}&role=auditor&state=enabled")).await;
+        assert!(location(&r).contains("ok="));
+        post(&f.admin, &format!("/accounts/users/{id}/password"), format!("_csrf={csrf}&password=new-carol-pw")).await;
+        let carol = Client::login(&store, &f.org.name, "carol", "new-carol-pw").await;
+        assert_eq!(carol.get("/api/me").await.body["role"], "auditor");
+        // An auditor sees her own part of the page, not the users, and cannot add one.
+        let mine = String::from_utf8_lossy(&carol.get("/accounts").await.bytes).into_owned();
+        assert!(!mine.contains("Add user") && mine.contains("Log out everywhere"));
+        let carol_csrf = carol.csrf.clone().unwrap();
+        let r =
+            post(&carol, "/accounts/users", format!("_csrf={carol_csrf}&name=mallory&role=admin&password=mallory-pw"))
+                .await;
+        assert!(location(&r).contains("error="), "{}", location(&r));
+        // The last admin cannot be demoted from the page either.
+        let admin_id = f
+            .admin
+            .get("/api/users")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == "admin")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let r =
+            post(&f.admin, &format!("/accounts/users/{admin_id}"), format!("_csrf={csrf}&role=auditor&state=enabled"))
+                .await;
+        assert!(location(&r).contains("error="), "{}", location(&r));
+        let r = post(&f.admin, &format!("/accounts/users/{id}/delete"), format!("_csrf={csrf}")).await;
+        assert!(location(&r).contains("ok="));
+        assert_eq!(carol.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+
+        // An API token is shown once on the page that made it, then listed without it and revoked.
+        let r =
+            post(&f.admin, "/accounts/tokens", format!("_csrf={csrf}&name=export&expires_in_days=7&read_only=1")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let shown = String::from_utf8_lossy(&r.bytes).into_owned();
+        let token = shown.split("pct_").nth(1).map(|t| format!("pct_{}", &t[..t.find('<').unwrap()])).unwrap();
+        let mut reader = Client::new(&store);
+        reader.bearer = Some(token.clone());
+        assert_eq!(reader.get("/api/policies").await.status, StatusCode::OK);
+        assert_eq!(reader.json("POST", "/api/groups", json!({"path": "X"})).await.status, StatusCode::FORBIDDEN);
+        let listed = String::from_utf8_lossy(&f.admin.get("/accounts").await.bytes).into_owned();
+        assert!(listed.contains("export") && !listed.contains(&token));
+        let tid = f
+            .admin
+            .get("/api/tokens")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "export")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        post(&f.admin, &format!("/accounts/tokens/{tid}/revoke"), format!("_csrf={csrf}")).await;
+        assert_eq!(reader.get("/api/policies").await.status, StatusCode::UNAUTHORIZED);
+
+        // Own password: the repetition must match; then every session ends, back to login.
+        let second = Client::login(&store, &f.org.name, "admin", "admin-password").await;
+        let r = post(
+            &f.admin,
+            "/accounts/password",
+            format!("_csrf={csrf}&current=admin-password&new=admin-pass-2&again=other"),
+        )
+        .await;
+        assert!(location(&r).contains("error="));
+        let r = post(
+            &f.admin,
+            "/accounts/password",
+            format!("_csrf={csrf}&current=admin-password&new=admin-pass-2&again=admin-pass-2"),
+        )
+        .await;
+        assert!(location(&r).starts_with("/login?") && location(&r).contains("ok="), "{}", location(&r));
+        assert_eq!(second.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(f.admin.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+
+        // Sessions: end another one, then log out everywhere.
+        let a = Client::login(&store, &f.org.name, "admin", "admin-pass-2").await;
+        let b = Client::login(&store, &f.org.name, "admin", "admin-pass-2").await;
+        let listed = a.get("/api/sessions").await.body;
+        let b_id = portcullis_store::session_list_id(b.cookie.as_ref().unwrap().split_once('=').unwrap().1);
+        assert!(listed.as_array().unwrap().iter().any(|s| s["id"] == b_id.as_str()));
+        let a_csrf = a.csrf.clone().unwrap();
+        let r = post(&a, &format!("/accounts/sessions/{b_id}/end"), format!("_csrf={a_csrf}")).await;
+        assert!(location(&r).starts_with("/accounts?ok="), "{}", location(&r));
+        assert_eq!(b.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(a.get("/api/me").await.status, StatusCode::OK);
+        let r = post(&a, "/accounts/sessions/end-all", format!("_csrf={a_csrf}")).await;
+        assert!(location(&r).starts_with("/login?"));
+        assert_eq!(a.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+        let log = store.audit_log(f.org.id, 200).await.unwrap();
+        for action in ["create", "update", "set password", "revoke", "end session", "log out everywhere", "delete"] {
+            assert!(log.iter().any(|e| e.action == action), "{action} is audited");
+        }
+    })
+    .await;
 }

@@ -381,7 +381,7 @@ async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {
 #[tokio::test]
 async fn the_openapi_document_is_served_and_every_operation_in_it_is_routed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}/openapi.db", dir.path().display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}/openapi.db", dir.path().display()), test_keys()).await.unwrap();
     let client = Client::new(&store);
     let doc = client.get("/api/openapi.json").await;
     assert_eq!(doc.status, StatusCode::OK);

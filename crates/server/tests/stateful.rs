@@ -5,9 +5,10 @@
 //! proptest draws sequences of admin calls (groups, applications, policies scoped to the
 //! organization, a group or a computer, blocklist approvals, removals in any order) and
 //! hostile agent calls (names in other cases, unknown systems, junk host facts, huge hit
-//! counts, forged events). After every step, on SQLite and on PostgreSQL: no 5xx; every read
-//! endpoint answers 200; every enrolled computer's bundle verifies, names it, loads in the
-//! agent's loader and compiles into an engine; the version rose exactly when a change was
+//! counts, forged events) and rotations of the bundle signing key. After every step, on SQLite and on PostgreSQL: no 5xx; every read
+//! endpoint answers 200; every enrolled computer's bundle verifies (from the key the agent
+//! received at enrollment, through the endorsements of every rotation since), names it,
+//! loads in the agent's loader and compiles into an engine; the version rose exactly when a change was
 //! accepted. Bounded: a few cases of a dozen steps per database (PORTCULLIS_STATEFUL_CASES).
 
 use axum::http::StatusCode;
@@ -39,6 +40,7 @@ enum Op {
     Hits(u64),
     JunkHost(usize),
     ForgedEvent(String),
+    RotateKey,
 }
 
 #[derive(Clone, Debug)]
@@ -78,6 +80,7 @@ fn op() -> impl Strategy<Value = Op> {
         prop_oneof![Just(u64::MAX), Just(1u64 << 62), 0..10u64].prop_map(Op::Hits),
         (0..3usize).prop_map(Op::JunkHost),
         "[ -~]{0,40}".prop_map(Op::ForgedEvent),
+        Just(Op::RotateKey),
     ]
 }
 
@@ -85,7 +88,8 @@ struct World {
     admin: Client,
     org_id: i64,
     tokens: Vec<Option<String>>,
-    agents: Vec<(String, String)>,
+    /// Each enrolled agent's computer, credential and the bundle key it was given.
+    agents: Vec<(String, String, String)>,
     policies: u32,
 }
 
@@ -122,6 +126,7 @@ async fn step(w: &mut World, op: &Op) -> (bool, StatusCode) {
                 w.agents.push((
                     r.body["computer"].as_str().unwrap().to_owned(),
                     r.body["credential"].as_str().unwrap().to_owned(),
+                    r.body["bundle_key"].as_str().unwrap().to_owned(),
                 ));
             }
             // Enrollment changes no bundle of any other computer: no version.
@@ -181,20 +186,20 @@ async fn step(w: &mut World, op: &Op) -> (bool, StatusCode) {
             a.json("PUT", &format!("/api/computers/{id}"), json!({"name": "ignored", "group": GROUPS[*group]})).await
         }
         Op::Hits(count) => {
-            let Some((_, cred)) = w.agents.first() else { return (false, StatusCode::NOT_FOUND) };
+            let Some((_, cred, _)) = w.agents.first() else { return (false, StatusCode::NOT_FOUND) };
             let hits = json!({"events": [], "hits": [{"policy": portcullis_store::BUILTIN_REPORTED_POLICY, "count": count, "last_ms": i64::MAX}]});
             let r = agent_client(&a.state.store, &a.state, Some(cred)).json("POST", "/api/agent/events", hits).await;
             return (false, r.status);
         }
         Op::JunkHost(i) => {
-            let Some((_, cred)) = w.agents.get(*i) else { return (false, StatusCode::NOT_FOUND) };
+            let Some((_, cred, _)) = w.agents.get(*i) else { return (false, StatusCode::NOT_FOUND) };
             let poll = json!({"after": i64::MAX, "wait_s": 0, "host": {"hostname": "x y", "os": "plan9", "agent_version": "é".repeat(500)}});
             let r = agent_client(&a.state.store, &a.state, Some(cred)).json("POST", "/api/agent/poll", poll).await;
             a.state.sync.flush_seen(&a.state.store).await.unwrap();
             return (false, r.status);
         }
         Op::ForgedEvent(text) => {
-            let Some((_, cred)) = w.agents.first() else { return (false, StatusCode::NOT_FOUND) };
+            let Some((_, cred, _)) = w.agents.first() else { return (false, StatusCode::NOT_FOUND) };
             let mut line: Value = serde_json::from_str(&event_line(text, text)).unwrap();
             line["reason"] = json!(text);
             let r = agent_client(&a.state.store, &a.state, Some(cred))
@@ -202,6 +207,7 @@ async fn step(w: &mut World, op: &Op) -> (bool, StatusCode) {
                 .await;
             return (false, r.status);
         }
+        Op::RotateKey => a.json("POST", "/api/bundle-key/rotate", json!({})).await,
     };
     (r.status.is_success(), r.status)
 }
@@ -223,12 +229,16 @@ async fn check_invariant(w: &World, store: &Store) -> Result<(), TestCaseError> 
         "/events",
         "/applications",
         "/blocklists",
+        "/accounts",
+        "/api/bundle-key",
+        "/api/users",
+        "/api/tokens",
     ] {
         let r = w.admin.get(uri).await;
         prop_assert_eq!(r.status, StatusCode::OK, "{} answered {} {:?}", uri, r.status, r.body);
     }
     let version = store.org_version(w.org_id).await.unwrap();
-    let key = portcullis_protocol::BundleKey::from_seed(store.bundle_seed(w.org_id).await.unwrap()).public();
+    let current = store.bundle_key(w.org_id).await.unwrap().public();
     let computers: Vec<String> = w
         .admin
         .get("/api/computers")
@@ -239,7 +249,7 @@ async fn check_invariant(w: &World, store: &Store) -> Result<(), TestCaseError> 
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_owned())
         .collect();
-    for (name, cred) in &w.agents {
+    for (name, cred, enrolled_key) in &w.agents {
         if !computers.contains(name) {
             continue; // removed: its credential is refused (checked in the adversarial tests)
         }
@@ -248,7 +258,11 @@ async fn check_invariant(w: &World, store: &Store) -> Result<(), TestCaseError> 
             .await;
         prop_assert_eq!(r.status, StatusCode::OK, "bundle for {}: {:?}", name, r.body);
         let sig = r.headers.get("x-portcullis-signature").unwrap().to_str().unwrap();
-        let payload = portcullis_protocol::Bundle::from_parts(r.bytes.clone(), sig).unwrap().verify(&key, 0).unwrap();
+        let bundle = portcullis_protocol::Bundle::from_parts(r.bytes.clone(), sig).unwrap();
+        let enrolled = portcullis_protocol::BundlePublicKey::from_hex(enrolled_key).unwrap();
+        let signer = bundle.signer(&enrolled);
+        prop_assert_eq!(signer.as_ref(), Ok(&current), "{} follows the rotations from its enrolled key", name);
+        let payload = bundle.verify(&current, 0).unwrap();
         prop_assert_eq!(payload.version, version, "{} gets the latest version", name);
         prop_assert!(payload.computer.name.eq_ignore_ascii_case(name));
         let loaded = portcullis_policy_file::parse(
@@ -292,10 +306,9 @@ fn run_on(store: Store, runtime: &tokio::runtime::Runtime) {
 fn no_sequence_of_accepted_calls_breaks_the_model_bundles_or_reads() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = runtime.block_on(Store::connect(&format!("sqlite://{}/stateful.db", dir.path().display()))).unwrap();
+    let sqlite = runtime
+        .block_on(Store::connect(&format!("sqlite://{}/stateful.db", dir.path().display()), test_keys()))
+        .unwrap();
     run_on(sqlite, &runtime);
-    let pg = std::env::var("PORTCULLIS_TEST_POSTGRES").expect(
-        "PORTCULLIS_TEST_POSTGRES is not set: run the tests with ./x test, which starts PostgreSQL on loopback",
-    );
-    run_on(runtime.block_on(Store::connect(&pg)).unwrap(), &runtime);
+    run_on(runtime.block_on(Store::connect(&postgres_url(), test_keys())).unwrap(), &runtime);
 }

@@ -6,13 +6,16 @@
 //! Each backend has its own migrations folder with the same tables and columns.
 //!
 //! Secrets never reach the database in the clear: passwords are argon2 hashes, session ids and
-//! API tokens are stored as SHA-256 hashes (a database leak yields no usable credential).
+//! API tokens are stored as SHA-256 hashes (a database leak yields no usable credential), and
+//! the bundle signing seeds, which every server must be able to use, are sealed with a key
+//! kept outside the database ([`SecretKeys`]).
 
 mod accounts;
 mod agents;
 mod audit;
 mod events;
 mod model;
+mod secrets;
 
 pub use accounts::{
     ADDRESS_FAILURES, LoginError, Role, Session, SessionRow, THROTTLE_FAILURES, TokenOptions, TokenRow, TokenUse, User,
@@ -25,6 +28,7 @@ pub use model::{
     ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, MAX_HITS, Move,
     PolicyRow, RingfenceRow,
 };
+pub use secrets::{SecretKeyError, SecretKeys};
 
 use sqlx::Connection;
 
@@ -68,6 +72,9 @@ pub enum StoreError {
     /// Hashing failed (no entropy, bad parameters).
     #[error("password hashing: {0}")]
     Hashing(String),
+    /// A sealed secret could not be opened (wrong or missing secret key).
+    #[error(transparent)]
+    Secret(#[from] SecretKeyError),
 }
 
 /// Which database is behind the pool.
@@ -84,10 +91,18 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    keys: std::sync::Arc<SecretKeys>,
+    resealed: u64,
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The id under which a session is listed and ended (`Store::sessions`), from its cookie
+/// value: the SHA-256 the database keeps, which names the session and cannot open it.
+pub fn session_list_id(cookie: &str) -> String {
+    sha256_hex(cookie)
+}
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
@@ -95,9 +110,11 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Connect to `url` (`sqlite://PATH`, created if missing, or `postgres://…`) and bring the
-    /// schema up to date.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    /// Connect to `url` (`sqlite://PATH`, created if missing, or `postgres://…`), bring the
+    /// schema up to date and seal every stored secret with the first of `keys` (secrets
+    /// sealed with another of `keys`, or stored before sealing existed, are sealed again).
+    /// A secret sealed with a key not in `keys` fails the connection, naming the key.
+    pub async fn connect(url: &str, keys: SecretKeys) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -134,7 +151,20 @@ impl Store {
             Backend::Sqlite => SQLITE.run(&pool).await?,
             Backend::Postgres => POSTGRES.run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        let mut store = Store { pool, backend, keys: std::sync::Arc::new(keys), resealed: 0 };
+        store.resealed = store.reseal_bundle_seeds().await?;
+        Ok(store)
+    }
+
+    /// How many secrets [`Store::connect`] sealed again (with a new sealing key, or for the
+    /// first time).
+    pub fn resealed(&self) -> u64 {
+        self.resealed
+    }
+
+    /// The ids of the secret keys (the sealing key first), safe to show.
+    pub fn secret_key_ids(&self) -> Vec<String> {
+        self.keys.ids()
     }
 
     /// Which database this is.

@@ -7,10 +7,12 @@
 //! and a bump of the organization's version, which is what agents long-poll on: a change is
 //! either saved, logged and announced, or none of these.
 
-use crate::{Store, StoreError, now_ms, random_hex, sha256_hex};
+use crate::secrets::{Opened, SecretKeyError};
+use crate::{Store, StoreError, hex, now_ms, random_hex, sha256_hex};
 use portcullis_policy_file::document::{
     ApplicationDoc, BlocklistDoc, ComputerDoc, Document, GroupDoc, OrganizationDoc, PolicyDoc, RingfenceDoc, RuleDoc,
 };
+use portcullis_protocol::{BundleKey, BundlePublicKey, KeyEndorsement, MAX_KEY_CHAIN};
 use serde::Serialize;
 
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -157,6 +159,11 @@ pub enum Move {
 /// The built-in policy every organization starts with: deny the catalog's reported builds.
 pub const BUILTIN_REPORTED_POLICY: &str = "Deny reported compromised builds (Built-In)";
 
+/// What a sealed bundle seed is bound to: its organization's row.
+fn seed_context(org_id: i64) -> String {
+    format!("org_state.bundle_seed of organization {org_id}")
+}
+
 fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("model rows are plain data and always serialize")
 }
@@ -212,7 +219,7 @@ impl Store {
              ON CONFLICT (org_id) DO NOTHING",
         )
         .bind(org_id)
-        .bind(random_hex(32)?)
+        .bind(self.keys.seal(random_hex(32)?.as_bytes(), &seed_context(org_id))?)
         .execute(&mut *tx)
         .await?;
         if made.rows_affected() == 1 {
@@ -251,18 +258,121 @@ impl Store {
         Ok(sqlx::query_as("SELECT org_id, version FROM org_state").fetch_all(self.pool()).await?)
     }
 
-    /// The seed of the organization's ed25519 bundle key.
-    pub async fn bundle_seed(&self, org_id: i64) -> Result<[u8; 32], StoreError> {
+    /// The organization's ed25519 bundle key (its seed unsealed).
+    pub async fn bundle_key(&self, org_id: i64) -> Result<BundleKey, StoreError> {
         self.ensure_org_state(org_id).await?;
-        let text: String = sqlx::query_scalar("SELECT bundle_seed FROM org_state WHERE org_id = $1")
+        let stored: String = sqlx::query_scalar("SELECT bundle_seed FROM org_state WHERE org_id = $1")
             .bind(org_id)
             .fetch_one(self.pool())
             .await?;
+        Ok(BundleKey::from_seed(self.open_seed(org_id, &stored)?.1))
+    }
+
+    /// How the organization's current bundle key was reached from its first: the
+    /// endorsements of its rotations, oldest first (the last [`MAX_KEY_CHAIN`]).
+    pub async fn bundle_key_chain(&self, org_id: i64) -> Result<Vec<KeyEndorsement>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT endorsement FROM bundle_key_endorsements WHERE org_id = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(org_id)
+        .bind(MAX_KEY_CHAIN as i64)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .rev()
+            .map(|(j,)| {
+                serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("bundle key endorsement: {e}")))
+            })
+            .collect()
+    }
+
+    /// Replace the organization's bundle key with a new one, endorsed by the old: agents
+    /// follow it with their next bundle (the version rises, so every agent gets one), and
+    /// the old seed is gone. Returns the new public key.
+    pub async fn rotate_bundle_key(&self, change: Change<'_>) -> Result<BundlePublicKey, StoreError> {
+        self.ensure_org_state(change.org_id).await?;
+        let (stored, organization): (String, String) = sqlx::query_as(
+            "SELECT s.bundle_seed, o.name FROM org_state s JOIN organizations o ON o.id = s.org_id WHERE s.org_id = $1",
+        )
+        .bind(change.org_id)
+        .fetch_one(self.pool())
+        .await?;
+        let old = BundleKey::from_seed(self.open_seed(change.org_id, &stored)?.1);
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| StoreError::Hashing(e.to_string()))?;
+        let new = BundleKey::from_seed(seed);
+        let now = now_ms();
+        let endorsement = old.endorse(&organization, &new.public(), now);
+        let sealed = self.keys.seal(hex(&seed).as_bytes(), &seed_context(change.org_id))?;
+        let mut tx = self.begin().await?;
+        // Only over the seed just read: two rotations at once must not both endorse from it.
+        let replaced = sqlx::query("UPDATE org_state SET bundle_seed = $1 WHERE org_id = $2 AND bundle_seed = $3")
+            .bind(&sealed)
+            .bind(change.org_id)
+            .bind(&stored)
+            .execute(&mut *tx)
+            .await?;
+        if replaced.rows_affected() != 1 {
+            return Err(StoreError::Invalid("the bundle key changed meanwhile (another rotation); try again".into()));
+        }
+        sqlx::query(
+            "INSERT INTO bundle_key_endorsements (org_id, seq, public_key, endorsement, created_ms) \
+             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM bundle_key_endorsements WHERE org_id = $1), $2, $3, $4)",
+        )
+        .bind(change.org_id)
+        .bind(new.public().to_hex())
+        .bind(json(&endorsement))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let (before, after) = (old.public().to_hex(), new.public().to_hex());
+        self.commit(tx, change, "rotate", "bundle key", Some(json(&before)), Some(json(&after))).await?;
+        Ok(new.public())
+    }
+
+    /// Seal every bundle seed with the first secret key: seeds stored before sealing
+    /// existed, and seeds sealed with an older key. Returns how many were sealed again.
+    pub(crate) async fn reseal_bundle_seeds(&self) -> Result<u64, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT org_id, bundle_seed FROM org_state").fetch_all(self.pool()).await?;
+        let mut resealed = 0;
+        for (org_id, stored) in rows {
+            let (opened, seed) = match self.open_seed(org_id, &stored) {
+                Ok(o) => o,
+                // A key the server was not given: the operator's key file is wrong, and
+                // nothing would sign; stop here and say which key is needed.
+                Err(e @ StoreError::Secret(SecretKeyError::UnknownKey { .. })) => return Err(e),
+                // One damaged row fails its organization's bundles (and says so), not the
+                // start of the server for every other organization.
+                Err(_) => continue,
+            };
+            if matches!(opened, Opened::Current(_)) {
+                continue;
+            }
+            let sealed = self.keys.seal(hex(&seed).as_bytes(), &seed_context(org_id))?;
+            // Over the value read only: a rotation meanwhile wins.
+            let done = sqlx::query("UPDATE org_state SET bundle_seed = $1 WHERE org_id = $2 AND bundle_seed = $3")
+                .bind(&sealed)
+                .bind(org_id)
+                .bind(&stored)
+                .execute(self.pool())
+                .await?;
+            resealed += done.rows_affected();
+        }
+        Ok(resealed)
+    }
+
+    /// A stored seed opened, and as bytes.
+    fn open_seed(&self, org_id: i64, stored: &str) -> Result<(Opened, [u8; 32]), StoreError> {
+        let what = format!("the bundle signing key of organization {org_id}");
+        let opened = self.keys.open(stored, &seed_context(org_id), &what)?;
+        let text = opened.text();
         let bytes: Option<Vec<u8>> = (0..text.len())
             .step_by(2)
             .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
             .collect();
-        bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| StoreError::Corrupt("bundle key".into()))
+        let seed = bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| StoreError::Corrupt(what))?;
+        Ok((opened, seed))
     }
 
     // ----- settings -------------------------------------------------------------------

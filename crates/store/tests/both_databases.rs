@@ -3,7 +3,7 @@
 //! PostgreSQL comes from `PORTCULLIS_TEST_POSTGRES` (a `postgres://` URL); `./x test` starts a
 //! throw-away server on loopback and sets it.
 
-use portcullis_store::{Backend, LoginError, Role, Store, StoreError};
+use portcullis_store::{Backend, LoginError, Role, SecretKeyError, SecretKeys, Store, StoreError};
 
 fn postgres_url() -> String {
     std::env::var("PORTCULLIS_TEST_POSTGRES")
@@ -17,14 +17,24 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
 }
 
+/// The secret key of every test (and benchmark) that uses the throw-away PostgreSQL
+/// database (crates/server/tests/common has the same): they share it, and a store reseals
+/// what it finds with its own key.
+const SHARED_SECRET_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+fn test_keys() -> SecretKeys {
+    SecretKeys::parse(SHARED_SECRET_KEY, "the tests' shared secret key").unwrap()
+}
+
 async fn each_backend(check: impl AsyncFn(Store)) {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::connect(&format!("sqlite://{}/portcullis.db", dir.path().display())).await.unwrap();
+    let sqlite =
+        Store::connect(&format!("sqlite://{}/portcullis.db", dir.path().display()), test_keys()).await.unwrap();
     assert_eq!(sqlite.backend(), Backend::Sqlite);
     check(sqlite).await;
     // WAL: the embedded database keeps a write-ahead log beside the file.
     assert!(dir.path().join("portcullis.db-wal").exists() || dir.path().join("portcullis.db").exists());
-    let pg = Store::connect(&postgres_url()).await.unwrap();
+    let pg = Store::connect(&postgres_url(), test_keys()).await.unwrap();
     assert_eq!(pg.backend(), Backend::Postgres);
     check(pg).await;
 }
@@ -258,6 +268,125 @@ async fn agents_enroll_with_a_group_token_and_deliver_each_event_once() {
         let other = store.create_organization(&unique("other")).await.unwrap();
         assert!(store.events(other, &all).await.unwrap().is_empty());
         assert!(store.event(other, found[0].id).await.is_err());
+    })
+    .await;
+}
+
+// ----- secrets sealed outside the database -------------------------------------------------
+
+/// A database of its own on the throw-away PostgreSQL server (the tests share the main one,
+/// and this test changes the key every store there must use), dropped by the caller.
+async fn own_postgres_database() -> (String, String) {
+    sqlx::any::install_default_drivers();
+    let url = postgres_url();
+    let name = unique("portcullis_keys").replace('-', "_");
+    let admin = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    admin.close().await;
+    let (base, _) = url.rsplit_once('/').unwrap();
+    (format!("{base}/{name}"), name)
+}
+
+async fn raw_seeds(url: &str) -> Vec<(i64, String)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let rows =
+        sqlx::query_as("SELECT org_id, bundle_seed FROM org_state ORDER BY org_id").fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    rows
+}
+
+async fn set_raw_seed(url: &str, org: i64, value: &str) {
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query("UPDATE org_state SET bundle_seed = $1 WHERE org_id = $2")
+        .bind(value)
+        .bind(org)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// What a stolen database file or backup gives: no signing seed. The seed opens only with
+/// the server's secret key; a new secret key is taken by putting it first (every seed is
+/// sealed again at start); a seed stored before sealing existed is sealed at start; a sealed
+/// seed moved to another organization's row does not open, and does not stop the start.
+async fn seeds_are_sealed_and_follow_the_secret_key(url: &str) {
+    let old = SecretKeys::parse(&"a1".repeat(32), "old").unwrap();
+    let store = Store::connect(url, old).await.unwrap();
+    let acme = store.create_organization("acme").await.unwrap();
+    let other = store.create_organization("other").await.unwrap();
+    let public = store.bundle_key(acme).await.unwrap().public();
+    drop(store);
+    let raw = raw_seeds(url).await;
+    for (_, value) in &raw {
+        assert!(value.starts_with("v1."), "{value}");
+        assert_eq!(value.split('.').nth(1).unwrap(), SecretKeys::parse(&"a1".repeat(32), "x").unwrap().ids()[0]);
+    }
+    // The wrong key file: refused at start, naming the key the seeds need.
+    let e = Store::connect(url, SecretKeys::parse(&"b2".repeat(32), "new").unwrap()).await.unwrap_err();
+    assert!(matches!(e, StoreError::Secret(SecretKeyError::UnknownKey { .. })), "{e}");
+    assert!(e.to_string().contains("older key may follow"), "{e}");
+    // A new key first, the old one after: resealed, the same signing key.
+    let both = SecretKeys::parse(&format!("{}\n{}\n", "b2".repeat(32), "a1".repeat(32)), "f").unwrap();
+    let store = Store::connect(url, both).await.unwrap();
+    assert_eq!(store.resealed(), 2);
+    assert_eq!(store.bundle_key(acme).await.unwrap().public(), public);
+    drop(store);
+    let store = Store::connect(url, SecretKeys::parse(&"b2".repeat(32), "new").unwrap()).await.unwrap();
+    assert_eq!(store.resealed(), 0);
+    assert_eq!(store.bundle_key(acme).await.unwrap().public(), public);
+    drop(store);
+    // A database from before sealing: the plain seed is sealed at the next start.
+    let plain = "c3".repeat(32);
+    set_raw_seed(url, acme, &plain).await;
+    let store = Store::connect(url, SecretKeys::parse(&"b2".repeat(32), "new").unwrap()).await.unwrap();
+    assert_eq!(store.resealed(), 1);
+    let mut seed = [0u8; 32];
+    seed.iter_mut().for_each(|b| *b = 0xc3);
+    assert_eq!(
+        store.bundle_key(acme).await.unwrap().public(),
+        portcullis_protocol::BundleKey::from_seed(seed).public()
+    );
+    drop(store);
+    assert!(!raw_seeds(url).await.iter().any(|(_, v)| v.contains(&plain)));
+    // One organization's sealed seed copied into another's row opens for neither the
+    // attacker nor the server; the rest of the server starts.
+    let sealed_acme = raw_seeds(url).await.into_iter().find(|(o, _)| *o == acme).unwrap().1;
+    set_raw_seed(url, other, &sealed_acme).await;
+    let store = Store::connect(url, SecretKeys::parse(&"b2".repeat(32), "new").unwrap()).await.unwrap();
+    let e = store.bundle_key(other).await.err().unwrap();
+    assert!(matches!(e, StoreError::Secret(SecretKeyError::Tampered(_))), "{e}");
+    assert!(store.bundle_key(acme).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_copied_database_holds_no_signing_seed_and_the_secret_key_can_be_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    seeds_are_sealed_and_follow_the_secret_key(&format!("sqlite://{}/keys.db", dir.path().display())).await;
+    let (url, name) = own_postgres_database().await;
+    seeds_are_sealed_and_follow_the_secret_key(&url).await;
+    let admin = sqlx::AnyPool::connect(&postgres_url()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&admin).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_bundle_key_is_endorsed_by_the_old_one_and_raises_the_version() {
+    each_backend(async |store: Store| {
+        let org = store.create_organization(&unique("rot")).await.unwrap();
+        let first = store.bundle_key(org).await.unwrap().public();
+        let v = store.org_version(org).await.unwrap();
+        let change = portcullis_store::Change { org_id: org, actor: "user admin" };
+        let second = store.rotate_bundle_key(change).await.unwrap();
+        let third = store.rotate_bundle_key(change).await.unwrap();
+        assert_eq!(store.bundle_key(org).await.unwrap().public(), third);
+        assert_eq!(store.org_version(org).await.unwrap(), v + 2);
+        let chain = store.bundle_key_chain(org).await.unwrap();
+        assert_eq!(chain.len(), 2);
+        assert_eq!(chain[0].next_after(&first), Some(second.clone()));
+        assert_eq!(chain[1].next_after(&second), Some(third));
+        let audit = store.audit_log(org, 10).await.unwrap();
+        assert_eq!(audit.iter().filter(|a| a.action == "rotate" && a.object == "bundle key").count(), 2);
     })
     .await;
 }

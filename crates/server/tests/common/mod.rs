@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use portcullis_server::{AppState, app};
-use portcullis_store::{Role, Store};
+use portcullis_store::{Role, SecretKeys, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -17,13 +17,23 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
 }
 
+/// The secret key of every test (and benchmark) that uses the throw-away PostgreSQL
+/// database: they share it, and a store reseals what it finds with its own key.
+pub const SHARED_SECRET_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+pub fn test_keys() -> SecretKeys {
+    SecretKeys::parse(SHARED_SECRET_KEY, "the tests' shared secret key").unwrap()
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .expect("PORTCULLIS_TEST_POSTGRES is not set: run the tests with ./x test, which starts PostgreSQL on loopback")
+}
+
 pub async fn each_backend(check: impl AsyncFn(Store)) {
     let dir = tempfile::tempdir().unwrap();
-    check(Store::connect(&format!("sqlite://{}/server.db", dir.path().display())).await.unwrap()).await;
-    let pg = std::env::var("PORTCULLIS_TEST_POSTGRES").expect(
-        "PORTCULLIS_TEST_POSTGRES is not set: run the tests with ./x test, which starts PostgreSQL on loopback",
-    );
-    check(Store::connect(&pg).await.unwrap()).await;
+    check(Store::connect(&format!("sqlite://{}/server.db", dir.path().display()), test_keys()).await.unwrap()).await;
+    check(Store::connect(&postgres_url(), test_keys()).await.unwrap()).await;
 }
 
 pub struct Client {
