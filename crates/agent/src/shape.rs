@@ -25,11 +25,16 @@ pub struct ElfShape {
 }
 
 impl ElfShape {
+    /// What it is, by the one rule inspection uses too ([`ElfType::classify`]).
+    pub fn elf_type(self) -> ElfType {
+        ElfType::classify(if self.dynamic { ET_DYN } else { ET_EXEC }, self.pie)
+    }
+
     /// A shared object: anything ld.so would load as a library (`ET_DYN` without `DF_1_PIE`;
     /// glibc's own libc.so.6 has a `PT_INTERP` and is one). Every open of one is judged as a
     /// load: ld.so, `dlopen` and a copy command open it the same way.
     pub fn is_shared_object(self) -> bool {
-        self.dynamic && !self.pie
+        self.elf_type() == ElfType::SharedObject
     }
 
     /// What a program loader looks like: a process whose executable has this shape can map
@@ -45,8 +50,11 @@ impl ElfShape {
 pub const HEAD_LEN: usize = 4096;
 const MAX_DYNAMIC: usize = 64 << 10;
 
+use portcullis_inspect::ElfType;
+
 const PT_INTERP: u32 = 3;
 const PT_DYNAMIC: u32 = 2;
+const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
 const DT_FLAGS_1: u64 = 0x6fff_fffb;
 const DF_1_PIE: u64 = 0x0800_0000;

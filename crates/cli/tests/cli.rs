@@ -311,3 +311,37 @@ action = "deny"
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["policies"][0]["name"], "Permit 3CX");
 }
+
+/// `check` and the agent classify ELF files by one rule: glibc's libc.so.6 (which has a
+/// `PT_INTERP`, so that running it prints its version) is a library, and a `kind =
+/// "library"` rule matches it, as the agent judges every open of it as a load.
+#[test]
+fn a_library_rule_matches_libc_in_check_as_the_agent_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = r#"
+[organization]
+mode = "monitor"
+
+[[applications]]
+name = "Shared libraries"
+rules = [{ kind = "library", os = "linux" }]
+
+[[policies]]
+name = "Deny libraries"
+position = 1
+applications = ["Shared libraries"]
+action = "deny"
+"#;
+    std::fs::write(dir.path().join("p.toml"), policy).unwrap();
+    let libc = std::fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+    let out = portcullis(&["check", "--json", "--policy", "p.toml", libc.to_str().unwrap(), "/usr/bin/ls"], dir.path());
+    let lines: Vec<Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["verdict"], "deny", "{}", lines[0]);
+    assert_eq!(lines[0]["policy"], "Deny libraries");
+    assert_ne!(lines[1]["policy"], "Deny libraries", "a PIE program is not a library: {}", lines[1]);
+}

@@ -7,14 +7,33 @@ use crate::guard;
 pub enum ElfType {
     /// `ET_EXEC`: a position-dependent executable.
     Executable,
-    /// `ET_DYN` with an interpreter or the PIE flag: a position-independent executable.
+    /// `ET_DYN` with the `DF_1_PIE` flag: a position-independent executable.
     Pie,
-    /// `ET_DYN` without: a shared object.
+    /// `ET_DYN` without it: a shared object, whatever else it has.
     SharedObject,
     /// `ET_REL`: an object file.
     Relocatable,
     /// `ET_CORE` or anything else.
     Other,
+}
+
+impl ElfType {
+    /// The one rule for what an ELF object is, used by inspection (and so by `check`, the
+    /// console and the engine's `kind`) and by the agent (which opens it judges as loads).
+    ///
+    /// `ET_DYN` is a program only with `DF_1_PIE` in `DT_FLAGS_1`: glibc's loader refuses to
+    /// load such a file as a library, and anything else it will load. A `PT_INTERP` does not
+    /// make a program: glibc's own `libc.so.6` has one (it prints its version when run) and
+    /// is a library; ld.so has neither and is a library too.
+    pub fn classify(e_type: u16, df_1_pie: bool) -> ElfType {
+        match e_type {
+            goblin::elf::header::ET_EXEC => ElfType::Executable,
+            goblin::elf::header::ET_DYN if df_1_pie => ElfType::Pie,
+            goblin::elf::header::ET_DYN => ElfType::SharedObject,
+            goblin::elf::header::ET_REL => ElfType::Relocatable,
+            _ => ElfType::Other,
+        }
+    }
 }
 
 /// What an ELF file's headers say.
@@ -39,13 +58,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<ElfInfo, String> {
         let elf = goblin::elf::Elf::parse(data).map_err(|e| format!("unreadable ELF: {e}"))?;
         let has_dynamic = elf.program_headers.iter().any(|p| p.p_type == goblin::elf::program_header::PT_DYNAMIC);
         let pie_flag = elf.dynamic.as_ref().is_some_and(|d| d.info.flags_1 & goblin::elf::dynamic::DF_1_PIE != 0);
-        let elf_type = match elf.header.e_type {
-            goblin::elf::header::ET_EXEC => ElfType::Executable,
-            goblin::elf::header::ET_DYN if elf.interpreter.is_some() || pie_flag => ElfType::Pie,
-            goblin::elf::header::ET_DYN => ElfType::SharedObject,
-            goblin::elf::header::ET_REL => ElfType::Relocatable,
-            _ => ElfType::Other,
-        };
+        let elf_type = ElfType::classify(elf.header.e_type, pie_flag);
         let mut build_id = None;
         if let Some(notes) = elf.iter_note_headers(data) {
             for note in notes.take(64).flatten() {

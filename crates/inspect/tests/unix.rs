@@ -34,6 +34,30 @@ fn elf_types_interpreters_and_build_ids_agree_with_readelf() {
     }
 }
 
+/// One rule for what an ELF file is, the agent's (`ET_DYN` is a program only with
+/// `DF_1_PIE`): a `kind = "library"` rule matches glibc's libc.so.6 in `check` exactly as the
+/// agent judges opens of it as loads.
+#[test]
+fn elf_kinds_follow_the_pie_flag_for_libc_ld_so_a_pie_a_static_program_and_a_plain_so() {
+    use portcullis_policy::FileKind;
+    let kind = |p: &std::path::Path| {
+        let f = inspect_path(&std::fs::canonicalize(p).unwrap(), &Options::default()).unwrap();
+        (f.format, policy_facts(&f).kind)
+    };
+    let libc = kind("/lib/x86_64-linux-gnu/libc.so.6".as_ref());
+    assert_eq!(libc, (Format::ElfSharedObject, FileKind::Library), "libc.so.6 has PT_INTERP and is a library");
+    let ld = kind("/lib64/ld-linux-x86-64.so.2".as_ref());
+    assert_eq!(ld, (Format::ElfSharedObject, FileKind::Library));
+    assert_eq!(kind("/usr/bin/ls".as_ref()), (Format::ElfPie, FileKind::Executable));
+    assert_eq!(kind(&fixtures().join("hello-pie")), (Format::ElfPie, FileKind::Executable));
+    assert_eq!(kind(&fixtures().join("hello-static")), (Format::ElfExecutable, FileKind::Executable));
+    assert_eq!(kind(&fixtures().join("libhello.so")), (Format::ElfSharedObject, FileKind::Library));
+    use goblin::elf::header::{ET_DYN, ET_EXEC};
+    assert_eq!(ElfType::classify(ET_DYN, false), ElfType::SharedObject);
+    assert_eq!(ElfType::classify(ET_DYN, true), ElfType::Pie);
+    assert_eq!(ElfType::classify(ET_EXEC, false), ElfType::Executable);
+}
+
 #[test]
 fn system_binaries() {
     let ls = inspect_path(std::path::Path::new("/bin/ls"), &Options::default()).unwrap();
