@@ -421,18 +421,13 @@ fn status(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<Status> {
 }
 
 fn scope(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<Scope> {
-    let v = s.value.trim();
-    if matches!(v.to_ascii_lowercase().as_str(), "organization" | "organisation" | "org" | "*" | "/") {
-        return Some(Scope::Organization);
+    match s.value.parse::<Scope>() {
+        Ok(scope) => Some(scope),
+        Err(e) => {
+            cx.error(&s.place, e.to_string());
+            None
+        }
     }
-    if let Some(g) = v.strip_prefix("group:") {
-        return Some(Scope::Group(g.trim().trim_matches('/').to_string()));
-    }
-    if let Some(c) = v.strip_prefix("computer:") {
-        return Some(Scope::Computer(c.trim().to_string()));
-    }
-    cx.error(&s.place, format!("unknown scope {v:?}; use \"organization\", \"group:<path>\" or \"computer:<name>\""));
-    None
 }
 
 fn os_value(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<Os> {

@@ -58,7 +58,7 @@ pub use hash_index::{HashIndex, Owners};
 pub use lint::{Finding, Severity, lint};
 pub use model::{
     Action, Application, Approval, BlocklistPackage, Computer, Group, ItemRef, Mode, ModelError, Organization, Policy,
-    PolicySet, RingfenceProfile, Scope, Status,
+    PolicySet, RingfenceProfile, Scope, ScopeError, Status,
 };
 pub use pattern::{PathPattern, PatternError, TextPattern};
 pub use ringfence::{

@@ -113,6 +113,43 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Why a scope's text was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope {0:?}; use \"organization\", \"group:<path>\" or \"computer:<name>\"")]
+pub struct ScopeError(pub String);
+
+impl std::str::FromStr for Scope {
+    type Err = ScopeError;
+
+    /// The one reading of a scope, for policy files, the server's API and the bundles:
+    /// `organization` (also `organisation`, `org`, `*`, `/`), `group:<path>` (slashes at
+    /// either end dropped) or `computer:<name>`, spaces around any part ignored.
+    fn from_str(text: &str) -> Result<Scope, ScopeError> {
+        let v = text.trim();
+        if matches!(v.to_ascii_lowercase().as_str(), "organization" | "organisation" | "org" | "*" | "/") {
+            return Ok(Scope::Organization);
+        }
+        let named = |rest: &str| Some(rest.trim()).filter(|r| !r.is_empty()).map(str::to_owned);
+        if let Some(path) = v.strip_prefix("group:").and_then(|g| named(g.trim().trim_matches('/'))) {
+            return Ok(Scope::Group(path));
+        }
+        if let Some(name) = v.strip_prefix("computer:").and_then(named) {
+            return Ok(Scope::Computer(name));
+        }
+        Err(ScopeError(v.to_owned()))
+    }
+}
+
+impl Scope {
+    /// The computer a `computer:` scope names, if it is one.
+    pub fn computer(&self) -> Option<&str> {
+        match self {
+            Scope::Computer(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
 /// How a computer treats a file that no policy matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -469,5 +506,31 @@ impl PolicySet {
             (Scope::Computer(a), Scope::Computer(b)) => a.eq_ignore_ascii_case(b),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_reading_of_scopes_for_files_the_api_and_bundles() {
+        for (text, scope) in [
+            ("organization", Scope::Organization),
+            (" Organisation ", Scope::Organization),
+            ("*", Scope::Organization),
+            ("group:/Workstations/Finance/", Scope::Group("Workstations/Finance".into())),
+            ("group: Linux ", Scope::Group("Linux".into())),
+            ("computer: web-01", Scope::Computer("web-01".into())),
+        ] {
+            assert_eq!(text.parse::<Scope>(), Ok(scope.clone()), "{text:?}");
+            // What is stored reads back the same.
+            assert_eq!(scope.to_string().parse::<Scope>(), Ok(scope));
+        }
+        for bad in ["", "groups:x", "group:", "group:/", "computer: ", "everyone"] {
+            assert!(bad.parse::<Scope>().is_err(), "{bad:?}");
+        }
+        assert_eq!("computer:db".parse::<Scope>().unwrap().computer(), Some("db"));
+        assert_eq!(Scope::Organization.computer(), None);
     }
 }

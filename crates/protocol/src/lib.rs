@@ -273,7 +273,9 @@ impl BundlePayload {
         // Items scoped to other computers never apply here, and would name computers this
         // document does not hold.
         let other = |scope: &str| {
-            scope.trim().strip_prefix("computer:").is_some_and(|c| !c.trim().eq_ignore_ascii_case(&self.computer.name))
+            scope
+                .parse::<portcullis_policy::Scope>()
+                .is_ok_and(|s| s.computer().is_some_and(|c| !c.eq_ignore_ascii_case(&self.computer.name)))
         };
         doc.policies.retain(|p| !p.scope.as_deref().is_some_and(other));
         for b in &mut doc.blocklists {

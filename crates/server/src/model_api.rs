@@ -67,7 +67,9 @@ pub(crate) fn check_document(whole: &Document) -> Result<portcullis_policy_file:
         e.diagnostics.into_iter().map(|d| d.message).collect()
     };
     let loaded = portcullis_policy_file::parse(&whole.to_json(), Format::Json, &builtins).map_err(problems)?;
-    let named = |scope: &str| scope.trim().strip_prefix("computer:").map(|c| c.trim().to_ascii_lowercase());
+    let named = |scope: &str| {
+        scope.parse::<portcullis_policy::Scope>().ok().and_then(|s| s.computer().map(str::to_ascii_lowercase))
+    };
     let mut scoped: std::collections::BTreeSet<String> =
         whole.policies.iter().filter_map(|p| p.scope.as_deref().and_then(named)).collect();
     for b in &whole.blocklists {
@@ -796,26 +798,24 @@ pub(crate) async fn approve(
 }
 
 /// A scope as stored: `organization`, `group:PATH` or `computer:NAME`, naming what exists.
-pub(crate) async fn check_scope(state: &AppState, org_id: i64, scope: &str) -> Result<String, AppError> {
-    let scope = scope.trim();
-    if matches!(scope.to_ascii_lowercase().as_str(), "organization" | "org" | "*" | "/") {
-        return Ok("organization".into());
-    }
-    if let Some(path) = scope.strip_prefix("group:") {
-        let path = path.trim().trim_matches('/');
-        if state.store.groups(org_id).await?.iter().any(|g| g.doc.path.eq_ignore_ascii_case(path)) {
-            return Ok(format!("group:{path}"));
+pub(crate) async fn check_scope(state: &AppState, org_id: i64, text: &str) -> Result<String, AppError> {
+    use portcullis_policy::Scope;
+    let scope: Scope = text.parse().map_err(|e: portcullis_policy::ScopeError| AppError::BadRequest(e.to_string()))?;
+    let missing = match &scope {
+        Scope::Organization => None,
+        Scope::Group(path) => {
+            (!state.store.groups(org_id).await?.iter().any(|g| g.doc.path.eq_ignore_ascii_case(path)))
+                .then(|| format!("group {path:?} does not exist"))
         }
-        return Err(AppError::BadRequest(format!("group {path:?} does not exist")));
-    }
-    if let Some(name) = scope.strip_prefix("computer:") {
-        let name = name.trim();
-        if state.store.computers(org_id).await?.iter().any(|c| c.doc.name.eq_ignore_ascii_case(name)) {
-            return Ok(format!("computer:{name}"));
+        Scope::Computer(name) => {
+            (!state.store.computers(org_id).await?.iter().any(|c| c.doc.name.eq_ignore_ascii_case(name)))
+                .then(|| format!("computer {name:?} does not exist"))
         }
-        return Err(AppError::BadRequest(format!("computer {name:?} does not exist")));
+    };
+    match missing {
+        Some(m) => Err(AppError::BadRequest(m)),
+        None => Ok(scope.to_string()),
     }
-    Err(AppError::BadRequest(format!("unknown scope {scope:?}; use organization, group:PATH or computer:NAME")))
 }
 
 #[derive(Deserialize)]
@@ -831,7 +831,10 @@ pub(crate) async fn revoke(
     AppQuery(q): AppQuery<ScopeQuery>,
 ) -> Result<StatusCode, AppError> {
     caller.require_change()?;
-    state.store.revoke_blocklist(change(&caller), id, q.scope.trim()).await?;
+    // As approvals are stored (an unreadable one, from before, by its own text).
+    let scope =
+        q.scope.parse::<portcullis_policy::Scope>().map_or_else(|_| q.scope.trim().to_owned(), |s| s.to_string());
+    state.store.revoke_blocklist(change(&caller), id, &scope).await?;
     announce(&state, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }

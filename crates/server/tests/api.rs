@@ -522,3 +522,33 @@ async fn ringfence_profiles_are_managed_checked_and_reach_the_bundle() {
     })
     .await;
 }
+
+/// The API reads scopes as policy files do (it refused `organisation`, which files took).
+#[tokio::test]
+async fn the_api_reads_scopes_exactly_as_policy_files_do() {
+    each_backend(async |store: Store| {
+        let org = org_with_users(&store).await;
+        let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+        admin.json("POST", "/api/groups", json!({"path": "Linux"})).await;
+        let id = admin.json("POST", "/api/blocklists", json!({"name": "Bad"})).await.body["id"].as_i64().unwrap();
+        admin.json("POST", &format!("/api/blocklists/{id}/hashes"), json!({"text": BAD_SHA})).await;
+        for (scope, stored) in [("organisation", "organization"), (" group:/Linux/ ", "group:Linux")] {
+            let r = admin.json("POST", &format!("/api/blocklists/{id}/approvals"), json!({"scope": scope})).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT, "{scope:?}: {:?}", r.body);
+            let b = admin.get(&format!("/api/blocklists/{id}")).await.body;
+            assert!(b.to_string().contains(stored), "{b}");
+        }
+        let r = admin.json("POST", &format!("/api/blocklists/{id}/approvals"), json!({"scope": "group:"})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body["error"].as_str().unwrap().contains("unknown scope"), "{:?}", r.body);
+        let r = admin.json("POST", &format!("/api/blocklists/{id}/approvals"), json!({"scope": "group:Nowhere"})).await;
+        assert!(r.body["error"].as_str().unwrap().contains("does not exist"), "{:?}", r.body);
+        // Withdrawn by any spelling of the same scope.
+        let r = admin.json("DELETE", &format!("/api/blocklists/{id}/approvals?scope=org"), json!({})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+        let p = json!({"name": "P", "position": 0, "applications": ["3CX Desktop App [Reported] (Built-In)"],
+            "action": "deny", "scope": "organisation"});
+        assert_eq!(admin.json("POST", "/api/policies", p).await.status, StatusCode::CREATED);
+    })
+    .await;
+}
