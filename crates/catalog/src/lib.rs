@@ -28,9 +28,11 @@ pub const THREECX_REPORTED: &str = "3CX Desktop App [Reported] (Built-In)";
 /// file_name, version, os, kind, source).
 pub const THREECX_IOCS_CSV: &str = include_str!("../data/3cx-iocs.csv");
 
-/// Every built-in application.
-pub fn builtin_applications() -> Vec<Application> {
-    vec![threecx_reported()]
+/// Every built-in application, made once per process (the indicator table is parsed the
+/// first time it is asked for).
+pub fn builtin_applications() -> &'static [Application] {
+    static BUILTINS: std::sync::LazyLock<Vec<Application>> = std::sync::LazyLock::new(|| vec![threecx_reported()]);
+    &BUILTINS
 }
 
 fn threecx_reported() -> Application {

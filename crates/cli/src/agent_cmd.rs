@@ -106,13 +106,8 @@ fn enroll_token(a: &AgentArgs) -> anyhow::Result<Option<String>> {
 
 /// Parse a verified bundle's policy with the agent's loader and build its engine.
 fn bundle_engine(verified: &portcullis_sync::Verified) -> Result<portcullis_policy::Engine, String> {
-    let loaded = portcullis_policy_file::parse(
-        &verified.policy_json,
-        portcullis_policy_file::Format::Json,
-        &portcullis_catalog::builtin_applications(),
-    )
-    .map_err(|e| format!("policy bundle version {}: {e}", verified.version))?;
-    load::engine(loaded.set).map_err(|e| e.to_string())
+    portcullis_policy_file::compile(&verified.policy_json, portcullis_policy_file::Format::Json)
+        .map_err(|e| format!("policy bundle version {}: {e}", verified.version))
 }
 
 /// Enroll if needed, make sure a verified bundle is on disk, and prepare the sync threads.

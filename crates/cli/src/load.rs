@@ -10,12 +10,11 @@ use std::sync::Arc;
 pub fn policy(path: &Path) -> anyhow::Result<Loaded> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| fail(UNREADABLE, format!("cannot read policy file {}: {e}", path.display())))?;
-    let builtins = portcullis_catalog::builtin_applications();
     let result = match Format::from_path(path) {
-        Some(format) => portcullis_policy_file::parse(&text, format, &builtins),
+        Some(format) => portcullis_policy_file::load(&text, format),
         // No telling extension: take whichever syntax reads it, reporting TOML's complaints.
-        None => portcullis_policy_file::parse(&text, Format::Toml, &builtins)
-            .or_else(|toml_err| portcullis_policy_file::parse(&text, Format::Yaml, &builtins).map_err(|_| toml_err)),
+        None => portcullis_policy_file::load(&text, Format::Toml)
+            .or_else(|toml_err| portcullis_policy_file::load(&text, Format::Yaml).map_err(|_| toml_err)),
     };
     result.map_err(|e| {
         let shown = path.display();

@@ -121,7 +121,7 @@ pub fn apps(args: AppsArgs) -> anyhow::Result<ExitCode> {
         table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
         table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
         table.set_header(["Built-in application", "Rules", "Hashes", "Description"]);
-        for a in &apps {
+        for a in apps {
             table.add_row([
                 a.name.clone(),
                 a.rules.len().to_string(),

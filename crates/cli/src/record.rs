@@ -12,38 +12,9 @@ fn version_text(v: Option<[u16; 4]>) -> Option<String> {
     v.map(|[a, b, c, d]| format!("{a}.{b}.{c}.{d}"))
 }
 
-/// The product, company and version a file carries, from VERSIONINFO or MSI properties.
-pub struct Identity {
-    pub original_filename: Option<String>,
-    pub product_name: Option<String>,
-    pub company_name: Option<String>,
-    pub file_version: Option<String>,
-}
-
-pub fn identity(f: &Facts) -> Identity {
-    if let Some(pe) = &f.pe {
-        let v = &pe.version_strings;
-        return Identity {
-            original_filename: v.original_filename.clone(),
-            product_name: v.product_name.clone(),
-            company_name: v.company_name.clone(),
-            file_version: version_text(pe.file_version).or_else(|| v.file_version.clone()),
-        };
-    }
-    if let Some(m) = &f.msi {
-        return Identity {
-            original_filename: None,
-            product_name: m.product_name.clone(),
-            company_name: m.manufacturer.clone(),
-            file_version: m.product_version.clone(),
-        };
-    }
-    Identity { original_filename: None, product_name: None, company_name: None, file_version: None }
-}
-
 /// One JSON object for `scan --json` (inner files of containers get their own records).
 pub fn scan_json(f: &Facts) -> Value {
-    let id = identity(f);
+    let id = f.identity();
     let primary = f.primary_signature();
     let mut m = Map::new();
     m.insert("path".into(), json!(f.path));
@@ -152,7 +123,7 @@ fn signature_json(s: &portcullis_inspect::Signature) -> Value {
 /// A short description for the table's last column.
 pub fn details(f: &Facts) -> String {
     let mut parts = Vec::new();
-    let id = identity(f);
+    let id = f.identity();
     if let Some(o) = id.original_filename {
         parts.push(format!("OriginalFilename {o}"));
     }

@@ -23,6 +23,7 @@
 mod cab;
 mod elf;
 mod hashing;
+mod identity;
 mod macho;
 mod msi;
 mod pe;
@@ -34,6 +35,7 @@ mod trust;
 pub use cab::CabInfo;
 pub use elf::{ElfInfo, ElfType};
 pub use hashing::{ExtraHashes, FlatHasher, FlatHashes, READ_CHUNK, hash_bytes, hash_reader, hex};
+pub use identity::Identity;
 pub use macho::{MachOArch, MachOInfo};
 pub use msi::MsiInfo;
 pub use pe::{AuthenticodeDigests, PeInfo, VersionStrings, machine_name};

@@ -21,7 +21,7 @@ pub fn policy_facts(f: &Facts) -> FileFacts {
         Format::Other => (FileKind::Other, None),
     };
     let pe = f.pe.as_ref();
-    let msi = f.msi.as_ref();
+    let identity = f.identity();
     let strings = pe.map(|p| &p.version_strings);
     let primary = f.primary_signature();
     FileFacts {
@@ -32,21 +32,12 @@ pub fn policy_facts(f: &Facts) -> FileFacts {
         md5: f.hashes.md5,
         kind,
         platform,
-        original_filename: strings.and_then(|v| v.original_filename.clone()),
+        original_filename: identity.original_filename,
         internal_name: strings.and_then(|v| v.internal_name.clone()),
-        product_name: match pe {
-            Some(_) => strings.and_then(|v| v.product_name.clone()),
-            None => msi.and_then(|m| m.product_name.clone()),
-        },
-        company_name: match pe {
-            Some(_) => strings.and_then(|v| v.company_name.clone()),
-            None => msi.and_then(|m| m.manufacturer.clone()),
-        },
+        product_name: identity.product_name,
+        company_name: identity.company_name,
         file_description: strings.and_then(|v| v.file_description.clone()),
-        file_version: pe
-            .and_then(|p| p.file_version)
-            .map(Version)
-            .or_else(|| msi.and_then(|m| m.product_version.as_deref()).and_then(|v| v.parse().ok())),
+        file_version: identity.version.map(Version),
         product_version: pe.and_then(|p| p.product_version).map(Version),
         authenticode_sha256: f.authenticode.map(|a| a.sha256),
         authenticode_sha1: f.authenticode.map(|a| a.sha1),

@@ -29,7 +29,7 @@ pub mod document;
 mod raw;
 mod spanned;
 
-use portcullis_policy::{Application, ItemRef, PolicySet};
+use portcullis_policy::{Application, Engine, ItemRef, PolicySet};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -102,8 +102,38 @@ impl Loaded {
     }
 }
 
+/// Read a policy document the way every part of Portcullis does — the CLI, the agent (its
+/// bundle) and the server (every change, every bundle): with the built-in applications of
+/// [`portcullis_catalog`].
+pub fn load(text: &str, format: Format) -> Result<Loaded, LoadError> {
+    parse(text, format, portcullis_catalog::builtin_applications())
+}
+
+/// Document text → an engine that decides: [`load`], then compile. The one path from a
+/// policy to decisions; what it refuses, no agent would enforce.
+pub fn compile(text: &str, format: Format) -> Result<Engine, LoadError> {
+    let loaded = load(text, format)?;
+    loaded.compile()
+}
+
+impl Loaded {
+    /// Compile the set into an engine; problems keep the place of the item they name.
+    pub fn compile(self) -> Result<Engine, LoadError> {
+        let places = self.places;
+        Engine::new(self.set).map_err(|errors| LoadError {
+            diagnostics: errors
+                .into_iter()
+                .map(|e| {
+                    let (line, column) = places.get(&e.item).copied().unzip();
+                    Diagnostic { line, column, message: e.message }
+                })
+                .collect(),
+        })
+    }
+}
+
 /// Parse and validate a policy file. `builtins` are added to the file's applications (their
-/// names are reserved).
+/// names are reserved). Programs use [`load`], which adds the built-in catalogue.
 pub fn parse(text: &str, format: Format, builtins: &[Application]) -> Result<Loaded, LoadError> {
     let syntax = match format {
         Format::Toml => spanned::Syntax::Toml,

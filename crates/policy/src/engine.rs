@@ -173,12 +173,7 @@ impl Engine {
             .iter()
             .find(|c| c.name.eq_ignore_ascii_case(name))
             .ok_or_else(|| UnknownComputer(name.to_string()))?;
-        let group_mode = c.group.as_deref().and_then(|g| {
-            PolicySet::group_chain(g).find_map(|path| {
-                self.set.groups.iter().find(|x| x.path.eq_ignore_ascii_case(path)).and_then(|x| x.mode.clone())
-            })
-        });
-        let mode = c.mode.clone().or(group_mode).unwrap_or_else(|| self.set.organization.mode.clone());
+        let mode = self.set.mode_of(c).clone();
         Ok(Target { computer: Some(c.name.clone()), group: c.group.clone(), mode, os: c.os.unwrap_or(host_os) })
     }
 

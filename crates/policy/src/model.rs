@@ -492,6 +492,24 @@ impl PolicySet {
         std::iter::successors(Some(path), |p| p.rsplit_once('/').map(|(parent, _)| parent))
     }
 
+    /// The mode the computers of `group` follow unless they set their own: that of the
+    /// nearest group up the tree (the group itself first) that sets one, else the
+    /// organization's. The one rule for the engine and the console.
+    pub fn group_mode(&self, group: Option<&str>) -> &Mode {
+        group
+            .and_then(|g| {
+                Self::group_chain(g).find_map(|path| {
+                    self.groups.iter().find(|x| x.path.eq_ignore_ascii_case(path)).and_then(|x| x.mode.as_ref())
+                })
+            })
+            .unwrap_or(&self.organization.mode)
+    }
+
+    /// The mode `computer` is in: its own, else its group's ([`PolicySet::group_mode`]).
+    pub fn mode_of<'a>(&'a self, computer: &'a Computer) -> &'a Mode {
+        computer.mode.as_ref().unwrap_or_else(|| self.group_mode(computer.group.as_deref()))
+    }
+
     /// Whether `outer` contains every computer of `inner`, as far as the set's tree tells.
     pub fn scope_covers(&self, outer: &Scope, inner: &Scope) -> bool {
         match (outer, inner) {
@@ -532,5 +550,30 @@ mod tests {
         }
         assert_eq!("computer:db".parse::<Scope>().unwrap().computer(), Some("db"));
         assert_eq!(Scope::Organization.computer(), None);
+    }
+
+    #[test]
+    fn a_computer_takes_its_own_mode_else_the_nearest_group_up_the_tree_else_the_organizations() {
+        let group = |path: &str, mode: Option<Mode>| Group { path: path.into(), mode };
+        let computer = |name: &str, group: Option<&str>, mode: Option<Mode>| Computer {
+            name: name.into(),
+            group: group.map(str::to_owned),
+            mode,
+            os: None,
+        };
+        let set = PolicySet {
+            groups: vec![group("Linux", Some(Mode::Monitor)), group("Linux/Web", None), group("Windows", None)],
+            computers: vec![
+                computer("web-01", Some("linux/web"), None),
+                computer("web-02", Some("Linux/Web"), Some(Mode::Secured)),
+                computer("win-01", Some("Windows"), None),
+                computer("loose", None, None),
+            ],
+            ..PolicySet::default()
+        };
+        let modes: Vec<&str> = set.computers.iter().map(|c| set.mode_of(c).name()).collect();
+        assert_eq!(modes, ["monitor", "secured", "secured", "secured"]);
+        assert_eq!(set.group_mode(Some("Linux/Web")).name(), "monitor");
+        assert_eq!(set.group_mode(None), &set.organization.mode);
     }
 }

@@ -377,7 +377,7 @@ async fn scopes(state: &AppState, org_id: i64) -> Result<Vec<String>, AppError> 
 
 async fn application_names(state: &AppState, org_id: i64) -> Result<Vec<String>, AppError> {
     let mut names: Vec<String> = state.store.applications(org_id).await?.into_iter().map(|a| a.doc.name).collect();
-    names.extend(portcullis_catalog::builtin_applications().into_iter().map(|a| a.name));
+    names.extend(portcullis_catalog::builtin_applications().iter().map(|a| a.name.clone()));
     Ok(names)
 }
 
@@ -582,8 +582,8 @@ async fn applications_page(
         let hashes: usize = b.rules.iter().map(|r| r.hashes.flat.len() + r.hashes.authenticode.len()).sum();
         applications.push(ApplicationView {
             id: None,
-            name: b.name,
-            description: b.description.unwrap_or_default(),
+            name: b.name.clone(),
+            description: b.description.clone().unwrap_or_default(),
             builtin: true,
             rules: vec![format!("{} rules, {hashes} hashes (published indicators)", b.rules.len())],
         });
@@ -1056,18 +1056,15 @@ async fn computers_view(
     let settings = state.store.settings(org).await?;
     let org_mode = settings.mode.clone().unwrap_or_else(|| "secured".into());
     let groups_rows = state.store.groups(org).await?;
-    let group_mode = |path: &str| -> String {
-        // The nearest group up the tree that sets a mode, else the organization's.
-        let mut p = Some(path.to_owned());
-        while let Some(cur) = p {
-            if let Some(m) =
-                groups_rows.iter().find(|g| g.doc.path.eq_ignore_ascii_case(&cur)).and_then(|g| g.doc.mode.clone())
-            {
-                return m;
-            }
-            p = cur.rsplit_once('/').map(|(a, _)| a.to_owned());
-        }
-        org_mode.clone()
+    let computer_rows = state.store.computers(org).await?;
+    // Effective modes by the engine's own rule, on the model as agents load it.
+    let (_, mut whole) = state.store.document(org).await?;
+    whole.computers = computer_rows.iter().map(|c| c.doc.clone()).collect();
+    let set = portcullis_policy_file::load(&whole.to_json(), portcullis_policy_file::Format::Json).ok().map(|l| l.set);
+    // A group's mode, or the organization's for no group (what a computer without a mode
+    // of its own is in).
+    let group_mode = |path: Option<&str>| -> String {
+        set.as_ref().map_or_else(|| "unknown".into(), |s| s.group_mode(path).name().to_owned())
     };
     let now = now_ms();
     let latest = state.sync.version(&state.store, org).await?;
@@ -1086,10 +1083,7 @@ async fn computers_view(
             replaces: p.existing_computer.is_some(),
         })
         .collect();
-    let computers = state
-        .store
-        .computers(org)
-        .await?
+    let computers = computer_rows
         .into_iter()
         .map(|c| {
             let group = c.doc.group.clone().unwrap_or_default();
@@ -1100,7 +1094,7 @@ async fn computers_view(
                 lags: online && (c.bundle_version < latest || c.bundle_error.is_some()),
                 bundle_error: c.bundle_error.clone().unwrap_or_default(),
                 last_seen: when(c.last_seen_ms),
-                effective_mode: if group.is_empty() { org_mode.clone() } else { group_mode(&group) },
+                effective_mode: group_mode(c.doc.group.as_deref()),
                 mode: c.doc.mode.clone().unwrap_or_default(),
                 os: c.doc.os.clone().unwrap_or_default(),
                 agent: c.agent_version.clone().unwrap_or_default(),
@@ -1116,7 +1110,7 @@ async fn computers_view(
             id: g.id,
             name: g.doc.path.rsplit('/').next().unwrap_or(&g.doc.path).to_owned(),
             depth: g.doc.path.matches('/').count() as f64,
-            mode: g.doc.mode.clone().unwrap_or_else(|| format!("inherits ({})", group_mode(&g.doc.path))),
+            mode: g.doc.mode.clone().unwrap_or_else(|| format!("inherits ({})", group_mode(Some(&g.doc.path)))),
             computers: g.computers,
             enrollment_open: g.enrollment_open,
             enrollment_limits: [

@@ -62,11 +62,10 @@ fn change(caller: &Caller) -> Change<'_> {
 /// already checked). The one definition used before a change is saved and when bundles
 /// are compiled.
 pub(crate) fn check_document(whole: &Document) -> Result<portcullis_policy_file::Loaded, Vec<String>> {
-    let builtins = portcullis_catalog::builtin_applications();
     let problems = |e: portcullis_policy_file::LoadError| -> Vec<String> {
         e.diagnostics.into_iter().map(|d| d.message).collect()
     };
-    let loaded = portcullis_policy_file::parse(&whole.to_json(), Format::Json, &builtins).map_err(problems)?;
+    let loaded = portcullis_policy_file::load(&whole.to_json(), Format::Json).map_err(problems)?;
     let named = |scope: &str| {
         scope.parse::<portcullis_policy::Scope>().ok().and_then(|s| s.computer().map(str::to_ascii_lowercase))
     };
@@ -84,7 +83,8 @@ pub(crate) fn check_document(whole: &Document) -> Result<portcullis_policy_file:
         let payload = portcullis_protocol::BundlePayload::new("", 0, 0, c.clone(), &org_json)
             .and_then(|p| p.policy_json())
             .map_err(|e| vec![format!("computer {:?}: {e}", c.name)])?;
-        portcullis_policy_file::parse(&payload, Format::Json, &builtins).map_err(|e| {
+        // Exactly what the agent does with it: load and compile.
+        portcullis_policy_file::compile(&payload, Format::Json).map_err(|e| {
             problems(e)
                 .into_iter()
                 .map(|m| format!("the bundle of computer {:?} would not load: {m}", c.name))

@@ -56,13 +56,8 @@ impl Fleet {
         let key = self.admin.state.store.bundle_key(self.org.id).await.unwrap().public();
         let sig = r.headers.get("x-portcullis-signature").unwrap().to_str().unwrap();
         let payload = portcullis_protocol::Bundle::from_parts(r.bytes.clone(), sig).unwrap().verify(&key, 0).unwrap();
-        let loaded = portcullis_policy_file::parse(
-            &payload.policy_json().unwrap(),
-            portcullis_policy_file::Format::Json,
-            &portcullis_catalog::builtin_applications(),
-        )
-        .expect("every bundle loads in the agent's loader");
-        portcullis_policy::Engine::new(loaded.set).expect("and compiles into an engine");
+        portcullis_policy_file::compile(&payload.policy_json().unwrap(), portcullis_policy_file::Format::Json)
+            .expect("every bundle loads and compiles as the agent does");
         Ok(payload)
     }
 }

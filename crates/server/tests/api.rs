@@ -300,12 +300,9 @@ async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {
         let bundle = portcullis_protocol::Bundle::from_parts(first.bytes.clone(), sig).unwrap();
         let payload = bundle.verify(&key, 0).unwrap();
         assert_eq!(payload.computer.group.as_deref(), Some("Linux"));
-        let loaded = portcullis_policy_file::parse(
-            &payload.policy_json().unwrap(),
-            portcullis_policy_file::Format::Json,
-            &portcullis_catalog::builtin_applications(),
-        )
-        .unwrap();
+        let loaded =
+            portcullis_policy_file::load(&payload.policy_json().unwrap(), portcullis_policy_file::Format::Json)
+                .unwrap();
         assert_eq!(loaded.set.computers[0].name, "web-01");
         let v = payload.version;
 
@@ -549,6 +546,29 @@ async fn the_api_reads_scopes_exactly_as_policy_files_do() {
         let p = json!({"name": "P", "position": 0, "applications": ["3CX Desktop App [Reported] (Built-In)"],
             "action": "deny", "scope": "organisation"});
         assert_eq!(admin.json("POST", "/api/policies", p).await.status, StatusCode::CREATED);
+    })
+    .await;
+}
+
+/// The Computers page shows the mode a computer follows by the engine's own rule (its
+/// group's, the nearest group up the tree that sets one, else the organization's).
+#[tokio::test]
+async fn the_computers_page_shows_modes_by_the_engines_rule() {
+    each_backend(async |store: Store| {
+        let org = org_with_users(&store).await;
+        let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+        admin.json("POST", "/api/groups", json!({"path": "Linux", "mode": "monitor"})).await;
+        let web = admin.json("POST", "/api/groups", json!({"path": "Linux/Web"})).await.body["id"].as_i64().unwrap();
+        let token = admin.json("POST", &format!("/api/groups/{web}/enrollment-token"), json!({})).await.body["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let req = json!({"token": token, "host": {"hostname": "web-01", "os": "linux", "agent_version": "1"}});
+        let r = agent_client(&store, &admin.state, None).json("POST", "/api/agent/enroll", req).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let page = String::from_utf8_lossy(&admin.get("/computers").await.bytes).into_owned();
+        assert!(page.contains("inherits (monitor)"), "Linux/Web inherits from Linux");
+        assert!(page.contains("group&#39;s (monitor)") || page.contains("group's (monitor)"), "web-01 follows it");
     })
     .await;
 }

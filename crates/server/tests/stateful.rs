@@ -265,13 +265,9 @@ async fn check_invariant(w: &World, store: &Store) -> Result<(), TestCaseError> 
         let payload = bundle.verify(&current, 0).unwrap();
         prop_assert_eq!(payload.version, version, "{} gets the latest version", name);
         prop_assert!(payload.computer.name.eq_ignore_ascii_case(name));
-        let loaded = portcullis_policy_file::parse(
-            &payload.policy_json().unwrap(),
-            portcullis_policy_file::Format::Json,
-            &portcullis_catalog::builtin_applications(),
-        );
-        prop_assert!(loaded.is_ok(), "the bundle of {} loads: {:?}", name, loaded.err());
-        prop_assert!(portcullis_policy::Engine::new(loaded.unwrap().set).is_ok());
+        let engine =
+            portcullis_policy_file::compile(&payload.policy_json().unwrap(), portcullis_policy_file::Format::Json);
+        prop_assert!(engine.is_ok(), "the bundle of {} loads and compiles: {:?}", name, engine.err());
     }
     Ok(())
 }

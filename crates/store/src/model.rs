@@ -224,9 +224,9 @@ impl Store {
         .await?;
         if made.rows_affected() == 1 {
             let reported: Vec<String> = portcullis_catalog::builtin_applications()
-                .into_iter()
+                .iter()
                 .filter(|a| a.name.contains("[Reported]"))
-                .map(|a| a.name)
+                .map(|a| a.name.clone())
                 .collect();
             sqlx::query(
                 "INSERT INTO policies (org_id, name, description, position, applications_json, action, scope, status, \

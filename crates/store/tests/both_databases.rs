@@ -167,12 +167,7 @@ async fn model_changes_are_audited_bump_the_version_and_read_back_as_a_valid_doc
 
         let (version, doc) = store.document(org).await.unwrap();
         assert_eq!(version, store.org_version(org).await.unwrap());
-        let loaded = portcullis_policy_file::parse(
-            &doc.to_json(),
-            portcullis_policy_file::Format::Json,
-            &portcullis_catalog::builtin_applications(),
-        )
-        .unwrap();
+        let loaded = portcullis_policy_file::load(&doc.to_json(), portcullis_policy_file::Format::Json).unwrap();
         assert_eq!(loaded.set.policies.len(), 3);
         assert_eq!(loaded.set.groups.len(), 2);
 
