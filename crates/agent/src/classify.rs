@@ -2,38 +2,9 @@
 //! gathers the facts (the event's mask, the file's shape, who opens it).
 
 use crate::shape::Shape;
-
-/// Why a file is being opened, as far as execution control is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Access {
-    /// `execve` of the file, its ELF interpreter or its `#!` interpreter.
-    Exec,
-    /// A shared object opened by ld.so or `dlopen` (or any open of one), or a program
-    /// opened by a loader run directly (`ld.so ./program`).
-    Load,
-    /// A script opened by an interpreter to run it (`bash x.sh`, `python3 x.py`).
-    Script,
-    /// Any other open: data.
-    Read,
-}
-
-impl Access {
-    /// Whether the open is judged by the policy as code.
-    pub fn is_code(self) -> bool {
-        !matches!(self, Access::Read)
-    }
-
-    /// The lower-case name used in events.
-    pub fn name(self) -> &'static str {
-        match self {
-            Access::Exec => "exec",
-            Access::Load => "load",
-            Access::Script => "script",
-            Access::Read => "read",
-        }
-    }
-}
+/// Why a file is being opened, as events name it: classification gives `Exec`, `Load`,
+/// `Script` or `Read`.
+pub use portcullis_events::Access;
 
 /// Who opens the file, gathered only when the shape makes it matter.
 pub trait Opener {

@@ -4,7 +4,8 @@
 //! The agent tells code from data ([`classify`]), knows each file version once
 //! ([`identity`]), asks the pure policy engine, answers, and hands process-independent
 //! permits back to the kernel as ignore marks so that the next open never leaves it.
-//! Denies, would-denies and learning candidates go to an append-only spool ([`spool`]).
+//! Denies, would-denies and learning candidates go to an append-only spool, as records of
+//! the event schema ([`portcullis_events`]).
 //!
 //! The entry point is [`run`]; `portcullis agent` is a thin wrapper around it.
 
@@ -15,11 +16,11 @@ pub mod identity;
 pub mod mounts;
 pub mod process;
 pub mod protect;
-pub mod record;
 mod run;
 pub mod shape;
-pub mod spool;
 pub mod sysctl;
+
+pub use portcullis_events::spool;
 
 pub use portcullis_fanotify::Response;
 pub use run::{

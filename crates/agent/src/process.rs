@@ -1,24 +1,8 @@
 //! What the agent learns about a process from procfs (never marked, so never an event).
 
-use serde::{Deserialize, Serialize};
+pub use portcullis_events::ProcessInfo;
 use std::collections::HashMap;
 use std::sync::Mutex;
-
-/// One process, as an event shows it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ProcessInfo {
-    /// Process id.
-    pub pid: i32,
-    /// Its executable, if it still has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
-    /// Real user id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
-    /// Parent process id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ppid: Option<i32>,
-}
 
 /// Read a process's exe, uid and parent. Missing pieces (the process exited, or is a kernel
 /// thread) are `None`.

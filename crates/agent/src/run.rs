@@ -16,10 +16,10 @@ use crate::fencing::{self, Fencing, Ringfence};
 use crate::identity::{self, Cache, Entry, FileKey};
 use crate::mounts::{self, Scope};
 use crate::process::{self, Users};
-use crate::record::{FileRecord, ProcessRecord, Record, RingfenceRecord};
 use crate::shape::Shape;
-use crate::spool::{Spool, SpoolConfig};
 use crate::{protect, sysctl};
+use portcullis_events::spool::{Spool, SpoolConfig};
+use portcullis_events::{EventKind, FileRecord, PolicyHit, ProcessRecord, Record, RingfenceRecord, SignerRecord};
 use portcullis_fanotify::{Event, Group, InitFlags, MarkFlags, Mask, Response};
 use portcullis_inspect::ExtraHashes;
 use portcullis_policy::{
@@ -159,18 +159,18 @@ impl PolicyHits {
         }
     }
 
-    /// Take the counts: `(policy, matches, last match in Unix ms)`.
-    pub fn take(&self) -> Vec<(String, u64, i64)> {
+    /// Take the counts.
+    pub fn take(&self) -> Vec<PolicyHit> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.drain().map(|(k, (n, t))| (k, n, t)).collect()
+        map.drain().map(|(policy, (count, last_ms))| PolicyHit { policy, count, last_ms }).collect()
     }
 
     /// Put back counts that could not be reported.
-    pub fn restore(&self, counts: Vec<(String, u64, i64)>) {
+    pub fn restore(&self, counts: Vec<PolicyHit>) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, n, t) in counts {
-            let e = map.entry(k).or_insert((0, t));
-            *e = (e.0 + n, e.1.max(t));
+        for PolicyHit { policy, count, last_ms } in counts {
+            let e = map.entry(policy).or_insert((0, last_ms));
+            *e = (e.0.saturating_add(count), e.1.max(last_ms));
         }
     }
 }
@@ -397,7 +397,7 @@ struct Outcome {
 }
 
 struct Report {
-    event: &'static str,
+    event: EventKind,
     access: Access,
     decision: Option<Decision>,
     reason: Option<String>,
@@ -468,7 +468,7 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
                 response: shared.config.overload,
                 ignore: None,
                 report: Some(Report {
-                    event: "overload",
+                    event: EventKind::Overload,
                     access,
                     decision: None,
                     reason: Some(reason),
@@ -539,11 +539,11 @@ fn judge(shared: &Shared, pending: &Pending) -> Outcome {
         }
     }
     let event = if !allow {
-        Some("deny")
+        Some(EventKind::Deny)
     } else if decision.would_deny() {
-        Some("would-deny")
+        Some(EventKind::WouldDeny)
     } else if decision.is_learning_candidate() || decision.capture_into().is_some() {
-        Some("candidate")
+        Some(EventKind::Candidate)
     } else {
         None
     };
@@ -605,7 +605,7 @@ fn fence_outcome(
         response: if enforce { Response::Deny } else { Response::Allow },
         ignore: None,
         report: Some(Report {
-            event: if enforce { "ringfence-deny" } else { "ringfence-would-deny" },
+            event: if enforce { EventKind::RingfenceDeny } else { EventKind::RingfenceWouldDeny },
             access,
             decision: None,
             reason: Some(denial.reason.clone()),
@@ -619,9 +619,35 @@ fn fence_outcome(
     }
 }
 
-/// `allow` or `deny`: the configured overload verdict, as events name it.
-fn overload_verdict(shared: &Shared) -> &'static str {
-    if shared.config.overload == Response::Allow { "allow" } else { "deny" }
+/// The configured overload verdict, as events name it.
+fn overload_verdict(shared: &Shared) -> portcullis_events::Verdict {
+    answered(shared.config.overload)
+}
+
+/// A kernel answer as events name it.
+fn answered(response: Response) -> portcullis_events::Verdict {
+    if response == Response::Allow { portcullis_events::Verdict::Allow } else { portcullis_events::Verdict::Deny }
+}
+
+/// What an event says about its file: the hash and kind, and what the file says it is.
+fn file_record(path: String, key: FileKey, facts: Option<&FileFacts>) -> FileRecord {
+    FileRecord {
+        path,
+        sha256: facts.map(|f| portcullis_inspect::hex(&f.sha256)).unwrap_or_default(),
+        size: key.size,
+        kind: facts.map(|f| f.kind.name().to_owned()).unwrap_or_default(),
+        dev: key.dev,
+        ino: key.ino,
+        original_filename: facts.and_then(|f| f.original_filename.clone()),
+        product_name: facts.and_then(|f| f.product_name.clone()),
+        company_name: facts.and_then(|f| f.company_name.clone()),
+        signer: facts.and_then(|f| f.signer.as_ref()).map(|s| SignerRecord {
+            subject: s.subject.clone(),
+            issuer: s.issuer.clone(),
+            cert_sha256: portcullis_inspect::hex(&s.cert_sha256),
+            verified: s.verified,
+        }),
+    }
 }
 
 fn process_record(shared: &Shared, info: process::ProcessInfo, ancestors: Vec<process::ProcessInfo>) -> ProcessRecord {
@@ -638,32 +664,29 @@ fn record_of(shared: &Shared, report: Report) -> Record {
     let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
     let mode = policy.target.mode().at(now());
     let (verdict, policy_name, reason) = match (&report.decision, &report.fence) {
-        (Some(d), _) => (d.verdict.name().to_owned(), d.policy().map(str::to_owned), d.explain()),
-        (None, Some((rf, _))) if report.event != "overload" => (
-            if rf.tag.enforce { "deny" } else { "allow" }.to_owned(),
+        (Some(d), _) => (
+            answered(if d.verdict == Verdict::Allow { Response::Allow } else { Response::Deny }),
+            d.policy().map(str::to_owned),
+            d.explain(),
+        ),
+        (None, Some((rf, _))) if report.event != EventKind::Overload => (
+            answered(if rf.tag.enforce { Response::Deny } else { Response::Allow }),
             Some(rf.policy.clone()),
             report.reason.unwrap_or_default(),
         ),
-        (None, _) => (overload_verdict(shared).to_owned(), None, report.reason.unwrap_or_default()),
+        (None, _) => (overload_verdict(shared), None, report.reason.unwrap_or_default()),
     };
     // Answered by the deadline keeper: the ringfence did not decide.
-    let fence = if report.event == "overload" { None } else { report.fence };
+    let fence = if report.event == EventKind::Overload { None } else { report.fence };
     Record {
         time: event_time(),
-        event: report.event.to_owned(),
-        access: report.access.name().to_owned(),
+        event: report.event,
+        access: report.access,
         verdict,
         mode: mode.name().to_owned(),
         policy: policy_name,
         reason,
-        file: FileRecord {
-            path: report.path,
-            sha256: report.facts.as_ref().map(|f| portcullis_inspect::hex(&f.sha256)).unwrap_or_default(),
-            size: report.key.size,
-            kind: report.facts.as_ref().map(|f| f.kind.name().to_owned()).unwrap_or_default(),
-            dev: report.key.dev,
-            ino: report.key.ino,
-        },
+        file: file_record(report.path, report.key, report.facts.as_deref()),
         process: process_record(shared, report.process, report.ancestors),
         ringfence: fence.map(|(rf, denial)| RingfenceRecord {
             profile: rf.profile,
@@ -714,7 +737,7 @@ fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>, depth: Op
         if let Some(mut report) = outcome.report {
             if !answered {
                 // The deadline keeper answered first, with the overload verdict.
-                report.event = "overload";
+                report.event = EventKind::Overload;
             }
             let record = record_of(&shared, report);
             let _ = shared.records.lock().unwrap_or_else(|p| p.into_inner()).send(record);
@@ -837,9 +860,9 @@ fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -> Record {
     let policy = shared.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
     Record {
         time: event_time(),
-        event: "overload".into(),
-        access: if p.event.mask.intersects(Mask::OPEN_EXEC_PERM) { "exec" } else { "open" }.into(),
-        verdict: verdict.into(),
+        event: EventKind::Overload,
+        access: if p.event.mask.intersects(Mask::OPEN_EXEC_PERM) { Access::Exec } else { Access::Open },
+        verdict,
         mode: policy.target.mode().at(now()).name().into(),
         policy: None,
         reason: format!(
@@ -848,11 +871,10 @@ fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -> Record {
         ),
         file: FileRecord {
             path: fd.map_or_else(|| "(unknown)".into(), fd_path),
-            sha256: String::new(),
             size: stat.map_or(0, |s| s.key.size),
-            kind: String::new(),
             dev: stat.map_or(0, |s| s.key.dev),
             ino: stat.map_or(0, |s| s.key.ino),
+            ..FileRecord::default()
         },
         process: process_record(shared, info, ancestors),
         ringfence: None,
@@ -869,7 +891,7 @@ fn spool_writer(mut spool: Spool, rx: Receiver<Record>) {
             }
             Err(e) => tracing::error!("event spool: {e}"),
         }
-        if record.event == "deny" {
+        if record.event.denied() {
             tracing::warn!("{}", record.summary());
         } else {
             tracing::info!("{}", record.summary());
@@ -1006,20 +1028,16 @@ fn net_record(shared: &Shared, fencing: &Fencing, e: portcullis_fence::NetEvent)
     let verb = if e.tag.enforce { "does not allow" } else { "would not allow (report only)" };
     Record {
         time: event_time(),
-        event: if e.tag.enforce { "ringfence-deny" } else { "ringfence-would-deny" }.into(),
-        access: e.op.name().into(),
-        verdict: if e.tag.enforce { "deny" } else { "allow" }.into(),
+        event: if e.tag.enforce { EventKind::RingfenceDeny } else { EventKind::RingfenceWouldDeny },
+        access: match e.op {
+            portcullis_fence::NetOp::Connect => Access::Connect,
+            portcullis_fence::NetOp::Send => Access::Send,
+        },
+        verdict: answered(if e.tag.enforce { Response::Deny } else { Response::Allow }),
         mode: mode.name().to_owned(),
         policy: rf.as_ref().map(|r| r.policy.clone()),
         reason: format!("ringfence {profile:?} {verb} {} to {destination} (by {}; network.allow)", e.op.name(), e.comm),
-        file: FileRecord {
-            path: destination.clone(),
-            sha256: String::new(),
-            size: 0,
-            kind: String::new(),
-            dev: 0,
-            ino: 0,
-        },
+        file: FileRecord { path: destination.clone(), ..FileRecord::default() },
         process: process_record(shared, info, ancestors),
         ringfence: Some(RingfenceRecord {
             profile,

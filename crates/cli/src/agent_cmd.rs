@@ -46,12 +46,8 @@ impl ServerSync {
     fn start(self, hits: Arc<portcullis_agent::PolicyHits>) {
         let (take, back) = (hits.clone(), hits);
         let counters = portcullis_sync::HitCounters {
-            take: Box::new(move || {
-                take.take().into_iter().map(|(policy, count, last_ms)| PolicyHit { policy, count, last_ms }).collect()
-            }),
-            restore: Box::new(move |h: Vec<PolicyHit>| {
-                back.restore(h.into_iter().map(|h| (h.policy, h.count, h.last_ms)).collect())
-            }),
+            take: Box::new(move || take.take()),
+            restore: Box::new(move |h: Vec<PolicyHit>| back.restore(h)),
         };
         // The agent's main loop reloads on SIGHUP, as for a policy file.
         // SAFETY: kill(2) on our own pid with a signal the agent blocks and waits for.

@@ -184,9 +184,18 @@ pub struct EventsArgs {
     /// Only the last N events (before following).
     #[arg(long, short = 'n')]
     pub last: Option<usize>,
-    /// Only events of this kind: deny, would-deny, candidate, overload.
-    #[arg(long)]
-    pub only: Option<String>,
+    /// Only events of this kind: deny, would-deny, candidate, overload, ringfence-deny,
+    /// ringfence-would-deny.
+    #[arg(long, value_parser = event_kind)]
+    pub only: Option<portcullis_events::EventKind>,
+}
+
+/// An event kind by its name, every kind the schema has.
+fn event_kind(text: &str) -> Result<portcullis_events::EventKind, String> {
+    portcullis_events::EventKind::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = portcullis_events::EventKind::ALL.iter().map(|k| k.name()).collect();
+        format!("use one of: {}", names.join(", "))
+    })
 }
 
 #[derive(Subcommand)]

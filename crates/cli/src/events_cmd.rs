@@ -2,8 +2,7 @@
 
 use crate::args::EventsArgs;
 use crate::exit::{UNREADABLE, fail};
-use portcullis_agent::record::Record;
-use portcullis_agent::spool;
+use portcullis_events::{Record, spool};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,24 +10,14 @@ use std::time::Duration;
 
 fn human(r: &Record) -> String {
     let time = r.time.replace('T', " ").trim_end_matches('Z').to_owned();
-    let label = match r.event.as_str() {
-        "deny" => "DENY",
-        "would-deny" => "WOULD DENY",
-        "candidate" => "CANDIDATE",
-        "overload" => "OVERLOAD",
-        other => other,
-    };
-    let mut who = match (&r.process.exe, &r.process.user) {
-        (Some(exe), Some(user)) => format!("{exe} (pid {}, {user})", r.process.pid),
-        (Some(exe), None) => format!("{exe} (pid {})", r.process.pid),
-        _ => format!("pid {}", r.process.pid),
-    };
+    let label = r.event.label();
+    let mut who = r.process.who();
     for a in r.process.ancestors.iter().take(4) {
         who.push_str(&format!(" ← {} ({})", a.exe.as_deref().unwrap_or("?"), a.pid));
     }
     let sha = if r.file.sha256.is_empty() { String::new() } else { format!("  sha256 {}", &r.file.sha256) };
     format!(
-        "{time}  {label:<10}  {:<6} {}\n    by {who}\n    {}\n    {} mode, answered {}{sha}\n",
+        "{time}  {label:<11}  {:<6} {}\n    by {who}\n    {}\n    {} mode, answered {}{sha}\n",
         r.access, r.file.path, r.reason, r.mode, r.verdict
     )
 }
@@ -48,7 +37,7 @@ impl Printer<'_> {
             self.bad_lines += 1;
             return Ok(());
         };
-        if self.args.only.as_deref().is_some_and(|o| o != record.event) {
+        if self.args.only.is_some_and(|o| o != record.event) {
             return Ok(());
         }
         if self.args.json { writeln!(self.out, "{line}") } else { writeln!(self.out, "{}", human(&record)) }

@@ -177,17 +177,7 @@ pub struct Enrolled {
     pub pending: bool,
 }
 
-/// How often a policy matched on the agent since its last report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PolicyHit {
-    /// The policy's name.
-    pub policy: String,
-    /// Matches since the last report.
-    pub count: u64,
-    /// The last match, Unix milliseconds.
-    pub last_ms: i64,
-}
+pub use portcullis_events::PolicyHit;
 
 /// A long-poll: "I have version `after`; answer when there is a newer one".
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -496,13 +486,15 @@ impl BundlePublicKey {
     }
 }
 
-/// A batch of spool lines, each one JSON event record exactly as the agent wrote it.
+/// A batch of spool lines, each one [`portcullis_events::Record`] exactly as the agent
+/// wrote it: carried as raw JSON so that the server keys each by its bytes ([`event_key`]),
+/// and decoded by the server as a `Record`.
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
     /// The records.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<portcullis_events::Record>))]
     pub events: Vec<Box<RawValue>>,
     /// Policy matches since the last batch (sent every few seconds, with or without events).
     #[serde(default)]

@@ -8,13 +8,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use portcullis_events::Record;
 use portcullis_protocol::{
-    BundlePayload, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PollRequest, SIGNATURE_HEADER, event_key,
-    paths,
+    BundlePayload, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PolicyHit, PollRequest, SIGNATURE_HEADER,
+    event_key, paths,
 };
 use portcullis_protocol::{bounded_text, limits};
-use portcullis_store::{AgentIdentity, Enrolled as StoreEnrolled, Enrollment, NewEvent, now_ms};
-use serde::Deserialize;
+use portcullis_store::{AgentIdentity, Enrolled as StoreEnrolled, Enrollment, EventFields, NewEvent, now_ms};
 use std::time::Duration;
 
 /// The longest a poll is held before "nothing new" (204).
@@ -171,35 +171,36 @@ async fn bundle(
     Ok(response)
 }
 
-/// The parts of an agent's event record the console filters on (the agent's `Record`).
-#[derive(Deserialize)]
-struct RecordFields {
-    time: String,
-    event: String,
-    verdict: String,
-    mode: String,
-    #[serde(default)]
-    policy: Option<String>,
-    reason: String,
-    file: FileFields,
-    process: ProcessFields,
-}
-
-#[derive(Deserialize)]
-struct FileFields {
-    path: String,
-    #[serde(default)]
-    sha256: String,
-    #[serde(default)]
-    kind: String,
-}
-
-#[derive(Deserialize)]
-struct ProcessFields {
-    #[serde(default)]
-    exe: Option<String>,
-    #[serde(default)]
-    user: Option<String>,
+/// What is stored of a record: every field bounded where it enters, the time clamped.
+fn event_fields(i: usize, r: Record, text: &str, received: i64) -> Result<EventFields, AppError> {
+    let at_ms = r
+        .time
+        .parse::<jiff::Timestamp>()
+        .map_err(|e| AppError::BadRequest(format!("event {i}: time {:?}: {e}", bounded_text(&r.time, 80))))?
+        .as_millisecond();
+    // A clock far ahead would sort the event above every real one for ever.
+    let at_ms = if at_ms > received + MAX_CLOCK_SKEW_MS { received } else { at_ms.max(0) };
+    // PostgreSQL text cannot hold NUL, which a Linux path never has but a forged record
+    // might; every field is bounded.
+    let clean = |s: String| {
+        let s = if s.contains('\0') { s.replace('\0', "\u{fffd}") } else { s };
+        if s.len() > MAX_EVENT_FIELD { bounded_text(&s, MAX_EVENT_FIELD) } else { s }
+    };
+    Ok(EventFields {
+        at_ms,
+        event: r.event.name().to_owned(),
+        verdict: r.verdict.name().to_owned(),
+        mode: clean(r.mode),
+        policy: r.policy.map(clean),
+        reason: clean(r.reason),
+        file_path: clean(r.file.path),
+        file_sha256: clean(r.file.sha256),
+        file_kind: clean(r.file.kind),
+        process_exe: r.process.exe.map(clean),
+        user_name: r.process.user.map(clean),
+        // JSON text escapes NUL as \u0000, so the record itself is safe.
+        record_json: text.to_owned(),
+    })
 }
 
 #[utoipa::path(post, path = "/api/agent/events", tag = "agents", operation_id = "agent_events", request_body = portcullis_protocol::EventBatch, responses((status = 200, body = portcullis_protocol::EventBatchReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "over the agent's event quota", body = ErrorBody)), security(("agent" = [])))]
@@ -219,42 +220,14 @@ pub(crate) async fn events(
     let mut rows = Vec::with_capacity(batch.events.len());
     for (i, raw) in batch.events.iter().enumerate() {
         let text = raw.get();
-        let f: RecordFields = serde_json::from_str(text)
+        let record: Record = serde_json::from_str(text)
             .map_err(|e| AppError::BadRequest(format!("event {i} is not an agent event record: {e}")))?;
-        let at_ms = f
-            .time
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| AppError::BadRequest(format!("event {i}: time {:?}: {e}", bounded_text(&f.time, 80))))?
-            .as_millisecond();
-        // A clock far ahead would sort the event above every real one for ever.
-        let at_ms = if at_ms > received + MAX_CLOCK_SKEW_MS { received } else { at_ms.max(0) };
-        // PostgreSQL text cannot hold NUL, which a Linux path never has but a forged record
-        // might; every field is bounded.
-        let clean = |s: String| {
-            let s = if s.contains('\0') { s.replace('\0', "\u{fffd}") } else { s };
-            if s.len() > MAX_EVENT_FIELD { bounded_text(&s, MAX_EVENT_FIELD) } else { s }
-        };
-        rows.push(NewEvent {
-            key: event_key(text),
-            at_ms,
-            event: clean(f.event),
-            verdict: clean(f.verdict),
-            mode: clean(f.mode),
-            policy: f.policy.map(clean),
-            reason: clean(f.reason),
-            file_path: clean(f.file.path),
-            file_sha256: clean(f.file.sha256),
-            file_kind: clean(f.file.kind),
-            process_exe: f.process.exe.map(clean),
-            user_name: f.process.user.map(clean),
-            // JSON text escapes NUL as \u0000, so the record itself is safe.
-            record_json: text.to_owned(),
-        });
+        rows.push(NewEvent { key: event_key(text), fields: event_fields(i, record, text, received)? });
     }
     let (stored, duplicates) = state.store.insert_events(agent.org_id, agent.computer_id, &rows).await?;
     if !batch.hits.is_empty() {
-        let hits: Vec<(String, u64, i64)> =
-            batch.hits.iter().map(|h| (bounded_text(&h.policy, 200), h.count, h.last_ms)).collect();
+        let hits: Vec<PolicyHit> =
+            batch.hits.into_iter().map(|h| PolicyHit { policy: bounded_text(&h.policy, 200), ..h }).collect();
         state.store.record_hits(agent.org_id, &hits).await?;
     }
     Ok(AppJson(EventBatchReply { stored, duplicates }))

@@ -1391,7 +1391,7 @@ struct EventFilterForm {
 struct EventsPage {
     page: Page,
     f: EventFilterForm,
-    verdicts: [&'static str; 6],
+    verdicts: Vec<&'static str>,
     events: Vec<EventView>,
 }
 
@@ -1434,7 +1434,11 @@ async fn events_page(
     html(EventsPage {
         page: console.page("/events", flash),
         f,
-        verdicts: ["", "deny", "allow", "would-deny", "candidate", "overload"],
+        // Any, a verdict, or an event kind: every value the event schema has.
+        verdicts: std::iter::once("")
+            .chain(portcullis_events::Verdict::ALL.iter().map(|v| v.name()))
+            .chain(portcullis_events::EventKind::ALL.iter().map(|k| k.name()).filter(|k| *k != "deny"))
+            .collect(),
         events,
     })
 }
@@ -1472,9 +1476,9 @@ async fn event_page(
 ) -> Result<Response, AppError> {
     let e = state.store.event(console.0.user.org_id, id).await?;
     let (now_verdict, now_reason) = decide_event(&state, console.reader(), id).await;
-    let record = serde_json::from_str::<Value>(&e.record_json)
+    let record = serde_json::from_str::<Value>(&e.fields.record_json)
         .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
-        .unwrap_or(e.record_json.clone());
+        .unwrap_or(e.fields.record_json.clone());
     let kinds = [
         ("permit-hash", "Permit this file (by hash)"),
         ("permit-path", "Permit this path"),
@@ -1490,11 +1494,11 @@ async fn event_page(
     Ok(html(EventPage {
         page: console.page("/events", flash),
         id,
-        event: e.event,
+        event: e.fields.event,
         computer: e.computer,
-        at: when(Some(e.at_ms)),
-        file_path: e.file_path,
-        reason: e.reason,
+        at: when(Some(e.fields.at_ms)),
+        file_path: e.fields.file_path,
+        reason: e.fields.reason,
         now_verdict,
         now_reason,
         kinds,

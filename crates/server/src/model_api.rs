@@ -914,18 +914,24 @@ fn hex32(text: &str) -> Option<[u8; 32]> {
     }
 }
 
+/// The stored record of an event, decoded (every stored record was decoded once already,
+/// when it came in).
+fn record_of(event: &EventRow) -> Option<portcullis_events::Record> {
+    serde_json::from_str(&event.fields.record_json).ok()
+}
+
 pub(crate) fn file_input_of(event: &EventRow) -> FileInput {
-    let record: Value = serde_json::from_str(&event.record_json).unwrap_or(Value::Null);
+    let file = record_of(event).map(|r| r.file).unwrap_or_default();
     FileInput {
-        path: event.file_path.clone(),
-        sha256: Some(event.file_sha256.clone()),
-        kind: Some(event.file_kind.clone()),
+        path: event.fields.file_path.clone(),
+        sha256: Some(event.fields.file_sha256.clone()),
+        kind: Some(event.fields.file_kind.clone()),
         os: Some("linux".into()),
-        parent_process: event.process_exe.clone(),
-        user: event.user_name.clone(),
-        original_filename: record["file"]["original_filename"].as_str().map(str::to_owned),
-        product_name: record["file"]["product_name"].as_str().map(str::to_owned),
-        company_name: record["file"]["company_name"].as_str().map(str::to_owned),
+        parent_process: event.fields.process_exe.clone(),
+        user: event.fields.user_name.clone(),
+        original_filename: file.original_filename,
+        product_name: file.product_name,
+        company_name: file.company_name,
     }
 }
 
@@ -1034,7 +1040,7 @@ pub(crate) async fn event(
 ) -> Result<AppJson<Value>, AppError> {
     let e = state.store.event(caller.user.org_id, id).await?;
     let mut v = json!(e);
-    v["record"] = serde_json::from_str(&e.record_json).unwrap_or(Value::Null);
+    v["record"] = serde_json::from_str(&e.fields.record_json).unwrap_or(Value::Null);
     Ok(AppJson(v))
 }
 
@@ -1061,13 +1067,10 @@ pub(crate) struct EventRule {
 /// The verified signer an event's record carries: subject and leaf certificate, only when
 /// the agent verified the signature. Company and product names are claims in the file (and
 /// the record), not a signer, and never make a publisher rule.
-fn verified_signer(record: &Value) -> Option<(String, String)> {
-    let s = &record["file"]["signer"];
-    if s["verified"].as_bool() != Some(true) {
-        return None;
-    }
-    let subject = s["subject"].as_str().filter(|v| !v.trim().is_empty())?;
-    let cert = s["cert_sha256"].as_str().and_then(hex32)?;
+fn verified_signer(record: Option<&portcullis_events::Record>) -> Option<(String, String)> {
+    let s = record?.file.signer.as_ref().filter(|s| s.verified)?;
+    let subject = Some(s.subject.as_str()).filter(|v| !v.trim().is_empty())?;
+    let cert = hex32(&s.cert_sha256)?;
     Some((subject.to_owned(), cert.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
@@ -1075,10 +1078,10 @@ fn verified_signer(record: &Value) -> Option<(String, String)> {
 /// literal: a path becomes that one path (glob characters escaped), a hash that hash, a
 /// publisher the verified signer's subject *and* its certificate.
 pub(crate) fn rule_from_event(e: &EventRow, kind: &str) -> Result<EventRule, AppError> {
-    let record: Value = serde_json::from_str(&e.record_json).unwrap_or(Value::Null);
+    let record = record_of(e);
     let hash = || {
-        hex32(&e.file_sha256)
-            .map(|_| e.file_sha256.trim().to_ascii_lowercase())
+        hex32(&e.fields.file_sha256)
+            .map(|_| e.fields.file_sha256.trim().to_ascii_lowercase())
             .ok_or_else(|| AppError::BadRequest("this event carries no SHA-256 of its file; permit it by path".into()))
     };
     Ok(match kind {
@@ -1092,16 +1095,16 @@ pub(crate) fn rule_from_event(e: &EventRow, kind: &str) -> Result<EventRule, App
             }
         }
         "permit-path" => {
-            if !e.file_path.starts_with('/') {
+            if !e.fields.file_path.starts_with('/') {
                 return Err(AppError::BadRequest("this event's path is not absolute; permit it by hash".into()));
             }
             EventRule {
                 matches: format!(
                     "exactly the path {:?}, taken literally (no wildcard), whatever its content",
-                    e.file_path
+                    e.fields.file_path
                 ),
                 rule: RuleDoc {
-                    path: Some(portcullis_policy::PathPattern::escape(&e.file_path)),
+                    path: Some(portcullis_policy::PathPattern::escape(&e.fields.file_path)),
                     ..Default::default()
                 },
                 action: "permit",
@@ -1109,7 +1112,7 @@ pub(crate) fn rule_from_event(e: &EventRow, kind: &str) -> Result<EventRule, App
             }
         }
         "permit-publisher" => {
-            let Some((subject, cert)) = verified_signer(&record) else {
+            let Some((subject, cert)) = verified_signer(record.as_ref()) else {
                 return Err(AppError::BadRequest(
                     "this event carries no verified signer (subject and certificate); permit it by hash or path".into(),
                 ));
@@ -1158,7 +1161,7 @@ pub(crate) async fn policy_from_event(
         ));
     }
     caller.require_change()?;
-    let file_name = e.file_path.rsplit('/').next().unwrap_or(&e.file_path).to_owned();
+    let file_name = e.fields.file_path.rsplit('/').next().unwrap_or(&e.fields.file_path).to_owned();
     let file_name = portcullis_protocol::bounded_text(&file_name, 80);
     let (action, what) = (made.action, made.what);
     let verb = if action == "permit" { "Permit" } else { "Deny" };

@@ -394,6 +394,31 @@ async fn a_path_from_an_event_is_permitted_literally_and_a_claimed_publisher_is_
             html.contains("taken literally") && html.contains("no verified signer"),
             "the form previews each choice"
         );
+
+        // A verified signer in the record (the agent writes one for a signed file it judged)
+        // makes a publisher rule of that subject, taken literally, and its certificate only.
+        let signer = |path: &str, verified: bool| {
+            let mut line: Value = serde_json::from_str(&event_line(path, "p")).unwrap();
+            line["file"]["signer"] =
+                json!({"subject": "CN=Vendor*", "issuer": "CN=CA", "cert_sha256": "cd".repeat(32), "verified": verified});
+            line
+        };
+        let batch = json!({"events": [signer("/opt/a.exe", true), signer("/opt/b.exe", false)]});
+        assert_eq!(agent.json("POST", "/api/agent/events", batch).await.status, StatusCode::OK);
+        let listed = f.admin.get("/api/events").await.body;
+        let id_of = |path: &str| {
+            listed.as_array().unwrap().iter().find(|e| e["file_path"] == path).unwrap()["id"].as_i64().unwrap()
+        };
+        let publisher = async |id: i64| {
+            let uri = format!("/api/events/{id}/policy");
+            f.admin.json("POST", &uri, json!({"kind": "permit-publisher", "preview": true})).await
+        };
+        let r = publisher(id_of("/opt/a.exe")).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["rule"]["signer"]["subject"], "CN=Vendor[*]");
+        assert_eq!(r.body["rule"]["signer"]["cert_sha256"], "cd".repeat(32));
+        assert_eq!(r.body["rule"]["signer"]["verified"], true);
+        assert_eq!(publisher(id_of("/opt/b.exe")).await.status, StatusCode::BAD_REQUEST, "not verified: no publisher");
     })
     .await;
 }

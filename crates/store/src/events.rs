@@ -4,14 +4,13 @@
 use crate::{Store, StoreError, now_ms};
 use serde::Serialize;
 
-/// One event as delivered, with the fields the console filters on.
-#[derive(Clone, Debug, Default)]
-pub struct NewEvent {
-    /// Idempotency key (hash of the record's bytes).
-    pub key: String,
+/// What the console filters on and shows of an event, kept in columns beside the whole
+/// record (a `portcullis_events::Record`, decoded and bounded by the server where it came in).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct EventFields {
     /// When it happened on the agent, Unix milliseconds.
     pub at_ms: i64,
-    /// `deny`, `would-deny`, `candidate`, `overload`.
+    /// The event kind's wire name (`deny`, `would-deny`, `ringfence-deny`…).
     pub event: String,
     /// `allow` or `deny`.
     pub verdict: String,
@@ -23,7 +22,7 @@ pub struct NewEvent {
     pub reason: String,
     /// File path.
     pub file_path: String,
-    /// File SHA-256.
+    /// File SHA-256, hex.
     pub file_sha256: String,
     /// File kind.
     pub file_kind: String,
@@ -31,8 +30,17 @@ pub struct NewEvent {
     pub process_exe: Option<String>,
     /// The user.
     pub user_name: Option<String>,
-    /// The whole record, JSON.
+    /// The whole record, JSON, as the agent wrote it.
     pub record_json: String,
+}
+
+/// An event to store.
+#[derive(Clone, Debug, Default)]
+pub struct NewEvent {
+    /// Idempotency key (hash of the record's bytes).
+    pub key: String,
+    /// What is stored.
+    pub fields: EventFields,
 }
 
 /// A stored event.
@@ -42,30 +50,10 @@ pub struct EventRow {
     pub id: i64,
     /// The computer's name.
     pub computer: String,
-    /// When it happened, Unix milliseconds.
-    pub at_ms: i64,
-    /// `deny`, `would-deny`, `candidate`, `overload`.
-    pub event: String,
-    /// `allow` or `deny`.
-    pub verdict: String,
-    /// The mode.
-    pub mode: String,
-    /// The deciding policy.
-    pub policy: Option<String>,
-    /// The reason.
-    pub reason: String,
-    /// File path.
-    pub file_path: String,
-    /// File SHA-256.
-    pub file_sha256: String,
-    /// File kind.
-    pub file_kind: String,
-    /// Process executable.
-    pub process_exe: Option<String>,
-    /// User.
-    pub user_name: Option<String>,
-    /// The whole record, JSON.
-    pub record_json: String,
+    /// What was stored.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub fields: EventFields,
 }
 
 /// Which events to list; every field given must hold.
@@ -73,7 +61,8 @@ pub struct EventRow {
 pub struct EventFilter {
     /// Computer name, exactly.
     pub computer: Option<String>,
-    /// Verdict (`allow`/`deny`) or event kind (`deny`, `would-deny`, `candidate`, `overload`).
+    /// Verdict (`allow`/`deny`) or event kind (`deny`, `would-deny`, `candidate`, `overload`,
+    /// `ringfence-deny`, `ringfence-would-deny`).
     pub verdict: Option<String>,
     /// Part of the file path, or the start of its SHA-256.
     pub file: Option<String>,
@@ -103,7 +92,7 @@ impl Store {
         let received = now_ms();
         let mut tx = self.begin().await?;
         let mut stored = 0;
-        for e in events {
+        for NewEvent { key, fields: e } in events {
             stored += sqlx::query(
                 "INSERT INTO events (org_id, computer_id, event_key, at_ms, received_ms, event, verdict, mode, policy, \
                  reason, file_path, file_sha256, file_kind, process_exe, user_name, record_json) \
@@ -112,7 +101,7 @@ impl Store {
             )
             .bind(org_id)
             .bind(computer_id)
-            .bind(&e.key)
+            .bind(key)
             .bind(e.at_ms)
             .bind(received)
             .bind(&e.event)

@@ -23,7 +23,7 @@ pub use accounts::{
 };
 pub use agents::{AgentIdentity, Enrolled, Enrollment, MAX_PENDING, PendingRow, Seen, TokenLimits};
 pub use audit::AuditEntry;
-pub use events::{EventFilter, EventRow, NewEvent};
+pub use events::{EventFields, EventFilter, EventRow, NewEvent};
 pub use model::{
     ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, MAX_HITS, Move,
     PolicyRow, RingfenceRow,

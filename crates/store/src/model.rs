@@ -12,7 +12,7 @@ use crate::{Store, StoreError, hex, now_ms, random_hex, sha256_hex};
 use portcullis_policy_file::document::{
     ApplicationDoc, BlocklistDoc, ComputerDoc, Document, GroupDoc, OrganizationDoc, PolicyDoc, RingfenceDoc, RuleDoc,
 };
-use portcullis_protocol::{BundleKey, BundlePublicKey, KeyEndorsement, MAX_KEY_CHAIN};
+use portcullis_protocol::{BundleKey, BundlePublicKey, KeyEndorsement, MAX_KEY_CHAIN, PolicyHit};
 use serde::Serialize;
 
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -1062,9 +1062,9 @@ impl Store {
     /// Count matches reported by an agent (no version bump, no audit: this is use, not change).
     /// Counts saturate at [`MAX_HITS`] (SQLite's integers overflow with an error, not a
     /// wrap) and a match time is taken only if it is not in the future.
-    pub async fn record_hits(&self, org_id: i64, hits: &[(String, u64, i64)]) -> Result<(), StoreError> {
+    pub async fn record_hits(&self, org_id: i64, hits: &[PolicyHit]) -> Result<(), StoreError> {
         let now = now_ms();
-        for (policy, count, last_ms) in hits {
+        for PolicyHit { policy, count, last_ms } in hits {
             let count = i64::try_from(*count).unwrap_or(MAX_HITS).min(MAX_HITS);
             let last_ms = (*last_ms).clamp(0, now);
             sqlx::query(

@@ -229,17 +229,19 @@ async fn agents_enroll_with_a_group_token_and_deliver_each_event_once() {
 
         let event = |key: &str, path: &str| NewEvent {
             key: key.into(),
-            at_ms: 1_000,
-            event: "deny".into(),
-            verdict: "deny".into(),
-            mode: "secured".into(),
-            policy: Some(BUILTIN_REPORTED_POLICY.into()),
-            reason: "denied".into(),
-            file_path: path.into(),
-            file_sha256: "ab".repeat(32),
-            file_kind: "elf-executable".into(),
-            record_json: "{}".into(),
-            ..Default::default()
+            fields: portcullis_store::EventFields {
+                at_ms: 1_000,
+                event: "deny".into(),
+                verdict: "deny".into(),
+                mode: "secured".into(),
+                policy: Some(BUILTIN_REPORTED_POLICY.into()),
+                reason: "denied".into(),
+                file_path: path.into(),
+                file_sha256: "ab".repeat(32),
+                file_kind: "elf-executable".into(),
+                record_json: "{}".into(),
+                ..Default::default()
+            },
         };
         let batch = [event("k1", "/tmp/a_b"), event("k2", "/tmp/a%b")];
         assert_eq!(store.insert_events(org, agent.computer_id, &batch).await.unwrap(), (2, 0));

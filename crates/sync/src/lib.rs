@@ -14,12 +14,13 @@
 //! Everything here is blocking and runs on its own threads beside the enforcing agent: a
 //! slow or absent server never delays a permission decision.
 
+use portcullis_events::spool;
 use portcullis_protocol::{
     Bundle, BundleError, BundlePayload, BundlePublicKey, EnrollRequest, Enrolled, EventBatchReply, HostFacts,
     MAX_BUNDLE_BYTES, MAX_REPLY_BYTES, PolicyHit, PollRequest, SIGNATURE_HEADER, paths,
 };
 use serde::{Deserialize, Serialize};
-use std::io::{self, BufRead, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -548,7 +549,7 @@ impl Uploader {
     /// how many events went up.
     pub fn upload_pending(&mut self, mut hits: Vec<PolicyHit>) -> Result<u64, SyncError> {
         let mut sent = 0;
-        let files = match portcullis_agent::spool::files(&self.spool_dir) {
+        let files = match spool::files(&self.spool_dir) {
             Ok(f) => f,
             // The agent makes it when it starts.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -568,8 +569,17 @@ impl Uploader {
                 self.cursor = Cursor { file: *number, offset: 0 };
             }
             loop {
-                let (lines, end) = read_lines(path, self.cursor.offset, BATCH).map_err(file_error(path))?;
+                let (lines, end, skipped) =
+                    spool::read_lines(path, self.cursor.offset, BATCH).map_err(file_error(path))?;
+                for at in skipped {
+                    tracing::warn!("{}: skipping a malformed event line at byte {at}", path.display());
+                }
                 if lines.is_empty() {
+                    // Only torn lines: step over them, once.
+                    if end > self.cursor.offset {
+                        self.cursor.offset = end;
+                        self.save_cursor()?;
+                    }
                     break;
                 }
                 sent += self.send(&lines, std::mem::take(&mut hits))?;
@@ -628,33 +638,6 @@ impl Uploader {
             std::thread::sleep(Duration::from_secs(1));
         }
     }
-}
-
-/// Up to `max` complete lines (valid JSON objects) from `offset`, and the offset after them.
-/// A line still being written (no newline yet) is left for next time; a line that is not
-/// JSON (a torn write after a crash) is skipped.
-fn read_lines(path: &Path, offset: u64, max: usize) -> io::Result<(Vec<String>, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    f.seek(io::SeekFrom::Start(offset))?;
-    let mut reader = io::BufReader::new(f);
-    let mut lines = Vec::new();
-    let mut end = offset;
-    let mut buf = String::new();
-    while lines.len() < max {
-        buf.clear();
-        let n = reader.read_line(&mut buf)?;
-        if n == 0 || !buf.ends_with('\n') {
-            break;
-        }
-        end += n as u64;
-        let line = buf.trim_end();
-        if serde_json::from_str::<&serde_json::value::RawValue>(line).is_ok() {
-            lines.push(line.to_owned());
-        } else if !line.is_empty() {
-            tracing::warn!("{}: skipping a malformed event line at byte {}", path.display(), end - n as u64);
-        }
-    }
-    Ok((lines, end))
 }
 
 /// This host, as the agent reports it.
@@ -748,23 +731,5 @@ mod tests {
         let mut forged = new.endorse("acme", &new.public(), 1);
         forged.previous = old.public().to_hex();
         assert!(matches!(save(vec![forged]), Err(SyncError::Bundle(BundleError::BadSignature))));
-    }
-
-    #[test]
-    fn only_complete_json_lines_are_taken_and_the_offset_follows_them() {
-        let dir = std::env::temp_dir().join(format!("portcullis-sync-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("events-00000001.jsonl");
-        std::fs::write(&path, "{\"a\":1}\nnot json\n{\"b\":2}\n{\"c\":").unwrap();
-        let (lines, end) = read_lines(&path, 0, 10).unwrap();
-        assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}"]);
-        assert_eq!(end, 25);
-        let (lines, end2) = read_lines(&path, 0, 1).unwrap();
-        assert_eq!((lines.len(), end2), (1, 8));
-        // The torn tail is finished later.
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"3}\n").unwrap();
-        let (lines, _) = read_lines(&path, end, 10).unwrap();
-        assert_eq!(lines, ["{\"c\":3}"]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,4 +1,6 @@
-//! The local event spool: JSON lines in numbered files, appended, bounded and rotated.
+//! The local event spool: JSON lines in numbered files, appended, bounded and rotated. The
+//! writer ([`Spool`], the agent's) and the reader ([`files`], [`read_lines`], for the sync
+//! client and `portcullis events`) are here together, so the format has one definition.
 //!
 //! Each record is one `write(2)` to a file opened with `O_APPEND`, so a crash of the agent
 //! loses nothing that was written (the page cache holds it); files are synced when they are
@@ -6,7 +8,7 @@
 //! The bound is `max_files × max_file_bytes`: when it is reached the oldest file goes.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufRead, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -110,6 +112,35 @@ impl Spool {
     }
 }
 
+/// Up to `max` complete lines of `path` from byte `offset` that are JSON values, and the
+/// offset after them. A line still being written (no newline yet) is left for next time; a
+/// line that is not JSON (a torn write after a crash) is skipped, and counted in the third
+/// value with its offset.
+pub fn read_lines(path: &Path, offset: u64, max: usize) -> io::Result<(Vec<String>, u64, Vec<u64>)> {
+    let mut f = File::open(path)?;
+    f.seek(io::SeekFrom::Start(offset))?;
+    let mut reader = io::BufReader::new(f);
+    let mut lines = Vec::new();
+    let mut skipped = Vec::new();
+    let mut end = offset;
+    let mut buf = String::new();
+    while lines.len() < max {
+        buf.clear();
+        let n = reader.read_line(&mut buf)?;
+        if n == 0 || !buf.ends_with('\n') {
+            break;
+        }
+        end += n as u64;
+        let line = buf.trim_end();
+        if serde_json::from_str::<&serde_json::value::RawValue>(line).is_ok() {
+            lines.push(line.to_owned());
+        } else if !line.is_empty() {
+            skipped.push(end - n as u64);
+        }
+    }
+    Ok((lines, end, skipped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +151,22 @@ mod tests {
             .iter()
             .flat_map(|(_, p)| std::fs::read_to_string(p).unwrap().lines().map(str::to_owned).collect::<Vec<_>>())
             .collect()
+    }
+
+    #[test]
+    fn only_complete_json_lines_are_read_and_the_offset_follows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events-00000001.jsonl");
+        std::fs::write(&path, "{\"a\":1}\nnot json\n{\"b\":2}\n{\"c\":").unwrap();
+        let (lines, end, skipped) = read_lines(&path, 0, 10).unwrap();
+        assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}"]);
+        assert_eq!((end, skipped), (25, vec![8]));
+        let (lines, end2, _) = read_lines(&path, 0, 1).unwrap();
+        assert_eq!((lines.len(), end2), (1, 8));
+        // The torn tail is finished later.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"3}\n").unwrap();
+        let (lines, _, _) = read_lines(&path, end, 10).unwrap();
+        assert_eq!(lines, ["{\"c\":3}"]);
     }
 
     #[test]
