@@ -6,6 +6,7 @@
 //! [`RingfenceProfile`] methods. This module connects them and keeps them current.
 
 use crate::dns;
+use crate::locks::{Unpoisoned, UnpoisonedRw};
 use portcullis_fence::{Fence, NetAllow, Tag};
 use portcullis_policy::{Engine, Fenced, RingfenceProfile};
 use std::collections::HashMap;
@@ -66,7 +67,7 @@ impl Fencing {
 
     /// What a tag stands for.
     pub fn describe(&self, tag: Tag) -> Option<Ringfence> {
-        let registry = self.registry.read().unwrap_or_else(|p| p.into_inner());
+        let registry = self.registry.read_ok();
         registry.get(tag.id.checked_sub(1)? as usize).cloned()
     }
 
@@ -84,10 +85,10 @@ impl Fencing {
                 .find(|r| r.tag.enforce == fenced.enforce && r.policy == fenced.policy && r.profile == fenced.profile)
                 .map(|r| r.tag)
         };
-        if let Some(tag) = known(&self.registry.read().unwrap_or_else(|p| p.into_inner())) {
+        if let Some(tag) = known(&self.registry.read_ok()) {
             return tag;
         }
-        let mut registry = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        let mut registry = self.registry.write_ok();
         if let Some(tag) = known(&registry) {
             return tag;
         }
@@ -102,7 +103,7 @@ impl Fencing {
     /// A new policy: re-install every known ringfence's network rules under it, and forget
     /// executables and denied files judged under the old one.
     pub fn apply(&self, engine: &Engine) {
-        let registry = self.registry.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let registry = self.registry.read_ok().clone();
         for r in &registry {
             self.install_network(r.tag.id, engine.ringfence(&r.profile));
         }
@@ -121,7 +122,7 @@ impl Fencing {
                     ports: r.ports.iter().map(|p| (p.first, p.last)).collect(),
                 })
                 .collect();
-            let domains = self.domains.lock().unwrap_or_else(|p| p.into_inner());
+            let domains = self.domains.lock_ok();
             for d in &net.domains {
                 for addr in domains.get(&d.name).map(|r| r.addrs.as_slice()).unwrap_or_default() {
                     let prefix = if addr.is_ipv4() { 32 } else { 128 };
@@ -156,7 +157,7 @@ impl Fencing {
     /// and re-install the rules of registered ringfences whose domains changed. Returns how
     /// long until the next expiry (between 0.2 and 1 s).
     pub fn refresh_domains(&self, engine: &Engine, fences: &[RingfenceProfile]) -> Duration {
-        let registry = self.registry.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let registry = self.registry.read_ok().clone();
         let mut names: Vec<String> = fences
             .iter()
             .filter_map(|f| f.network.as_ref())
@@ -168,8 +169,7 @@ impl Fencing {
         let mut changed = Vec::new();
         let server = self.dns_servers().into_iter().next();
         for name in &names {
-            let due =
-                self.domains.lock().unwrap_or_else(|p| p.into_inner()).get(name).is_none_or(|r| r.refresh_at <= now);
+            let due = self.domains.lock_ok().get(name).is_none_or(|r| r.refresh_at <= now);
             if !due {
                 continue;
             }
@@ -179,7 +179,7 @@ impl Fencing {
             };
             // Asked without holding the lock: workers read the addresses while registering tags.
             let answer = dns::resolve(server, name, Duration::from_secs(2));
-            let mut domains = self.domains.lock().unwrap_or_else(|p| p.into_inner());
+            let mut domains = self.domains.lock_ok();
             match answer {
                 Ok(answer) => {
                     let ttl = Duration::from_secs(answer.ttl.into()).clamp(MIN_TTL, MAX_TTL);
@@ -208,7 +208,7 @@ impl Fencing {
                 self.install_network(r.tag.id, engine.ringfence(&r.profile));
             }
         }
-        let domains = self.domains.lock().unwrap_or_else(|p| p.into_inner());
+        let domains = self.domains.lock_ok();
         let next = names
             .iter()
             .filter_map(|n| domains.get(n))

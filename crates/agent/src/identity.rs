@@ -1,10 +1,11 @@
 //! File identity and the cache of what is known about each file version.
 
+use crate::locks::Unpoisoned;
 use crate::shape::Shape;
 use portcullis_policy::FileFacts;
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// One version of one file: a rewrite changes size, mtime or ctime, and with them the key.
@@ -50,24 +51,12 @@ fn stat_from(st: &libc::stat) -> Stat {
 
 /// `fstat` an open descriptor (no open, so safe on a marked filesystem).
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
-    // SAFETY: `st` is written by the kernel before it is read.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor and pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(stat_from(&st))
+    crate::sys::fstat(fd).map(|st| stat_from(&st))
 }
 
 /// `stat` a path, following symlinks (a path lookup, not an open: no fanotify event).
 pub fn stat_path(path: &str) -> io::Result<Stat> {
-    let c = std::ffi::CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: as above.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid C string and pointer.
-    if unsafe { libc::stat(c.as_ptr(), &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let st = crate::sys::stat(path)?;
     Ok(stat_from(&st))
 }
 
@@ -127,7 +116,7 @@ impl Cache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FileKey, Arc<Entry>>> {
         // A worker that panicked while holding the lock left a consistent map behind (inserts
         // are single calls), so poisoning is ignored.
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        self.map.lock_ok()
     }
 }
 

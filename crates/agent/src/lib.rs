@@ -11,22 +11,30 @@
 
 pub mod classify;
 pub mod dns;
+mod facts;
+mod fence_threads;
 pub mod fencing;
 pub mod identity;
+mod interpreters;
+mod judge;
+mod lanes;
+mod locks;
 pub mod mounts;
 pub mod process;
 pub mod protect;
+mod records;
 mod run;
 pub mod shape;
+mod state;
+mod sys;
 pub mod sysctl;
 
 pub use portcullis_events::spool;
 
+pub use interpreters::{default_interpreters, is_interpreter_name};
 pub use portcullis_fanotify::Response;
-pub use run::{
-    AgentError, Config, PolicyHits, PolicyLoader, Stats, Summary, block_handled_signals, default_interpreters,
-    is_interpreter_name, run,
-};
+pub use run::{Summary, block_handled_signals, run};
+pub use state::{AgentError, Config, PolicyHits, PolicyLoader, Stats};
 
 /// Replace the panic hook with one that prints the message and nothing else.
 ///
@@ -37,7 +45,6 @@ pub fn install_quiet_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
         let msg = format!("portcullis agent: thread {} panicked: {info}\n", thread.name().unwrap_or("?"));
-        // SAFETY: writing a buffer to stderr.
-        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        sys::write_stderr(msg.as_bytes());
     }));
 }

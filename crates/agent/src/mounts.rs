@@ -117,11 +117,9 @@ pub fn current() -> std::io::Result<Vec<Mount>> {
 
 /// Wait up to `timeout_ms` for the mount table to change (mountinfo signals `POLLPRI`).
 pub fn wait_for_change(mountinfo: &std::fs::File, timeout_ms: i32) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut p = libc::pollfd { fd: mountinfo.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    n > 0 && p.revents & (libc::POLLPRI | libc::POLLERR) != 0
+    use std::os::fd::AsFd;
+    crate::sys::poll(mountinfo.as_fd(), libc::POLLPRI, timeout_ms)
+        .is_some_and(|revents| revents & (libc::POLLPRI | libc::POLLERR) != 0)
 }
 
 #[cfg(test)]

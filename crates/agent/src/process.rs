@@ -1,5 +1,6 @@
 //! What the agent learns about a process from procfs (never marked, so never an event).
 
+use crate::locks::Unpoisoned;
 pub use portcullis_events::ProcessInfo;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -76,7 +77,7 @@ pub struct Users {
 impl Users {
     /// The name of `uid`, or its number as text.
     pub fn name(&self, uid: u32) -> String {
-        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = self.names.lock_ok();
         if let Some(n) = names.get(&uid) {
             return n.clone();
         }

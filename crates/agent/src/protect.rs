@@ -8,26 +8,17 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 const FS_IMMUTABLE_FL: libc::c_long = 0x10;
 
 fn flags(file: &File) -> io::Result<libc::c_long> {
-    let mut f: libc::c_long = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one long.
-    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut f) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(f)
+    crate::sys::inode_flags(file.as_fd())
 }
 
 fn set_flags(file: &File, f: libc::c_long) -> io::Result<()> {
-    // SAFETY: FS_IOC_SETFLAGS reads one long.
-    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &f) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::sys::set_inode_flags(file.as_fd(), f)
 }
 
 /// Files made immutable by this agent, to be released on a clean stop.

@@ -1,0 +1,206 @@
+//! Gathering what the judge asks about an event: the file through the event's descriptor,
+//! the process through procfs, the ringfence through the kernel's tag map. Each fact is read
+//! at most once per event, and only when asked ([`EventCase`]).
+//!
+//! Workers read event files only through the event's descriptor (`pread`); the opener's
+//! executable is opened by its `/proc` link, which is an open on a watched filesystem: fine
+//! in a worker, since the responders allow the agent's own opens at once.
+
+use crate::classify::Opener;
+use crate::fencing::{self, Ringfence};
+use crate::identity::{self, Entry, FileKey};
+use crate::interpreters::is_interpreter_name;
+use crate::locks::UnpoisonedRw;
+use crate::process::{self, ProcessInfo};
+use crate::shape::Shape;
+use crate::state::Shared;
+use portcullis_inspect::ExtraHashes;
+use portcullis_policy::{FileFacts, ProcessFacts};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Reads through a descriptor at an offset of its own, so the descriptor's file position (and
+/// whoever else reads it) is left alone.
+pub(crate) struct PRead<'a> {
+    pub(crate) fd: BorrowedFd<'a>,
+    pub(crate) offset: u64,
+}
+
+impl Read for PRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = crate::sys::pread(self.fd, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// The shape of a file from its first bytes (and its dynamic section).
+pub(crate) fn read_head(fd: BorrowedFd<'_>) -> io::Result<Shape> {
+    Shape::read(|offset, len| {
+        let mut buf = Vec::with_capacity(len);
+        PRead { fd, offset }.take(len as u64).read_to_end(&mut buf)?;
+        Ok(buf)
+    })
+}
+
+/// The path of an open descriptor, as the kernel resolved it.
+pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_or_else(|_| "(unknown)".into(), |p| p.to_string_lossy().into_owned())
+}
+
+/// Inspect and hash a file through its descriptor, with the hashes the policy needs.
+pub(crate) fn compute_facts(
+    shared: &Shared,
+    fd: BorrowedFd<'_>,
+    path: &str,
+    size: u64,
+) -> Result<Arc<FileFacts>, String> {
+    let policy = shared.policy();
+    let opts = portcullis_inspect::Options {
+        // SHA-1 and MD5 only when a policy lists them: SHA-256 alone is the fast path.
+        extra_hashes: ExtraHashes { sha1: policy.engine.needs_flat_sha1(), md5: policy.engine.needs_md5() },
+        max_parse_size: 64 << 20,
+        max_unpacked_bytes: 256 << 20,
+        max_depth: 1,
+        ..portcullis_inspect::Options::default()
+    };
+    let facts = portcullis_inspect::inspect_reader(path, &mut PRead { fd, offset: 0 }, size, &opts)
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    shared.stats.hashed.fetch_add(1, Ordering::Relaxed);
+    Ok(Arc::new(portcullis_inspect::policy_facts(&facts)))
+}
+
+/// The opening process, looked at lazily.
+pub(crate) struct ProcOpener<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) pid: i32,
+    exe: Option<Option<(Arc<Entry>, FileKey)>>,
+}
+
+impl<'a> ProcOpener<'a> {
+    pub(crate) fn new(shared: &'a Shared, pid: i32) -> ProcOpener<'a> {
+        ProcOpener { shared, pid, exe: None }
+    }
+
+    /// The process's executable: its cache entry and version.
+    pub(crate) fn exe(&mut self) -> Option<(Arc<Entry>, FileKey)> {
+        if self.exe.is_none() {
+            let link = format!("/proc/{}/exe", self.pid);
+            let found = identity::stat_path(&link).ok().and_then(|st| {
+                let entry = self
+                    .shared
+                    .cache
+                    .entry(st.key, || {
+                        let f = std::fs::File::open(&link)?;
+                        read_head(f.as_fd())
+                    })
+                    .ok()?;
+                Some((entry, st.key))
+            });
+            self.exe = Some(found);
+        }
+        self.exe.clone().flatten()
+    }
+
+    /// The facts of the process's executable (hashed once per file version).
+    pub(crate) fn exe_facts(&mut self) -> Option<Arc<FileFacts>> {
+        let (entry, key) = self.exe()?;
+        let link = format!("/proc/{}/exe", self.pid);
+        let facts = entry.facts.get_or_init(|| {
+            let f = std::fs::File::open(&link).map_err(|e| e.to_string())?;
+            compute_facts(self.shared, f.as_fd(), &link, key.size)
+        });
+        facts.as_ref().ok().cloned()
+    }
+
+    fn is_known_interpreter(&self, sha256: &[u8; 32]) -> bool {
+        self.shared.interpreters.read_ok().contains(sha256)
+    }
+}
+
+impl Opener for ProcOpener<'_> {
+    fn is_loader(&mut self) -> bool {
+        self.exe().and_then(|(e, _)| e.shape.elf()).is_some_and(|e| e.can_be_loader())
+    }
+
+    fn is_interpreter(&mut self) -> bool {
+        if self.exe().is_none() {
+            return false;
+        }
+        if self.exe_facts().is_some_and(|f| self.is_known_interpreter(&f.sha256)) {
+            return true;
+        }
+        let link = format!("/proc/{}/exe", self.pid);
+        // An interpreter installed elsewhere (pyenv, /opt, a venv) is known by its name; a
+        // renamed copy of one of the host's interpreters is known by its hash above.
+        std::fs::read_link(&link).is_ok_and(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_interpreter_name))
+    }
+
+    fn names_on_command_line(&mut self, path: &str) -> bool {
+        let args = process::arguments(self.pid);
+        process::named_in(path, &args, process::cwd(self.pid).as_deref())
+    }
+}
+
+/// One event's facts for the judge, each gathered when first asked.
+pub(crate) struct EventCase<'a> {
+    pub(crate) opener: ProcOpener<'a>,
+    fd: BorrowedFd<'a>,
+    entry: Arc<Entry>,
+    key: FileKey,
+    path: Option<String>,
+    info: Option<ProcessInfo>,
+    fence: Option<Option<Ringfence>>,
+}
+
+impl<'a> EventCase<'a> {
+    pub(crate) fn new(shared: &'a Shared, pid: i32, fd: BorrowedFd<'a>, entry: Arc<Entry>, key: FileKey) -> Self {
+        EventCase { opener: ProcOpener::new(shared, pid), fd, entry, key, path: None, info: None, fence: None }
+    }
+
+    /// The process behind the event, read once (procfs).
+    pub(crate) fn info(&mut self) -> ProcessInfo {
+        let pid = self.opener.pid;
+        self.info.get_or_insert_with(|| process::info(pid)).clone()
+    }
+}
+
+impl crate::judge::Case for EventCase<'_> {
+    fn path(&mut self) -> String {
+        let fd = self.fd;
+        self.path.get_or_insert_with(|| fd_path(fd)).clone()
+    }
+
+    fn ringfence(&mut self) -> Option<Ringfence> {
+        let (shared, pid) = (self.opener.shared, self.opener.pid);
+        self.fence.get_or_insert_with(|| shared.fencing.get().and_then(|f| f.of_process(pid))).clone()
+    }
+
+    fn opens_for_writing(&mut self) -> bool {
+        fencing::opens_for_writing(self.opener.pid)
+    }
+
+    fn facts(&mut self) -> Result<Arc<FileFacts>, String> {
+        let path = self.path();
+        let (shared, fd, size) = (self.opener.shared, self.fd, self.key.size);
+        self.entry.facts.get_or_init(|| compute_facts(shared, fd, &path, size)).clone()
+    }
+
+    fn process(&mut self) -> ProcessFacts {
+        let info = self.info();
+        let shared = self.opener.shared;
+        ProcessFacts { parent_path: info.exe, user: info.uid.map(|u| shared.users.name(u)) }
+    }
+
+    fn is_own_executable(&mut self) -> bool {
+        let key = self.key;
+        self.opener.exe().is_some_and(|(_, exe)| exe.dev == key.dev && exe.ino == key.ino)
+    }
+
+    fn is_interpreter(&mut self, sha256: &[u8; 32]) -> bool {
+        self.opener.is_known_interpreter(sha256)
+    }
+}

@@ -1,0 +1,273 @@
+//! The agent's state, at the bottom of its modules: its configuration and errors, its
+//! counters, the policy in force, and what every thread shares.
+
+use crate::fencing::Fencing;
+use crate::identity::Cache;
+use crate::locks::{Unpoisoned, UnpoisonedRw};
+use crate::mounts::Scope;
+use crate::process::Users;
+use portcullis_events::spool::SpoolConfig;
+use portcullis_events::{PolicyHit, Record};
+use portcullis_fanotify::{Event, Group, Mask, Response};
+use portcullis_policy::{Engine, FenceDenial, FileFacts, ProcessFacts, RingfenceProfile, Target, Timestamp};
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::time::{Duration, Instant};
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The policy file (read again on SIGHUP).
+    pub policy: PathBuf,
+    /// The computer name to decide for; `None` uses the organization's defaults.
+    pub computer: Option<String>,
+    /// Which filesystems are marked.
+    pub scope: Scope,
+    /// Filesystem types never marked.
+    pub excluded_fstypes: Vec<String>,
+    /// Where events go.
+    pub spool: SpoolConfig,
+    /// Shared worker threads, for events a lane's own worker is too busy to take (each CPU
+    /// the agent may run on also has a responder and one worker pinned to it).
+    pub workers: usize,
+    /// An event not judged within this time gets the overload verdict.
+    pub answer_timeout: Duration,
+    /// The verdict for events that cannot be judged in time (full queue, deadline passed,
+    /// unreadable file).
+    pub overload: Response,
+    /// Script interpreters, by path; the agent recognizes them by content hash.
+    pub interpreters: Vec<PathBuf>,
+    /// Make the agent's binary and policy immutable while it runs.
+    pub protect: bool,
+    /// Leave the policy file writable even when protecting (a signed bundle that the sync
+    /// thread replaces; its signature, checked on every load, protects it instead).
+    pub policy_writable: bool,
+    /// Counts policy matches, for the server's hit counts.
+    pub hits: Option<Arc<PolicyHits>>,
+    /// Stop by itself after this long (tests).
+    pub exit_after: Option<Duration>,
+    /// Written once every mark is in place.
+    pub ready_file: Option<PathBuf>,
+    /// File versions kept in the identity cache.
+    pub cache_capacity: usize,
+    /// DNS server for ringfence domains; `None` uses `/etc/resolv.conf`.
+    pub resolver: Option<std::net::SocketAddr>,
+}
+
+/// Loads and compiles the policy file.
+pub type PolicyLoader = dyn Fn(&Path) -> Result<Engine, String> + Send + Sync;
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The policy could not be loaded.
+    #[error("{0}")]
+    Policy(String),
+    /// The computer is not in the policy.
+    #[error("{0}")]
+    Computer(String),
+    /// fanotify could not be set up.
+    #[error(
+        "cannot start fanotify ({0}); the agent needs root (CAP_SYS_ADMIN) and a kernel with fanotify permission events"
+    )]
+    Fanotify(io::Error),
+    /// A filesystem that was asked for by name could not be marked.
+    #[error("cannot watch {path}: {error}")]
+    Mark {
+        /// The mount point.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The spool could not be opened.
+    #[error("cannot open the event spool {path}: {error}; give a writable directory with --spool")]
+    Spool {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// Something else the agent needs failed.
+    #[error("{what}: {error}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        error: io::Error,
+    },
+}
+
+/// Counters, reported when the agent stops.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Permission events read.
+    pub events: AtomicU64,
+    /// Events of the agent itself, allowed at once.
+    pub own: AtomicU64,
+    /// Opens judged as code.
+    pub judged: AtomicU64,
+    /// Denied.
+    pub denied: AtomicU64,
+    /// Answered with the overload verdict.
+    pub overload: AtomicU64,
+    /// Ignore marks added.
+    pub ignore_marks: AtomicU64,
+    /// Files hashed.
+    pub hashed: AtomicU64,
+    /// Time workers spent judging, in nanoseconds (from taking an event to answering it).
+    pub judge_ns: AtomicU64,
+    /// Time from reading an event to answering it, in nanoseconds, summed over worker answers.
+    pub answer_ns: AtomicU64,
+    /// Events answered by workers.
+    pub worker_answers: AtomicU64,
+}
+
+/// Matches per policy since they were last taken: the agent counts, the sync thread reports.
+#[derive(Debug, Default)]
+pub struct PolicyHits(Mutex<std::collections::HashMap<String, (u64, i64)>>);
+
+impl PolicyHits {
+    pub(crate) fn record(&self, policy: &str) {
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let mut map = self.0.lock_ok();
+        match map.get_mut(policy) {
+            Some(e) => *e = (e.0 + 1, now_ms),
+            None => {
+                map.insert(policy.to_owned(), (1, now_ms));
+            }
+        }
+    }
+
+    /// Take the counts.
+    pub fn take(&self) -> Vec<PolicyHit> {
+        let mut map = self.0.lock_ok();
+        map.drain().map(|(policy, (count, last_ms))| PolicyHit { policy, count, last_ms }).collect()
+    }
+
+    /// Put back counts that could not be reported.
+    pub fn restore(&self, counts: Vec<PolicyHit>) {
+        let mut map = self.0.lock_ok();
+        for PolicyHit { policy, count, last_ms } in counts {
+            let e = map.entry(policy).or_insert((0, last_ms));
+            *e = (e.0.saturating_add(count), e.1.max(last_ms));
+        }
+    }
+}
+
+/// The policy in force, with what the agent derives from it once per load.
+pub(crate) struct PolicyState {
+    pub(crate) engine: Engine,
+    pub(crate) target: Target,
+    pub(crate) script_control: bool,
+    /// Profiles that some policy ringfences with: while there are any, files they restrict
+    /// and programs never become ignore marks (the kernel's marks cannot tell ringfenced
+    /// processes from others).
+    pub(crate) fences: Vec<RingfenceProfile>,
+}
+
+impl PolicyState {
+    /// Whether some ringfence is in force.
+    pub(crate) fn fencing(&self) -> bool {
+        !self.fences.is_empty()
+    }
+
+    /// Whether some ringfence in force limits `path` (it must then keep reaching the agent).
+    pub(crate) fn restricts(&self, path: &str) -> bool {
+        self.fences.iter().any(|f| f.files.restricts(path))
+    }
+
+    /// Whether some ringfence in force may refuse to let its tree start this program (it must
+    /// then keep reaching the agent): `deny` unless it is a listed application, `no-shells`
+    /// when it is a shell or an interpreter (by name, or by content: `interpreter`).
+    pub(crate) fn some_fence_could_refuse_start(
+        &self,
+        path: &str,
+        file: &FileFacts,
+        process: &ProcessFacts,
+        interpreter: bool,
+    ) -> bool {
+        self.fences.iter().any(|f| self.child_denial(f, path, file, process, interpreter).is_some())
+    }
+
+    /// Whether `profile` lets its tree start the program `file`: a listed application, or
+    /// by its default for the rest (a shell or interpreter known by name, or by content).
+    pub(crate) fn child_denial(
+        &self,
+        profile: &RingfenceProfile,
+        path: &str,
+        file: &FileFacts,
+        process: &ProcessFacts,
+        interpreter: bool,
+    ) -> Option<FenceDenial> {
+        let application = self.engine.matching_application(&profile.children.applications, file, process, &self.target);
+        profile.check_child(path, application, interpreter)
+    }
+}
+
+/// What every thread of the agent shares.
+pub(crate) struct Shared {
+    pub(crate) group: Group,
+    pub(crate) cache: Cache,
+    pub(crate) policy: RwLock<Arc<PolicyState>>,
+    pub(crate) interpreters: RwLock<HashSet<[u8; 32]>>,
+    pub(crate) users: Users,
+    pub(crate) config: Config,
+    pub(crate) own_pid: i32,
+    pub(crate) stats: Stats,
+    pub(crate) stop: AtomicBool,
+    /// Stops the ringfence threads first, while the responders still answer their opens.
+    pub(crate) fence_stop: AtomicBool,
+    pub(crate) records: Mutex<mpsc::Sender<Record>>,
+    /// Loaded when a policy first ringfences something.
+    pub(crate) fencing: std::sync::OnceLock<Fencing>,
+}
+
+impl Shared {
+    /// The policy in force now (a snapshot: a reload replaces it, never changes it).
+    pub(crate) fn policy(&self) -> Arc<PolicyState> {
+        self.policy.read_ok().clone()
+    }
+
+    /// Hand a record to the spool writer.
+    pub(crate) fn record(&self, record: Record) {
+        let _ = self.records.lock_ok().send(record);
+    }
+}
+
+/// A permission event the kernel holds until it is answered.
+pub(crate) struct Pending {
+    pub(crate) event: Event,
+    pub(crate) received: Instant,
+    pub(crate) answered: AtomicBool,
+}
+
+impl Pending {
+    /// Answer unless someone already did; true when this call answered.
+    pub(crate) fn answer(&self, group: &Group, response: Response) -> bool {
+        if self.answered.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        if let Err(e) = group.respond(&self.event, response) {
+            tracing::warn!("answering pid {}: {e}", self.event.pid);
+        }
+        true
+    }
+}
+
+/// The events the agent marks for: execs and opens.
+pub(crate) const CODE_MASK: Mask = Mask(Mask::OPEN_PERM.0 | Mask::OPEN_EXEC_PERM.0);
+
+/// The time an event is recorded, RFC 3339 with milliseconds.
+pub(crate) fn event_time() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Millisecond).unwrap_or(now).to_string()
+}
+
+/// Now, for the engine.
+pub(crate) fn now() -> Timestamp {
+    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
+}
