@@ -204,6 +204,7 @@ pub struct PollRequest {
 
 /// The signed part of a bundle.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BundlePayload {
     /// The organization.
     pub organization: String,
@@ -214,6 +215,7 @@ pub struct BundlePayload {
     /// The computer the bundle is for, with its group and mode.
     pub computer: ComputerDoc,
     /// The organization's policy document (without computers): a [`Document`] as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Document))]
     pub document: Box<RawValue>,
     /// How the organization's bundle key came to be the one that signed this bundle: each
     /// key it ever had endorsed by the key before it, oldest first (the last

@@ -1,20 +1,28 @@
 //! The Portcullis management server: `app(state)` builds the whole HTTP surface as one
 //! `Router`, so that tests drive it without a socket and `portcullis server` only binds it.
 //!
+//! By resource, under the same names in each layer: `ops/` holds the operations (the one
+//! path of every change: role → model check → store → wake the agents; reads as typed
+//! views), `api/` the JSON adapters with their OpenAPI annotations, `console/` the web
+//! pages and forms. `hub` is what long-polling agents wait on.
+//!
 //! Every request is scoped to the caller's organization: handlers take an [`auth::Caller`]
 //! and pass its organization id to the store; nothing takes an organization from the request.
 //! Errors are one type, [`error::AppError`], answered as `{"error": "..."}` with the status
 //! that fits.
 
-mod admin_api;
-pub mod agent_api;
+mod api;
 pub mod auth;
 mod console;
 pub mod error;
-mod model_api;
+pub mod hub;
 pub mod openapi;
-mod routes;
-pub mod sync;
+mod ops;
+
+pub use api::agents::{
+    EVENTS_PER_MINUTE, HOST_REPORTS_PER_MINUTE, MAX_BATCH, MAX_CLOCK_SKEW_MS, MAX_EVENT_FIELD, MAX_HITS, MAX_WAIT,
+};
+pub use ops::computers::ONLINE_WITHIN_MS;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,16 +37,16 @@ pub struct AppState {
     /// Session cookies carry `Secure` (the server speaks HTTPS).
     pub secure_cookies: bool,
     /// Versions and compiled documents, for agents.
-    pub sync: Arc<sync::SyncHub>,
+    pub hub: Arc<hub::SyncHub>,
 }
 
 impl AppState {
     /// State over `store`; starts following changes made by other servers sharing the
     /// database (needs a Tokio runtime).
     pub fn new(store: Store, secure_cookies: bool) -> AppState {
-        let sync = Arc::new(sync::SyncHub::default());
-        sync::SyncHub::watch_database(&sync, store.clone());
-        AppState { store, secure_cookies, sync }
+        let hub = Arc::new(hub::SyncHub::default());
+        hub::SyncHub::watch_database(&hub, store.clone());
+        AppState { store, secure_cookies, hub }
     }
 }
 
@@ -70,10 +78,7 @@ async fn security_headers(
 /// The whole HTTP surface.
 pub fn app(state: AppState) -> Router {
     let tls = state.secure_cookies;
-    routes::router()
-        .merge(model_api::router())
-        .merge(agent_api::router())
-        .merge(admin_api::router())
+    api::router()
         .merge(console::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response_with_state(tls, security_headers))

@@ -1,8 +1,8 @@
 //! The REST API's OpenAPI 3.1 document, served at `/api/openapi.json`, made from the
 //! handlers' own annotations so it cannot drift from the routes (a test compares them).
 
+use crate::api::{accounts, agents, applications, blocklists, computers, events, policies, ringfences};
 use crate::error::ErrorBody;
-use crate::{admin_api, agent_api, model_api, routes};
 use portcullis_policy_file::document::{
     ApplicationDoc, BlocklistDoc, ChildFenceDoc, ComputerDoc, DomainRuleDoc, FileFenceDoc, FileRuleDoc, GroupDoc,
     NetFenceDoc, NetRuleDoc, OrganizationDoc, PolicyDoc, RingfenceDoc, RuleDoc, SignerDoc,
@@ -20,24 +20,26 @@ The console's session cookie from `POST /api/session` works too, with its `csrf_
 on every change. Agents use their own credential."
     ),
     paths(
-        routes::login, routes::logout, routes::me, routes::create_token, routes::create_user, routes::audit,
-        model_api::settings, model_api::set_settings, model_api::groups, model_api::create_group,
-        model_api::update_group, model_api::delete_group, admin_api::enrollment_token, admin_api::revoke_enrollment_token,
-        model_api::computers,
-        model_api::update_computer, model_api::delete_computer, model_api::applications,
-        model_api::create_application, model_api::update_application, model_api::delete_application,
-        model_api::ringfences, model_api::ringfence, model_api::create_ringfence, model_api::update_ringfence,
-        model_api::delete_ringfence,
-        model_api::policies, model_api::create_policy, model_api::update_policy, model_api::delete_policy,
-        model_api::move_policy, model_api::unused_policies, model_api::remove_policies, model_api::blocklists,
-        model_api::create_blocklist, model_api::blocklist, model_api::extract, model_api::add_hashes,
-        model_api::set_blocklist_rules, model_api::approve, model_api::revoke, model_api::delete_blocklist,
-        model_api::preview, model_api::events, model_api::event, model_api::policy_from_event, model_api::document,
-        agent_api::enroll, agent_api::poll, agent_api::events, admin_api::users, admin_api::update_user,
-        admin_api::delete_user, admin_api::reset_password, admin_api::change_own_password, admin_api::tokens,
-        admin_api::revoke_token, admin_api::sessions, admin_api::end_all_sessions, admin_api::end_session,
-        admin_api::pending, admin_api::accept_pending, admin_api::reject_pending, admin_api::bundle_key,
-        admin_api::rotate_bundle_key,
+        accounts::login, accounts::logout, accounts::me, accounts::change_own_password, accounts::create_token,
+        accounts::tokens, accounts::revoke_token, accounts::create_user, accounts::users, accounts::update_user,
+        accounts::delete_user, accounts::reset_password, accounts::sessions, accounts::end_all_sessions,
+        accounts::end_session, accounts::audit,
+        computers::settings, computers::set_settings, computers::groups, computers::create_group,
+        computers::update_group, computers::delete_group, computers::enrollment_token,
+        computers::revoke_enrollment_token, computers::computers, computers::update_computer,
+        computers::delete_computer, computers::pending, computers::accept_pending, computers::reject_pending,
+        computers::bundle_key, computers::rotate_bundle_key,
+        applications::applications, applications::create_application, applications::update_application,
+        applications::delete_application,
+        ringfences::ringfences, ringfences::ringfence, ringfences::create_ringfence, ringfences::update_ringfence,
+        ringfences::delete_ringfence,
+        policies::policies, policies::create_policy, policies::update_policy, policies::delete_policy,
+        policies::move_policy, policies::unused_policies, policies::remove_policies, policies::document,
+        blocklists::blocklists, blocklists::create_blocklist, blocklists::blocklist, blocklists::extract,
+        blocklists::add_hashes, blocklists::set_blocklist_rules, blocklists::approve, blocklists::revoke,
+        blocklists::delete_blocklist,
+        events::preview, events::events, events::event, events::policy_from_event,
+        agents::enroll, agents::poll, agents::events,
     ),
     components(schemas(
         ErrorBody, OrganizationDoc, GroupDoc, ComputerDoc, ApplicationDoc, PolicyDoc, RuleDoc, SignerDoc, BlocklistDoc,

@@ -221,7 +221,7 @@ async fn a_hostname_differing_in_case_or_an_unknown_os_cannot_wedge_the_organiza
         let agent = f.agent(&credential(&web));
         let junk = json!({"after": 0, "wait_s": 0, "host": {"hostname": "web 01", "os": "plan9", "agent_version": "x".repeat(10_000)}});
         assert_eq!(agent.json("POST", "/api/agent/poll", junk).await.status, StatusCode::OK);
-        f.admin.state.sync.flush_seen(&store).await.unwrap();
+        f.admin.state.hub.flush_seen(&store).await.unwrap();
 
         let computers = f.admin.get("/api/computers").await.body;
         assert_eq!(computers.as_array().unwrap().len(), 1, "{computers:?}");
@@ -334,7 +334,7 @@ async fn a_hostile_agent_reporting_host_facts_in_a_loop_is_answered_429() {
         let poll =
             json!({"after": version, "wait_s": 0, "host": {"hostname": "web-01", "os": "linux", "agent_version": "1"}});
         let mut statuses = Vec::new();
-        for _ in 0..=portcullis_server::agent_api::HOST_REPORTS_PER_MINUTE {
+        for _ in 0..=portcullis_server::HOST_REPORTS_PER_MINUTE {
             statuses.push(agent.json("POST", "/api/agent/poll", poll.clone()).await.status);
         }
         assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == StatusCode::NO_CONTENT), "{statuses:?}");

@@ -356,7 +356,7 @@ async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {
         assert_eq!((builtin["hits"].as_i64(), builtin["last_matched_ms"].as_i64()), (Some(3), Some(1234)));
 
         // Contacts are written in batches, about once a second.
-        state.sync.flush_seen(&state.store).await.unwrap();
+        state.hub.flush_seen(&state.store).await.unwrap();
         let computers = admin.get("/api/computers").await.body;
         assert_eq!(computers[0]["online"], true);
         assert_eq!(computers[0]["host"]["kernel"], "6.1");
@@ -392,6 +392,15 @@ async fn the_openapi_document_is_served_and_every_operation_in_it_is_routed() {
                 op["responses"].as_object().is_some_and(|r| !r.is_empty()),
                 "{method} {path} documents no response"
             );
+            // Every answer with a body has a schema that says what it is: a named schema,
+            // a list of them, or a scalar; never a bare "object".
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let Some(schema) = response.pointer("/content/application~1json/schema") else { continue };
+                let item = if schema["type"] == "array" { &schema["items"] } else { schema };
+                let named = item.get("$ref").is_some() || item.get("oneOf").is_some() || item.get("allOf").is_some();
+                let scalar = item["type"].as_str().is_some_and(|t| t != "object");
+                assert!(named || scalar, "{method} {path} answers {status} with an undescribed body: {schema}");
+            }
             let uri = path.replace("{id}", "1");
             let body = (method != "get" && method != "delete").then(|| Body::from("{}"));
             let r = client.send(&method.to_uppercase(), &uri, body, "application/json", false).await;

@@ -195,7 +195,7 @@ async fn step(w: &mut World, op: &Op) -> (bool, StatusCode) {
             let Some((_, cred, _)) = w.agents.get(*i) else { return (false, StatusCode::NOT_FOUND) };
             let poll = json!({"after": i64::MAX, "wait_s": 0, "host": {"hostname": "x y", "os": "plan9", "agent_version": "é".repeat(500)}});
             let r = agent_client(&a.state.store, &a.state, Some(cred)).json("POST", "/api/agent/poll", poll).await;
-            a.state.sync.flush_seen(&a.state.store).await.unwrap();
+            a.state.hub.flush_seen(&a.state.store).await.unwrap();
             return (false, r.status);
         }
         Op::ForgedEvent(text) => {

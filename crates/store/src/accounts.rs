@@ -96,6 +96,7 @@ async fn hashing_slot() -> Result<tokio::sync::SemaphorePermit<'static>, LoginEr
 
 /// A user as an administrator sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     /// Id.
     pub id: i64,
@@ -111,6 +112,7 @@ pub struct UserInfo {
 
 /// An API token, as listed (never the token itself).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRow {
     /// Id.
     pub id: i64,
@@ -153,6 +155,7 @@ pub struct TokenUse {
 /// A session, as listed (its id is the SHA-256 of the cookie: it names the session and
 /// cannot be used as one).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionRow {
     /// SHA-256 of the cookie value, hex.
     pub id: String,

@@ -70,6 +70,7 @@ pub enum Enrolled {
 
 /// An enrollment held for an administrator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingRow {
     /// Id.
     pub id: i64,

@@ -7,6 +7,7 @@ use serde::Serialize;
 /// What the console filters on and shows of an event, kept in columns beside the whole
 /// record (a `portcullis_events::Record`, decoded and bounded by the server where it came in).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventFields {
     /// When it happened on the agent, Unix milliseconds.
     pub at_ms: i64,
@@ -45,6 +46,7 @@ pub struct NewEvent {
 
 /// A stored event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventRow {
     /// Id, increasing.
     pub id: i64,

@@ -1,20 +1,9 @@
 //! The Accounts page: one's own password, sessions and API tokens for everyone; the
-//! organization's users and every token for admins. Each form calls the REST API's handler
-//! (`admin_api`, `routes`), so the role checks and the audit entries are the same.
+//! organization's users and every token for admins, through the same operations as the
+//! API (`ops::accounts`), so the role checks and the audit entries are the same.
 
-use super::{Console, CsrfOnly, Flash, Page, back, html, when};
-use crate::AppState;
-use crate::auth::Caller;
-use crate::error::{AppError, AppJson, AppPath};
-use askama::Template;
-use axum::Form;
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum_extra::extract::CookieJar;
+use super::*;
 use portcullis_store::Role;
-use serde::Deserialize;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -23,24 +12,26 @@ pub(super) fn router() -> Router<AppState> {
         .route("/accounts/sessions/{id}/end", post(end_session))
         .route("/accounts/sessions/end-all", post(end_all_sessions))
         .route("/accounts/tokens", post(create_token))
-        .route("/accounts/tokens/{id}/revoke", post(revoke_token))
+        .route(
+            "/accounts/tokens/{id}/revoke",
+            on_item(PAGE, |state, caller, id| async move {
+                ops::accounts::revoke_token(&state, &caller, id).await?;
+                Ok("API token revoked: it no longer works".to_owned())
+            }),
+        )
         .route("/accounts/users", post(create_user))
         .route("/accounts/users/{id}", post(update_user))
         .route("/accounts/users/{id}/password", post(reset_password))
-        .route("/accounts/users/{id}/delete", post(delete_user))
+        .route(
+            "/accounts/users/{id}/delete",
+            on_item(PAGE, |state, caller, id| async move {
+                ops::accounts::delete_user(&state, &caller, id).await?;
+                Ok("User removed; their sessions and API tokens no longer work".to_owned())
+            }),
+        )
 }
 
 const PAGE: &str = "/accounts";
-
-/// A form's change: check its CSRF token, run `op` as the caller, and go back to the page
-/// with the outcome as a one-line message.
-async fn act(console: &Console, csrf: &str, op: impl AsyncFnOnce(Caller) -> Result<String, AppError>) -> Response {
-    let outcome = match console.caller(csrf) {
-        Ok(caller) => op(caller).await,
-        Err(e) => Err(e),
-    };
-    back(PAGE, outcome)
-}
 
 struct UserView {
     id: i64,
@@ -91,9 +82,7 @@ async fn accounts_view(
     let me = &console.0.user;
     let is_admin = me.role == Role::Admin;
     let users = if is_admin {
-        state
-            .store
-            .users(me.org_id)
+        ops::accounts::users(state, &console.reader())
             .await?
             .into_iter()
             .map(|u| UserView {
@@ -109,9 +98,8 @@ async fn accounts_view(
         Vec::new()
     };
     let now = portcullis_store::now_ms();
-    let tokens = state
-        .store
-        .tokens(me.org_id, (!is_admin).then_some(me.id))
+    let caller = console.reader();
+    let tokens = ops::accounts::tokens(state, &caller)
         .await?
         .into_iter()
         .map(|t| TokenView {
@@ -132,9 +120,7 @@ async fn accounts_view(
         })
         .collect();
     let current = console.session_id_hash();
-    let sessions = state
-        .store
-        .sessions(me.id)
+    let sessions = ops::accounts::sessions(state, &caller)
         .await?
         .into_iter()
         .map(|s| SessionView {
@@ -178,8 +164,7 @@ async fn change_password(State(state): State<AppState>, console: Console, Form(f
         if f.new != f.again {
             return Err(AppError::BadRequest("the new password and its repetition differ".into()));
         }
-        let req = crate::admin_api::OwnPassword { current: f.current, new: f.new };
-        crate::admin_api::change_own_password(State(state), caller, AppJson(req)).await?;
+        ops::accounts::change_own_password(&state, &caller, &f.current, &f.new).await?;
         Ok(())
     }
     .await;
@@ -202,7 +187,7 @@ async fn end_session(
 ) -> Response {
     let current = id == console.session_id_hash();
     let outcome = match console.caller(&f.csrf) {
-        Ok(caller) => crate::admin_api::end_session(State(state), caller, AppPath(id)).await,
+        Ok(caller) => ops::accounts::end_sessions(&state, &caller, Some(&id)).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -212,16 +197,9 @@ async fn end_session(
     }
 }
 
-async fn end_all_sessions(
-    State(state): State<AppState>,
-    console: Console,
-    jar: CookieJar,
-    Form(f): Form<CsrfOnly>,
-) -> Response {
+async fn end_all_sessions(State(state): State<AppState>, console: Console, Form(f): Form<CsrfOnly>) -> Response {
     let outcome = match console.caller(&f.csrf) {
-        Ok(caller) => {
-            crate::admin_api::end_all_sessions(State(state), caller, jar).await.map(IntoResponse::into_response)
-        }
+        Ok(caller) => ops::accounts::end_sessions(&state, &caller, None).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -252,8 +230,7 @@ async fn create_token(State(state): State<AppState>, console: Console, Form(f): 
                 AppError::BadRequest(format!("days until it expires: {d:?} is not a number (0: never)"))
             })?),
         };
-        let req = crate::routes::TokenRequest { name: f.name, expires_in_days: days, read_only: f.read_only.is_some() };
-        let (_, AppJson(t)) = crate::routes::create_token(State(state.clone()), caller, AppJson(req)).await?;
+        let t = ops::accounts::create_token(&state, &caller, &f.name, days, f.read_only.is_some()).await?;
         Ok::<_, AppError>((t.name, t.token))
     }
     .await;
@@ -266,19 +243,6 @@ async fn create_token(State(state): State<AppState>, console: Console, Form(f): 
     }
 }
 
-async fn revoke_token(
-    State(state): State<AppState>,
-    console: Console,
-    Path(id): Path<i64>,
-    Form(f): Form<CsrfOnly>,
-) -> Response {
-    act(&console, &f.csrf, async |caller| {
-        crate::admin_api::revoke_token(State(state), caller, AppPath(id)).await?;
-        Ok("API token revoked: it no longer works".to_owned())
-    })
-    .await
-}
-
 #[derive(Deserialize)]
 struct NewUserForm {
     #[serde(rename = "_csrf")]
@@ -289,13 +253,12 @@ struct NewUserForm {
 }
 
 async fn create_user(State(state): State<AppState>, console: Console, Form(f): Form<NewUserForm>) -> Response {
-    act(&console, &f.csrf, async |caller| {
-        let name = f.name.trim().to_owned();
-        let req = crate::routes::NewUser { name: f.name, role: f.role, password: f.password };
-        crate::routes::create_user(State(state), caller, AppJson(req)).await?;
-        Ok(format!("User {name:?} added"))
-    })
-    .await
+    console
+        .act(&f.csrf, PAGE, async |caller| {
+            let made = ops::accounts::create_user(&state, &caller, &f.name, &f.role, &f.password).await?;
+            Ok(format!("User {:?} added", made.name))
+        })
+        .await
 }
 
 #[derive(Deserialize)]
@@ -313,17 +276,17 @@ async fn update_user(
     Path(id): Path<i64>,
     Form(f): Form<UserForm>,
 ) -> Response {
-    act(&console, &f.csrf, async |caller| {
-        let disabled = match f.state.as_str() {
-            "enabled" => false,
-            "disabled" => true,
-            other => return Err(AppError::BadRequest(format!("state {other:?}: use enabled or disabled"))),
-        };
-        let req = crate::admin_api::UserChange { role: Some(f.role.clone()), disabled: Some(disabled) };
-        crate::admin_api::update_user(State(state), caller, AppPath(id), AppJson(req)).await?;
-        Ok(format!("User saved: {}, {}", f.role, f.state))
-    })
-    .await
+    console
+        .act(&f.csrf, PAGE, async |caller| {
+            let disabled = match f.state.as_str() {
+                "enabled" => false,
+                "disabled" => true,
+                other => return Err(AppError::BadRequest(format!("state {other:?}: use enabled or disabled"))),
+            };
+            ops::accounts::update_user(&state, &caller, id, Some(&f.role), Some(disabled)).await?;
+            Ok(format!("User saved: {}, {}", f.role, f.state))
+        })
+        .await
 }
 
 #[derive(Deserialize)]
@@ -339,23 +302,10 @@ async fn reset_password(
     Path(id): Path<i64>,
     Form(f): Form<ResetForm>,
 ) -> Response {
-    act(&console, &f.csrf, async |caller| {
-        let req = crate::admin_api::NewPassword { password: f.password };
-        crate::admin_api::reset_password(State(state), caller, AppPath(id), AppJson(req)).await?;
-        Ok("Password reset: the user's sessions have ended".to_owned())
-    })
-    .await
-}
-
-async fn delete_user(
-    State(state): State<AppState>,
-    console: Console,
-    Path(id): Path<i64>,
-    Form(f): Form<CsrfOnly>,
-) -> Response {
-    act(&console, &f.csrf, async |caller| {
-        crate::admin_api::delete_user(State(state), caller, AppPath(id)).await?;
-        Ok("User removed; their sessions and API tokens no longer work".to_owned())
-    })
-    .await
+    console
+        .act(&f.csrf, PAGE, async |caller| {
+            ops::accounts::reset_password(&state, &caller, id, &f.password).await?;
+            Ok("Password reset: the user's sessions have ended".to_owned())
+        })
+        .await
 }

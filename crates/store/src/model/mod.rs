@@ -40,6 +40,7 @@ pub struct Change<'a> {
 
 /// A computer group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupRow {
     /// Id.
     pub id: i64,
@@ -58,6 +59,7 @@ pub struct GroupRow {
 
 /// A computer (an enrolled agent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ComputerRow {
     /// Id.
     pub id: i64,
@@ -80,6 +82,7 @@ pub struct ComputerRow {
 
 /// A custom application.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplicationRow {
     /// Id.
     pub id: i64,
@@ -92,6 +95,7 @@ pub struct ApplicationRow {
 
 /// A ringfence profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RingfenceRow {
     /// Id.
     pub id: i64,
@@ -104,6 +108,7 @@ pub struct RingfenceRow {
 
 /// A policy with its use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyRow {
     /// Id.
     pub id: i64,
@@ -122,6 +127,7 @@ pub struct PolicyRow {
 
 /// Where a blocklist package is approved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalRow {
     /// `organization`, `group:PATH` or `computer:NAME`.
     pub scope: String,
@@ -135,6 +141,7 @@ pub struct ApprovalRow {
 
 /// A blocklist package (its hashes are counted here, listed by [`Store::blocklist_hashes`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlocklistRow {
     /// Id.
     pub id: i64,

@@ -56,8 +56,8 @@ pub enum Quota {
 impl Quota {
     fn per_minute(self) -> u64 {
         match self {
-            Quota::Events => crate::agent_api::EVENTS_PER_MINUTE,
-            Quota::HostReports => crate::agent_api::HOST_REPORTS_PER_MINUTE,
+            Quota::Events => crate::api::agents::EVENTS_PER_MINUTE,
+            Quota::HostReports => crate::api::agents::HOST_REPORTS_PER_MINUTE,
         }
     }
 }
@@ -224,7 +224,7 @@ impl SyncHub {
         // computers, and each distinct computer's bundle.
         let mut whole = doc.clone();
         whole.computers = computers.iter().map(|c| c.doc.clone()).collect();
-        if let Err(problems) = crate::model_api::check_document(&whole) {
+        if let Err(problems) = crate::ops::check_document(&whole) {
             let e = problems.join("; ");
             tracing::error!("organization {org_id} version {version} does not load, agents keep the previous one: {e}");
             if let Some(c) = cache.get(&org_id) {

@@ -1,4 +1,5 @@
-//! The agent sync API: enrollment, the long-polled signed bundle, event batches.
+//! `/api/agent/*`, the agent sync API: enrollment, the long-polled signed bundle, event
+//! batches. What an agent sends is checked and bounded here, where it enters.
 
 use crate::AppState;
 use crate::error::{AppError, AppJson, ErrorBody};
@@ -80,7 +81,7 @@ pub(crate) async fn enroll(
         .await;
     let (org_id, body, status) = match result {
         Ok(StoreEnrolled::Active { identity, credential, .. }) => {
-            state.sync.enrolled(identity.org_id, identity.computer_id).await;
+            state.hub.enrolled(identity.org_id, identity.computer_id).await;
             let body = Enrolled {
                 organization: identity.org_name,
                 computer: identity.name,
@@ -108,7 +109,7 @@ pub(crate) async fn enroll(
     Ok((status, AppJson(Enrolled { bundle_key, ..body })).into_response())
 }
 
-#[utoipa::path(post, path = "/api/agent/poll", tag = "agents", request_body = portcullis_protocol::PollRequest, responses((status = 200, body = Object), (status = 204, description = "nothing newer before the wait ended"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "too many host reports", body = ErrorBody)), security(("agent" = [])))]
+#[utoipa::path(post, path = "/api/agent/poll", tag = "agents", request_body = portcullis_protocol::PollRequest, responses((status = 200, description = "a newer signed bundle", body = portcullis_protocol::BundlePayload, headers(("x-portcullis-signature" = String, description = "ed25519 signature of the body by the organization's bundle key, hex"))), (status = 204, description = "nothing newer before the wait ended"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "too many host reports", body = ErrorBody)), security(("agent" = [])))]
 pub(crate) async fn poll(
     State(state): State<AppState>,
     AgentCaller(agent): AgentCaller,
@@ -117,12 +118,12 @@ pub(crate) async fn poll(
     // Host facts that do not pass the checks are not kept; the poll still goes on.
     let host = match &req.host {
         Some(h) => {
-            state.sync.quota(agent.computer_id, crate::sync::Quota::HostReports, 1)?;
+            state.hub.quota(agent.computer_id, crate::hub::Quota::HostReports, 1)?;
             h.normalized().ok().map(|h| (serde_json::to_string(&h).unwrap_or_default(), h.agent_version))
         }
         None => None,
     };
-    state.sync.seen(portcullis_store::Seen {
+    state.hub.seen(portcullis_store::Seen {
         computer_id: agent.computer_id,
         at_ms: now_ms(),
         bundle_version: req.enforcing.unwrap_or(req.after).clamp(0, req.after.max(0)),
@@ -131,12 +132,12 @@ pub(crate) async fn poll(
     });
     let wait = req.wait_s.map_or(MAX_WAIT, |s| Duration::from_secs(s).min(MAX_WAIT));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut ticks = state.sync.subscribe();
+    let mut ticks = state.hub.subscribe();
     loop {
         // Subscribe before reading the version, so a change in between is not missed.
         ticks.borrow_and_update();
-        if state.sync.version(&state.store, agent.org_id).await? > req.after {
-            let compiled = state.sync.compiled(&state.store, agent.org_id).await?;
+        if state.hub.version(&state.store, agent.org_id).await? > req.after {
+            let compiled = state.hub.compiled(&state.store, agent.org_id).await?;
             if compiled.version > req.after {
                 return bundle(&state, &agent, &compiled).await;
             }
@@ -151,7 +152,7 @@ pub(crate) async fn poll(
 async fn bundle(
     state: &AppState,
     agent: &AgentIdentity,
-    compiled: &crate::sync::Compiled,
+    compiled: &crate::hub::Compiled,
 ) -> Result<Response, AppError> {
     let known = compiled.computers.lock().unwrap_or_else(|p| p.into_inner()).get(&agent.computer_id).cloned();
     let computer = match known {
@@ -215,7 +216,7 @@ pub(crate) async fn events(
     if batch.hits.len() > MAX_HITS {
         return Err(AppError::BadRequest(format!("at most {MAX_HITS} policy hit entries per batch")));
     }
-    state.sync.quota(agent.computer_id, crate::sync::Quota::Events, batch.events.len() as u64)?;
+    state.hub.quota(agent.computer_id, crate::hub::Quota::Events, batch.events.len() as u64)?;
     let received = now_ms();
     let mut rows = Vec::with_capacity(batch.events.len());
     for (i, raw) in batch.events.iter().enumerate() {

@@ -1,0 +1,331 @@
+//! The Computers page: the organization's mode, the group tree with enrollment tokens, the
+//! computers, pending enrollments and the bundle signing key.
+
+use super::*;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/computers", get(computers_page))
+        .route("/settings", post(settings))
+        .route("/groups", post(create_group))
+        .route("/groups/{id}/token", post(group_token))
+        .route(
+            "/groups/{id}/token/revoke",
+            on_item("/computers", |state, caller, id| async move {
+                ops::computers::revoke_enrollment_token(&state, &caller, id).await?;
+                Ok("Enrollment token revoked: no agent enrolls with it any more".to_owned())
+            }),
+        )
+        .route(
+            "/groups/{id}/delete",
+            on_item("/computers", |state, caller, id| async move {
+                ops::computers::delete_group(&state, &caller, id).await?;
+                Ok("Group removed".to_owned())
+            }),
+        )
+        .route("/computers/{id}", post(update_computer))
+        .route(
+            "/computers/{id}/delete",
+            on_item("/computers", |state, caller, id| async move {
+                ops::computers::delete_computer(&state, &caller, id).await?;
+                Ok("Computer removed; its agent must enroll again".to_owned())
+            }),
+        )
+        .route("/bundle-key/rotate", post(rotate_bundle_key))
+        .route(
+            "/enrollments/{id}/accept",
+            on_item("/computers", |state, caller, id| async move {
+                ops::computers::accept_pending(&state, &caller, id).await?;
+                Ok("Enrollment accepted: the computer now answers to the new agent; the old credential no longer works"
+                    .to_owned())
+            }),
+        )
+        .route(
+            "/enrollments/{id}/reject",
+            on_item("/computers", |state, caller, id| async move {
+                ops::computers::reject_pending(&state, &caller, id).await?;
+                Ok("Enrollment rejected".to_owned())
+            }),
+        )
+}
+
+const MODES: [&str; 4] = ["secured", "monitor", "learning", "installation"];
+
+struct GroupView {
+    id: i64,
+    path: String,
+    name: String,
+    depth: f64,
+    mode: String,
+    computers: i64,
+    enrollment_open: bool,
+    /// The open token's limits, for people: "until …", "N uses left".
+    enrollment_limits: String,
+}
+
+struct ComputerRowView {
+    id: i64,
+    name: String,
+    online: bool,
+    last_seen: String,
+    group: String,
+    mode: String,
+    effective_mode: String,
+    os: String,
+    agent: String,
+    bundle_version: i64,
+    /// Online but enforcing an older bundle than the latest (or refusing it).
+    lags: bool,
+    bundle_error: String,
+}
+
+struct PendingView {
+    id: i64,
+    name: String,
+    group: String,
+    os: String,
+    agent: String,
+    requested: String,
+    replaces: bool,
+}
+
+#[derive(Template)]
+#[template(path = "computers.html")]
+struct ComputersPage {
+    page: Page,
+    token: Option<(String, String)>,
+    server_url: String,
+    modes: [&'static str; 4],
+    org_mode: String,
+    groups: Vec<GroupView>,
+    computers: Vec<ComputerRowView>,
+    latest: i64,
+    pending: Vec<PendingView>,
+    signing: SigningView,
+}
+
+/// The organization's bundle signing key, as the Computers page shows it.
+struct SigningView {
+    public_key: String,
+    rotations: usize,
+    last_rotated: String,
+    sealed_with: String,
+}
+
+async fn computers_view(
+    state: &AppState,
+    console: &Console,
+    flash: Flash,
+    token: Option<(String, String)>,
+    server_url: String,
+) -> Result<Response, AppError> {
+    let caller = console.reader();
+    let org = caller.user.org_id;
+    let settings = ops::computers::settings(state, &caller).await?;
+    let org_mode = settings.mode.clone().unwrap_or_else(|| "secured".into());
+    let groups_rows = ops::computers::groups(state, &caller).await?;
+    let computer_rows = ops::computers::computers(state, &caller).await?;
+    // Effective modes by the engine's own rule, on the model as agents load it.
+    let (_, whole) = ops::whole_model(state, org).await?;
+    let set = portcullis_policy_file::load(&whole.to_json(), portcullis_policy_file::Format::Json).ok().map(|l| l.set);
+    // A group's mode, or the organization's for no group (what a computer without a mode
+    // of its own is in).
+    let group_mode = |path: Option<&str>| -> String {
+        set.as_ref().map_or_else(|| "unknown".into(), |s| s.group_mode(path).name().to_owned())
+    };
+    let latest = state.hub.version(&state.store, org).await?;
+    let pending = ops::computers::pending(state, &caller)
+        .await?
+        .into_iter()
+        .map(|p| PendingView {
+            id: p.id,
+            name: p.name,
+            group: p.group.unwrap_or_default(),
+            os: p.os,
+            agent: p.agent_version,
+            requested: when(Some(p.requested_ms)),
+            replaces: p.existing_computer.is_some(),
+        })
+        .collect();
+    let computers = computer_rows
+        .into_iter()
+        .map(|c| {
+            let group = c.doc.group.clone().unwrap_or_default();
+            ComputerRowView {
+                id: c.id,
+                online: c.online,
+                lags: c.online && (c.bundle_version < latest || c.bundle_error.is_some()),
+                bundle_error: c.bundle_error.clone().unwrap_or_default(),
+                last_seen: when(c.last_seen_ms),
+                effective_mode: group_mode(c.doc.group.as_deref()),
+                mode: c.doc.mode.clone().unwrap_or_default(),
+                os: c.doc.os.clone().unwrap_or_default(),
+                agent: c.agent_version.clone().unwrap_or_default(),
+                bundle_version: c.bundle_version,
+                name: c.doc.name,
+                group,
+            }
+        })
+        .collect();
+    let groups = groups_rows
+        .iter()
+        .map(|g| GroupView {
+            id: g.id,
+            name: g.doc.path.rsplit('/').next().unwrap_or(&g.doc.path).to_owned(),
+            depth: g.doc.path.matches('/').count() as f64,
+            mode: g.doc.mode.clone().unwrap_or_else(|| format!("inherits ({})", group_mode(Some(&g.doc.path)))),
+            computers: g.computers,
+            enrollment_open: g.enrollment_open,
+            enrollment_limits: [
+                g.enrollment_expires_ms.map(|t| format!("until {}", when(Some(t)))),
+                g.enrollment_uses_left.map(|u| format!("{u} uses left")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
+            path: g.doc.path.clone(),
+        })
+        .collect();
+    let key = ops::computers::bundle_key(state, &caller).await?;
+    let signing = SigningView {
+        public_key: key.public_key,
+        rotations: key.rotations.len(),
+        last_rotated: key.rotations.last().map_or_else(|| "never".into(), |e| when(Some(e.issued_ms))),
+        sealed_with: key.sealed_with,
+    };
+    Ok(html(ComputersPage {
+        signing,
+        page: console.page("/computers", flash),
+        token,
+        server_url,
+        modes: MODES,
+        org_mode,
+        groups,
+        computers,
+        latest,
+        pending,
+    }))
+}
+
+fn server_url(headers: &axum::http::HeaderMap, state: &AppState) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("SERVER:8443");
+    format!("{}://{host}", if state.secure_cookies { "https" } else { "http" })
+}
+
+async fn computers_page(
+    State(state): State<AppState>,
+    console: Console,
+    headers: axum::http::HeaderMap,
+    Query(flash): Query<Flash>,
+) -> Result<Response, AppError> {
+    let url = server_url(&headers, &state);
+    computers_view(&state, &console, flash, None, url).await
+}
+
+#[derive(Deserialize)]
+struct ModeForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    mode: String,
+    #[serde(default)]
+    until: String,
+}
+
+async fn settings(State(state): State<AppState>, console: Console, Form(f): Form<ModeForm>) -> Response {
+    console
+        .act(&f.csrf, "/computers", async |caller| {
+            let mut doc: OrganizationDoc = ops::computers::settings(&state, &caller).await?;
+            doc.mode = Some(f.mode.clone());
+            doc.until = opt(&f.until);
+            ops::computers::set_settings(&state, &caller, doc).await?;
+            Ok(format!("Organization mode set to {}", f.mode))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+struct GroupForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    path: String,
+    #[serde(default)]
+    mode: String,
+}
+
+async fn create_group(State(state): State<AppState>, console: Console, Form(f): Form<GroupForm>) -> Response {
+    console
+        .act(&f.csrf, "/computers", async |caller| {
+            let doc = GroupDoc { path: f.path.clone(), mode: opt(&f.mode), ..Default::default() };
+            ops::computers::create_group(&state, &caller, doc).await?;
+            Ok(format!("Group {:?} added", f.path.trim()))
+        })
+        .await
+}
+
+async fn group_token(
+    State(state): State<AppState>,
+    console: Console,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    let result = async {
+        let caller = console.caller(&f.csrf)?;
+        let path = ops::computers::groups(&state, &caller)
+            .await?
+            .into_iter()
+            .find(|g| g.id == id)
+            .map(|g| g.doc.path)
+            .ok_or(AppError::NotFound)?;
+        let t = ops::computers::enrollment_token(&state, &caller, id, None, None).await?;
+        Ok::<_, AppError>((path, t.token))
+    }
+    .await;
+    match result {
+        // Shown on this response only (not in a redirect URL, which browsers and proxies log).
+        Ok(token) => {
+            let url = server_url(&headers, &state);
+            let flash = Flash { ok: Some(format!("New enrollment token for {}", token.0)), error: None };
+            computers_view(&state, &console, flash, Some(token), url).await.unwrap_or_else(IntoResponse::into_response)
+        }
+        Err(e) => back("/computers", Err(e)),
+    }
+}
+
+async fn rotate_bundle_key(State(state): State<AppState>, console: Console, Form(f): Form<CsrfOnly>) -> Response {
+    console
+        .act(&f.csrf, "/computers", async |caller| {
+            let key = ops::computers::rotate_bundle_key(&state, &caller).await?;
+            Ok(format!(
+                "Bundle signing key rotated: agents take the new key {}… with their next bundle, endorsed by the old one",
+                &key.public_key[..16]
+            ))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+struct ComputerForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    mode: String,
+}
+
+async fn update_computer(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<i64>,
+    Form(f): Form<ComputerForm>,
+) -> Response {
+    console
+        .act(&f.csrf, "/computers", async |caller| {
+            let doc = ComputerDoc { group: opt(&f.group), mode: opt(&f.mode), ..Default::default() };
+            ops::computers::update_computer(&state, &caller, id, doc).await?;
+            Ok(format!("Mode set to {}", if f.mode.is_empty() { "the group's" } else { &f.mode }))
+        })
+        .await
+}

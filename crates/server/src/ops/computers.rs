@@ -1,0 +1,235 @@
+//! Computers and what governs them: the organization's settings, the group tree, the
+//! computers, enrollment (group tokens, pending enrollments) and the bundle signing key.
+
+use super::{AppError, AppState, Caller, change, change_model, change_unchecked};
+use portcullis_policy_file::document::{ComputerDoc, GroupDoc, OrganizationDoc};
+use portcullis_store::{ComputerRow, GroupRow, PendingRow, TokenLimits, now_ms};
+use serde::Serialize;
+
+/// How long an agent may stay silent and still count as online (a long-poll lasts at most
+/// 30 s; two missed polls make it offline).
+pub const ONLINE_WITHIN_MS: i64 = 75_000;
+
+/// The organization's defaults.
+pub(crate) async fn settings(state: &AppState, caller: &Caller) -> Result<OrganizationDoc, AppError> {
+    Ok(state.store.settings(caller.user.org_id).await?)
+}
+
+/// Change the organization's defaults (its name stays).
+pub(crate) async fn set_settings(state: &AppState, caller: &Caller, doc: OrganizationDoc) -> Result<(), AppError> {
+    let edit = |d: &mut portcullis_policy_file::document::Document| {
+        let name = d.organization.as_ref().and_then(|o| o.name.clone());
+        d.organization = Some(OrganizationDoc { name, ..doc.clone() });
+    };
+    change_model(state, caller, edit, async || state.store.set_settings(change(caller), &doc).await).await
+}
+
+/// The group tree.
+pub(crate) async fn groups(state: &AppState, caller: &Caller) -> Result<Vec<GroupRow>, AppError> {
+    Ok(state.store.groups(caller.user.org_id).await?)
+}
+
+fn group_by_id(groups: Vec<GroupRow>, id: i64) -> Result<GroupRow, AppError> {
+    groups.into_iter().find(|g| g.id == id).ok_or(AppError::NotFound)
+}
+
+fn check_group_path(path: &str) -> Result<String, AppError> {
+    let path = path.trim().trim_matches('/').to_owned();
+    if path.is_empty() || path.len() > 200 || path.split('/').any(|p| p.trim().is_empty()) {
+        return Err(AppError::BadRequest("a group path is 1 to 200 characters, parts separated by /".into()));
+    }
+    Ok(path)
+}
+
+/// Add a group (its parents are implied).
+pub(crate) async fn create_group(state: &AppState, caller: &Caller, mut doc: GroupDoc) -> Result<i64, AppError> {
+    doc.path = check_group_path(&doc.path)?;
+    let edit = |d: &mut portcullis_policy_file::document::Document| d.groups.push(doc.clone());
+    change_model(state, caller, edit, async || state.store.create_group(change(caller), &doc).await).await
+}
+
+/// Change a group's mode (its path stays: computers and scopes name it).
+pub(crate) async fn update_group(state: &AppState, caller: &Caller, id: i64, doc: GroupDoc) -> Result<(), AppError> {
+    let old = group_by_id(state.store.groups(caller.user.org_id).await?, id)?;
+    let new = GroupDoc { path: old.doc.path.clone(), ..doc };
+    let edit = |d: &mut portcullis_policy_file::document::Document| {
+        d.groups.retain(|g| g.path != old.doc.path);
+        d.groups.push(new.clone());
+    };
+    change_model(state, caller, edit, async || state.store.update_group(change(caller), id, &new).await).await
+}
+
+/// Remove an empty group.
+pub(crate) async fn delete_group(state: &AppState, caller: &Caller, id: i64) -> Result<(), AppError> {
+    let old = group_by_id(state.store.groups(caller.user.org_id).await?, id)?;
+    let edit = |d: &mut portcullis_policy_file::document::Document| d.groups.retain(|g| g.path != old.doc.path);
+    change_model(state, caller, edit, async || state.store.delete_group(change(caller), id).await).await
+}
+
+/// A computer as the API and the console show it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ComputerView {
+    /// Id.
+    pub(crate) id: i64,
+    /// Name, group, OS and mode override.
+    #[serde(flatten)]
+    pub(crate) doc: ComputerDoc,
+    /// What the agent reported about its host.
+    pub(crate) host: Option<portcullis_protocol::HostFacts>,
+    /// The agent's version.
+    pub(crate) agent_version: Option<String>,
+    /// Enrolled at, Unix milliseconds.
+    pub(crate) enrolled_ms: i64,
+    /// Last contact, Unix milliseconds.
+    pub(crate) last_seen_ms: Option<i64>,
+    /// Polled within the last 75 s.
+    pub(crate) online: bool,
+    /// The bundle version the agent enforces, as it last said.
+    pub(crate) bundle_version: i64,
+    /// Why the agent refused the last bundle it was sent, as it reported.
+    pub(crate) bundle_error: Option<String>,
+}
+
+impl ComputerView {
+    fn of(c: ComputerRow, now: i64) -> ComputerView {
+        ComputerView {
+            online: c.last_seen_ms.is_some_and(|t| now - t <= ONLINE_WITHIN_MS),
+            host: c.host_json.as_deref().and_then(|h| serde_json::from_str(h).ok()),
+            id: c.id,
+            doc: c.doc,
+            agent_version: c.agent_version,
+            enrolled_ms: c.enrolled_ms,
+            last_seen_ms: c.last_seen_ms,
+            bundle_version: c.bundle_version,
+            bundle_error: c.bundle_error,
+        }
+    }
+}
+
+/// The organization's computers.
+pub(crate) async fn computers(state: &AppState, caller: &Caller) -> Result<Vec<ComputerView>, AppError> {
+    let now = now_ms();
+    Ok(state.store.computers(caller.user.org_id).await?.into_iter().map(|c| ComputerView::of(c, now)).collect())
+}
+
+/// Move a computer to another group or set its mode (its name and OS are the agent's).
+pub(crate) async fn update_computer(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    doc: ComputerDoc,
+) -> Result<(), AppError> {
+    let old = state.store.computer(caller.user.org_id, id).await?;
+    let new = ComputerDoc { name: old.doc.name.clone(), os: old.doc.os.clone(), ..doc };
+    let edit = |d: &mut portcullis_policy_file::document::Document| {
+        d.computers.retain(|c| c.name != old.doc.name);
+        d.computers.push(new.clone());
+    };
+    change_model(state, caller, edit, async || state.store.update_computer(change(caller), id, &new).await).await
+}
+
+/// Remove a computer: its credential stops working.
+pub(crate) async fn delete_computer(state: &AppState, caller: &Caller, id: i64) -> Result<(), AppError> {
+    let old = state.store.computer(caller.user.org_id, id).await?;
+    let edit = |d: &mut portcullis_policy_file::document::Document| d.computers.retain(|c| c.name != old.doc.name);
+    change_model(state, caller, edit, async || state.store.delete_computer(change(caller), id).await).await
+}
+
+// Enrollment.
+
+/// A new enrollment token, shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EnrollmentToken {
+    /// Give to `portcullis agent --enroll-token-file`; shown once.
+    pub(crate) token: String,
+    /// It stops working at this time, Unix milliseconds.
+    pub(crate) expires_ms: Option<i64>,
+    /// Enrollments it allows.
+    pub(crate) uses: Option<i64>,
+}
+
+/// The longest an enrollment token may be made to last without "never" (a year).
+pub const MAX_TOKEN_HOURS: i64 = 24 * 366;
+/// Default enrollment token lifetime.
+pub const DEFAULT_TOKEN_HOURS: i64 = 24 * 7;
+
+/// A group's new enrollment token (the previous one stops working): `hours` until it
+/// expires (default a week, 0 for never), `uses` enrollments (default any).
+pub(crate) async fn enrollment_token(
+    state: &AppState,
+    caller: &Caller,
+    group: i64,
+    hours: Option<i64>,
+    uses: Option<i64>,
+) -> Result<EnrollmentToken, AppError> {
+    caller.require_admin()?;
+    let hours = hours.unwrap_or(DEFAULT_TOKEN_HOURS);
+    if !(0..=MAX_TOKEN_HOURS).contains(&hours) {
+        return Err(AppError::BadRequest(format!("expires_in_hours is 0 (never) to {MAX_TOKEN_HOURS}")));
+    }
+    if uses.is_some_and(|u| !(1..=1_000_000).contains(&u)) {
+        return Err(AppError::BadRequest("uses is 1 to 1000000".into()));
+    }
+    let limits = TokenLimits { expires_ms: (hours > 0).then(|| now_ms() + hours * 3_600_000), uses };
+    let token = state.store.rotate_enrollment_token(change(caller), group, limits).await?;
+    Ok(EnrollmentToken { token, expires_ms: limits.expires_ms, uses: limits.uses })
+}
+
+/// No agent enrolls with the group's token any more.
+pub(crate) async fn revoke_enrollment_token(state: &AppState, caller: &Caller, group: i64) -> Result<(), AppError> {
+    caller.require_admin()?;
+    Ok(state.store.revoke_enrollment_token(change(caller), group).await?)
+}
+
+/// Enrollments under a taken name, waiting for an administrator.
+pub(crate) async fn pending(state: &AppState, caller: &Caller) -> Result<Vec<PendingRow>, AppError> {
+    Ok(state.store.pending_enrollments(caller.user.org_id).await?)
+}
+
+/// Accept a pending enrollment: the computer of that name takes the new agent's
+/// credential. Returns the computer's id.
+pub(crate) async fn accept_pending(state: &AppState, caller: &Caller, id: i64) -> Result<i64, AppError> {
+    caller.require_admin()?;
+    let computer = state.store.accept_enrollment(change(caller), id).await?;
+    state.hub.enrolled(caller.user.org_id, computer).await;
+    Ok(computer)
+}
+
+/// Refuse a pending enrollment.
+pub(crate) async fn reject_pending(state: &AppState, caller: &Caller, id: i64) -> Result<(), AppError> {
+    caller.require_admin()?;
+    Ok(state.store.reject_enrollment(change(caller), id).await?)
+}
+
+// The bundle signing key.
+
+/// The organization's bundle signing key.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BundleKeyView {
+    /// The organization's bundle key now (ed25519 public key, hex): what new agents receive.
+    pub(crate) public_key: String,
+    /// Its rotations, oldest first: each key endorsed by the one before it. Enrolled agents
+    /// follow them to the current key with their next bundle.
+    pub(crate) rotations: Vec<portcullis_protocol::KeyEndorsement>,
+    /// The id of the server's secret key that seals the signing seed (the key itself is
+    /// outside the database).
+    pub(crate) sealed_with: String,
+}
+
+/// The bundle signing key and its rotations.
+pub(crate) async fn bundle_key(state: &AppState, caller: &Caller) -> Result<BundleKeyView, AppError> {
+    let org_id = caller.user.org_id;
+    Ok(BundleKeyView {
+        public_key: state.store.bundle_key(org_id).await?.public().to_hex(),
+        rotations: state.store.bundle_key_chain(org_id).await?,
+        sealed_with: state.store.secret_key_ids().into_iter().next().unwrap_or_default(),
+    })
+}
+
+/// A new signing key, endorsed by the old one; the version rises, so every agent receives a
+/// bundle signed by it.
+pub(crate) async fn rotate_bundle_key(state: &AppState, caller: &Caller) -> Result<BundleKeyView, AppError> {
+    caller.require_admin()?;
+    change_unchecked(state, caller, async || state.store.rotate_bundle_key(change(caller)).await).await?;
+    bundle_key(state, caller).await
+}
