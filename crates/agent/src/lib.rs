@@ -34,7 +34,7 @@ pub use portcullis_events::spool;
 pub use interpreters::{default_interpreters, is_interpreter_name};
 pub use portcullis_fanotify::Response;
 pub use run::{Summary, block_handled_signals, run};
-pub use state::{AgentError, Config, PolicyHits, PolicyLoader, Stats};
+pub use state::{AgentError, Config, LoadError, PolicyHits, PolicyLoader, Stats};
 
 /// Replace the panic hook with one that prints the message and nothing else.
 ///

@@ -233,7 +233,12 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                     }
                     tracing::info!("policy reloaded from {}", config.policy.display());
                 }
-                Err(e) => tracing::error!("policy not reloaded, the old one stays in force: {e}"),
+                Err(e) => {
+                    tracing::error!(
+                        "policy not reloaded, the old one stays in force: {}",
+                        crate::state::with_causes(&e)
+                    )
+                }
             }
         }
         if config.exit_after.is_some_and(|d| started.elapsed() >= d) {
@@ -272,9 +277,8 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
 }
 
 fn load_policy(config: &Config, load: &PolicyLoader) -> Result<PolicyState, AgentError> {
-    let engine = load(&config.policy).map_err(AgentError::Policy)?;
-    let target =
-        engine.target(config.computer.as_deref(), Os::Linux).map_err(|e| AgentError::Computer(e.to_string()))?;
+    let engine = load(&config.policy).map_err(|e| AgentError::Policy(config.policy.display().to_string(), e))?;
+    let target = engine.target(config.computer.as_deref(), Os::Linux)?;
     let script_control = engine.policy_set().organization.script_control;
     let fences = engine.ringfences_in_force().into_iter().cloned().collect();
     Ok(PolicyState { engine, target, script_control, fences })

@@ -57,47 +57,65 @@ pub struct Config {
     pub resolver: Option<std::net::SocketAddr>,
 }
 
-/// Loads and compiles the policy file.
-pub type PolicyLoader = dyn Fn(&Path) -> Result<Engine, String> + Send + Sync;
+/// Why a policy could not be loaded: the loader's own error (a file that cannot be read, a
+/// bundle whose signature fails, problems with their places…), kept whole.
+pub type LoadError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Why the agent could not run.
+/// Loads and compiles the policy file.
+pub type PolicyLoader = dyn Fn(&Path) -> Result<Engine, LoadError> + Send + Sync;
+
+/// Why the agent could not run. Each variant keeps the error that caused it as its source,
+/// so that `caused by:` lines show it.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The policy could not be loaded.
-    #[error("{0}")]
-    Policy(String),
+    #[error("the policy {0} does not load")]
+    Policy(String, #[source] LoadError),
     /// The computer is not in the policy.
-    #[error("{0}")]
-    Computer(String),
+    #[error("the computer to enforce for is not in the policy")]
+    Computer(#[from] portcullis_policy::UnknownComputer),
     /// fanotify could not be set up.
-    #[error(
-        "cannot start fanotify ({0}); the agent needs root (CAP_SYS_ADMIN) and a kernel with fanotify permission events"
-    )]
-    Fanotify(io::Error),
+    #[error("cannot start fanotify; the agent needs root (CAP_SYS_ADMIN) and a kernel with fanotify permission events")]
+    Fanotify(#[source] io::Error),
     /// A filesystem that was asked for by name could not be marked.
-    #[error("cannot watch {path}: {error}")]
+    #[error("cannot watch {}", path.display())]
     Mark {
         /// The mount point.
         path: PathBuf,
         /// Why.
+        #[source]
         error: io::Error,
     },
     /// The spool could not be opened.
-    #[error("cannot open the event spool {path}: {error}; give a writable directory with --spool")]
+    #[error("cannot open the event spool {}; give a writable directory with --spool", path.display())]
     Spool {
         /// The directory.
         path: PathBuf,
         /// Why.
+        #[source]
         error: io::Error,
     },
     /// Something else the agent needs failed.
-    #[error("{what}: {error}")]
+    #[error("{what}")]
     Io {
         /// What was being done.
         what: String,
         /// Why it failed.
+        #[source]
         error: io::Error,
     },
+}
+
+/// An error with its causes, on one line, for the log.
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Counters, reported when the agent stops.

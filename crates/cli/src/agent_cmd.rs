@@ -1,7 +1,7 @@
 //! `portcullis agent`: flags → [`portcullis_agent::Config`], policy loading, logging.
 
 use crate::args::{AgentArgs, OverloadVerdict};
-use crate::exit::{AGENT_START, BAD_POLICY, fail};
+use crate::exit::{AGENT_START, BAD_POLICY, OrExit, fail};
 use crate::load;
 use portcullis_agent::Response;
 use portcullis_agent::{AgentError, Config};
@@ -26,7 +26,7 @@ fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-type Loader = Box<dyn Fn(&Path) -> Result<portcullis_policy::Engine, String> + Send + Sync>;
+type Loader = Box<dyn Fn(&Path) -> Result<portcullis_policy::Engine, portcullis_agent::LoadError> + Send + Sync>;
 
 /// Where the policy comes from: a file, or a server's bundles.
 struct Source {
@@ -70,12 +70,8 @@ fn file_source(a: &AgentArgs) -> anyhow::Result<Source> {
         .computer
         .clone()
         .or_else(|| host_name().filter(|h| loaded.set.computers.iter().any(|c| c.name.eq_ignore_ascii_case(h))));
-    let policy = std::fs::canonicalize(policy)
-        .map_err(|e| fail(crate::exit::UNREADABLE, format!("{}: {e}", policy.display())))?;
-    let loader: Loader = Box::new(|path: &Path| {
-        let loaded = load::policy(path).map_err(|e| e.to_string())?;
-        load::engine(loaded.set).map_err(|e| e.to_string())
-    });
+    let policy = std::fs::canonicalize(policy).or_exit(crate::exit::UNREADABLE, policy.display().to_string())?;
+    let loader: Loader = Box::new(|path: &Path| Ok(load::engine(load::policy(path)?.set)?));
     Ok(Source { policy, computer, loader, sync: None })
 }
 
@@ -90,7 +86,7 @@ fn enroll_token(a: &AgentArgs) -> anyhow::Result<Option<String>> {
     }
     if let Some(path) = &a.enroll_token_file {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| fail(crate::exit::UNREADABLE, format!("--enroll-token-file {}: {e}", path.display())))?;
+            .or_exit(crate::exit::UNREADABLE, format!("--enroll-token-file {}", path.display()))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(fail(2, format!("--enroll-token-file {}: the file is empty", path.display())));
@@ -101,30 +97,29 @@ fn enroll_token(a: &AgentArgs) -> anyhow::Result<Option<String>> {
 }
 
 /// Parse a verified bundle's policy with the agent's loader and build its engine.
-fn bundle_engine(verified: &portcullis_sync::Verified) -> Result<portcullis_policy::Engine, String> {
-    portcullis_policy_file::compile(&verified.policy_json, portcullis_policy_file::Format::Json)
-        .map_err(|e| format!("policy bundle version {}: {e}", verified.version))
+fn bundle_engine(verified: &portcullis_sync::Verified) -> Result<portcullis_policy::Engine, portcullis_sync::Cause> {
+    Ok(portcullis_policy_file::compile(&verified.policy_json, portcullis_policy_file::Format::Json)?)
 }
 
 /// Enroll if needed, make sure a verified bundle is on disk, and prepare the sync threads.
 fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
     portcullis_sync::check_server_url(server, a.insecure_http).map_err(|e| fail(2, e.to_string()))?;
     let state = &a.state_dir;
-    std::fs::create_dir_all(state).map_err(|e| fail(AGENT_START, format!("--state-dir {}: {e}", state.display())))?;
+    std::fs::create_dir_all(state).or_exit(AGENT_START, format!("--state-dir {}", state.display()))?;
     let ca_pem = match &a.server_ca {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| fail(crate::exit::UNREADABLE, format!("--server-ca {}: {e}", p.display())))?,
-        ),
+        Some(p) => {
+            Some(std::fs::read_to_string(p).or_exit(crate::exit::UNREADABLE, format!("--server-ca {}", p.display()))?)
+        }
         None => None,
     };
     let host = portcullis_sync::host_facts(env!("CARGO_PKG_VERSION"));
-    let saved_enrollment = portcullis_sync::Enrollment::load(state).map_err(|e| fail(AGENT_START, e.to_string()))?;
+    let saved_enrollment =
+        portcullis_sync::Enrollment::load(state).or_exit(AGENT_START, "the saved enrollment cannot be read")?;
     let enrollment = match (saved_enrollment, enroll_token(a)?) {
         (current, Some(token)) => {
             let e = portcullis_sync::enroll(server, ca_pem.as_deref(), &token, &host, current.as_ref())
-                .map_err(|e| fail(AGENT_START, format!("enrollment failed: {e}")))?;
-            e.save(state).map_err(|e| fail(AGENT_START, e.to_string()))?;
+                .or_exit(AGENT_START, "enrollment failed")?;
+            e.save(state).or_exit(AGENT_START, "the enrollment cannot be saved")?;
             if e.pending {
                 tracing::warn!(
                     "the name {:?} is taken in organization {:?}: this enrollment waits for an administrator to accept it (console: Computers → Pending enrollments)",
@@ -153,18 +148,18 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
     let saved = match portcullis_sync::load_bundle(&bundle_path, &enrollment).and_then(|v| {
         bundle_engine(&v)
             .map(|_| v.version)
-            .map_err(|message| portcullis_sync::SyncError::Load { version: v.version, message })
+            .map_err(|error| portcullis_sync::SyncError::Load { version: v.version, error })
     }) {
         Ok(v) => Some(v),
         Err(portcullis_sync::SyncError::File { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            tracing::warn!("the saved bundle is refused ({e}); fetching a new one");
+            tracing::warn!("the saved bundle is refused ({}); fetching a new one", portcullis_sync::with_causes(&e));
             None
         }
     };
     let check: portcullis_sync::BundleCheck = Box::new(|v| bundle_engine(v).map(|_| ()));
     let mut poller = portcullis_sync::Poller::new(enrollment.clone(), state, saved.unwrap_or(0), host, check)
-        .map_err(|e| fail(AGENT_START, e.to_string()))?;
+        .or_exit(AGENT_START, "cannot follow the server")?;
     if saved.is_none() {
         // Nothing to enforce yet: the first bundle must come now (after an administrator
         // accepted a pending enrollment, if it is one).
@@ -184,20 +179,18 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
                     std::thread::sleep(std::time::Duration::from_secs(2));
                 }
                 Err(e) => {
-                    return Err(fail(AGENT_START, format!("no saved policy bundle and none from the server: {e}")));
+                    return Err(e).or_exit(AGENT_START, "no saved policy bundle and none from the server");
                 }
             }
         }
     }
     let uploader = portcullis_sync::Uploader::new(enrollment.clone(), &a.spool, state)
-        .map_err(|e| fail(AGENT_START, e.to_string()))?;
+        .or_exit(AGENT_START, "cannot deliver events to the server")?;
     // The bundle on disk now loads: either the saved one was checked above, or the poller
     // saved a new one only after it loaded. Nothing is marked before that.
     let loader_enrollment = enrollment.clone();
-    let loader: Loader = Box::new(move |path: &Path| {
-        let verified = portcullis_sync::load_bundle(path, &loader_enrollment).map_err(|e| e.to_string())?;
-        bundle_engine(&verified)
-    });
+    let loader: Loader =
+        Box::new(move |path: &Path| bundle_engine(&portcullis_sync::load_bundle(path, &loader_enrollment)?));
     Ok(Source {
         policy: bundle_path,
         computer: Some(enrollment.computer.clone()),
@@ -227,10 +220,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
     } else {
         let mut roots = Vec::new();
         for d in &a.mark_under {
-            roots.push(
-                std::fs::canonicalize(d)
-                    .map_err(|e| fail(AGENT_START, format!("--mark-under {}: {e}", d.display())))?,
-            );
+            roots.push(std::fs::canonicalize(d).or_exit(AGENT_START, format!("--mark-under {}", d.display()))?);
         }
         portcullis_agent::mounts::Scope::Under(roots)
     };
@@ -282,7 +272,9 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ (AgentError::Policy(_) | AgentError::Computer(_))) => Err(fail(BAD_POLICY, e.to_string())),
-        Err(e) => Err(fail(AGENT_START, e.to_string())),
+        Err(e @ (AgentError::Policy(..) | AgentError::Computer(_))) => {
+            Err(e).or_exit(BAD_POLICY, "the agent has no policy to enforce")
+        }
+        Err(e) => Err(e).or_exit(AGENT_START, "the agent could not start enforcing"),
     }
 }

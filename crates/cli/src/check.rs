@@ -1,7 +1,7 @@
 //! `portcullis check`: would these files run here, and why?
 
 use crate::args::CheckArgs;
-use crate::exit::{DENIED, OK, UNREADABLE, fail};
+use crate::exit::{DENIED, OK, OrExit, UNREADABLE, fail};
 use crate::load;
 use portcullis_inspect::{ExtraHashes, Options, inspect_path};
 use portcullis_policy::{Os, ProcessFacts, Timestamp, Verdict};
@@ -19,7 +19,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         Os::Linux
     };
-    let target = engine.target(args.computer.as_deref(), host_os).map_err(|e| fail(2, e.to_string()))?;
+    let target = engine.target(args.computer.as_deref(), host_os).or_exit(2, "--computer")?;
     let now = load::moment(args.at.as_deref())?;
     let opts = Options {
         trust: load::trust_store(args.trust_store.as_deref())?,

@@ -18,7 +18,8 @@ pub const DENIED: u8 = 10;
 /// watch cannot be marked, the spool cannot be written).
 pub const AGENT_START: u8 = 6;
 
-/// An error that carries its exit status.
+/// What a command says when it fails, with its exit status: the top of the error's chain
+/// (the failure it caused follows as `caused by:` lines).
 #[derive(Debug)]
 pub struct Exit {
     pub code: u8,
@@ -33,8 +34,21 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// A failure with nothing underneath it.
 pub fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Exit { code, message: message.into() })
+}
+
+/// Give a failure its exit status and what was being done, keeping it as the cause.
+pub trait OrExit<T> {
+    /// `message` says what failed; the error stays below it in the chain.
+    fn or_exit(self, code: u8, message: impl Into<String>) -> anyhow::Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
+    fn or_exit(self, code: u8, message: impl Into<String>) -> anyhow::Result<T> {
+        self.map_err(|e| e.into().context(Exit { code, message: message.into() }))
+    }
 }
 
 pub fn code_of(err: &anyhow::Error) -> ExitCode {

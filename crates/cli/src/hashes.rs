@@ -1,7 +1,7 @@
 //! `portcullis hashes extract`: hashes out of any pasted text.
 
 use crate::args::{ExtractArgs, ExtractFormat};
-use crate::exit::{UNREADABLE, fail};
+use crate::exit::{OrExit, UNREADABLE};
 use portcullis_hashlist::{Extractor, HashKind};
 use serde_json::json;
 use std::io::{Read, Write};
@@ -12,13 +12,11 @@ pub fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
         None => (Box::new(std::io::stdin().lock()), "standard input".to_string()),
         Some(p) if p.as_os_str() == "-" => (Box::new(std::io::stdin().lock()), "standard input".to_string()),
         Some(p) => (
-            Box::new(
-                std::fs::File::open(p).map_err(|e| fail(UNREADABLE, format!("cannot read {}: {e}", p.display())))?,
-            ),
+            Box::new(std::fs::File::open(p).or_exit(UNREADABLE, format!("cannot read {}", p.display()))?),
             p.display().to_string(),
         ),
     };
-    let found = extract_stream(reader).map_err(|e| fail(UNREADABLE, format!("cannot read {source}: {e}")))?;
+    let found = extract_stream(reader).or_exit(UNREADABLE, format!("cannot read {source}"))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
         ExtractFormat::Plain => {

@@ -1,6 +1,6 @@
 //! Reading the inputs every command shares: policy files, trust stores, times.
 
-use crate::exit::{BAD_POLICY, UNREADABLE, fail};
+use crate::exit::{BAD_POLICY, OrExit, UNREADABLE, fail};
 use portcullis_policy_file::{Format, Loaded};
 use std::path::Path;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::sync::Arc;
 /// Read and validate a policy file with the built-in applications, or fail with every
 /// problem listed as `file:line:column: error: …`.
 pub fn policy(path: &Path) -> anyhow::Result<Loaded> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail(UNREADABLE, format!("cannot read policy file {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).or_exit(UNREADABLE, format!("cannot read policy file {}", path.display()))?;
     let result = match Format::from_path(path) {
         Some(format) => portcullis_policy_file::load(&text, format),
         // No telling extension: take whichever syntax reads it, reporting TOML's complaints.
@@ -39,8 +39,7 @@ pub fn engine(set: portcullis_policy::PolicySet) -> anyhow::Result<portcullis_po
 /// Read a PEM bundle of trusted roots.
 pub fn trust_store(path: Option<&Path>) -> anyhow::Result<Option<Arc<portcullis_inspect::TrustStore>>> {
     let Some(path) = path else { return Ok(None) };
-    let pem = std::fs::read(path)
-        .map_err(|e| fail(UNREADABLE, format!("cannot read trust store {}: {e}", path.display())))?;
+    let pem = std::fs::read(path).or_exit(UNREADABLE, format!("cannot read trust store {}", path.display()))?;
     let store = portcullis_inspect::TrustStore::from_pem(&pem)
         .map_err(|e| fail(UNREADABLE, format!("{}: {e}; give a PEM file of CA certificates", path.display())))?;
     Ok(Some(Arc::new(store)))

@@ -2,7 +2,7 @@
 //! `server new-secret-key`.
 
 use crate::args::{ServerArgs, ServerCommand};
-use crate::exit::fail;
+use crate::exit::{OrExit, fail};
 use portcullis_store::{Role, SecretKeys, Store, StoreError};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,7 +16,7 @@ pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| fail(SERVER_START, format!("cannot start the async runtime: {e}")))?;
+        .or_exit(SERVER_START, "cannot start the async runtime")?;
     if let Some(ServerCommand::NewSecretKey) = &a.command {
         return new_secret_key(&a);
     }
@@ -25,9 +25,14 @@ pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
         // The store makes a SQLite file's directory (0700) and the file (0600) itself.
         let store = Store::connect(&a.database_url, keys).await.map_err(|e| match e {
             StoreError::Secret(_) => {
-                fail(SERVER_START, format!("{}: {e} (secret keys from {key_source})", a.database_url))
+                anyhow::Error::new(e).context(format!("with the secret keys from {key_source}")).context(
+                    crate::exit::Exit { code: SERVER_START, message: format!("{} cannot be opened", a.database_url) },
+                )
             }
-            e => fail(SERVER_START, format!("{}: {e}", a.database_url)),
+            e => anyhow::Error::new(e).context(crate::exit::Exit {
+                code: SERVER_START,
+                message: format!("{} cannot be opened", a.database_url),
+            }),
         })?;
         if store.resealed() > 0 {
             let ids = store.secret_key_ids();
@@ -66,7 +71,9 @@ fn sqlite_dir(url: &str) -> Option<PathBuf> {
 /// The secret keys and where they came from: --secret-key-file, the environment, or (SQLite
 /// only) secret.key beside the database, made on first start.
 fn secret_keys(a: &ServerArgs) -> anyhow::Result<(SecretKeys, String)> {
-    let start = |e: portcullis_store::SecretKeyError| fail(SERVER_START, e.to_string());
+    let start = |e: portcullis_store::SecretKeyError| {
+        anyhow::Error::new(e).context(crate::exit::Exit { code: SERVER_START, message: "no secret key".into() })
+    };
     if let Some(path) = &a.secret_key_file {
         return Ok((SecretKeys::read_file(path).map_err(start)?, path.display().to_string()));
     }
@@ -107,7 +114,7 @@ fn new_secret_key(a: &ServerArgs) -> anyhow::Result<ExitCode> {
         (None, Some(dir)) => dir.join("secret.key"),
         (None, None) => return Err(fail(2, "give --secret-key-file FILE: the key file to make or add a key to")),
     };
-    let keys = SecretKeys::add_to_file(&path).map_err(|e| fail(1, e.to_string()))?;
+    let keys = SecretKeys::add_to_file(&path).or_exit(1, format!("cannot add a key to {}", path.display()))?;
     let ids = keys.ids();
     println!("{}: new secret key {} first", path.display(), ids[0]);
     if ids.len() > 1 {
@@ -123,9 +130,7 @@ fn new_secret_key(a: &ServerArgs) -> anyhow::Result<ExitCode> {
 
 async fn create_admin(store: &Store, organization: &str, user: &str) -> anyhow::Result<ExitCode> {
     let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .map_err(|e| fail(2, format!("reading the password from stdin: {e}")))?;
+    std::io::stdin().read_to_string(&mut password).or_exit(2, "reading the password from stdin")?;
     let password = password.trim_end_matches(['\n', '\r']);
     if password.len() < 8 {
         return Err(fail(2, "give a password of at least 8 characters on stdin"));
@@ -135,7 +140,7 @@ async fn create_admin(store: &Store, organization: &str, user: &str) -> anyhow::
         Err(StoreError::Exists { .. }) => store.organization_id(organization).await?.unwrap_or_default(),
         Err(e) => return Err(e.into()),
     };
-    store.create_user(org, user, Role::Admin, password).await.map_err(|e| fail(2, e.to_string()))?;
+    store.create_user(org, user, Role::Admin, password).await.or_exit(2, format!("cannot create user {user:?}"))?;
     store
         .audit(
             org,
@@ -158,14 +163,13 @@ fn tls_files(a: &ServerArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
     }
     let (cert, key) = (a.tls_dir.join("cert.pem"), a.tls_dir.join("key.pem"));
     if !cert.exists() || !key.exists() {
-        std::fs::create_dir_all(&a.tls_dir)
-            .map_err(|e| fail(SERVER_START, format!("cannot create {}: {e}", a.tls_dir.display())))?;
+        std::fs::create_dir_all(&a.tls_dir).or_exit(SERVER_START, format!("cannot create {}", a.tls_dir.display()))?;
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
         if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
             names.push(host.trim().to_owned());
         }
-        let rcgen::CertifiedKey { cert: c, signing_key } = rcgen::generate_simple_self_signed(names)
-            .map_err(|e| fail(SERVER_START, format!("generating a TLS certificate: {e}")))?;
+        let rcgen::CertifiedKey { cert: c, signing_key } =
+            rcgen::generate_simple_self_signed(names).or_exit(SERVER_START, "generating a TLS certificate")?;
         std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -173,8 +177,8 @@ fn tls_files(a: &ServerArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
             .mode(0o600)
             .open(&key)
             .and_then(|mut f| f.write_all(signing_key.serialize_pem().as_bytes()))
-            .map_err(|e| fail(SERVER_START, format!("writing {}: {e}", key.display())))?;
-        std::fs::write(&cert, c.pem()).map_err(|e| fail(SERVER_START, format!("writing {}: {e}", cert.display())))?;
+            .or_exit(SERVER_START, format!("writing {}", key.display()))?;
+        std::fs::write(&cert, c.pem()).or_exit(SERVER_START, format!("writing {}", cert.display()))?;
         eprintln!(
             "generated a self-signed TLS certificate: {} (give --tls-cert/--tls-key to use your own)",
             cert.display()
@@ -184,8 +188,8 @@ fn tls_files(a: &ServerArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
 }
 
 async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
-    let listener = std::net::TcpListener::bind(&a.listen)
-        .map_err(|e| fail(SERVER_START, format!("cannot listen on {}: {e}", a.listen)))?;
+    let listener =
+        std::net::TcpListener::bind(&a.listen).or_exit(SERVER_START, format!("cannot listen on {}", a.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let state = portcullis_server::AppState::new(store, !a.plain_http);
@@ -207,9 +211,9 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (cert, key) = tls_files(a)?;
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key).await.map_err(|e| {
-            fail(SERVER_START, format!("TLS certificate {} / key {}: {e}", cert.display(), key.display()))
-        })?;
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+            .await
+            .or_exit(SERVER_START, format!("TLS certificate {} / key {}", cert.display(), key.display()))?;
         println!(
             "portcullis server listening on https://{addr}/ (console at /, REST API under /api, OpenAPI at /api/openapi.json)"
         );

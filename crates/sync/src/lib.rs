@@ -35,16 +35,37 @@ pub const CURSOR_FILE: &str = "upload-cursor";
 /// Events per batch.
 pub const BATCH: usize = 500;
 
-/// Why sync failed.
+/// A cause of a sync failure, kept whole.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why sync failed. Variants keep the error that caused them as their source.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// The server could not be reached or the connection broke.
-    #[error("cannot reach {url}: {error}")]
+    #[error("cannot reach {url}")]
     Unreachable {
         /// What was asked.
         url: String,
         /// Why.
-        error: String,
+        #[source]
+        error: Cause,
+    },
+    /// The server's reply could not be read (cut off, not the JSON it should be).
+    #[error("the reply of {url} cannot be read")]
+    Reply {
+        /// What was asked.
+        url: String,
+        /// Why.
+        #[source]
+        error: Cause,
+    },
+    /// The server's reply is larger than the agent reads.
+    #[error("the reply of {url} is larger than {limit} bytes; refused unread")]
+    TooLarge {
+        /// What was asked.
+        url: String,
+        /// The limit.
+        limit: u64,
     },
     /// The server answered with an error.
     #[error("{url} answered {status}: {message}")]
@@ -60,15 +81,16 @@ pub enum SyncError {
     #[error(transparent)]
     Bundle(#[from] BundleError),
     /// A state file could not be read or written.
-    #[error("{path}: {error}")]
+    #[error("{}", path.display())]
     File {
         /// The file.
         path: PathBuf,
         /// Why.
+        #[source]
         error: io::Error,
     },
     /// A state file is not what it should be.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -82,13 +104,26 @@ pub enum SyncError {
     #[error("{0}")]
     Url(String),
     /// A verified bundle does not load into the agent's engine.
-    #[error("policy bundle version {version} does not load: {message}")]
+    #[error("policy bundle version {version} does not load")]
     Load {
         /// Its version.
         version: i64,
         /// Why.
-        message: String,
+        #[source]
+        error: Cause,
     },
+}
+
+/// An error with its causes, on one line (for logs and for what an agent reports).
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 impl SyncError {
@@ -228,7 +263,7 @@ fn post_json<T: Serialize>(
         req = req.header("authorization", &format!("Bearer {c}"));
     }
     let body = serde_json::to_vec(body).expect("plain data");
-    let res = req.send(&body[..]).map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: e.to_string() })?;
+    let res = req.send(&body[..]).map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: e.into() })?;
     let status = res.status().as_u16();
     if status >= 400 {
         let mut res = res;
@@ -253,7 +288,7 @@ fn read_limited(
         .as_reader()
         .take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: format!("reading the reply: {e}") })?;
+        .map_err(|e| SyncError::Reply { url: url.to_owned(), error: e.into() })?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
@@ -261,12 +296,9 @@ fn read_json<T: serde::de::DeserializeOwned>(
     url: &str,
     mut res: ureq::http::Response<ureq::Body>,
 ) -> Result<T, SyncError> {
-    let bytes = read_limited(url, &mut res, MAX_REPLY_BYTES)?.ok_or_else(|| SyncError::Unreachable {
-        url: url.to_owned(),
-        error: format!("the reply is larger than {MAX_REPLY_BYTES} bytes; refused"),
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| SyncError::Unreachable { url: url.to_owned(), error: format!("reading the reply: {e}") })
+    let bytes = read_limited(url, &mut res, MAX_REPLY_BYTES)?
+        .ok_or_else(|| SyncError::TooLarge { url: url.to_owned(), limit: MAX_REPLY_BYTES })?;
+    serde_json::from_slice(&bytes).map_err(|e| SyncError::Reply { url: url.to_owned(), error: e.into() })
 }
 
 /// Enroll with a group's token. `current` is this agent's enrollment with the same server
@@ -329,7 +361,7 @@ fn verify(bundle: Bundle, enrollment: &Enrollment, key: &BundlePublicKey, have: 
 
 /// Whether a verified bundle's policy loads into the agent's engine (the agent's own
 /// loader); a bundle is saved only when it does.
-pub type BundleCheck = Box<dyn Fn(&Verified) -> Result<(), String> + Send>;
+pub type BundleCheck = Box<dyn Fn(&Verified) -> Result<(), Cause> + Send>;
 
 impl Verified {
     /// Keep it in `state_dir` (atomically).
@@ -445,10 +477,11 @@ impl Poller {
             .ok_or(BundleError::BadSignature)?;
         let payload = read_limited(&url, &mut res, MAX_BUNDLE_BYTES)?.ok_or(BundleError::TooLarge)?;
         let verified = verify(Bundle::from_parts(payload, &signature)?, &self.enrollment, &self.key, after)?;
-        if let Err(message) = (self.check)(&verified) {
-            let message = portcullis_protocol::bounded_text(&message, portcullis_protocol::limits::BUNDLE_ERROR);
-            self.refused = Some((verified.version, message.clone()));
-            return Err(SyncError::Load { version: verified.version, message });
+        if let Err(error) = (self.check)(&verified) {
+            let message =
+                portcullis_protocol::bounded_text(&with_causes(&*error), portcullis_protocol::limits::BUNDLE_ERROR);
+            self.refused = Some((verified.version, message));
+            return Err(SyncError::Load { version: verified.version, error });
         }
         verified.save(&self.state_dir)?;
         self.version = verified.version;
@@ -492,7 +525,11 @@ impl Poller {
                 }
                 Err(e) => {
                     if !failing || e.is_unauthorized() || matches!(e, SyncError::Load { .. }) {
-                        tracing::warn!("policy sync: {e}; enforcing bundle version {} meanwhile", self.version);
+                        tracing::warn!(
+                            "policy sync: {}; enforcing bundle version {} meanwhile",
+                            with_causes(&e),
+                            self.version
+                        );
                     }
                     failing = true;
                     std::thread::sleep(backoff);
@@ -630,7 +667,10 @@ impl Uploader {
                 }
                 Err(e) => {
                     if !failing {
-                        tracing::warn!("event delivery: {e}; events stay in the spool until the server is back");
+                        tracing::warn!(
+                            "event delivery: {}; events stay in the spool until the server is back",
+                            with_causes(&e)
+                        );
                     }
                     failing = true;
                 }
