@@ -8,6 +8,30 @@
 //! the event schema ([`portcullis_events`]).
 //!
 //! The entry point is [`run`]; `portcullis agent` is a thin wrapper around it.
+//!
+//! Each event is decided, then acted on: the worker classifies it (`classify`), the pure
+//! `judge` decides from the facts it asks for (gathered lazily by `facts`), and the lane
+//! applies the outcome — ringfence tags, kernel-remembered refusals, hit counts, an ignore
+//! mark — before it answers (`lanes`), then records it (`records`).
+//!
+//! Threads: one *lane* per CPU the agent may run on — a responder and a worker, both pinned
+//! to that CPU, the responders all reading the one fanotify group — plus a shared pool of
+//! workers, a deadline keeper, the mount watcher (the main thread), the spool writer, and for
+//! ringfencing `fence-events` (BPF ring buffer → events), `fence-domains` (re-resolves domains
+//! when their TTL runs out) and `fence-scan` (tags processes already running). A responder
+//! hands an event to its lane's worker when that worker is idle, else to the pool. Why lanes:
+//! on these VMs a cross-CPU wake-up costs more than the rest of a round trip (measured with
+//! `crates/fanotify/examples/allow_all.rs`: ~27 µs per open answered on the opener's CPU,
+//! 80–140 µs across CPUs); the CPU of a process the kernel holds is idle, so the lane pinned
+//! there takes the event and every wake-up stays local.
+//!
+//! Ringfencing: a process is ringfenced when the kernel holds a tag for its thread-group id.
+//! The agent registers a ringfenced executable's (dev, inode) **before** answering its exec,
+//! the BPF exec hook tags the new image, fork passes the tag on, threads share it, the last
+//! thread's exit drops it; the agent also tags the exec'ing process itself (scripts, and
+//! filesystems whose `stat` device differs from the kernel's). While a ringfence is in force,
+//! workers ask the tag for opens of restricted paths and for code, and judge the opens (file
+//! rules) and program starts (child rules) of tagged processes.
 
 pub mod classify;
 pub mod dns;

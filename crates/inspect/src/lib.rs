@@ -1,4 +1,4 @@
-//! Tell what a file is: the facts Portcullis decides on (DESIGN §2).
+//! Tell what a file is: the facts Portcullis decides on (the "file facts" of ARCHITECTURE.md's vocabulary).
 //!
 //! [`inspect_path`] reads a file and [`inspect_bytes`] takes bytes already in memory; both
 //! return [`Facts`]: the flat hashes, the format, and what the format carries — PE

@@ -6,7 +6,7 @@
 //! [`Target`] computer and the current time, and returns a [`Decision`] whose
 //! [`explain`](Decision::explain) is one line a person can read.
 //!
-//! Decision order (see DESIGN §3): approved blocklist packages first (an enforced match
+//! Decision order (the vocabulary is in ARCHITECTURE.md): approved blocklist packages first (an enforced match
 //! denies in every mode); then policies by ascending position, the first enforced match
 //! decides; with no match, the computer's mode decides (Secured denies, Monitor allows and
 //! reports "would deny", Learning and Installation allow and record). Monitor-status policies
