@@ -21,6 +21,7 @@
 //! ```
 
 mod cab;
+mod cert;
 mod elf;
 mod hashing;
 mod identity;

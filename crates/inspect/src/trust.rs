@@ -1,6 +1,6 @@
 //! Trust stores and certificate chains.
 
-use crate::signature::{CertInfo, verify_with_key};
+use crate::cert::{CertInfo, verify_with_key};
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 

@@ -44,6 +44,12 @@ pub struct SyncHub {
     quotas: Mutex<HashMap<(i64, Quota), (tokio::time::Instant, u64)>>,
 }
 
+/// Events one agent may deliver per minute (to this server); more answer 429 and stay in
+/// the agent's spool.
+pub const EVENTS_PER_MINUTE: u64 = 20_000;
+/// Requests carrying host facts (enrollments, polls with a host) one agent may make per
+/// minute; more answer 429.
+pub const HOST_REPORTS_PER_MINUTE: u64 = 30;
 /// What an agent's quota counts (per minute, per server).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Quota {
@@ -56,8 +62,8 @@ pub enum Quota {
 impl Quota {
     fn per_minute(self) -> u64 {
         match self {
-            Quota::Events => crate::api::agents::EVENTS_PER_MINUTE,
-            Quota::HostReports => crate::api::agents::HOST_REPORTS_PER_MINUTE,
+            Quota::Events => EVENTS_PER_MINUTE,
+            Quota::HostReports => HOST_REPORTS_PER_MINUTE,
         }
     }
 }

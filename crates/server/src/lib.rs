@@ -19,9 +19,8 @@ pub mod hub;
 pub mod openapi;
 mod ops;
 
-pub use api::agents::{
-    EVENTS_PER_MINUTE, HOST_REPORTS_PER_MINUTE, MAX_BATCH, MAX_CLOCK_SKEW_MS, MAX_EVENT_FIELD, MAX_HITS, MAX_WAIT,
-};
+pub use api::agents::{MAX_BATCH, MAX_CLOCK_SKEW_MS, MAX_EVENT_FIELD, MAX_HITS, MAX_WAIT};
+pub use hub::{EVENTS_PER_MINUTE, HOST_REPORTS_PER_MINUTE};
 pub use ops::computers::ONLINE_WITHIN_MS;
 
 use axum::Router;
@@ -79,6 +78,7 @@ async fn security_headers(
 pub fn app(state: AppState) -> Router {
     let tls = state.secure_cookies;
     api::router()
+        .merge(openapi::router())
         .merge(console::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response_with_state(tls, security_headers))

@@ -68,6 +68,17 @@ impl utoipa::Modify for Security {
     }
 }
 
+/// `GET /api/openapi.json`.
+pub(crate) fn router() -> axum::Router<crate::AppState> {
+    axum::Router::new().route("/api/openapi.json", axum::routing::get(openapi_json))
+}
+
+async fn openapi_json() -> impl axum::response::IntoResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOC.get_or_init(document).clone();
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+}
+
 /// The document as JSON text.
 pub fn document() -> String {
     ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")

@@ -249,7 +249,7 @@ impl Store {
     /// Count one use of a group's token; refused when another enrollment took the last.
     async fn use_token(
         &self,
-        tx: &mut crate::model::Tx,
+        tx: &mut crate::audit::Tx,
         group_id: i64,
         uses_left: Option<i64>,
     ) -> Result<(), StoreError> {

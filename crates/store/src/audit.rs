@@ -2,6 +2,9 @@
 
 use crate::{Store, StoreError, now_ms};
 
+/// A transaction of the store: every audited change runs in one, with its audit entry.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
 /// One change.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditEntry {
@@ -23,7 +26,7 @@ pub struct AuditEntry {
 
 /// Record a change within a transaction (for changes that bump no version).
 pub(crate) async fn log_in(
-    tx: &mut crate::model::Tx,
+    tx: &mut Tx,
     change: crate::Change<'_>,
     action: &str,
     object: &str,

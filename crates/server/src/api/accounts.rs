@@ -29,7 +29,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/sessions", get(sessions).delete(end_all_sessions))
         .route("/api/sessions/{id}", delete(end_session))
         .route("/api/audit", get(audit))
-        .route("/api/openapi.json", get(openapi_json))
 }
 
 /// The session cookie for a new session: HttpOnly, SameSite=Strict, Secure over HTTPS.
@@ -270,10 +269,4 @@ pub(crate) async fn audit(
     AppQuery(q): AppQuery<AuditQuery>,
 ) -> Result<AppJson<Vec<AuditView>>, AppError> {
     Ok(AppJson(ops::audit(&state, &caller, q.limit).await?))
-}
-
-async fn openapi_json() -> impl IntoResponse {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let body = DOC.get_or_init(crate::openapi::document).clone();
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
 }

@@ -24,12 +24,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 pub const MAX_BATCH: usize = 1000;
 /// Policy hit entries per batch, at most (an agent reports one per policy that matched).
 pub const MAX_HITS: usize = 1000;
-/// Events one agent may deliver per minute (to this server); more answer 429 and stay in
-/// the agent's spool.
-pub const EVENTS_PER_MINUTE: u64 = 20_000;
-/// Requests carrying host facts (enrollments, polls with a host) one agent may make per
-/// minute; more answer 429.
-pub const HOST_REPORTS_PER_MINUTE: u64 = 30;
 /// The longest kept of each event field (paths, reasons, names): longer values are cut.
 pub const MAX_EVENT_FIELD: usize = 4096;
 /// Event times more than this far in the future are taken as the time they arrived.

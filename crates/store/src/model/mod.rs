@@ -24,7 +24,7 @@ mod policies;
 mod ringfences;
 mod settings;
 
-pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub(crate) use crate::audit::Tx;
 
 /// The most matches a policy counts (2^53: still exact as a JSON number).
 pub const MAX_HITS: i64 = 1 << 53;
