@@ -345,3 +345,24 @@ action = "deny"
     assert_eq!(lines[0]["policy"], "Deny libraries");
     assert_ne!(lines[1]["policy"], "Deny libraries", "a PIE program is not a library: {}", lines[1]);
 }
+
+/// `portcullis events --only` takes every kind of the event schema, and names them when
+/// given another.
+#[test]
+fn events_only_takes_every_kind_of_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let line = r#"{"time":"2026-12-01T10:00:00Z","event":"ringfence-deny","access":"connect","verdict":"deny","mode":"secured","reason":"r","file":{"path":"tcp://127.0.0.2:9"},"process":{"pid":7}}"#;
+    std::fs::write(spool.join("events-00000001.jsonl"), format!("{line}\n")).unwrap();
+    let spool = spool.to_str().unwrap();
+    let out = portcullis(&["events", "--spool", spool, "--only", "ringfence-deny"], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("FENCE DENY") && stdout.contains("tcp://127.0.0.2:9"), "{stdout}");
+    let out = portcullis(&["events", "--spool", spool, "--only", "deny"], dir.path());
+    assert!(!text(&out).0.contains("tcp://"), "another kind is left out");
+    let out = portcullis(&["events", "--spool", spool, "--only", "quarantine"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("ringfence-would-deny"), "{}", text(&out).1);
+}

@@ -581,3 +581,18 @@ async fn the_computers_page_shows_modes_by_the_engines_rule() {
     })
     .await;
 }
+
+/// The console's event filter offers every kind of the event schema (it lacked the ringfence
+/// kinds), and the API filters on them.
+#[tokio::test]
+async fn the_event_filter_offers_every_kind_the_schema_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/kinds.db", dir.path().display()), test_keys()).await.unwrap();
+    let org = org_with_users(&store).await;
+    let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+    let page = String::from_utf8_lossy(&admin.get("/events").await.bytes).into_owned();
+    for kind in portcullis_events::EventKind::ALL {
+        assert!(page.contains(&format!("value=\"{}\"", kind.name())), "{kind} is not offered");
+    }
+    assert_eq!(admin.get("/api/events?verdict=ringfence-would-deny").await.status, StatusCode::OK);
+}
