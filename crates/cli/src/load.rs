@@ -41,7 +41,7 @@ pub fn trust_store(path: Option<&Path>) -> anyhow::Result<Option<Arc<portcullis_
     let Some(path) = path else { return Ok(None) };
     let pem = std::fs::read(path).or_exit(UNREADABLE, format!("cannot read trust store {}", path.display()))?;
     let store = portcullis_inspect::TrustStore::from_pem(&pem)
-        .map_err(|e| fail(UNREADABLE, format!("{}: {e}; give a PEM file of CA certificates", path.display())))?;
+        .or_exit(UNREADABLE, format!("{} is not a trust store; give a PEM file of CA certificates", path.display()))?;
     Ok(Some(Arc::new(store)))
 }
 

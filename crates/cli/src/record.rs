@@ -1,7 +1,7 @@
 //! How file facts are shown: JSON records for programs, table cells for people, and the
 //! engine's view of a file.
 
-use portcullis_inspect::{Facts, hex};
+use portcullis_inspect::{Facts, Trust, hex};
 use serde_json::{Map, Value, json};
 
 fn opt<T: Into<Value>>(v: Option<T>) -> Value {
@@ -56,7 +56,7 @@ pub fn scan_json(f: &Facts) -> Value {
         m.insert("signer_serial".into(), opt(primary.and_then(|s| s.signer.as_ref()).map(|c| c.serial.clone())));
         m.insert("signer_cert_sha256".into(), opt(primary.and_then(|s| s.signer.as_ref()).map(|c| hex(&c.sha256))));
         m.insert("signature_valid".into(), opt(primary.map(|s| s.intact())));
-        m.insert("signature_trusted".into(), opt(primary.and_then(|s| s.trusted.as_ref()).map(|t| t.is_ok())));
+        m.insert("signature_trusted".into(), opt(primary.and_then(|s| s.trusted.as_ref()).map(|t| t.is_trusted())));
         m.insert("signatures".into(), Value::Array(f.signatures.iter().map(signature_json).collect()));
     }
     if let Some(e) = &f.elf {
@@ -111,11 +111,11 @@ fn signature_json(s: &portcullis_inspect::Signature) -> Value {
             "valid": t.valid,
             "signer_subject": t.signer.as_ref().map(|c| c.subject.clone()),
             "error": t.error,
-            "trusted": t.trusted.as_ref().map(|r| r.is_ok()),
+            "trusted": t.trusted.as_ref().map(|t| t.is_trusted()),
         })),
-        "trusted": s.trusted.as_ref().map(|r| r.is_ok()),
-        "trust_error": s.trusted.as_ref().and_then(|r| r.as_ref().err().cloned()),
-        "chain": s.trusted.as_ref().and_then(|r| r.as_ref().ok().cloned()),
+        "trusted": s.trusted.as_ref().map(|t| t.is_trusted()),
+        "trust_error": s.trusted.as_ref().and_then(|t| t.refusal()),
+        "chain": s.trusted.as_ref().and_then(|t| t.chain()),
         "judged_at": s.judged_at.map(portcullis_inspect::format_time),
     })
 }
@@ -140,8 +140,8 @@ pub fn details(f: &Facts) -> String {
         let who = s.signer.as_ref().map_or("unknown signer".to_string(), |c| c.subject.clone());
         let state = match (&s.trusted, s.intact()) {
             (_, false) => "INVALID".to_string(),
-            (Some(Ok(_)), true) => "verified".to_string(),
-            (Some(Err(e)), true) => format!("untrusted: {e}"),
+            (Some(Trust::Chained(_)), true) => "verified".to_string(),
+            (Some(Trust::Untrusted(e)), true) => format!("untrusted: {e}"),
             (None, true) => "intact".to_string(),
         };
         let nested =

@@ -1,6 +1,6 @@
 //! Cabinet (CAB) archives: every file inside, each with its own facts.
 
-use crate::{Anomaly, Facts, Options, guard};
+use crate::{Anomaly, Facts, Options, Problem, guard};
 use std::io::{Cursor, Read};
 
 /// What a cabinet holds.
@@ -19,9 +19,9 @@ pub(crate) fn each_file(
     budget: &mut u64,
     opts: &Options,
     mut each: impl FnMut(&str, &[u8]),
-) -> Result<CabInfo, String> {
-    let listing = guard(|| -> Result<(CabInfo, Vec<(String, u64)>), String> {
-        let cab = cab::Cabinet::new(Cursor::new(data)).map_err(|e| format!("not a readable cabinet: {e}"))?;
+) -> Result<CabInfo, Problem> {
+    let listing = guard(|| -> Result<(CabInfo, Vec<(String, u64)>), Problem> {
+        let cab = cab::Cabinet::new(Cursor::new(data)).map_err(|e| Problem::caused("not a readable cabinet", e))?;
         let mut info = CabInfo::default();
         let mut files = Vec::new();
         for folder in cab.folder_entries() {
@@ -42,22 +42,24 @@ pub(crate) fn each_file(
         Ok((info, files))
     })??;
     let (info, files) = listing;
-    let mut cab = guard(|| cab::Cabinet::new(Cursor::new(data)))?.map_err(|e| e.to_string())?;
+    let mut cab =
+        guard(|| cab::Cabinet::new(Cursor::new(data)))?.map_err(|e| Problem::caused("not a readable cabinet", e))?;
     for (name, size) in files {
         let limit = size.min(opts.max_parse_size);
         if limit > *budget {
-            return Err(format!(
+            return Err(Problem::new(format!(
                 "unpacking stopped at {name:?}: more than {} bytes unpacked from one container",
                 opts.max_unpacked_bytes
-            ));
+            )));
         }
-        let content = guard(|| -> Result<Vec<u8>, String> {
-            let reader = cab.read_file(&name).map_err(|e| e.to_string())?;
+        let content = guard(|| -> Result<Vec<u8>, std::io::Error> {
+            let reader = cab.read_file(&name)?;
             let mut bytes = Vec::with_capacity(limit.min(64 << 20) as usize);
-            reader.take(limit).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+            reader.take(limit).read_to_end(&mut bytes)?;
             Ok(bytes)
-        })?
-        .map_err(|e| format!("{name:?} could not be unpacked: {e}"))?;
+        })
+        .and_then(|read| read.map_err(|e| Problem::caused("reading failed", e)))
+        .map_err(|e| e.within(format!("{name:?} could not be unpacked")))?;
         *budget -= content.len() as u64;
         each(&name, &content);
     }
@@ -80,7 +82,7 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
     }) {
         Ok(info) => facts.cab = Some(info),
         Err(e) => {
-            facts.parse_error.get_or_insert(e);
+            facts.parse_error.get_or_insert(e.report());
         }
     }
     facts.contents.extend(contents);

@@ -2,6 +2,7 @@
 //! digest algorithms signatures use, and checking a signature with a certificate's key.
 //! Below both the Authenticode signatures (`signature.rs`) and chain building (`trust.rs`).
 
+use crate::Problem;
 use const_oid::ObjectIdentifier as Oid;
 use der::Encode;
 use sha2::Digest;
@@ -92,13 +93,13 @@ pub(crate) fn verify_with_key(
     digest: Option<DigestAlgorithm>,
     message: &[u8],
     signature: &[u8],
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     use ring::signature as rs;
     let spki = &cert.tbs_certificate.subject_public_key_info;
     let key = spki.subject_public_key.raw_bytes();
     let hash = DigestAlgorithm::from_oid(sig_alg)
         .or(digest)
-        .ok_or_else(|| format!("unsupported signature algorithm {sig_alg}"))?;
+        .ok_or_else(|| Problem::new(format!("unsupported signature algorithm {sig_alg}")))?;
     let alg: &dyn rs::VerificationAlgorithm = match spki.algorithm.oid.to_string().as_str() {
         "1.2.840.113549.1.1.1" => match hash {
             DigestAlgorithm::Sha1 => &rs::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
@@ -114,12 +115,15 @@ pub(crate) fn verify_with_key(
                 (Some("1.2.840.10045.3.1.7"), DigestAlgorithm::Sha384) => &rs::ECDSA_P256_SHA384_ASN1,
                 (Some("1.3.132.0.34"), DigestAlgorithm::Sha256) => &rs::ECDSA_P384_SHA256_ASN1,
                 (Some("1.3.132.0.34"), DigestAlgorithm::Sha384) => &rs::ECDSA_P384_SHA384_ASN1,
-                (c, h) => return Err(format!("unsupported ECDSA curve/hash {c:?}/{}", h.name())),
+                (c, h) => return Err(Problem::new(format!("unsupported ECDSA curve/hash {c:?}/{}", h.name()))),
             }
         }
-        other => return Err(format!("unsupported public key algorithm {other}")),
+        other => return Err(Problem::new(format!("unsupported public key algorithm {other}"))),
     };
     rs::UnparsedPublicKey::new(alg, key).verify(message, signature).map_err(|_| {
-        format!("the signature does not verify with the key of {:?}", cert.tbs_certificate.subject.to_string())
+        Problem::new(format!(
+            "the signature does not verify with the key of {:?}",
+            cert.tbs_certificate.subject.to_string()
+        ))
     })
 }

@@ -1,6 +1,6 @@
 //! ELF files: type, interpreter, build-id, static or dynamic.
 
-use crate::guard;
+use crate::{Problem, guard};
 
 /// What kind of ELF object a file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +53,9 @@ pub struct ElfInfo {
     pub is_static: bool,
 }
 
-pub(crate) fn parse(data: &[u8]) -> Result<ElfInfo, String> {
+pub(crate) fn parse(data: &[u8]) -> Result<ElfInfo, Problem> {
     guard(|| {
-        let elf = goblin::elf::Elf::parse(data).map_err(|e| format!("unreadable ELF: {e}"))?;
+        let elf = goblin::elf::Elf::parse(data).map_err(|e| Problem::caused("unreadable ELF", e))?;
         let has_dynamic = elf.program_headers.iter().any(|p| p.p_type == goblin::elf::program_header::PT_DYNAMIC);
         let pie_flag = elf.dynamic.as_ref().is_some_and(|d| d.info.flags_1 & goblin::elf::dynamic::DF_1_PIE != 0);
         let elf_type = ElfType::classify(elf.header.e_type, pie_flag);

@@ -29,6 +29,7 @@ mod macho;
 mod msi;
 mod pe;
 mod policy_facts;
+mod problem;
 mod script;
 mod signature;
 mod trust;
@@ -42,12 +43,14 @@ pub use msi::MsiInfo;
 pub use pe::{AuthenticodeDigests, PeInfo, VersionStrings, machine_name};
 pub use policy_facts::policy_facts;
 pub use script::ScriptInfo;
-pub use signature::{CertInfo, DigestAlgorithm, Signature, Timestamp, TimestampKind};
+pub use signature::{CertInfo, DigestAlgorithm, Signature, Timestamp, TimestampKind, Trust};
 pub use trust::{TrustStore, TrustStoreError};
 
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
+
+use problem::Problem;
 
 /// The format of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -222,15 +225,15 @@ impl Default for Options {
     }
 }
 
-/// Run a third-party parser, turning a panic into an error message.
-pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+/// Run a third-party parser, turning a panic into a problem.
+pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Problem> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
-        format!("parser failed on malformed input ({what})")
+        Problem::new(format!("parser failed on malformed input ({what})"))
     })
 }
 
@@ -293,7 +296,7 @@ fn parse_into(facts: &mut Facts, data: &[u8], opts: &Options, depth: u8) {
                 };
                 facts.elf = Some(info);
             }
-            Err(e) => facts.parse_error = Some(e),
+            Err(e) => facts.parse_error = Some(e.report()),
         },
         Format::PeExe => parse_pe(facts, data, opts),
         Format::Msi => {
@@ -304,7 +307,7 @@ fn parse_into(facts: &mut Facts, data: &[u8], opts: &Options, depth: u8) {
                         attach_signatures(facts, &blob, digests, opts);
                     }
                 }
-                Err(e) => facts.parse_error = Some(e),
+                Err(e) => facts.parse_error = Some(e.report()),
             }
             if facts.parse_error.is_none() {
                 msi::inspect(&facts.path.clone(), data, opts, depth, facts);
@@ -313,7 +316,7 @@ fn parse_into(facts: &mut Facts, data: &[u8], opts: &Options, depth: u8) {
         Format::Cab => cab::inspect(&facts.path.clone(), data, opts, depth, facts),
         Format::MachO => match macho::parse(data) {
             Ok(info) => facts.macho = Some(info),
-            Err(e) => facts.parse_error = Some(e),
+            Err(e) => facts.parse_error = Some(e.report()),
         },
         Format::Script => facts.script = script::parse(data),
         Format::ElfExecutable | Format::ElfPie | Format::ElfSharedObject | Format::PeDll | Format::Other => {}
@@ -335,9 +338,9 @@ fn attach_signatures(facts: &mut Facts, blob: &[u8], digests: AuthenticodeDigest
             }
             facts.signatures.extend(sigs);
         }
-        Ok(Err(e)) | Err(e) => {
-            facts.anomalies.push(Anomaly::new("unreadable-signature", format!("the signature could not be read: {e}")))
-        }
+        Ok(Err(e)) | Err(e) => facts
+            .anomalies
+            .push(Anomaly::new("unreadable-signature", e.within("the signature could not be read").report())),
     }
 }
 
@@ -345,7 +348,7 @@ fn parse_pe(facts: &mut Facts, data: &[u8], opts: &Options) {
     let layout = match pe::layout(data) {
         Ok(l) => l,
         Err(e) => {
-            facts.parse_error = Some(format!("unreadable PE headers: {e}"));
+            facts.parse_error = Some(e.within("unreadable PE headers").report());
             return;
         }
     };
@@ -357,7 +360,7 @@ fn parse_pe(facts: &mut Facts, data: &[u8], opts: &Options) {
     match pe::authenticode_digests(data, &layout) {
         Ok(d) => facts.authenticode = Some(d),
         Err(e) => {
-            facts.parse_error = Some(format!("Authenticode digest not computable: {e}"));
+            facts.parse_error = Some(e.within("Authenticode digest not computable").report());
             return;
         }
     }

@@ -1,6 +1,6 @@
 //! Mach-O files, thin or universal: architectures and whether each carries a code signature.
 
-use crate::guard;
+use crate::{Problem, guard};
 
 /// One architecture slice of a Mach-O file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,8 +53,8 @@ fn arch_of(m: &goblin::mach::MachO<'_>) -> MachOArch {
     MachOArch { arch, signed, filetype: m.header.filetype }
 }
 
-pub(crate) fn parse(data: &[u8]) -> Result<MachOInfo, String> {
-    guard(|| match goblin::mach::Mach::parse(data).map_err(|e| format!("unreadable Mach-O: {e}"))? {
+pub(crate) fn parse(data: &[u8]) -> Result<MachOInfo, Problem> {
+    guard(|| match goblin::mach::Mach::parse(data).map_err(|e| Problem::caused("unreadable Mach-O", e))? {
         goblin::mach::Mach::Binary(m) => Ok(MachOInfo { universal: false, arches: vec![arch_of(&m)] }),
         goblin::mach::Mach::Fat(fat) => {
             let mut arches = Vec::new();
@@ -62,7 +62,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<MachOInfo, String> {
                 match fat.get(i) {
                     Ok(goblin::mach::SingleArch::MachO(m)) => arches.push(arch_of(&m)),
                     Ok(goblin::mach::SingleArch::Archive(_)) => {}
-                    Err(e) => return Err(format!("unreadable slice {i} of universal Mach-O: {e}")),
+                    Err(e) => return Err(Problem::caused(format!("unreadable slice {i} of universal Mach-O"), e)),
                 }
             }
             Ok(MachOInfo { universal: true, arches })

@@ -1,7 +1,7 @@
 //! MSI installers: summary properties, the Authenticode digest over the compound file, and the
 //! files inside embedded cabinets.
 
-use crate::{Anomaly, Facts, Options, guard};
+use crate::{Anomaly, Facts, Options, Problem, guard};
 use sha2::Digest;
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
@@ -151,9 +151,9 @@ fn prehash_storage(
 }
 
 /// The MSI Authenticode digests (SHA-256, SHA-1) and the signature blob, if any.
-pub(crate) fn authenticode(data: &[u8]) -> Result<(crate::AuthenticodeDigests, Option<Vec<u8>>), String> {
+pub(crate) fn authenticode(data: &[u8]) -> Result<(crate::AuthenticodeDigests, Option<Vec<u8>>), Problem> {
     let mut comp =
-        cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("not a readable compound file: {e}"))?;
+        cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| Problem::caused("not a readable compound file", e))?;
     let root = comp.root_entry();
     let mut budget = data.len() as u64;
     let has_ex = comp.is_stream(format!("/{DIGITAL_SIGNATURE_EX}"));
@@ -163,19 +163,19 @@ pub(crate) fn authenticode(data: &[u8]) -> Result<(crate::AuthenticodeDigests, O
         // H(H(metadata) || content).
         let mut pre = Dual(sha2::Sha256::new(), sha1::Sha1::new());
         prehash_storage(&comp, &root, 0, &mut pre, &mut Walk::new(data.len()))
-            .map_err(|e| format!("compound file: {e}"))?;
+            .map_err(|e| Problem::caused("compound file", e))?;
         content.0.update(pre.0.finalize());
         content.1.update(pre.1.finalize());
     }
     let mut walk = Walk::new(data.len());
     hash_storage(&mut comp, Path::new("/"), root.clsid().to_bytes_le(), 0, &mut content, &mut budget, &mut walk)
-        .map_err(|e| format!("compound file streams could not be read: {e}"))?;
+        .map_err(|e| Problem::caused("compound file streams could not be read", e))?;
     let digests = crate::AuthenticodeDigests { sha256: content.0.finalize().into(), sha1: content.1.finalize().into() };
     let signature = if comp.is_stream(format!("/{DIGITAL_SIGNATURE}")) {
         let mut blob = Vec::new();
         comp.open_stream(format!("/{DIGITAL_SIGNATURE}"))
             .and_then(|s| s.take(data.len() as u64).read_to_end(&mut blob))
-            .map_err(|e| format!("unreadable DigitalSignature stream: {e}"))?;
+            .map_err(|e| Problem::caused("unreadable DigitalSignature stream", e))?;
         Some(blob)
     } else {
         None
@@ -253,15 +253,18 @@ fn table_stream_name(table: &str) -> String {
 /// The `msi` crate allocates each string of the string pool (and of the summary information)
 /// at the length the file declares; refuse files that declare more bytes than the streams
 /// hold, so a crafted file cannot make it allocate gigabytes. Both cases were found by fuzzing.
-fn check_string_pool(data: &[u8]) -> Result<(), String> {
+fn check_string_pool(data: &[u8]) -> Result<(), Problem> {
     let mut comp =
-        cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("not a readable compound file: {e}"))?;
+        cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| Problem::caused("not a readable compound file", e))?;
     let pool_path = format!("/{}", table_stream_name("_StringPool"));
     let data_path = format!("/{}", table_stream_name("_StringData"));
     let strings_len = comp.entry(&data_path).map(|e| e.len()).unwrap_or(0);
     let mut pool = Vec::new();
     if let Ok(stream) = comp.open_stream(&pool_path) {
-        stream.take(data.len() as u64).read_to_end(&mut pool).map_err(|e| e.to_string())?;
+        stream
+            .take(data.len() as u64)
+            .read_to_end(&mut pool)
+            .map_err(|e| Problem::caused("unreadable _StringPool stream", e))?;
     }
     let mut declared = 0u64;
     let mut at = 4;
@@ -277,19 +280,22 @@ fn check_string_pool(data: &[u8]) -> Result<(), String> {
         declared += length;
     }
     if declared > strings_len {
-        return Err(format!(
+        return Err(Problem::new(format!(
             "the MSI string pool declares {declared} bytes of strings but _StringData holds {strings_len}"
-        ));
+        )));
     }
     check_summary_strings(&mut comp, data.len() as u64)
 }
 
 /// The `msi` crate reserves each summary-information string (VT_LPSTR) at its declared length
 /// before reading it; refuse lengths longer than the stream that holds them.
-fn check_summary_strings(comp: &mut Compound<'_>, limit: u64) -> Result<(), String> {
+fn check_summary_strings(comp: &mut Compound<'_>, limit: u64) -> Result<(), Problem> {
     let mut set = Vec::new();
     match comp.open_stream("/\u{5}SummaryInformation") {
-        Ok(stream) => stream.take(limit).read_to_end(&mut set).map_err(|e| e.to_string())?,
+        Ok(stream) => stream
+            .take(limit)
+            .read_to_end(&mut set)
+            .map_err(|e| Problem::caused("unreadable SummaryInformation stream", e))?,
         Err(_) => return Ok(()),
     };
     let u32_at =
@@ -302,10 +308,10 @@ fn check_summary_strings(comp: &mut Compound<'_>, limit: u64) -> Result<(), Stri
         if u32_at(value) == Some(30) {
             let declared = u32_at(value + 4).unwrap_or(0);
             if declared > set.len() {
-                return Err(format!(
+                return Err(Problem::new(format!(
                     "a summary-information string declares {declared} bytes in a {}-byte stream",
                     set.len()
-                ));
+                )));
             }
         }
     }
@@ -314,12 +320,16 @@ fn check_summary_strings(comp: &mut Compound<'_>, limit: u64) -> Result<(), Stri
 
 /// Read the MSI's properties and list the files of its embedded cabinets.
 pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts: &mut Facts) {
-    let result = guard(|| -> Result<MsiParts, String> {
+    let result = guard(|| -> Result<MsiParts, Problem> {
         check_string_pool(data)?;
-        let mut pkg = msi::Package::open(Cursor::new(data)).map_err(|e| format!("not a readable MSI database: {e}"))?;
+        let mut pkg =
+            msi::Package::open(Cursor::new(data)).map_err(|e| Problem::caused("not a readable MSI database", e))?;
         let mut info = MsiInfo::default();
         if pkg.has_table("Property") {
-            for row in pkg.select_rows(msi::Select::table("Property")).map_err(|e| e.to_string())? {
+            for row in pkg
+                .select_rows(msi::Select::table("Property"))
+                .map_err(|e| Problem::caused("unreadable Property table", e))?
+            {
                 if !row.has_column("Property") || !row.has_column("Value") {
                     break;
                 }
@@ -336,7 +346,10 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
         }
         let mut directories = HashMap::new();
         if pkg.has_table("Directory") {
-            for row in pkg.select_rows(msi::Select::table("Directory")).map_err(|e| e.to_string())? {
+            for row in pkg
+                .select_rows(msi::Select::table("Directory"))
+                .map_err(|e| Problem::caused("unreadable Directory table", e))?
+            {
                 if !(row.has_column("Directory") && row.has_column("Directory_Parent") && row.has_column("DefaultDir"))
                 {
                     break;
@@ -350,7 +363,10 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
         }
         let mut component_dirs = HashMap::new();
         if pkg.has_table("Component") {
-            for row in pkg.select_rows(msi::Select::table("Component")).map_err(|e| e.to_string())? {
+            for row in pkg
+                .select_rows(msi::Select::table("Component"))
+                .map_err(|e| Problem::caused("unreadable Component table", e))?
+            {
                 if !(row.has_column("Component") && row.has_column("Directory_")) {
                     break;
                 }
@@ -361,7 +377,9 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
         }
         let mut files = Vec::new();
         if pkg.has_table("File") {
-            for row in pkg.select_rows(msi::Select::table("File")).map_err(|e| e.to_string())? {
+            for row in
+                pkg.select_rows(msi::Select::table("File")).map_err(|e| Problem::caused("unreadable File table", e))?
+            {
                 if !(row.has_column("File") && row.has_column("FileName") && row.has_column("Component_")) {
                     break;
                 }
@@ -374,7 +392,10 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
         }
         let mut cabinets = Vec::new();
         if pkg.has_table("Media") {
-            for row in pkg.select_rows(msi::Select::table("Media")).map_err(|e| e.to_string())? {
+            for row in pkg
+                .select_rows(msi::Select::table("Media"))
+                .map_err(|e| Problem::caused("unreadable Media table", e))?
+            {
                 if !row.has_column("Cabinet") {
                     break;
                 }
@@ -387,7 +408,9 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
             if let Some(stream) = cab.strip_prefix('#') {
                 let mut bytes = Vec::new();
                 if let Ok(s) = pkg.read_stream(stream) {
-                    s.take(data.len() as u64).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+                    s.take(data.len() as u64)
+                        .read_to_end(&mut bytes)
+                        .map_err(|e| Problem::caused(format!("unreadable cabinet stream {stream:?}"), e))?;
                     cabinets.push((stream.to_string(), bytes));
                 }
             }
@@ -397,7 +420,7 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
     let (info, cabinets, files, directories) = match result {
         Ok(Ok(parts)) => parts,
         Ok(Err(e)) | Err(e) => {
-            facts.parse_error.get_or_insert(e);
+            facts.parse_error.get_or_insert(e.report());
             return;
         }
     };
@@ -428,7 +451,9 @@ pub(crate) fn inspect(path: &str, data: &[u8], opts: &Options, depth: u8, facts:
         });
         facts.contents.extend(inner_files);
         if let Err(e) = listed {
-            facts.anomalies.push(Anomaly::new("cabinet-unreadable", format!("embedded cabinet {container}: {e}")));
+            facts
+                .anomalies
+                .push(Anomaly::new("cabinet-unreadable", e.within(format!("embedded cabinet {container}")).report()));
         }
     }
 }

@@ -7,7 +7,7 @@
 //! section by section instead, which differs on files with gaps or unaligned sizes; users
 //! compare our hash with the tools they already run, so byte-identity with those wins.
 
-use crate::Anomaly;
+use crate::{Anomaly, Problem};
 use sha2::Digest;
 
 /// Machine names for COFF machine types.
@@ -98,13 +98,13 @@ pub fn looks_like_pe(data: &[u8]) -> bool {
             .is_some_and(|sig| sig == b"PE\0\0")
 }
 
-pub(crate) fn layout(data: &[u8]) -> Result<Layout, String> {
+pub(crate) fn layout(data: &[u8]) -> Result<Layout, Problem> {
     if !data.starts_with(b"MZ") {
         return Err("no MZ header".into());
     }
     let pe = u32_at(data, 0x3c).ok_or("truncated DOS header")? as usize;
     if data.get(pe..pe.saturating_add(4)) != Some(b"PE\0\0") {
-        return Err(format!("no PE signature at offset {pe:#x}"));
+        return Err(Problem::new(format!("no PE signature at offset {pe:#x}")));
     }
     let coff = pe + 4;
     let machine = u16_at(data, coff).ok_or("truncated COFF header")?;
@@ -115,7 +115,7 @@ pub(crate) fn layout(data: &[u8]) -> Result<Layout, String> {
     let is_64 = match magic {
         0x10b => false,
         0x20b => true,
-        other => return Err(format!("unknown optional header magic {other:#x}")),
+        other => return Err(Problem::new(format!("unknown optional header magic {other:#x}"))),
     };
     let checksum_offset = opt + 64;
     let (count_offset, dirs) = if is_64 { (opt + 108, opt + 112) } else { (opt + 92, opt + 96) };
@@ -134,12 +134,14 @@ pub(crate) fn layout(data: &[u8]) -> Result<Layout, String> {
 }
 
 /// Compute the Authenticode SHA-256 and SHA-1 digests exactly as osslsigncode does.
-pub(crate) fn authenticode_digests(data: &[u8], layout: &Layout) -> Result<AuthenticodeDigests, String> {
+pub(crate) fn authenticode_digests(data: &[u8], layout: &Layout) -> Result<AuthenticodeDigests, Problem> {
     let (table_offset, table_size) = layout.cert_table;
     let signed = table_offset != 0 && table_size != 0;
     let end = if signed {
         if table_offset > data.len() {
-            return Err(format!("certificate table offset {table_offset:#x} is past the end of the file"));
+            return Err(Problem::new(format!(
+                "certificate table offset {table_offset:#x} is past the end of the file"
+            )));
         }
         table_offset
     } else {
@@ -152,8 +154,9 @@ pub(crate) fn authenticode_digests(data: &[u8], layout: &Layout) -> Result<Authe
     let mut sha256 = sha2::Sha256::new();
     let mut sha1 = sha1::Sha1::new();
     for r in ranges {
-        let part =
-            data.get(r.clone()).ok_or_else(|| format!("header field at {:#x} lies past the hashed range", r.start))?;
+        let part = data
+            .get(r.clone())
+            .ok_or_else(|| Problem::new(format!("header field at {:#x} lies past the hashed range", r.start)))?;
         sha256.update(part);
         sha1.update(part);
     }
@@ -279,13 +282,14 @@ pub(crate) fn info(data: &[u8], layout: &Layout, anomalies: &mut Vec<Anomaly>) -
         .with_parse_tls_data(false)
         .with_parse_imports(false);
     opts.parse_attribute_certificates = false;
-    let parsed = crate::guard(|| goblin::pe::PE::parse_with_opts(data, &opts).map_err(|e| e.to_string()));
+    let parsed = crate::guard(|| goblin::pe::PE::parse_with_opts(data, &opts))
+        .and_then(|pe| pe.map_err(|e| Problem::caused("goblin refused the file", e)));
     let pe = match parsed {
-        Ok(Ok(pe)) => pe,
-        Ok(Err(e)) | Err(e) => {
+        Ok(pe) => pe,
+        Err(e) => {
             anomalies.push(Anomaly::new(
                 "versioninfo-unreadable",
-                format!("PE structures could not be read for VERSIONINFO: {e}"),
+                e.within("PE structures could not be read for VERSIONINFO").report(),
             ));
             return info;
         }

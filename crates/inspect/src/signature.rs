@@ -1,8 +1,10 @@
 //! Authenticode signatures: PKCS#7 SignedData parsing and verification, countersigned
 //! timestamps (RFC 3161 and legacy), nested signatures, and chains to a trust store.
 
+use crate::Problem;
 use crate::cert::verify_with_key;
 pub use crate::cert::{CertInfo, DigestAlgorithm};
+pub use crate::trust::Trust;
 use crate::trust::{EKU_CODE_SIGNING, EKU_TIME_STAMPING, TrustStore, verify_chain};
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignerIdentifier, SignerInfo};
@@ -43,7 +45,7 @@ pub struct Timestamp {
     /// Why it is not valid.
     pub error: Option<String>,
     /// Chain of the authority to the trust store (`None` without a trust store).
-    pub trusted: Option<Result<Vec<String>, String>>,
+    pub trusted: Option<Trust>,
 }
 
 /// One Authenticode signature (the primary one, or a nested one).
@@ -69,7 +71,7 @@ pub struct Signature {
     pub certificates: Vec<CertInfo>,
     /// Chain to the trust store, judged at the timestamp when there is a valid one (`None`
     /// without a trust store).
-    pub trusted: Option<Result<Vec<String>, String>>,
+    pub trusted: Option<Trust>,
     /// The moment the chain was judged at, Unix seconds.
     pub judged_at: Option<i64>,
 }
@@ -82,7 +84,7 @@ impl Signature {
 
     /// Intact and chained to the trust store.
     pub fn verified(&self) -> bool {
-        self.intact() && matches!(self.trusted, Some(Ok(_)))
+        self.intact() && self.trusted.as_ref().is_some_and(Trust::is_trusted)
     }
 }
 
@@ -101,7 +103,7 @@ pub(crate) fn signatures(
     der: &[u8],
     file_digest: &dyn Fn(DigestAlgorithm) -> Option<Vec<u8>>,
     opts: &VerifyOptions<'_>,
-) -> Result<Vec<Signature>, String> {
+) -> Result<Vec<Signature>, Problem> {
     let mut out = Vec::new();
     collect(der, file_digest, opts, &mut out, 0)?;
     Ok(out)
@@ -113,20 +115,20 @@ fn collect(
     opts: &VerifyOptions<'_>,
     out: &mut Vec<Signature>,
     depth: usize,
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     if depth > 4 || out.len() > 16 {
         return Err("too many nested signatures".into());
     }
     let signed_data = signed_data(der)?;
     if signed_data.encap_content_info.econtent_type != SPC_INDIRECT_DATA {
-        return Err(format!(
+        return Err(Problem::new(format!(
             "signature content type is {}, not Authenticode SpcIndirectDataContent",
             signed_data.encap_content_info.econtent_type
-        ));
+        )));
     }
     let content = signed_data.encap_content_info.econtent.as_ref().ok_or("signature has no content")?;
     let indirect: authenticode::SpcIndirectDataContent =
-        content.decode_as().map_err(|e| format!("unreadable SpcIndirectDataContent: {e}"))?;
+        content.decode_as().map_err(|e| Problem::caused("unreadable SpcIndirectDataContent", e))?;
     let certs = signed_data.certificates.clone();
     let cert_infos: Vec<CertInfo> = certs.iter().map(CertInfo::of).collect();
     for signer_info in signed_data.signer_infos.iter() {
@@ -138,16 +140,18 @@ fn collect(
         let checked = verify_signer_info(signer_info, signer_cert, content.value());
         let timestamp = timestamp(signer_info, &certs, opts);
         let judged_at = match &timestamp {
-            Some(ts) if ts.valid && !matches!(ts.trusted, Some(Err(_))) => ts.time,
+            Some(ts) if ts.valid && !matches!(ts.trusted, Some(Trust::Untrusted(_))) => ts.time,
             _ => opts.now,
         };
         let trusted = match (opts.trust, signer_cert) {
-            (Some(store), Some(leaf)) => Some(verify_chain(leaf, &certs, store, judged_at, EKU_CODE_SIGNING)),
-            (Some(_), None) => Some(Err("the signer's certificate is not in the signature".into())),
+            (Some(store), Some(leaf)) => {
+                Some(Trust::judged(verify_chain(leaf, &certs, store, judged_at, EKU_CODE_SIGNING)))
+            }
+            (Some(_), None) => Some(Trust::Untrusted("the signer's certificate is not in the signature".into())),
             (None, _) => None,
         };
         let signature_valid = checked.is_ok();
-        let mut error = checked.err();
+        let mut error = checked.err().map(|e| e.report());
         if digest_matches == Some(false) && error.is_none() {
             error = Some(
                 "the file's Authenticode digest differs from the signed one: the file was changed after signing".into(),
@@ -172,7 +176,7 @@ fn collect(
         for attr in signer_info.unsigned_attrs.iter().flat_map(|a| a.iter()) {
             if attr.oid == SPC_NESTED_SIGNATURE {
                 for value in attr.values.iter() {
-                    let nested = value.to_der().map_err(|e| e.to_string())?;
+                    let nested = value.to_der().map_err(|e| Problem::caused("unreadable nested signature", e))?;
                     collect(&nested, file_digest, opts, out, depth + 1)?;
                 }
             }
@@ -192,11 +196,11 @@ struct SignedParts {
 /// attribute certificates (`[1]` choices) that strict decoders reject, and some signers emit
 /// unsorted or duplicate SET OF members. Unknown certificate choices are skipped; the signed
 /// bytes are not re-interpreted.
-fn signed_data(der: &[u8]) -> Result<SignedParts, String> {
-    let mut reader = der::SliceReader::new(der).map_err(|e| e.to_string())?;
-    let info = ContentInfo::decode(&mut reader).map_err(|e| format!("unreadable PKCS#7 ContentInfo: {e}"))?;
+fn signed_data(der: &[u8]) -> Result<SignedParts, Problem> {
+    let mut reader = der::SliceReader::new(der).map_err(|e| Problem::caused("unreadable PKCS#7 ContentInfo", e))?;
+    let info = ContentInfo::decode(&mut reader).map_err(|e| Problem::caused("unreadable PKCS#7 ContentInfo", e))?;
     if info.content_type != ID_SIGNED_DATA {
-        return Err(format!("PKCS#7 content type is {}, not SignedData", info.content_type));
+        return Err(Problem::new(format!("PKCS#7 content type is {}, not SignedData", info.content_type)));
     }
     let parsed = info
         .content
@@ -223,7 +227,7 @@ fn signed_data(der: &[u8]) -> Result<SignedParts, String> {
             }
             Ok(SignedParts { encap_content_info, certificates, signer_infos })
         })
-        .map_err(|e| format!("unreadable PKCS#7 SignedData: {e}"))?;
+        .map_err(|e| Problem::caused("unreadable PKCS#7 SignedData", e))?;
     Ok(parsed)
 }
 
@@ -258,18 +262,18 @@ fn attribute(attrs: &x509_cert::attr::Attributes, oid: Oid) -> Option<&der::Any>
 
 /// Check a SignerInfo: its messageDigest attribute covers `content`, and its signature
 /// over the attributes verifies with `cert`'s key.
-fn verify_signer_info(si: &SignerInfo, cert: Option<&Certificate>, content: &[u8]) -> Result<(), String> {
+fn verify_signer_info(si: &SignerInfo, cert: Option<&Certificate>, content: &[u8]) -> Result<(), Problem> {
     let cert = cert.ok_or("the signer's certificate is not in the signature")?;
     let alg = DigestAlgorithm::from_oid(&si.digest_alg.oid)
-        .ok_or_else(|| format!("unsupported signer digest algorithm {}", si.digest_alg.oid))?;
+        .ok_or_else(|| Problem::new(format!("unsupported signer digest algorithm {}", si.digest_alg.oid)))?;
     let message = match &si.signed_attrs {
         Some(attrs) => {
             let md = attribute(attrs, PKCS9_MESSAGE_DIGEST).ok_or("signed attributes lack messageDigest")?;
-            let md: OctetString = md.decode_as().map_err(|e| format!("unreadable messageDigest: {e}"))?;
+            let md: OctetString = md.decode_as().map_err(|e| Problem::caused("unreadable messageDigest", e))?;
             if md.as_bytes() != alg.hash(content).as_slice() {
                 return Err("the signed messageDigest does not match the signed content".into());
             }
-            attrs.to_der().map_err(|e| e.to_string())?
+            attrs.to_der().map_err(|e| Problem::caused("unreadable signed attributes", e))?
         }
         None => content.to_vec(),
     };
@@ -323,7 +327,7 @@ fn rfc3161(token: &der::Any, signature: &[u8], outer_certs: &[Certificate], opts
     let Ok(token_der) = token.to_der() else { return failed(kind, "unreadable timestamp token".into()) };
     let sd = match signed_data(&token_der) {
         Ok(sd) => sd,
-        Err(e) => return failed(kind, format!("timestamp token: {e}")),
+        Err(e) => return failed(kind, e.within("timestamp token").report()),
     };
     if sd.encap_content_info.econtent_type != ID_CT_TSTINFO {
         return failed(kind, "timestamp token does not hold a TSTInfo".into());
@@ -346,7 +350,7 @@ fn rfc3161(token: &der::Any, signature: &[u8], outer_certs: &[Certificate], opts
         None => error = Some(format!("unsupported imprint algorithm {}", info.imprint_alg)),
     }
     if error.is_none() {
-        error = verify_signer_info(si, tsa, tst_der.as_bytes()).err();
+        error = verify_signer_info(si, tsa, tst_der.as_bytes()).err().map(|e| e.report());
     }
     finish(kind, info.gen_time, tsa, error, &certs, opts)
 }
@@ -366,7 +370,7 @@ fn legacy(counter: &der::Any, signature: &[u8], outer_certs: &[Certificate], opt
         .map(|t| t.to_unix_duration().as_secs() as i64);
     let Some(time) = time else { return failed(kind, "countersignature has no signing time".into()) };
     let tsa = find_signer(outer_certs, &si.sid);
-    let error = verify_signer_info(&si, tsa, signature).err();
+    let error = verify_signer_info(&si, tsa, signature).err().map(|e| e.report());
     finish(kind, time, tsa, error, outer_certs, opts)
 }
 
@@ -379,8 +383,10 @@ fn finish(
     opts: &VerifyOptions<'_>,
 ) -> Timestamp {
     let trusted = match (opts.trust, tsa) {
-        (Some(store), Some(cert)) if error.is_none() => Some(verify_chain(cert, certs, store, time, EKU_TIME_STAMPING)),
-        (Some(_), _) => Some(Err("timestamp not verified".into())),
+        (Some(store), Some(cert)) if error.is_none() => {
+            Some(Trust::judged(verify_chain(cert, certs, store, time, EKU_TIME_STAMPING)))
+        }
+        (Some(_), _) => Some(Trust::Untrusted("timestamp not verified".into())),
         (None, _) => None,
     };
     Timestamp { kind, time, signer: tsa.map(CertInfo::of), valid: error.is_none(), error, trusted }

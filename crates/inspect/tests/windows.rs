@@ -85,10 +85,10 @@ fn signed_file_verifies_to_the_test_root_with_its_timestamp() {
     let ts = s.timestamp.as_ref().expect("timestamped");
     assert_eq!(ts.kind, TimestampKind::Rfc3161);
     assert!(ts.valid, "{ts:#?}");
-    assert!(matches!(ts.trusted, Some(Ok(_))), "{ts:#?}");
+    assert!(matches!(ts.trusted, Some(Trust::Chained(_))), "{ts:#?}");
     assert_eq!(format_time(ts.time), "2024-03-01T12:00:00Z");
     assert_eq!(s.judged_at, Some(ts.time));
-    let chain = s.trusted.clone().unwrap().unwrap();
+    let chain = s.trusted.as_ref().and_then(Trust::chain).unwrap().to_vec();
     assert_eq!(chain.len(), 3, "leaf, intermediate, root: {chain:?}");
 }
 
@@ -107,7 +107,7 @@ fn an_unrelated_root_is_not_trusted() {
     let opts = Options { trust: Some(Arc::new(tsa_only)), ..Options::default() };
     let s = inspect("3CXDesktopApp-signed.exe", &opts).signatures.remove(0);
     assert!(s.intact());
-    assert!(matches!(&s.trusted, Some(Err(e)) if e.contains("no trusted root")), "{:?}", s.trusted);
+    assert!(matches!(&s.trusted, Some(Trust::Untrusted(e)) if e.contains("no trusted root")), "{:?}", s.trusted);
 }
 
 #[test]
@@ -120,7 +120,11 @@ fn chains_are_judged_at_the_countersigned_time() {
     let bare = inspect("3CXDesktopApp-untimestamped.exe", &later).signatures.remove(0);
     assert!(bare.timestamp.is_none());
     assert!(bare.intact());
-    assert!(matches!(&bare.trusted, Some(Err(e)) if e.contains("is not valid at 2050")), "{:?}", bare.trusted);
+    assert!(
+        matches!(&bare.trusted, Some(Trust::Untrusted(e)) if e.contains("is not valid at 2050")),
+        "{:?}",
+        bare.trusted
+    );
     // Today it is fine.
     assert!(inspect("3CXDesktopApp-untimestamped.exe", &with_trust()).signatures[0].verified());
 }
