@@ -8,7 +8,7 @@
 
 use crate::classify::Opener;
 use crate::fencing::{self, Ringfence};
-use crate::identity::{self, Entry, FileKey};
+use crate::identity::{self, Entry, FileKey, Unreadable};
 use crate::interpreters::is_interpreter_name;
 use crate::locks::UnpoisonedRw;
 use crate::process::{self, ProcessInfo};
@@ -57,7 +57,7 @@ pub(crate) fn compute_facts(
     fd: BorrowedFd<'_>,
     path: &str,
     size: u64,
-) -> Result<Arc<FileFacts>, String> {
+) -> Result<Arc<FileFacts>, Unreadable> {
     let policy = shared.policy();
     let opts = portcullis_inspect::Options {
         // SHA-1 and MD5 only when a policy lists them: SHA-256 alone is the fast path.
@@ -68,7 +68,7 @@ pub(crate) fn compute_facts(
         ..portcullis_inspect::Options::default()
     };
     let facts = portcullis_inspect::inspect_reader(path, &mut PRead { fd, offset: 0 }, size, &opts)
-        .map_err(|e| format!("cannot read {path}: {e}"))?;
+        .map_err(|e| Unreadable { path: path.to_owned(), error: Arc::new(e) })?;
     shared.stats.hashed.fetch_add(1, Ordering::Relaxed);
     Ok(Arc::new(portcullis_inspect::policy_facts(&facts)))
 }
@@ -110,7 +110,7 @@ impl<'a> ProcOpener<'a> {
         let (entry, key) = self.exe()?;
         let link = format!("/proc/{}/exe", self.pid);
         let facts = entry.facts.get_or_init(|| {
-            let f = std::fs::File::open(&link).map_err(|e| e.to_string())?;
+            let f = std::fs::File::open(&link).map_err(|e| Unreadable { path: link.clone(), error: Arc::new(e) })?;
             compute_facts(self.shared, f.as_fd(), &link, key.size)
         });
         facts.as_ref().ok().cloned()
@@ -161,6 +161,11 @@ impl<'a> EventCase<'a> {
         EventCase { opener: ProcOpener::new(shared, pid), fd, entry, key, path: None, info: None, fence: None }
     }
 
+    /// The file's path as already read (by classification): the judge asks no more.
+    pub(crate) fn know_path(&mut self, path: String) {
+        self.path = Some(path);
+    }
+
     /// The process behind the event, read once (procfs).
     pub(crate) fn info(&mut self) -> ProcessInfo {
         let pid = self.opener.pid;
@@ -183,7 +188,7 @@ impl crate::judge::Case for EventCase<'_> {
         fencing::opens_for_writing(self.opener.pid)
     }
 
-    fn facts(&mut self) -> Result<Arc<FileFacts>, String> {
+    fn facts(&mut self) -> Result<Arc<FileFacts>, Unreadable> {
         let path = self.path();
         let (shared, fd, size) = (self.opener.shared, self.fd, self.key.size);
         self.entry.facts.get_or_init(|| compute_facts(shared, fd, &path, size)).clone()

@@ -67,7 +67,18 @@ pub struct Entry {
     /// Its shape, from the first bytes.
     pub shape: Shape,
     /// Its facts for the engine (the path is the one first seen; callers put the event's own).
-    pub facts: OnceLock<Result<Arc<FileFacts>, String>>,
+    pub facts: OnceLock<Result<Arc<FileFacts>, Unreadable>>,
+}
+
+/// A file whose content could not be read to judge it.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot read {path}")]
+pub struct Unreadable {
+    /// The file.
+    pub path: String,
+    /// Why (shared: the cache hands the same answer to every event on this file version).
+    #[source]
+    pub error: Arc<std::io::Error>,
 }
 
 /// The identity cache: file version → [`Entry`]. Bounded: when full it starts over, which

@@ -19,6 +19,7 @@
 //!   code it loads (file rules); execs of a loader run directly are not program starts.
 
 use crate::fencing::Ringfence;
+use crate::identity::Unreadable;
 use crate::shape::Shape;
 use crate::state::{CODE_MASK, PolicyState};
 use portcullis_events::{Access, EventKind};
@@ -36,7 +37,7 @@ pub(crate) trait Case {
     /// Whether the held open asks for writing (unknown counts as writing).
     fn opens_for_writing(&mut self) -> bool;
     /// The file's facts (hashed once per file version), or why they could not be had.
-    fn facts(&mut self) -> Result<Arc<FileFacts>, String>;
+    fn facts(&mut self) -> Result<Arc<FileFacts>, Unreadable>;
     /// What the policy may know about the process behind the event.
     fn process(&mut self) -> ProcessFacts;
     /// Whether the file is the process's own executable (a re-exec).
@@ -133,7 +134,7 @@ pub(crate) fn judge(
                     event: EventKind::Overload,
                     path,
                     facts: None,
-                    reason: Some(reason),
+                    reason: Some(portcullis_policy::with_causes(&reason)),
                     fence: None,
                 }),
                 ..Outcome::answer(overload)
@@ -316,10 +317,10 @@ mod tests {
             self.asked.push("writes");
             self.writes
         }
-        fn facts(&mut self) -> Result<Arc<FileFacts>, String> {
+        fn facts(&mut self) -> Result<Arc<FileFacts>, Unreadable> {
             self.asked.push("facts");
             if self.facts_fail {
-                return Err("cannot read it".into());
+                return Err(Unreadable { path: self.path.into(), error: Arc::new(std::io::Error::other("gone")) });
             }
             let kind = if self.path.ends_with(".so") { FileKind::Library } else { FileKind::Executable };
             Ok(Arc::new(FileFacts { path: self.path.into(), sha256: self.sha256, kind, ..FileFacts::default() }))
@@ -581,7 +582,10 @@ others = "deny"
         let o = judge(&p, seen(Access::Exec, PROGRAM), &mut case, Timestamp(0), Response::Deny);
         assert_eq!((o.response, o.ignore), (Response::Deny, None));
         let report = o.report.unwrap();
-        assert_eq!((report.event, report.reason.as_deref()), (EventKind::Overload, Some("cannot read it")));
+        assert_eq!(
+            (report.event, report.reason.as_deref()),
+            (EventKind::Overload, Some("cannot read /opt/tools/make: gone"))
+        );
         assert_eq!(not_a_regular_file().ignore, Some(CODE_MASK));
     }
 }

@@ -54,6 +54,11 @@ fn decide<'a>(shared: &'a Shared, pending: &'a Pending) -> (Outcome, Option<Appl
     let path_cell = std::cell::OnceCell::new();
     let lazy_path = || path_cell.get_or_init(|| crate::facts::fd_path(fd)).clone();
     let access = classify::classify(exec, entry.shape, &lazy_path, policy.script_control, &mut case.opener);
+    // The judge sees the path classification saw: one read of the link, not two that a
+    // rename in between could make disagree.
+    if let Some(path) = path_cell.into_inner() {
+        case.know_path(path);
+    }
     if access.is_code() {
         shared.stats.judged.fetch_add(1, Ordering::Relaxed);
     }

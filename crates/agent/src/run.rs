@@ -236,7 +236,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                 Err(e) => {
                     tracing::error!(
                         "policy not reloaded, the old one stays in force: {}",
-                        crate::state::with_causes(&e)
+                        portcullis_policy::with_causes(&e)
                     )
                 }
             }

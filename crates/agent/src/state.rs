@@ -106,18 +106,6 @@ pub enum AgentError {
     },
 }
 
-/// An error with its causes, on one line, for the log.
-pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 /// Counters, reported when the agent stops.
 #[derive(Debug, Default)]
 pub struct Stats {

@@ -153,7 +153,7 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
         Ok(v) => Some(v),
         Err(portcullis_sync::SyncError::File { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            tracing::warn!("the saved bundle is refused ({}); fetching a new one", portcullis_sync::with_causes(&e));
+            tracing::warn!("the saved bundle is refused ({}); fetching a new one", portcullis_policy::with_causes(&e));
             None
         }
     };

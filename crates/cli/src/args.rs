@@ -66,6 +66,9 @@ pub struct ServerArgs {
     /// PostgreSQL give one, the same on every server.
     #[arg(long, global = true, value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// Log level on stderr: error, warn, info, debug.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
 }
 
 #[derive(Subcommand)]
@@ -81,7 +84,25 @@ pub enum ServerCommand {
     },
     /// Put a new secret key first in --secret-key-file (made if missing, mode 0600): the next
     /// start seals every bundle signing key with it. Then the older keys can be removed.
-    NewSecretKey,
+    NewSecretKey {
+        /// Several servers share the database: add the key second (it unseals, it does not
+        /// seal yet). Copy the file to every server and restart each; then
+        /// `promote-secret-key` and restart again. No server is ever given a seed it cannot open.
+        #[arg(long)]
+        standby: bool,
+    },
+    /// Put the second key of --secret-key-file first (after `new-secret-key --standby` has
+    /// reached every server): the next start seals with it.
+    PromoteSecretKey,
+    /// Give an organization a new bundle signing key that no earlier key endorses, when its
+    /// key cannot be opened (a lost secret key, a damaged or forged row) or must not be
+    /// trusted any more. Enrolled agents keep their last policy and report newer bundles as
+    /// refused until they enroll again.
+    ResetBundleKey {
+        /// The organization.
+        #[arg(long)]
+        organization: String,
+    },
 }
 
 #[derive(Args)]

@@ -13,12 +13,23 @@ use std::process::ExitCode;
 const SERVER_START: u8 = 7;
 
 pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
+    // What the server logs (a model that stops loading, internal errors, refused events,
+    // signing keys that do not open) goes to stderr.
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("portcullis={}", a.log))
+        .map_err(|e| fail(2, format!("--log {:?}: {e}; use error, warn, info or debug", a.log)))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .or_exit(SERVER_START, "cannot start the async runtime")?;
-    if let Some(ServerCommand::NewSecretKey) = &a.command {
-        return new_secret_key(&a);
+    match &a.command {
+        Some(ServerCommand::NewSecretKey { standby }) => return new_secret_key(&a, *standby),
+        Some(ServerCommand::PromoteSecretKey) => return promote_secret_key(&a),
+        _ => {}
     }
     let (keys, key_source) = secret_keys(&a)?;
     runtime.block_on(async {
@@ -34,23 +45,26 @@ pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
                 message: format!("{} cannot be opened", a.database_url),
             }),
         })?;
-        if store.resealed() > 0 {
-            let ids = store.secret_key_ids();
-            eprintln!(
-                "sealed {} bundle signing key(s) with secret key {}{}",
-                store.resealed(),
-                ids[0],
-                if ids.len() > 1 {
-                    format!("; the older keys in {key_source} are no longer needed here")
-                } else {
-                    String::new()
-                }
-            );
-        }
+        report_sealing(&store, &key_source);
         match &a.command {
             Some(ServerCommand::CreateAdmin { organization, user }) => create_admin(&store, organization, user).await,
-            Some(ServerCommand::NewSecretKey) => unreachable!("handled before the database is opened"),
-            None => serve(store, &a).await,
+            Some(ServerCommand::ResetBundleKey { organization }) => reset_bundle_key(&store, organization).await,
+            Some(ServerCommand::NewSecretKey { .. } | ServerCommand::PromoteSecretKey) => {
+                unreachable!("handled before the database is opened")
+            }
+            None => {
+                if a.secret_key_file.is_none()
+                    && std::env::var_os(SECRET_KEY_ENV).is_none()
+                    && let Some(dir) = sqlite_dir(&a.database_url)
+                {
+                    tracing::warn!(
+                        "the secret key ({key_source}) is beside the database in {}: a copy of that folder holds both; \
+                         for production keep it elsewhere (--secret-key-file) and back it up apart",
+                        dir.display()
+                    );
+                }
+                serve(store, &a).await
+            }
         }
     })
 }
@@ -95,7 +109,7 @@ fn secret_keys(a: &ServerArgs) -> anyhow::Result<(SecretKeys, String)> {
     let keys = if path.exists() {
         SecretKeys::read_file(&path).map_err(start)?
     } else {
-        let keys = SecretKeys::add_to_file(&path).map_err(start)?;
+        let keys = SecretKeys::add_to_file(&path, false).map_err(start)?;
         eprintln!(
             "made the server's secret key {} (it seals the bundle signing keys in the database): {}; back it up \
              apart from the database",
@@ -107,24 +121,103 @@ fn secret_keys(a: &ServerArgs) -> anyhow::Result<(SecretKeys, String)> {
     Ok((keys, path.display().to_string()))
 }
 
-/// `server new-secret-key`: a new key first in the key file, the older ones kept after it.
-fn new_secret_key(a: &ServerArgs) -> anyhow::Result<ExitCode> {
-    let path = match (&a.secret_key_file, sqlite_dir(&a.database_url)) {
-        (Some(p), _) => p.clone(),
-        (None, Some(dir)) => dir.join("secret.key"),
-        (None, None) => return Err(fail(2, "give --secret-key-file FILE: the key file to make or add a key to")),
-    };
-    let keys = SecretKeys::add_to_file(&path).or_exit(1, format!("cannot add a key to {}", path.display()))?;
+/// What the start did to the bundle signing seeds, and which organizations need a new key.
+fn report_sealing(store: &Store, key_source: &str) {
+    let report = store.sealing();
+    let ids = store.secret_key_ids();
+    if report.resealed > 0 {
+        eprintln!(
+            "sealed {} bundle signing key(s) with secret key {}{}",
+            report.resealed,
+            ids[0],
+            if ids.len() > 1 {
+                format!("; older keys in {key_source} can go once every server has started")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if report.rotated > 0 {
+        eprintln!(
+            "replaced {} bundle signing key(s) stored unsealed by an earlier version with new sealed ones, each \
+             endorsed by the one it replaces: agents follow with their next bundle",
+            report.rotated
+        );
+    }
+    for (org_id, why) in &report.damaged {
+        tracing::error!(
+            "organization {org_id}: {why}. Its agents receive no new bundle until \
+             `portcullis server reset-bundle-key --organization NAME` gives it a new key (they then enroll again)"
+        );
+    }
+}
+
+/// The key file `new-secret-key` and `promote-secret-key` work on.
+fn key_file(a: &ServerArgs) -> anyhow::Result<PathBuf> {
+    match (&a.secret_key_file, sqlite_dir(&a.database_url)) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(dir)) => Ok(dir.join("secret.key")),
+        (None, None) => Err(fail(2, "give --secret-key-file FILE: the key file to make or add a key to")),
+    }
+}
+
+/// `server new-secret-key`: a new key first (or, `standby`, second) in the key file.
+fn new_secret_key(a: &ServerArgs, standby: bool) -> anyhow::Result<ExitCode> {
+    let path = key_file(a)?;
+    let keys = SecretKeys::add_to_file(&path, standby).or_exit(1, format!("cannot add a key to {}", path.display()))?;
     let ids = keys.ids();
+    if standby && ids.len() > 1 {
+        println!(
+            "{}: new secret key {} second (standby: it unseals, {} still seals). Copy the file to every server and \
+             restart each; then run `portcullis server promote-secret-key` and copy and restart again.",
+            path.display(),
+            ids[1],
+            ids[0]
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("{}: new secret key {} first", path.display(), ids[0]);
     if ids.len() > 1 {
         println!(
-            "older keys kept after it: {}. Copy the file to every server and restart them: each start seals the \
-             bundle signing keys with {}; then the older lines can be removed.",
+            "older keys kept after it: {}. Restart the server: its start seals the bundle signing keys with {}; \
+             then the older lines can be removed. (Several servers on one database: use --standby instead.)",
             ids[1..].join(", "),
             ids[0]
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `server promote-secret-key`: the standby key seals from the next start.
+fn promote_secret_key(a: &ServerArgs) -> anyhow::Result<ExitCode> {
+    let path = key_file(a)?;
+    let keys = SecretKeys::promote_in_file(&path).or_exit(1, format!("cannot promote a key in {}", path.display()))?;
+    let ids = keys.ids();
+    println!(
+        "{}: secret key {} now seals ({} still unseals). Copy the file to every server and restart each; each \
+         start seals the bundle signing keys with {}; then the older lines can be removed.",
+        path.display(),
+        ids[0],
+        ids[1..].join(", "),
+        ids[0]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `server reset-bundle-key`: a new, unendorsed signing key for one organization.
+async fn reset_bundle_key(store: &Store, organization: &str) -> anyhow::Result<ExitCode> {
+    let org_id = store
+        .organization_id(organization)
+        .await
+        .or_exit(SERVER_START, "cannot read the organizations")?
+        .ok_or_else(|| fail(2, format!("no organization {organization:?}")))?;
+    let change = portcullis_store::Change { org_id, actor: "server command reset-bundle-key" };
+    let key = store.reset_bundle_key(change).await.or_exit(1, format!("cannot reset the key of {organization:?}"))?;
+    println!(
+        "{organization}: new bundle signing key {}. Agents enrolled before keep their last policy and report newer \
+         bundles as refused (Computers page) until they enroll again with a token of their group.",
+        key.to_hex()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -919,6 +919,30 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
     let (_, again) = console.call("GET", "/api/events?verdict=deny&file=blocked", None);
     assert_eq!(again.as_array().unwrap().len(), spooled, "no event stored twice");
     assert!(sb.stop().success());
+
+    // The organization's key is reset on the server (a lost secret key, a forged row): no
+    // chain leads to the new key, so the agent keeps enforcing its last bundle and tells
+    // the server why it refuses the new ones.
+    let db = format!("sqlite://{}/server.db", dir.display());
+    let reset = Command::new(bin())
+        .args(["server", "reset-bundle-key", "--database-url", &db, "--organization", "Acme"])
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    assert!(String::from_utf8_lossy(&reset.stdout).contains("enroll again"));
+    sb.start_from(&source(false), &["--mark-under", &mnt, "--no-protect"], &[]);
+    let t0 = Instant::now();
+    loop {
+        let (_, computers) = console.call("GET", "/api/computers", None);
+        let error = computers[0]["bundle_error"].as_str().unwrap_or_default().to_owned();
+        if error.contains("bundle refused") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no refusal reported ({error:?}):\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+    assert!(sb.stop().success());
     let (_, policies) = console.call("GET", "/api/policies", None);
     let deny_row = policies.as_array().unwrap().iter().find(|p| p["name"] == "Deny blocked build").unwrap();
     assert!(deny_row["hits"].as_i64().unwrap() >= 1, "{deny_row}");

@@ -67,3 +67,17 @@ pub use ringfence::{
 };
 pub use rule::{HashSet, MatchedField, Rule, SignerCriterion};
 pub use version::{Bound, Version, VersionError, VersionRange};
+
+/// An error with its causes on one line (`what: cause: cause`): the form a reason takes in
+/// an event, a report to the server or a log line. Here, at the bottom of the crate graph,
+/// so that every edge — the agent, sync, the server, the CLI — writes errors out the same way.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

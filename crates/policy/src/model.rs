@@ -385,14 +385,17 @@ impl PolicySet {
                 );
             }
         }
-        let scope_ok = |scope: &Scope| -> Result<(), String> {
+        // What is wrong with a scope, if anything.
+        let scope_problem = |scope: &Scope| -> Option<String> {
             match scope {
-                Scope::Organization => Ok(()),
-                Scope::Group(g) if group_exists(g) => Ok(()),
-                Scope::Group(g) => Err(format!("group {g:?} is not defined; add it under [[groups]] or fix the scope")),
-                Scope::Computer(c) if self.computers.iter().any(|x| x.name.eq_ignore_ascii_case(c)) => Ok(()),
+                Scope::Organization => None,
+                Scope::Group(g) if group_exists(g) => None,
+                Scope::Group(g) => {
+                    Some(format!("group {g:?} is not defined; add it under [[groups]] or fix the scope"))
+                }
+                Scope::Computer(c) if self.computers.iter().any(|x| x.name.eq_ignore_ascii_case(c)) => None,
                 Scope::Computer(c) => {
-                    Err(format!("computer {c:?} is not defined; add it under [[computers]] or fix the scope"))
+                    Some(format!("computer {c:?} is not defined; add it under [[computers]] or fix the scope"))
                 }
             }
         };
@@ -405,7 +408,7 @@ impl PolicySet {
                 );
             }
             for a in &b.approvals {
-                if let Err(m) = scope_ok(&a.scope) {
+                if let Some(m) = scope_problem(&a.scope) {
                     err(ItemRef::Blocklist(i), "approved", m);
                 }
             }
@@ -449,7 +452,7 @@ impl PolicySet {
                     ),
                 );
             }
-            if let Err(m) = scope_ok(&p.scope) {
+            if let Some(m) = scope_problem(&p.scope) {
                 err(item, "scope", m);
             }
             if let Some(&other) = positions.get(&p.position) {
@@ -496,13 +499,17 @@ impl PolicySet {
     /// nearest group up the tree (the group itself first) that sets one, else the
     /// organization's. The one rule for the engine and the console.
     pub fn group_mode(&self, group: Option<&str>) -> &Mode {
-        group
-            .and_then(|g| {
-                Self::group_chain(g).find_map(|path| {
-                    self.groups.iter().find(|x| x.path.eq_ignore_ascii_case(path)).and_then(|x| x.mode.as_ref())
-                })
-            })
-            .unwrap_or(&self.organization.mode)
+        Self::inherited(group, |path| {
+            self.groups.iter().find(|x| x.path.eq_ignore_ascii_case(path)).and_then(|x| x.mode.as_ref())
+        })
+        .unwrap_or(&self.organization.mode)
+    }
+
+    /// Inheritance down the group tree: the value `own` gives for `group` or, failing that,
+    /// for the nearest ancestor that has one. The rule behind [`PolicySet::group_mode`], for
+    /// callers that hold groups in another shape (the console's rows, by mode name).
+    pub fn inherited<T>(group: Option<&str>, own: impl FnMut(&str) -> Option<T>) -> Option<T> {
+        group.and_then(|g| Self::group_chain(g).find_map(own))
     }
 
     /// The mode `computer` is in: its own, else its group's ([`PolicySet::group_mode`]).

@@ -511,6 +511,10 @@ pub struct EventBatchReply {
     pub stored: u64,
     /// Already stored by an earlier delivery.
     pub duplicates: u64,
+    /// Not event records (not stored, and not worth sending again): one bad line never
+    /// holds back the rest of an agent's events.
+    #[serde(default)]
+    pub refused: u64,
 }
 
 /// The idempotency key of an event: SHA-256 of its record's bytes, hex (first 32 digits).

@@ -60,7 +60,11 @@ pub enum AppError {
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         match e {
-            StoreError::Exists { .. } => AppError::Conflict(e.to_string()),
+            // A signing key that does not open: the state of the organization, which only
+            // its operator can repair (the message says how), not an internal fault.
+            StoreError::Exists { .. } | StoreError::Conflict(_) | StoreError::Secret(_) => {
+                AppError::Conflict(e.to_string())
+            }
             StoreError::NotFound(_) => AppError::NotFound,
             StoreError::Invalid(m) => AppError::Invalid(vec![m]),
             StoreError::Quota(m) => AppError::Quota(m),
@@ -97,7 +101,7 @@ impl IntoResponse for AppError {
         };
         let message = match &self {
             AppError::Store(e) => {
-                tracing::error!("internal error: {e}");
+                tracing::error!("internal error: {}", portcullis_policy::with_causes(e));
                 "internal error".to_owned()
             }
             AppError::Json(r) => r.body_text(),

@@ -42,6 +42,9 @@ pub struct SyncHub {
     compiled: tokio::sync::Mutex<HashMap<i64, Arc<Compiled>>>,
     seen: Mutex<HashMap<i64, Seen>>,
     quotas: Mutex<HashMap<(i64, Quota), (tokio::time::Instant, u64)>>,
+    /// The version of each organization that could not be delivered (logged once; not
+    /// tried again by every poll until the version moves).
+    undeliverable: Mutex<HashMap<i64, i64>>,
 }
 
 /// Events one agent may deliver per minute (to this server); more answer 429 and stay in
@@ -85,6 +88,7 @@ impl Default for SyncHub {
             compiled: tokio::sync::Mutex::default(),
             seen: Mutex::default(),
             quotas: Mutex::default(),
+            undeliverable: Mutex::default(),
         }
     }
 }
@@ -214,37 +218,53 @@ impl SyncHub {
 
     /// The organization's document at its current version, compiled once per version and
     /// checked to load. If the stored model does not load (two concurrent changes that
-    /// contradict each other), the last good document is kept and the error logged.
+    /// contradict each other) or the signing key does not open, the last good document is
+    /// kept and the error logged, once per version.
     pub async fn compiled(&self, store: &Store, org_id: i64) -> Result<Arc<Compiled>, StoreError> {
         let current = self.version(store, org_id).await?;
         let mut cache = self.compiled.lock().await;
+        let known_bad = self.undeliverable.lock().unwrap_or_else(|p| p.into_inner()).get(&org_id) == Some(&current);
         if let Some(c) = cache.get(&org_id)
-            && c.version >= current
+            && (c.version >= current || known_bad)
         {
             return Ok(c.clone());
         }
-        let (version, doc) = store.document(org_id).await?;
-        let json = doc.to_json();
-        let computers = store.computers(org_id).await?;
-        // The same check every change passed before it was saved: the whole model with its
-        // computers, and each distinct computer's bundle.
-        let mut whole = doc.clone();
-        whole.computers = computers.iter().map(|c| c.doc.clone()).collect();
-        if let Err(problems) = crate::ops::check_document(&whole) {
-            let e = problems.join("; ");
-            tracing::error!("organization {org_id} version {version} does not load, agents keep the previous one: {e}");
-            if let Some(c) = cache.get(&org_id) {
-                return Ok(c.clone());
+        match compile(store, org_id).await {
+            Ok(compiled) => {
+                cache.insert(org_id, compiled.clone());
+                Ok(compiled)
             }
-            return Err(StoreError::Invalid(format!("the organization's policy does not load: {e}")));
+            Err((version, e)) => {
+                let first = self.undeliverable.lock().unwrap_or_else(|p| p.into_inner()).insert(org_id, version)
+                    != Some(version);
+                if first {
+                    tracing::error!("organization {org_id} version {version}: {e}; agents keep the previous bundle");
+                }
+                cache.get(&org_id).cloned().ok_or(e)
+            }
         }
-        // Read with the document: a rotation is a change like any other.
-        let key = Arc::new(store.bundle_key(org_id).await?);
-        let key_chain = store.bundle_key_chain(org_id).await?.into();
-        let organization = doc.organization.as_ref().and_then(|o| o.name.clone()).unwrap_or_default();
-        let computers = Mutex::new(computers.into_iter().map(|c| (c.id, c.doc)).collect());
-        let compiled = Arc::new(Compiled { version, json: json.into(), organization, key, key_chain, computers });
-        cache.insert(org_id, compiled.clone());
-        Ok(compiled)
     }
+}
+
+/// Compile the organization's current document, or say which version failed and why.
+async fn compile(store: &Store, org_id: i64) -> Result<Arc<Compiled>, (i64, StoreError)> {
+    let (version, doc) = store.document(org_id).await.map_err(|e| (0, e))?;
+    let json = doc.to_json();
+    let computers = store.computers(org_id).await.map_err(|e| (version, e))?;
+    // The same check every change passed before it was saved: the whole model with its
+    // computers, and each distinct computer's bundle.
+    let mut whole = doc.clone();
+    whole.computers = computers.iter().map(|c| c.doc.clone()).collect();
+    if let Err(problems) = crate::ops::check_document(&whole) {
+        let e = StoreError::Invalid(format!("the organization's policy does not load: {}", problems.join("; ")));
+        return Err((version, e));
+    }
+    // Read with the document: a rotation is a change like any other. A key that does
+    // not open (a lost secret key, a damaged or forged row) signs nothing, until
+    // `portcullis server reset-bundle-key` gives a new one.
+    let key = Arc::new(store.bundle_key(org_id).await.map_err(|e| (version, e))?);
+    let key_chain = store.bundle_key_chain(org_id).await.map_err(|e| (version, e))?.into();
+    let organization = doc.organization.as_ref().and_then(|o| o.name.clone()).unwrap_or_default();
+    let computers = Mutex::new(computers.into_iter().map(|c| (c.id, c.doc)).collect());
+    Ok(Arc::new(Compiled { version, json: json.into(), organization, key, key_chain, computers }))
 }

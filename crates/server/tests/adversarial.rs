@@ -602,6 +602,7 @@ async fn responses_carry_security_headers_and_the_login_form_refuses_a_cross_sit
         assert!(!csp.contains("script-src 'self' 'unsafe-inline'"));
         assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
         assert_eq!(h.get("referrer-policy").unwrap(), "no-referrer");
+        assert_eq!(h.get("cache-control").unwrap(), "no-store", "pages with tokens are never cached");
         assert!(h.get("strict-transport-security").is_some(), "HSTS over TLS");
         assert!(c.get("/api/openapi.json").await.headers.get("content-security-policy").is_some());
         // No page carries an inline script.
@@ -876,6 +877,82 @@ async fn the_accounts_page_manages_users_tokens_and_sessions_and_refuses_forged_
         let log = store.audit_log(f.org.id, 200).await.unwrap();
         for action in ["create", "update", "set password", "revoke", "end session", "log out everywhere", "delete"] {
             assert!(log.iter().any(|e| e.action == action), "{action} is audited");
+        }
+    })
+    .await;
+}
+
+/// A signing key that does not open (a forged or damaged row, a lost secret key) fails its
+/// own organization's bundles — agents keep the last one, the server neither signs with a
+/// planted key nor answers 500 — not its Computers page, which says how to repair it; a
+/// reset gives a new key that no earlier key endorses, so agents enrolled before refuse
+/// its bundles until they enroll again, and new agents take it.
+#[tokio::test]
+async fn a_signing_key_that_does_not_open_leaves_the_console_working_and_a_reset_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/server.db", dir.path().display());
+    let store = Store::connect(&url, test_keys()).await.unwrap();
+    let f = fleet(&store).await;
+    let g = f.group("Linux").await;
+    let token = f.token(g, "").await;
+    let enrolled = f.enroll(&token, "web-01", "linux", None).await;
+    let (cred, first) = (credential(&enrolled), enrolled.body["bundle_key"].as_str().unwrap().to_owned());
+    let (_, v1) = follow(&f, &cred, 0, &first).await;
+
+    // Someone with write access to the database plants a seed they know.
+    let planted = portcullis_protocol::BundleKey::from_seed([0xc3; 32]).public().to_hex();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE org_state SET bundle_seed = $1 WHERE org_id = $2")
+        .bind("c3".repeat(32))
+        .bind(f.org.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    f.group("Linux/Web").await;
+    let idle = f.agent(&cred).json("POST", "/api/agent/poll", json!({"after": v1, "wait_s": 0})).await;
+    assert_eq!(idle.status, StatusCode::NO_CONTENT, "nothing signed with the planted key: {:?}", idle.body);
+    let page = f.admin.get("/computers").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&page.bytes);
+    assert!(text.contains("cannot be read") && text.contains("reset-bundle-key"), "{text}");
+    assert!(!text.contains(&planted));
+    let r = f.admin.json("POST", "/api/bundle-key/rotate", json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a planted key endorses nothing: {:?}", r.body);
+    assert!(r.body["error"].as_str().unwrap().contains("reset-bundle-key"), "{:?}", r.body);
+
+    let fresh = store.reset_bundle_key(portcullis_store::Change { org_id: f.org.id, actor: "test" }).await.unwrap();
+    // What the server's database watcher does within a second of the command's change.
+    f.admin.state.hub.changed(&store, f.org.id).await.unwrap();
+    let (signer, _) = follow(&f, &cred, v1, &first).await;
+    assert!(signer.is_err(), "no chain leads from the enrolled key to a reset one: {signer:?}");
+    let again = f.enroll(&token, "web-01", "linux", Some(&cred)).await;
+    assert_eq!(again.body["bundle_key"], fresh.to_hex().as_str());
+    let (signer, _) = follow(&f, &credential(&again), 0, &fresh.to_hex()).await;
+    assert_eq!(signer, Ok(fresh.to_hex()));
+    let log = store.audit_log(f.org.id, 10).await.unwrap();
+    assert!(log.iter().any(|e| e.action == "reset" && e.object == "bundle key"), "{log:?}");
+}
+
+/// Who may not change the model is told so first: not whether an item exists, nor what is
+/// wrong with the request.
+#[tokio::test]
+async fn an_auditor_is_refused_a_change_before_anything_about_the_item_is_told() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let auditor = Client::login(&store, &f.org.name, "auditor", "auditor-password").await;
+        let nobody = 999_999;
+        for (method, uri, body) in [
+            ("PUT", format!("/api/applications/{nobody}"), json!({"name": "x", "rules": []})),
+            ("POST", "/api/applications".to_owned(), json!({"name": "", "rules": []})),
+            ("DELETE", format!("/api/groups/{nobody}"), json!({})),
+            ("POST", "/api/groups".to_owned(), json!({"path": "a//b"})),
+            ("DELETE", format!("/api/computers/{nobody}"), json!({})),
+            ("POST", "/api/policies/remove".to_owned(), json!({"ids": []})),
+            ("DELETE", format!("/api/policies/{nobody}"), json!({})),
+        ] {
+            let r = auditor.json(method, &uri, body).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {uri}: {:?}", r.body);
         }
     })
     .await;

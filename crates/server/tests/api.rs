@@ -341,13 +341,20 @@ async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {
         let batch = format!("{{\"events\": [{}]}}", lines.join(","));
         let send =
             || agent.send("POST", "/api/agent/events", Some(Body::from(batch.clone())), "application/json", false);
-        assert_eq!(send().await.body, json!({"stored": 2, "duplicates": 0}));
-        assert_eq!(send().await.body, json!({"stored": 0, "duplicates": 2}));
+        assert_eq!(send().await.body, json!({"stored": 2, "duplicates": 0, "refused": 0}));
+        assert_eq!(send().await.body, json!({"stored": 0, "duplicates": 2, "refused": 0}));
         let listed = admin.get("/api/events?verdict=deny&computer=web-01").await.body;
         assert_eq!(listed.as_array().unwrap().len(), 2);
         assert_eq!(listed[0]["file_path"], "/tmp/b");
-        let bad = agent.json("POST", "/api/agent/events", json!({"events": [{"time": "yesterday"}]})).await;
-        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        // A line that is not a record, or whose time is not one, is refused alone: the
+        // agent would otherwise send the same batch for ever and deliver nothing more.
+        let good: Value = serde_json::from_str(&event_line("/tmp/c", "Deny X")).unwrap();
+        let mut late = good.clone();
+        late["time"] = json!("yesterday");
+        let mixed = json!({"events": [{"time": "yesterday"}, late, good]});
+        let r = agent.json("POST", "/api/agent/events", mixed).await;
+        assert_eq!(r.body, json!({"stored": 1, "duplicates": 0, "refused": 2}), "{:?}", r.status);
+        assert_eq!(admin.get("/api/events?verdict=deny&computer=web-01").await.body.as_array().unwrap().len(), 3);
 
         let hits = json!({"events": [],
             "hits": [{"policy": portcullis_store::BUILTIN_REPORTED_POLICY, "count": 3, "last_ms": 1234}]});

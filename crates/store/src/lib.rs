@@ -26,7 +26,7 @@ pub use audit::AuditEntry;
 pub use events::{EventFields, EventFilter, EventRow, NewEvent};
 pub use model::{
     ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, MAX_HITS, Move,
-    PolicyRow, RingfenceRow,
+    PolicyRow, RingfenceRow, SealReport,
 };
 pub use secrets::{SecretKeyError, SecretKeys};
 
@@ -69,9 +69,15 @@ pub enum StoreError {
     /// A quota is used up (pending enrollments, an agent's reports); try later.
     #[error("{0}")]
     Quota(String),
-    /// Hashing failed (no entropy, bad parameters).
+    /// Hashing failed (bad parameters).
     #[error("password hashing: {0}")]
     Hashing(String),
+    /// The system gave no random bytes.
+    #[error("the system gave no random bytes")]
+    NoRandomness(#[source] getrandom::Error),
+    /// A row changed while it was being changed (another change won); try again.
+    #[error("{0}")]
+    Conflict(String),
     /// A sealed secret could not be opened (wrong or missing secret key).
     #[error(transparent)]
     Secret(#[from] SecretKeyError),
@@ -92,7 +98,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     keys: std::sync::Arc<SecretKeys>,
-    resealed: u64,
+    sealing: SealReport,
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -151,15 +157,14 @@ impl Store {
             Backend::Sqlite => SQLITE.run(&pool).await?,
             Backend::Postgres => POSTGRES.run(&pool).await?,
         }
-        let mut store = Store { pool, backend, keys: std::sync::Arc::new(keys), resealed: 0 };
-        store.resealed = store.reseal_bundle_seeds().await?;
+        let mut store = Store { pool, backend, keys: std::sync::Arc::new(keys), sealing: SealReport::default() };
+        store.sealing = store.seal_bundle_seeds().await?;
         Ok(store)
     }
 
-    /// How many secrets [`Store::connect`] sealed again (with a new sealing key, or for the
-    /// first time).
-    pub fn resealed(&self) -> u64 {
-        self.resealed
+    /// What [`Store::connect`] did to the bundle signing seeds, and which do not open.
+    pub fn sealing(&self) -> &SealReport {
+        &self.sealing
     }
 
     /// The ids of the secret keys (the sealing key first), safe to show.
@@ -241,7 +246,7 @@ fn private_sqlite_file(url: &str) -> Result<(), StoreError> {
 /// Random bytes as lower-case hex.
 pub(crate) fn random_hex(bytes: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| StoreError::Hashing(e.to_string()))?;
+    getrandom::fill(&mut buf).map_err(StoreError::NoRandomness)?;
     Ok(hex(&buf))
 }
 

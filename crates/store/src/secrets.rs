@@ -4,9 +4,11 @@
 //! an injected `SELECT` yields no signing key.
 //!
 //! A key file holds one key per line (64 hex digits; blank lines and `#` comments are
-//! ignored). The first key seals; every key unseals. Rotating the sealing key is putting a
+//! ignored). The first key seals; every key unseals. Replacing the sealing key is putting a
 //! new key first: the next start reseals every seed with it ([`crate::Store::connect`]),
-//! after which the older lines can go.
+//! after which the older lines can go. Servers that share a database take the new key
+//! second first (a standby key: every server can open what any of them will seal), then
+//! first.
 //!
 //! A sealed value is `v1.<key id>.<nonce>.<ciphertext>` (hex), AES-256-GCM with the
 //! organization as associated data, so a sealed seed copied to another organization's row
@@ -16,7 +18,7 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use std::path::Path;
 
 /// Why the sealing keys could not be read or used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum SecretKeyError {
     /// A line of a key file is not a key.
     #[error(
@@ -31,16 +33,29 @@ pub enum SecretKeyError {
     /// No key at all.
     #[error("{0} holds no secret key (make one with `portcullis server new-secret-key`)")]
     Empty(String),
+    /// Promoting needs a second key.
+    #[error("{0} holds one key only: add a standby key first with `portcullis server new-secret-key --standby`")]
+    NoStandby(String),
     /// The key file can be read by others.
     #[error("{0} can be read by other users; it seals the bundle signing keys: run `chmod 600 {0}`")]
     Readable(String),
     /// The key file could not be read or written.
-    #[error("{path}: {error}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,
         /// Why.
-        error: String,
+        #[source]
+        error: std::io::Error,
+    },
+    /// No random bytes for a new key.
+    #[error("{path}: the system gave no random bytes for a new key")]
+    NoRandomness {
+        /// The key file.
+        path: String,
+        /// Why.
+        #[source]
+        error: getrandom::Error,
     },
     /// A sealed value names a key that is not given.
     #[error(
@@ -56,8 +71,21 @@ pub enum SecretKeyError {
         given: String,
     },
     /// A sealed value does not open with its key (changed, or moved from another row).
-    #[error("{0} does not open with its secret key: the stored value was changed or copied from another row")]
+    #[error(
+        "{0} does not open with its secret key: the stored value was changed or copied from another row; \
+         make a new one with `portcullis server reset-bundle-key`"
+    )]
     Tampered(String),
+    /// A value is stored unsealed after every value was sealed: written by hand, or by
+    /// someone with write access to the database who wants the server to use a key they know.
+    #[error(
+        "{0} is stored unsealed, though every one was sealed: it was written into the database by hand or by an \
+         attacker; make a new one with `portcullis server reset-bundle-key`"
+    )]
+    Unsealed(String),
+    /// Sealing failed (a value too large for the cipher).
+    #[error("{0} could not be sealed")]
+    Sealing(String),
 }
 
 /// One 256-bit key and its id.
@@ -94,7 +122,7 @@ impl std::fmt::Debug for SecretKeys {
 impl SecretKeys {
     /// One new random key.
     pub fn generate() -> Result<SecretKeys, crate::StoreError> {
-        Ok(SecretKeys { keys: vec![SecretKey::new(random_key()?)] })
+        Ok(SecretKeys { keys: vec![SecretKey::new(random_key().map_err(crate::StoreError::NoRandomness)?)] })
     }
 
     /// Keys from text: one per line (or separated by commas, as in an environment
@@ -120,7 +148,7 @@ impl SecretKeys {
     pub fn read_file(path: &Path) -> Result<SecretKeys, SecretKeyError> {
         use std::os::unix::fs::PermissionsExt;
         let name = path.display().to_string();
-        let io = |e: std::io::Error| SecretKeyError::Io { path: name.clone(), error: e.to_string() };
+        let io = |error: std::io::Error| SecretKeyError::Io { path: name.clone(), error };
         let meta = std::fs::metadata(path).map_err(io)?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(SecretKeyError::Readable(name));
@@ -128,22 +156,35 @@ impl SecretKeys {
         SecretKeys::parse(&std::fs::read_to_string(path).map_err(io)?, &name)
     }
 
-    /// Write a key file with a new key first and the keys of the existing file (if any)
-    /// after it, mode 0600, atomically; returns the new keys. With no file yet this makes
-    /// the first key; with one, it is the first step of rotating the sealing key.
-    pub fn add_to_file(path: &Path) -> Result<SecretKeys, SecretKeyError> {
+    /// Write a key file with a new key first (or, `standby`, second: it unseals but does not
+    /// seal yet) and the keys of the existing file (if any) around it, mode 0600, atomically;
+    /// returns the new keys. With no file yet this makes the first key; with one, it is the
+    /// first step of replacing the sealing key.
+    pub fn add_to_file(path: &Path, standby: bool) -> Result<SecretKeys, SecretKeyError> {
         let name = path.display().to_string();
-        let io = |e: std::io::Error| SecretKeyError::Io { path: name.clone(), error: e.to_string() };
-        let old = match std::fs::metadata(path) {
-            Ok(_) => Some(SecretKeys::read_file(path)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        let io = |error: std::io::Error| SecretKeyError::Io { path: name.clone(), error };
+        let mut keys = match std::fs::metadata(path) {
+            Ok(_) => SecretKeys::read_file(path)?.keys,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io(e)),
         };
-        let fresh = random_key().map_err(|e| SecretKeyError::Io { path: name.clone(), error: e.to_string() })?;
-        let mut keys = vec![SecretKey::new(fresh)];
-        keys.extend(old.into_iter().flat_map(|o| o.keys));
+        let fresh = random_key().map_err(|error| SecretKeyError::NoRandomness { path: name.clone(), error })?;
+        keys.insert(usize::from(standby).min(keys.len()), SecretKey::new(fresh));
         let new = SecretKeys { keys };
         write_private(path, new.to_text().as_bytes()).map_err(io)?;
+        Ok(new)
+    }
+
+    /// Put the second key of a key file first (the standby key becomes the sealing key).
+    pub fn promote_in_file(path: &Path) -> Result<SecretKeys, SecretKeyError> {
+        let name = path.display().to_string();
+        let mut keys = SecretKeys::read_file(path)?.keys;
+        if keys.len() < 2 {
+            return Err(SecretKeyError::NoStandby(name));
+        }
+        keys.swap(0, 1);
+        let new = SecretKeys { keys };
+        write_private(path, new.to_text().as_bytes()).map_err(|error| SecretKeyError::Io { path: name, error })?;
         Ok(new)
     }
 
@@ -154,7 +195,11 @@ impl SecretKeys {
              # Keep this file outside the database, readable by the server only, the same on every server.\n",
         );
         for (i, k) in self.keys.iter().enumerate() {
-            let note = if i == 0 { "sealing" } else { "older: remove once the server has resealed with the first" };
+            let note = if i == 0 {
+                "sealing"
+            } else {
+                "unseals only: a standby key to promote, or an older one to remove once every server sealed with the first"
+            };
             out.push_str(&format!("{}  # id {} ({note})\n", crate::hex(&k.bytes), k.id));
         }
         out
@@ -169,11 +214,11 @@ impl SecretKeys {
     pub(crate) fn seal(&self, secret: &[u8], context: &str) -> Result<String, crate::StoreError> {
         let key = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| crate::StoreError::Hashing(e.to_string()))?;
+        getrandom::fill(&mut nonce).map_err(crate::StoreError::NoRandomness)?;
         let mut data = secret.to_vec();
         key.key
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut data)
-            .map_err(|_| crate::StoreError::Hashing("sealing failed".into()))?;
+            .map_err(|_| SecretKeyError::Sealing(context.to_owned()))?;
         Ok(format!("v1.{}.{}.{}", key.id, crate::hex(&nonce), crate::hex(&data)))
     }
 
@@ -224,9 +269,9 @@ impl Opened {
     }
 }
 
-fn random_key() -> Result<[u8; 32], crate::StoreError> {
+fn random_key() -> Result<[u8; 32], getrandom::Error> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| crate::StoreError::Hashing(e.to_string()))?;
+    getrandom::fill(&mut bytes)?;
     Ok(bytes)
 }
 
@@ -268,7 +313,7 @@ mod tests {
         assert!(!sealed.contains(&crate::hex(b"seed text")));
         assert!(matches!(keys.open(&sealed, "org:1", "x"), Ok(Opened::Current(t)) if t == "seed text"));
         // Moved to another organization's row.
-        assert_eq!(keys.open(&sealed, "org:2", "x").err(), Some(SecretKeyError::Tampered("x".into())));
+        assert!(matches!(keys.open(&sealed, "org:2", "x"), Err(SecretKeyError::Tampered(w)) if w == "x"));
         // One flipped digit.
         let mut flipped = sealed.clone().into_bytes();
         let last = flipped.len() - 1;
@@ -286,21 +331,29 @@ mod tests {
     fn key_files_are_parsed_strictly_and_rotated_by_putting_a_new_key_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/secret.key");
-        let first = SecretKeys::add_to_file(&path).unwrap();
+        let first = SecretKeys::add_to_file(&path, false).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let sealed = first.seal(b"s", "c").unwrap();
-        let rotated = SecretKeys::add_to_file(&path).unwrap();
-        assert_eq!(rotated.ids()[1], first.ids()[0]);
+        assert!(matches!(SecretKeys::promote_in_file(&path), Err(SecretKeyError::NoStandby(_))));
+        // A standby key unseals but does not seal; promoted, it seals.
+        let standby = SecretKeys::add_to_file(&path, true).unwrap();
+        assert_eq!(standby.ids()[0], first.ids()[0]);
+        assert!(matches!(standby.open(&sealed, "c", "x"), Ok(Opened::Current(_))));
+        let promoted = SecretKeys::promote_in_file(&path).unwrap();
+        assert_eq!(promoted.ids(), vec![standby.ids()[1].clone(), first.ids()[0].clone()]);
+        assert!(promoted.seal(b"s", "c").unwrap().contains(&promoted.ids()[0]));
+        let rotated = SecretKeys::add_to_file(&path, false).unwrap();
+        assert_eq!(rotated.ids()[1..], promoted.ids()[..]);
         let read = SecretKeys::read_file(&path).unwrap();
         assert_eq!(read.ids(), rotated.ids());
         assert!(matches!(read.open(&sealed, "c", "x"), Ok(Opened::Older(_))));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(SecretKeys::read_file(&path), Err(SecretKeyError::Readable(_))));
         let e = SecretKeys::parse("# only a comment\n\n", "env").unwrap_err();
-        assert_eq!(e, SecretKeyError::Empty("env".into()));
+        assert!(matches!(e, SecretKeyError::Empty(ref w) if w == "env"), "{e}");
         let e = SecretKeys::parse(&format!("{}\nnot-a-key\n", "ab".repeat(32)), "f").unwrap_err();
-        assert_eq!(e, SecretKeyError::Syntax { source_name: "f".into(), line: 2 });
+        assert!(matches!(e, SecretKeyError::Syntax { ref source_name, line: 2 } if source_name == "f"), "{e}");
         let two = SecretKeys::parse(&format!("{},{}", "ab".repeat(32), "cd".repeat(32)), "env").unwrap();
         assert_eq!(two.ids().len(), 2);
         assert!(!format!("{two:?}").contains(&"ab".repeat(32)));

@@ -304,56 +304,100 @@ async fn set_raw_seed(url: &str, org: i64, value: &str) {
     pool.close().await;
 }
 
+async fn forget_sealing(url: &str) {
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query("DELETE FROM store_flags").execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+fn keys(hex_pair: &str) -> SecretKeys {
+    SecretKeys::parse(&hex_pair.repeat(32), hex_pair).unwrap()
+}
+
 /// What a stolen database file or backup gives: no signing seed. The seed opens only with
 /// the server's secret key; a new secret key is taken by putting it first (every seed is
-/// sealed again at start); a seed stored before sealing existed is sealed at start; a sealed
-/// seed moved to another organization's row does not open, and does not stop the start.
+/// sealed again at start); a seed stored in plain text before sealing existed is replaced
+/// by an endorsed rotation at the first start, and refused when it appears afterwards; a
+/// sealed seed moved to another organization's row does not open; none of these stops the
+/// start for the other organizations, and `reset_bundle_key` repairs each.
 async fn seeds_are_sealed_and_follow_the_secret_key(url: &str) {
-    let old = SecretKeys::parse(&"a1".repeat(32), "old").unwrap();
-    let store = Store::connect(url, old).await.unwrap();
+    let store = Store::connect(url, keys("a1")).await.unwrap();
     let acme = store.create_organization("acme").await.unwrap();
     let other = store.create_organization("other").await.unwrap();
     let public = store.bundle_key(acme).await.unwrap().public();
+    assert_eq!(store.bundle_seed_sealed_with(acme).await.unwrap(), Some(keys("a1").ids()[0].clone()));
     drop(store);
     let raw = raw_seeds(url).await;
     for (_, value) in &raw {
         assert!(value.starts_with("v1."), "{value}");
-        assert_eq!(value.split('.').nth(1).unwrap(), SecretKeys::parse(&"a1".repeat(32), "x").unwrap().ids()[0]);
+        assert_eq!(value.split('.').nth(1).unwrap(), keys("a1").ids()[0]);
     }
     // The wrong key file: refused at start, naming the key the seeds need.
-    let e = Store::connect(url, SecretKeys::parse(&"b2".repeat(32), "new").unwrap()).await.unwrap_err();
+    let e = Store::connect(url, keys("b2")).await.unwrap_err();
     assert!(matches!(e, StoreError::Secret(SecretKeyError::UnknownKey { .. })), "{e}");
     assert!(e.to_string().contains("older key may follow"), "{e}");
     // A new key first, the old one after: resealed, the same signing key.
     let both = SecretKeys::parse(&format!("{}\n{}\n", "b2".repeat(32), "a1".repeat(32)), "f").unwrap();
     let store = Store::connect(url, both).await.unwrap();
-    assert_eq!(store.resealed(), 2);
+    assert_eq!(store.sealing().resealed, 2);
     assert_eq!(store.bundle_key(acme).await.unwrap().public(), public);
     drop(store);
-    let store = Store::connect(url, SecretKeys::parse(&"b2".repeat(32), "new").unwrap()).await.unwrap();
-    assert_eq!(store.resealed(), 0);
+    let store = Store::connect(url, keys("b2")).await.unwrap();
+    assert_eq!(*store.sealing(), portcullis_store::SealReport::default());
     assert_eq!(store.bundle_key(acme).await.unwrap().public(), public);
     drop(store);
-    // A database from before sealing: the plain seed is sealed at the next start.
+
+    // A seed in plain text after every seed was sealed: someone with write access wants the
+    // server to sign with a key they know. Refused; the other organization starts and works.
     let plain = "c3".repeat(32);
+    let known = portcullis_protocol::BundleKey::from_seed([0xc3; 32]).public();
     set_raw_seed(url, acme, &plain).await;
-    let store = Store::connect(url, SecretKeys::parse(&"b2".repeat(32), "new").unwrap()).await.unwrap();
-    assert_eq!(store.resealed(), 1);
-    let mut seed = [0u8; 32];
-    seed.iter_mut().for_each(|b| *b = 0xc3);
-    assert_eq!(
-        store.bundle_key(acme).await.unwrap().public(),
-        portcullis_protocol::BundleKey::from_seed(seed).public()
-    );
+    let store = Store::connect(url, keys("b2")).await.unwrap();
+    assert_eq!(store.sealing().damaged.len(), 1, "{:?}", store.sealing());
+    assert_eq!(store.sealing().damaged[0].0, acme);
+    let e = store.bundle_key(acme).await.err().unwrap();
+    assert!(matches!(e, StoreError::Secret(SecretKeyError::Unsealed(_))), "{e}");
+    assert!(e.to_string().contains("reset-bundle-key"), "{e}");
+    assert!(store.bundle_key(other).await.is_ok());
+    let e = store.rotate_bundle_key(Change { org_id: acme, actor: "t" }).await.unwrap_err();
+    assert!(matches!(e, StoreError::Secret(SecretKeyError::Unsealed(_))), "a forged key endorses nothing: {e}");
+    drop(store);
+
+    // A database from before sealing (no flag yet): its plain seed signs no more; a new
+    // sealed key replaces it, endorsed by it, so enrolled agents follow.
+    forget_sealing(url).await;
+    let store = Store::connect(url, keys("b2")).await.unwrap();
+    assert_eq!(store.sealing().rotated, 1, "{:?}", store.sealing());
+    let now = store.bundle_key(acme).await.unwrap().public();
+    assert_ne!(now, known, "the seed that backups hold no longer signs");
+    let chain = store.bundle_key_chain(acme).await.unwrap();
+    assert_eq!(chain.last().unwrap().next_after(&known), Some(now.clone()), "endorsed by the key it replaces");
+    let audit = store.audit_log(acme, 5).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "rotate" && a.actor.starts_with("server")), "{audit:?}");
     drop(store);
     assert!(!raw_seeds(url).await.iter().any(|(_, v)| v.contains(&plain)));
+
     // One organization's sealed seed copied into another's row opens for neither the
-    // attacker nor the server; the rest of the server starts.
+    // attacker nor the server; the rest of the server starts; a reset repairs it with a key
+    // no earlier key endorses (its agents enroll again).
     let sealed_acme = raw_seeds(url).await.into_iter().find(|(o, _)| *o == acme).unwrap().1;
     set_raw_seed(url, other, &sealed_acme).await;
-    let store = Store::connect(url, SecretKeys::parse(&"b2".repeat(32), "new").unwrap()).await.unwrap();
+    let store = Store::connect(url, keys("b2")).await.unwrap();
     let e = store.bundle_key(other).await.err().unwrap();
     assert!(matches!(e, StoreError::Secret(SecretKeyError::Tampered(_))), "{e}");
+    assert!(store.bundle_key(acme).await.is_ok());
+    let fresh = store.reset_bundle_key(Change { org_id: other, actor: "t" }).await.unwrap();
+    assert_eq!(store.bundle_key(other).await.unwrap().public(), fresh);
+    assert!(store.bundle_key_chain(other).await.unwrap().is_empty());
+    assert_ne!(fresh, now);
+    drop(store);
+
+    // A seed sealed with a key not given, next to seeds that open: that one row is damaged
+    // (the key file is right for the rest), not the whole server.
+    let foreign = format!("v1.{}.{}.{}", keys("d4").ids()[0], "00".repeat(12), "00".repeat(48));
+    set_raw_seed(url, other, &foreign).await;
+    let store = Store::connect(url, keys("b2")).await.unwrap();
+    assert_eq!(store.sealing().damaged.iter().map(|d| d.0).collect::<Vec<_>>(), vec![other]);
     assert!(store.bundle_key(acme).await.is_ok());
 }
 

@@ -114,17 +114,7 @@ pub enum SyncError {
     },
 }
 
-/// An error with its causes, on one line (for logs and for what an agent reports).
-pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
+use portcullis_policy::with_causes;
 
 impl SyncError {
     /// The server refused the credential (the computer was removed or enrolled again).
@@ -407,6 +397,9 @@ pub struct Poller {
     version: i64,
     /// The newest version received and refused (it did not load), and why.
     refused: Option<(i64, String)>,
+    /// Why the last bundle received could not be verified (its signature, its target), if
+    /// it could not: reported with the next poll, which asks again from the same version.
+    unverified: Option<String>,
     check: BundleCheck,
     host: Option<HostFacts>,
     http: ureq::Agent,
@@ -433,6 +426,7 @@ impl Poller {
             state_dir: state_dir.to_owned(),
             version,
             refused: None,
+            unverified: None,
             check,
             host: Some(host),
             http,
@@ -461,7 +455,7 @@ impl Poller {
             host: self.host.clone(),
             wait_s: Some(wait.as_secs()),
             enforcing: (after != self.version).then_some(self.version),
-            bundle_error: self.refused.as_ref().map(|(_, e)| e.clone()),
+            bundle_error: self.refused.as_ref().map(|(_, e)| e.clone()).or_else(|| self.unverified.clone()),
         };
         let mut res = post_json(&self.http, &url, Some(&self.enrollment.credential), &req)?;
         // The server has the host now.
@@ -469,14 +463,32 @@ impl Poller {
         if res.status().as_u16() == 204 {
             return Ok(None);
         }
-        let signature = res
-            .headers()
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or(BundleError::BadSignature)?;
-        let payload = read_limited(&url, &mut res, MAX_BUNDLE_BYTES)?.ok_or(BundleError::TooLarge)?;
-        let verified = verify(Bundle::from_parts(payload, &signature)?, &self.enrollment, &self.key, after)?;
+        let received = (|| {
+            let signature = res
+                .headers()
+                .get(SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .ok_or(BundleError::BadSignature)?;
+            let payload = read_limited(&url, &mut res, MAX_BUNDLE_BYTES)?.ok_or(BundleError::TooLarge)?;
+            verify(Bundle::from_parts(payload, &signature)?, &self.enrollment, &self.key, after)
+        })();
+        // A bundle this agent cannot verify (signed by a key it was never led to, after a
+        // reset or a restore of the server's database) is told to the server, which shows
+        // the computer as lagging with the reason; the version asked for stays.
+        let verified = match received {
+            Ok(v) => v,
+            Err(e) => {
+                if matches!(e, SyncError::Bundle(_)) {
+                    self.unverified = Some(portcullis_protocol::bounded_text(
+                        &format!("bundle refused: {}", with_causes(&e)),
+                        portcullis_protocol::limits::BUNDLE_ERROR,
+                    ));
+                }
+                return Err(e);
+            }
+        };
+        self.unverified = None;
         if let Err(error) = (self.check)(&verified) {
             let message =
                 portcullis_protocol::bounded_text(&with_causes(&*error), portcullis_protocol::limits::BUNDLE_ERROR);
@@ -639,6 +651,9 @@ impl Uploader {
             .map_err(|e| SyncError::Corrupt { path: self.spool_dir.clone(), message: e.to_string() })?;
         let res = post_json(&self.http, &url, Some(&self.enrollment.credential), &raw)?;
         let reply: EventBatchReply = read_json(&url, res)?;
+        if reply.refused > 0 {
+            tracing::warn!("the server refused {} event line(s) of a batch as not event records", reply.refused);
+        }
         Ok(reply.stored + reply.duplicates)
     }
 

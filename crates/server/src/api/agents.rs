@@ -99,7 +99,13 @@ pub(crate) async fn enroll(
         Err(portcullis_store::StoreError::NotFound(_)) => return Err(AppError::Unauthorized),
         Err(e) => return Err(e.into()),
     };
-    let bundle_key = state.store.bundle_key(org_id).await?.public().to_hex();
+    // The key the agent's bundles are signed with: the hub's (the last bundle that loads),
+    // which a rotation whose model fails to load has not replaced yet.
+    let bundle_key = match state.hub.compiled(&state.store, org_id).await {
+        Ok(compiled) => compiled.key.public(),
+        Err(_) => state.store.bundle_key(org_id).await?.public(),
+    }
+    .to_hex();
     Ok((status, AppJson(Enrolled { bundle_key, ..body })).into_response())
 }
 
@@ -167,12 +173,12 @@ async fn bundle(
 }
 
 /// What is stored of a record: every field bounded where it enters, the time clamped.
-fn event_fields(i: usize, r: Record, text: &str, received: i64) -> Result<EventFields, AppError> {
-    let at_ms = r
-        .time
-        .parse::<jiff::Timestamp>()
-        .map_err(|e| AppError::BadRequest(format!("event {i}: time {:?}: {e}", bounded_text(&r.time, 80))))?
-        .as_millisecond();
+/// A time that is not one is refused (with the text given).
+fn event_fields(r: Record, text: &str, received: i64) -> Result<EventFields, (String, jiff::Error)> {
+    let at_ms = match r.time.parse::<jiff::Timestamp>() {
+        Ok(t) => t.as_millisecond(),
+        Err(e) => return Err((r.time, e)),
+    };
     // A clock far ahead would sort the event above every real one for ever.
     let at_ms = if at_ms > received + MAX_CLOCK_SKEW_MS { received } else { at_ms.max(0) };
     // PostgreSQL text cannot hold NUL, which a Linux path never has but a forged record
@@ -213,11 +219,27 @@ pub(crate) async fn events(
     state.hub.quota(agent.computer_id, crate::hub::Quota::Events, batch.events.len() as u64)?;
     let received = now_ms();
     let mut rows = Vec::with_capacity(batch.events.len());
+    let mut refused = Vec::new();
     for (i, raw) in batch.events.iter().enumerate() {
         let text = raw.get();
-        let record: Record = serde_json::from_str(text)
-            .map_err(|e| AppError::BadRequest(format!("event {i} is not an agent event record: {e}")))?;
-        rows.push(NewEvent { key: event_key(text), fields: event_fields(i, record, text, received)? });
+        let fields = match serde_json::from_str::<Record>(text) {
+            Ok(record) => event_fields(record, text, received)
+                .map_err(|(time, e)| format!("event {i}: time {:?}: {e}", bounded_text(&time, 80))),
+            Err(e) => Err(format!("event {i} is not an agent event record: {e}")),
+        };
+        match fields {
+            Ok(fields) => rows.push(NewEvent { key: event_key(text), fields }),
+            // Refused alone: the agent would otherwise send the same batch for ever.
+            Err(why) => refused.push(why),
+        }
+    }
+    if let Some(first) = refused.first() {
+        tracing::warn!(
+            "computer {}: {} event(s) refused, first: {}",
+            agent.computer_id,
+            refused.len(),
+            bounded_text(first, 300)
+        );
     }
     let (stored, duplicates) = state.store.insert_events(agent.org_id, agent.computer_id, &rows).await?;
     if !batch.hits.is_empty() {
@@ -225,5 +247,5 @@ pub(crate) async fn events(
             batch.hits.into_iter().map(|h| PolicyHit { policy: bounded_text(&h.policy, 200), ..h }).collect();
         state.store.record_hits(agent.org_id, &hits).await?;
     }
-    Ok(AppJson(EventBatchReply { stored, duplicates }))
+    Ok(AppJson(EventBatchReply { stored, duplicates, refused: refused.len() as u64 }))
 }

@@ -4,7 +4,7 @@
 use super::{Changes, ChangesOne, Reads, ReadsOne, Taken};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{AppError, AppJson, AppPath, AppQuery};
+use crate::error::{AppError, AppJson, AppPath, AppQuery, ErrorBody};
 use crate::ops::Created;
 use crate::ops::computers::{self as ops, BundleKeyView, ComputerView, EnrollmentToken};
 use axum::Router;
@@ -185,7 +185,7 @@ pub(crate) async fn bundle_key(
     Ok(AppJson(ops::bundle_key(&state, &caller).await?))
 }
 
-#[utoipa::path(post, path = "/api/bundle-key/rotate", tag = "agents", responses((status = 200, description = "a new key signs from now on, endorsed by the old one; every agent receives a bundle signed by it and keeps it, with no re-enrollment", body = BundleKeyView), Changes), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/bundle-key/rotate", tag = "agents", responses((status = 200, description = "a new key signs from now on, endorsed by the old one; every agent receives a bundle signed by it and keeps it, with no re-enrollment", body = BundleKeyView), (status = 409, description = "another rotation won, or the current key does not open (the message says how to repair it)", body = ErrorBody), Changes), security(("bearer" = [])))]
 pub(crate) async fn rotate_bundle_key(
     State(state): State<AppState>,
     caller: Caller,

@@ -101,7 +101,8 @@ struct ComputersPage {
     computers: Vec<ComputerRowView>,
     latest: i64,
     pending: Vec<PendingView>,
-    signing: SigningView,
+    /// The signing key, or why it cannot be read.
+    signing: Result<SigningView, String>,
 }
 
 /// The organization's bundle signing key, as the Computers page shows it.
@@ -125,13 +126,14 @@ async fn computers_view(
     let org_mode = settings.mode.clone().unwrap_or_else(|| "secured".into());
     let groups_rows = ops::computers::groups(state, &caller).await?;
     let computer_rows = ops::computers::computers(state, &caller).await?;
-    // Effective modes by the engine's own rule, on the model as agents load it.
-    let (_, whole) = ops::whole_model(state, org).await?;
-    let set = portcullis_policy_file::load(&whole.to_json(), portcullis_policy_file::Format::Json).ok().map(|l| l.set);
     // A group's mode, or the organization's for no group (what a computer without a mode
-    // of its own is in).
+    // of its own is in), by the engine's rule of inheritance on the stored rows: the page
+    // works even when the stored model does not load, when it is needed most.
     let group_mode = |path: Option<&str>| -> String {
-        set.as_ref().map_or_else(|| "unknown".into(), |s| s.group_mode(path).name().to_owned())
+        portcullis_policy::PolicySet::inherited(path, |p| {
+            groups_rows.iter().find(|g| g.doc.path.eq_ignore_ascii_case(p)).and_then(|g| g.doc.mode.clone())
+        })
+        .unwrap_or_else(|| org_mode.clone())
     };
     let latest = state.hub.version(&state.store, org).await?;
     let pending = ops::computers::pending(state, &caller)
@@ -187,12 +189,17 @@ async fn computers_view(
             path: g.doc.path.clone(),
         })
         .collect();
-    let key = ops::computers::bundle_key(state, &caller).await?;
-    let signing = SigningView {
-        public_key: key.public_key,
-        rotations: key.rotations.len(),
-        last_rotated: key.rotations.last().map_or_else(|| "never".into(), |e| when(Some(e.issued_ms))),
-        sealed_with: key.sealed_with,
+    // A key that does not open (a lost secret key, a damaged row) must not take the page
+    // with it: the page says so, and how to repair it.
+    let signing = match ops::computers::bundle_key(state, &caller).await {
+        Ok(key) => Ok(SigningView {
+            public_key: key.public_key,
+            rotations: key.rotations.len(),
+            last_rotated: key.rotations.last().map_or_else(|| "never".into(), |e| when(Some(e.issued_ms))),
+            sealed_with: key.sealed_with,
+        }),
+        Err(e @ (AppError::Conflict(_) | AppError::Store(_))) => Err(e.to_string()),
+        Err(e) => return Err(e),
     };
     Ok(html(ComputersPage {
         signing,

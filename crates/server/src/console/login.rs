@@ -80,7 +80,16 @@ async fn login(
         Ok((sid, _)) => {
             (jar.add(crate::api::accounts::session_cookie(&state, sid)), Redirect::to("/policies")).into_response()
         }
-        Err(AppError::Store(e)) => AppError::Store(e).into_response(),
+        Err(AppError::Store(e)) => {
+            // The form stays usable; the cause goes to the log, not into the address bar.
+            tracing::error!("console login: {}", portcullis_policy::with_causes(&e));
+            let url = format!(
+                "/login?organization={}&error={}",
+                encode(&f.organization),
+                encode("the server could not check the login just now; try again, and tell its operator if this stays")
+            );
+            Redirect::to(&url).into_response()
+        }
         Err(e) => {
             let url = format!("/login?organization={}&error={}", encode(&f.organization), encode(&e.to_string()));
             Redirect::to(&url).into_response()
@@ -93,8 +102,10 @@ async fn logout(State(state): State<AppState>, console: Console, jar: CookieJar,
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    // The browser forgets the session whatever happens; a session the store could not end
+    // expires on its own.
     if let Err(e) = ops::accounts::logout(&state, &caller, jar.get(SESSION_COOKIE).map(|c| c.value())).await {
-        return e.into_response();
+        tracing::error!("console logout: {e}");
     }
     (jar.remove(Cookie::build(SESSION_COOKIE).path("/")), Redirect::to("/login")).into_response()
 }

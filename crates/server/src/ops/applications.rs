@@ -71,6 +71,7 @@ fn check_rules(doc: &ApplicationDoc) -> Result<(), AppError> {
 
 /// Add an application.
 pub(crate) async fn create(state: &AppState, caller: &Caller, mut doc: ApplicationDoc) -> Result<i64, AppError> {
+    caller.require_change()?;
     doc.name = check_name(&doc.name, "application")?;
     check_rules(&doc)?;
     let edit = |d: &mut Document| d.applications.push(doc.clone());
@@ -79,6 +80,7 @@ pub(crate) async fn create(state: &AppState, caller: &Caller, mut doc: Applicati
 
 /// Replace an application's description and rules (its name stays: policies use it).
 pub(crate) async fn update(state: &AppState, caller: &Caller, id: i64, doc: ApplicationDoc) -> Result<(), AppError> {
+    caller.require_change()?;
     let old = state
         .store
         .applications(caller.user.org_id)

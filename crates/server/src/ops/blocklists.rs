@@ -44,6 +44,7 @@ pub(crate) async fn create(
     name: &str,
     description: Option<&str>,
 ) -> Result<i64, AppError> {
+    caller.require_change()?;
     let name = check_name(name, "blocklist")?;
     change_unchecked(state, caller, async || state.store.create_blocklist(change(caller), &name, description).await)
         .await
@@ -232,6 +233,7 @@ pub(crate) async fn check_scope(state: &AppState, org_id: i64, text: &str) -> Re
 /// Withdraw an approval, by any spelling of its scope (an unreadable one, stored before
 /// scopes were read one way, by its own text).
 pub(crate) async fn revoke(state: &AppState, caller: &Caller, id: i64, scope: &str) -> Result<(), AppError> {
+    caller.require_change()?;
     let scope = scope.parse::<portcullis_policy::Scope>().map_or_else(|_| scope.trim().to_owned(), |s| s.to_string());
     change_unchecked(state, caller, async || state.store.revoke_blocklist(change(caller), id, &scope).await).await
 }

@@ -17,6 +17,7 @@ pub(crate) async fn settings(state: &AppState, caller: &Caller) -> Result<Organi
 
 /// Change the organization's defaults (its name stays).
 pub(crate) async fn set_settings(state: &AppState, caller: &Caller, doc: OrganizationDoc) -> Result<(), AppError> {
+    caller.require_change()?;
     let edit = |d: &mut portcullis_policy_file::document::Document| {
         let name = d.organization.as_ref().and_then(|o| o.name.clone());
         d.organization = Some(OrganizationDoc { name, ..doc.clone() });
@@ -43,6 +44,7 @@ fn check_group_path(path: &str) -> Result<String, AppError> {
 
 /// Add a group (its parents are implied).
 pub(crate) async fn create_group(state: &AppState, caller: &Caller, mut doc: GroupDoc) -> Result<i64, AppError> {
+    caller.require_change()?;
     doc.path = check_group_path(&doc.path)?;
     let edit = |d: &mut portcullis_policy_file::document::Document| d.groups.push(doc.clone());
     change_model(state, caller, edit, async || state.store.create_group(change(caller), &doc).await).await
@@ -50,6 +52,7 @@ pub(crate) async fn create_group(state: &AppState, caller: &Caller, mut doc: Gro
 
 /// Change a group's mode (its path stays: computers and scopes name it).
 pub(crate) async fn update_group(state: &AppState, caller: &Caller, id: i64, doc: GroupDoc) -> Result<(), AppError> {
+    caller.require_change()?;
     let old = group_by_id(state.store.groups(caller.user.org_id).await?, id)?;
     let new = GroupDoc { path: old.doc.path.clone(), ..doc };
     let edit = |d: &mut portcullis_policy_file::document::Document| {
@@ -61,6 +64,7 @@ pub(crate) async fn update_group(state: &AppState, caller: &Caller, id: i64, doc
 
 /// Remove an empty group.
 pub(crate) async fn delete_group(state: &AppState, caller: &Caller, id: i64) -> Result<(), AppError> {
+    caller.require_change()?;
     let old = group_by_id(state.store.groups(caller.user.org_id).await?, id)?;
     let edit = |d: &mut portcullis_policy_file::document::Document| d.groups.retain(|g| g.path != old.doc.path);
     change_model(state, caller, edit, async || state.store.delete_group(change(caller), id).await).await
@@ -119,6 +123,7 @@ pub(crate) async fn update_computer(
     id: i64,
     doc: ComputerDoc,
 ) -> Result<(), AppError> {
+    caller.require_change()?;
     let old = state.store.computer(caller.user.org_id, id).await?;
     let new = ComputerDoc { name: old.doc.name.clone(), os: old.doc.os.clone(), ..doc };
     let edit = |d: &mut portcullis_policy_file::document::Document| {
@@ -130,6 +135,7 @@ pub(crate) async fn update_computer(
 
 /// Remove a computer: its credential stops working.
 pub(crate) async fn delete_computer(state: &AppState, caller: &Caller, id: i64) -> Result<(), AppError> {
+    caller.require_change()?;
     let old = state.store.computer(caller.user.org_id, id).await?;
     let edit = |d: &mut portcullis_policy_file::document::Document| d.computers.retain(|c| c.name != old.doc.name);
     change_model(state, caller, edit, async || state.store.delete_computer(change(caller), id).await).await
@@ -211,7 +217,7 @@ pub(crate) struct BundleKeyView {
     /// Its rotations, oldest first: each key endorsed by the one before it. Enrolled agents
     /// follow them to the current key with their next bundle.
     pub(crate) rotations: Vec<portcullis_protocol::KeyEndorsement>,
-    /// The id of the server's secret key that seals the signing seed (the key itself is
+    /// The id of the server's secret key the signing seed is sealed with (the key itself is
     /// outside the database).
     pub(crate) sealed_with: String,
 }
@@ -222,7 +228,7 @@ pub(crate) async fn bundle_key(state: &AppState, caller: &Caller) -> Result<Bund
     Ok(BundleKeyView {
         public_key: state.store.bundle_key(org_id).await?.public().to_hex(),
         rotations: state.store.bundle_key_chain(org_id).await?,
-        sealed_with: state.store.secret_key_ids().into_iter().next().unwrap_or_default(),
+        sealed_with: state.store.bundle_seed_sealed_with(org_id).await?.unwrap_or_default(),
     })
 }
 

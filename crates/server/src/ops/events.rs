@@ -52,14 +52,15 @@ pub(crate) struct EventDetail {
     /// The event as stored.
     #[serde(flatten)]
     pub(crate) row: EventRow,
-    /// The agent's record, decoded.
-    pub(crate) record: Option<portcullis_events::Record>,
+    /// The agent's record as it was received, every field kept (`null` if it is not JSON).
+    #[schema(value_type = Option<portcullis_events::Record>)]
+    pub(crate) record: Option<serde_json::Value>,
 }
 
 /// One event.
 pub(crate) async fn get(state: &AppState, caller: &Caller, id: i64) -> Result<EventDetail, AppError> {
     let row = state.store.event(caller.user.org_id, id).await?;
-    let record = record_of(&row);
+    let record = serde_json::from_str(&row.fields.record_json).ok();
     Ok(EventDetail { row, record })
 }
 
@@ -124,14 +125,40 @@ fn hex32(text: &str) -> Option<[u8; 32]> {
     }
 }
 
-/// The stored record of an event, decoded (every stored record was decoded once already,
-/// when it came in).
-fn record_of(event: &EventRow) -> Option<portcullis_events::Record> {
-    serde_json::from_str(&event.fields.record_json).ok()
+/// What an event's stored record says about its file, read leniently: a record stored by an
+/// older server, or one odd field, loses only that field, not the file's identity.
+#[derive(Default)]
+struct StoredFile {
+    original_filename: Option<String>,
+    product_name: Option<String>,
+    company_name: Option<String>,
+    /// Subject and leaf certificate SHA-256, when the agent verified the signature.
+    verified_signer: Option<(String, String)>,
+}
+
+fn stored_file(event: &EventRow) -> StoredFile {
+    let Ok(record) = serde_json::from_str::<serde_json::Value>(&event.fields.record_json) else {
+        return StoredFile::default();
+    };
+    let file = &record["file"];
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).filter(|t| !t.trim().is_empty());
+    let signer = &file["signer"];
+    // Company and product names are claims in the file (and the record), not a signer,
+    // and never make a publisher rule.
+    let verified_signer = (signer["verified"] == serde_json::Value::Bool(true))
+        .then(|| Some((text(&signer["subject"])?, hex32(signer["cert_sha256"].as_str()?)?)))
+        .flatten()
+        .map(|(subject, cert)| (subject, cert.iter().map(|b| format!("{b:02x}")).collect()));
+    StoredFile {
+        original_filename: text(&file["original_filename"]),
+        product_name: text(&file["product_name"]),
+        company_name: text(&file["company_name"]),
+        verified_signer,
+    }
 }
 
 pub(crate) fn file_input_of(event: &EventRow) -> FileInput {
-    let file = record_of(event).map(|r| r.file).unwrap_or_default();
+    let file = stored_file(event);
     FileInput {
         path: event.fields.file_path.clone(),
         sha256: Some(event.fields.file_sha256.clone()),
@@ -268,21 +295,11 @@ pub(crate) struct EventRule {
     pub(crate) matches: String,
 }
 
-/// The verified signer an event's record carries: subject and leaf certificate, only when
-/// the agent verified the signature. Company and product names are claims in the file (and
-/// the record), not a signer, and never make a publisher rule.
-fn verified_signer(record: Option<&portcullis_events::Record>) -> Option<(String, String)> {
-    let s = record?.file.signer.as_ref().filter(|s| s.verified)?;
-    let subject = Some(s.subject.as_str()).filter(|v| !v.trim().is_empty())?;
-    let cert = hex32(&s.cert_sha256)?;
-    Some((subject.to_owned(), cert.iter().map(|b| format!("{b:02x}")).collect()))
-}
-
 /// The rule "create a policy from this event" makes. Everything taken from the event is
 /// literal: a path becomes that one path (glob characters escaped), a hash that hash, a
 /// publisher the verified signer's subject *and* its certificate.
 pub(crate) fn rule_from_event(e: &EventRow, kind: &str) -> Result<EventRule, AppError> {
-    let record = record_of(e);
+    let stored = stored_file(e);
     let hash = || {
         hex32(&e.fields.file_sha256)
             .map(|_| e.fields.file_sha256.trim().to_ascii_lowercase())
@@ -316,7 +333,7 @@ pub(crate) fn rule_from_event(e: &EventRow, kind: &str) -> Result<EventRule, App
             }
         }
         "permit-publisher" => {
-            let Some((subject, cert)) = verified_signer(record.as_ref()) else {
+            let Some((subject, cert)) = stored.verified_signer.clone() else {
                 return Err(AppError::BadRequest(
                     "this event carries no verified signer (subject and certificate); permit it by hash or path".into(),
                 ));

@@ -13,6 +13,7 @@ pub(crate) async fn list(state: &AppState, caller: &Caller) -> Result<Vec<Policy
 
 /// Add a policy (position 0 or less: last).
 pub(crate) async fn create(state: &AppState, caller: &Caller, mut doc: PolicyDoc) -> Result<i64, AppError> {
+    caller.require_change()?;
     doc.name = check_name(&doc.name, "policy")?;
     let mut checked = doc.clone();
     if checked.position <= 0 {
@@ -24,6 +25,7 @@ pub(crate) async fn create(state: &AppState, caller: &Caller, mut doc: PolicyDoc
 
 /// Replace a policy (position 0 or less: where it is).
 pub(crate) async fn update(state: &AppState, caller: &Caller, id: i64, mut doc: PolicyDoc) -> Result<(), AppError> {
+    caller.require_change()?;
     doc.name = check_name(&doc.name, "policy")?;
     let old = state.store.policy(caller.user.org_id, id).await?;
     let mut checked = doc.clone();
@@ -39,6 +41,7 @@ pub(crate) async fn update(state: &AppState, caller: &Caller, id: i64, mut doc: 
 
 /// Switch a policy on or off.
 pub(crate) async fn set_enabled(state: &AppState, caller: &Caller, id: i64, enabled: bool) -> Result<(), AppError> {
+    caller.require_change()?;
     let row = state.store.policy(caller.user.org_id, id).await?;
     update(state, caller, id, PolicyDoc { enabled: Some(enabled), ..row.doc }).await
 }
@@ -104,6 +107,7 @@ pub(crate) struct Removed {
 
 /// Remove 1 to 1000 policies at once.
 pub(crate) async fn remove(state: &AppState, caller: &Caller, ids: &[i64]) -> Result<Removed, AppError> {
+    caller.require_change()?;
     if ids.is_empty() || ids.len() > 1000 {
         return Err(AppError::BadRequest("give 1 to 1000 policy ids".into()));
     }

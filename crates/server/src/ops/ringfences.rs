@@ -16,6 +16,7 @@ pub(crate) async fn get(state: &AppState, caller: &Caller, id: i64) -> Result<Ri
 
 /// Add a profile.
 pub(crate) async fn create(state: &AppState, caller: &Caller, mut doc: RingfenceDoc) -> Result<i64, AppError> {
+    caller.require_change()?;
     doc.name = check_name(&doc.name, "ringfence")?;
     let edit = |d: &mut Document| d.ringfences.push(doc.clone());
     change_model(state, caller, edit, async || state.store.create_ringfence(change(caller), &doc).await).await
@@ -23,6 +24,7 @@ pub(crate) async fn create(state: &AppState, caller: &Caller, mut doc: Ringfence
 
 /// Replace a profile's rules (its name stays: policies use it).
 pub(crate) async fn update(state: &AppState, caller: &Caller, id: i64, doc: RingfenceDoc) -> Result<(), AppError> {
+    caller.require_change()?;
     let old = state.store.ringfence(caller.user.org_id, id).await?;
     let new = RingfenceDoc { name: old.doc.name.clone(), ..doc };
     let edit = |d: &mut Document| {

@@ -25,6 +25,7 @@ mod ringfences;
 mod settings;
 
 pub(crate) use crate::audit::Tx;
+pub use keys::SealReport;
 
 /// The most matches a policy counts (2^53: still exact as a JSON number).
 pub const MAX_HITS: i64 = 1 << 53;
