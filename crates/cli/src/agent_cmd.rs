@@ -200,13 +200,7 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
 }
 
 pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("portcullis_agent={0},portcullis={0}", a.log))
-        .map_err(|e| fail(2, format!("--log {:?}: {e}; use error, warn, info or debug", a.log)))?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    crate::log_to_stderr(&a.log)?;
 
     let source = if let Some(server) = &a.server { server_source(&a, server)? } else { file_source(&a)? };
     let hits = std::sync::Arc::new(portcullis_agent::PolicyHits::default());

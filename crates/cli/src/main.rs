@@ -49,3 +49,16 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Server(a) => server_cmd::run(a),
     }
 }
+
+/// Log to stderr at `level` (error, warn, info, debug) for every Portcullis crate: the agent
+/// and the server share one format.
+pub fn log_to_stderr(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("portcullis={level}"))
+        .map_err(|e| crate::exit::fail(2, format!("--log {level:?}: {e}; use error, warn, info or debug")))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    Ok(())
+}

@@ -15,13 +15,7 @@ const SERVER_START: u8 = 7;
 pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
     // What the server logs (a model that stops loading, internal errors, refused events,
     // signing keys that do not open) goes to stderr.
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("portcullis={}", a.log))
-        .map_err(|e| fail(2, format!("--log {:?}: {e}; use error, warn, info or debug", a.log)))?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    crate::log_to_stderr(&a.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

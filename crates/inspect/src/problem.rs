@@ -35,14 +35,7 @@ impl Problem {
 
     /// The problem and every cause, `what: cause: cause`, as facts carry it.
     pub(crate) fn report(&self) -> String {
-        let mut out = self.what.clone();
-        let mut next = self.source();
-        while let Some(cause) = next {
-            out.push_str(": ");
-            out.push_str(&cause.to_string());
-            next = cause.source();
-        }
-        out
+        portcullis_policy::with_causes(self)
     }
 }
 
