@@ -397,3 +397,18 @@ policies:
     let e = Engine::new(set).unwrap();
     check(&e, None, &exe("x.exe", REPORTED), &ProcessFacts::default(), Verdict::Deny, &["Deny reported 3CX"]);
 }
+
+#[test]
+fn sha1_and_md5_are_computed_only_when_a_policy_uses_an_application_that_lists_them() {
+    // The built-in catalog (with the 3CX indicators' SHA-1 and MD5) is in every set; a policy
+    // that does not name it must not make the agent hash every file three times.
+    let plain = "[organization]\nname = \"o\"\n\n[[applications]]\nname = \"a\"\nrules = [{ sha256 = [\"1111111111111111111111111111111111111111111111111111111111111111\"] }]\n\n[[policies]]\nname = \"p\"\nposition = 1\napplications = [\"a\"]\naction = \"permit\"\n";
+    let without = portcullis_policy_file::compile(plain, Format::Toml).unwrap();
+    assert!(!without.needs_md5() && !without.needs_flat_sha1());
+    let with = format!(
+        "{plain}\n[[policies]]\nname = \"q\"\nposition = 2\napplications = [\"{}\"]\naction = \"deny\"\n",
+        portcullis_catalog::THREECX_REPORTED
+    );
+    let with = portcullis_policy_file::compile(&with, Format::Toml).unwrap();
+    assert!(with.needs_md5() && with.needs_flat_sha1());
+}

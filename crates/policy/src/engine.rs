@@ -79,7 +79,23 @@ impl Engine {
         let mut md5 = Vec::new();
         let mut auth256 = Vec::new();
         let mut auth1 = Vec::new();
-        let mut take = |list: &mut Vec<Rule>, rules: &mut Vec<CompiledRule>| {
+        // SHA-1 and MD5 cost a file's hashing three times SHA-256 alone: callers compute them
+        // only when a rule that can decide something lists them. The built-in catalog's
+        // applications (the 3CX indicators come with SHA-1 and MD5) are in every set, but
+        // count only once a policy, a blocklist or a ringfence names them.
+        let used: Vec<bool> = set
+            .applications
+            .iter()
+            .map(|a| {
+                set.policies.iter().any(|p| p.applications.iter().any(|n| n.eq_ignore_ascii_case(&a.name)))
+                    || set
+                        .ringfences
+                        .iter()
+                        .any(|r| r.children.applications.iter().any(|n| n.eq_ignore_ascii_case(&a.name)))
+            })
+            .collect();
+        let (mut needs_flat_sha1, mut needs_md5) = (false, false);
+        let mut take = |list: &mut Vec<Rule>, rules: &mut Vec<CompiledRule>, used: bool| {
             let start = rules.len() as u32;
             for rule in list.iter_mut() {
                 let id = rules.len() as u32;
@@ -88,8 +104,14 @@ impl Engine {
                 for h in hashes.flat {
                     match h {
                         Hash::Sha256(b) => sha256.push((b, id)),
-                        Hash::Sha1(b) => sha1.push((b, id)),
-                        Hash::Md5(b) => md5.push((b, id)),
+                        Hash::Sha1(b) => {
+                            needs_flat_sha1 |= used;
+                            sha1.push((b, id))
+                        }
+                        Hash::Md5(b) => {
+                            needs_md5 |= used;
+                            md5.push((b, id))
+                        }
                     }
                 }
                 for h in hashes.authenticode {
@@ -104,8 +126,9 @@ impl Engine {
             }
             start..rules.len() as u32
         };
-        let app_rules = set.applications.iter_mut().map(|a| take(&mut a.rules, &mut rules)).collect();
-        let package_rules = set.blocklists.iter_mut().map(|b| take(&mut b.rules, &mut rules)).collect();
+        let app_rules =
+            set.applications.iter_mut().zip(&used).map(|(a, used)| take(&mut a.rules, &mut rules, *used)).collect();
+        let package_rules = set.blocklists.iter_mut().map(|b| take(&mut b.rules, &mut rules, true)).collect();
         let mut order: Vec<(usize, Vec<usize>)> = set
             .policies
             .iter()
@@ -120,8 +143,6 @@ impl Engine {
             })
             .collect();
         order.sort_by_key(|(i, _)| set.policies[*i].position);
-        let needs_flat_sha1 = !sha1.is_empty();
-        let needs_md5 = !md5.is_empty();
         Ok(Engine {
             set,
             rules,
