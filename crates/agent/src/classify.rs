@@ -8,7 +8,8 @@ pub use portcullis_events::Access;
 
 /// Who opens the file, gathered only when the shape makes it matter.
 pub trait Opener {
-    /// Whether the process's executable is a program loader (ld.so run directly).
+    /// Whether the process's executable maps programs itself: ld.so run directly (or a copy
+    /// of it), or a self-loading program (valgrind's tools, qemu-user, box64).
     fn is_loader(&mut self) -> bool;
     /// Whether the process's executable is a known script interpreter (by content hash).
     fn is_interpreter(&mut self) -> bool;

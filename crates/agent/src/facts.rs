@@ -9,7 +9,7 @@
 use crate::classify::Opener;
 use crate::fencing::{self, Ringfence};
 use crate::identity::{self, Entry, FileKey, Unreadable};
-use crate::interpreters::is_interpreter_name;
+use crate::interpreters::{is_interpreter_name, is_self_loader_path};
 use crate::locks::UnpoisonedRw;
 use crate::process::{self, ProcessInfo};
 use crate::shape::Shape;
@@ -123,7 +123,17 @@ impl<'a> ProcOpener<'a> {
 
 impl Opener for ProcOpener<'_> {
     fn is_loader(&mut self) -> bool {
-        self.exe().and_then(|(e, _)| e.shape.elf()).is_some_and(|e| e.can_be_loader())
+        if self.exe().and_then(|(e, _)| e.shape.elf()).is_some_and(|e| e.can_be_loader()) {
+            return true;
+        }
+        // A program that maps other programs itself: a renamed copy of one of the host's is
+        // known by its hash, one installed elsewhere by its name.
+        if self.exe().is_none() {
+            return false;
+        }
+        let known = !self.shared.self_loaders.read_ok().is_empty()
+            && self.exe_facts().is_some_and(|f| self.shared.self_loaders.read_ok().contains(&f.sha256));
+        known || std::fs::read_link(format!("/proc/{}/exe", self.pid)).is_ok_and(|p| is_self_loader_path(&p))
     }
 
     fn is_interpreter(&mut self) -> bool {

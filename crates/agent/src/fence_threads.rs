@@ -1,7 +1,8 @@
-//! The ringfence threads beside the lanes: loading the BPF programs when a policy first
-//! ringfences something, tagging processes already running, turning the kernel's network
-//! refusals into events, and keeping ringfence domains resolved. They open files (procfs,
-//! /etc, executables), so they are stopped and joined before the responders stop.
+//! The kernel-program threads beside the lanes: loading the ringfence BPF programs when a
+//! policy first ringfences something, tagging processes already running, turning the
+//! kernel's network refusals and the guard's stops into events, and keeping ringfence
+//! domains resolved. They open files (procfs, /etc, executables), so they are stopped and
+//! joined before the responders stop.
 
 use crate::facts::ProcOpener;
 use crate::fencing::Fencing;
@@ -144,5 +145,24 @@ pub(crate) fn fence_domains(shared: Arc<Shared>) {
         while Instant::now() < until && !shared.fence_stop.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Turn what the kernel guard stops (or reports) into events; a program started from a
+/// filesystem not watched yet also sends the mount-namespace scan looking at once.
+pub(crate) fn guard_events(shared: Arc<Shared>) {
+    let Some(guard) = shared.guard.as_ref() else { return };
+    let result = guard.events(
+        Duration::from_millis(100),
+        || !shared.fence_stop.load(Ordering::Acquire),
+        |e| {
+            if e.what == portcullis_guard::What::ExecUnwatched {
+                shared.rescan_namespaces.store(true, Ordering::Release);
+            }
+            shared.record(records::guard_record(&shared, &e));
+        },
+    );
+    if let Err(e) = result {
+        tracing::error!("reading the kernel guard's events: {}", portcullis_policy::with_causes(&e));
     }
 }

@@ -24,7 +24,7 @@ use portcullis_fanotify::{MarkFlags, Mask, Response};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,13 +41,13 @@ fn decide<'a>(shared: &'a Shared, pending: &'a Pending) -> (Outcome, Option<Appl
     let Some(fd) = pending.event.fd.as_ref().map(|f| f.as_fd()) else {
         return (Outcome::answer(Response::Allow), None);
     };
-    let Ok(stat) = identity::fstat(fd) else { return (Outcome::answer(shared.config.overload), None) };
+    let Ok(stat) = identity::fstat(fd) else { return (Outcome::answer(shared.overload(pending.is_code())), None) };
     if !stat.regular {
         return (judge::not_a_regular_file(), None);
     }
     let policy = shared.policy();
     let Ok(entry) = shared.cache.entry(stat.key, || read_head(fd)) else {
-        return (Outcome::answer(shared.config.overload), None);
+        return (Outcome::answer(shared.overload(pending.is_code())), None);
     };
     let exec = pending.event.mask.intersects(Mask::OPEN_EXEC_PERM);
     let mut case = EventCase::new(shared, pending.event.pid, fd, entry.clone(), stat.key);
@@ -59,11 +59,13 @@ fn decide<'a>(shared: &'a Shared, pending: &'a Pending) -> (Outcome, Option<Appl
     if let Some(path) = path_cell.into_inner() {
         case.know_path(path);
     }
+    // From here the deadline keeper knows which overload verdict an answer too late gets.
+    let _ = pending.access.set(access);
     if access.is_code() {
         shared.stats.judged.fetch_add(1, Ordering::Relaxed);
     }
     let seen = Seen { access, shape: entry.shape, nlink: stat.nlink };
-    let outcome = judge::judge(&policy, seen, &mut case, now(), shared.config.overload);
+    let outcome = judge::judge(&policy, seen, &mut case, now(), shared.overload(access.is_code()));
     (outcome, Some(Applied { case, key: stat.key, access }))
 }
 
@@ -109,6 +111,15 @@ fn act_before_answer(
     {
         // The LSM path denies repeats in the kernel; the fallback asks again every time.
         let _ = fencing.kernel().remember_denied_file(id, portcullis_fence::kernel_dev(a.key.dev), a.key.ino);
+    }
+    // Code permitted: the LSM guard lets it be mapped executable (before the answer, since
+    // the mapping follows it).
+    if let (Some(guard), Some(a)) = (shared.guard.as_ref().filter(|g| g.lsm()), applied.as_ref())
+        && a.access.is_code()
+        && outcome.response == Response::Allow
+        && let Err(e) = guard.approve(portcullis_fence::kernel_dev(a.key.dev), a.key.ino)
+    {
+        tracing::error!("the kernel guard cannot approve a permitted file: {}", portcullis_policy::with_causes(&e));
     }
     if let (Some(mask), Some(fd)) = (outcome.ignore, pending.event.fd.as_ref()) {
         // Evictable and dropped on modification: a rewritten file is asked about again.
@@ -162,7 +173,7 @@ pub(crate) fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>
         }));
         let (response, answered, record) = handled.unwrap_or_else(|_| {
             tracing::error!("judging an event of pid {} failed; answered with the overload verdict", pending.event.pid);
-            let response = shared.config.overload;
+            let response = shared.overload(pending.is_code());
             (response, pending.answer(&shared.group, response), None)
         });
         shared.stats.judge_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -240,12 +251,12 @@ pub(crate) fn responder(shared: Arc<Shared>, work: Dispatch, pending: PendingLis
                 let _ = shared.group.respond(&event, Response::Allow);
                 continue;
             }
-            let item = Arc::new(Pending { event, received: Instant::now(), answered: AtomicBool::new(false) });
+            let item = Arc::new(Pending::new(event));
             match work.send(item.clone()) {
                 Ok(()) => pending.lock_ok().push_back(item),
                 Err(item) => {
                     shared.stats.overload.fetch_add(1, Ordering::Relaxed);
-                    item.answer(&shared.group, shared.config.overload);
+                    item.answer(&shared.group, shared.overload(item.is_code()));
                 }
             }
         }
@@ -264,7 +275,7 @@ pub(crate) fn deadline_keeper(shared: Arc<Shared>, pending: PendingList) {
                 return false;
             }
             if p.received.elapsed() >= timeout {
-                if p.answer(&shared.group, shared.config.overload) {
+                if p.answer(&shared.group, shared.overload(p.is_code())) {
                     shared.stats.overload.fetch_add(1, Ordering::Relaxed);
                     late.push(p.clone());
                 }

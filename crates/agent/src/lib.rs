@@ -43,6 +43,7 @@ mod interpreters;
 mod judge;
 mod lanes;
 mod locks;
+mod marks;
 pub mod mounts;
 pub mod process;
 pub mod protect;
@@ -55,10 +56,10 @@ pub mod sysctl;
 
 pub use portcullis_events::spool;
 
-pub use interpreters::{default_interpreters, is_interpreter_name};
+pub use interpreters::{default_interpreters, default_self_loaders, is_interpreter_name, is_self_loader_path};
 pub use portcullis_fanotify::Response;
 pub use run::{Summary, block_handled_signals, run};
-pub use state::{AgentError, Config, LoadError, PolicyHits, PolicyLoader, Stats};
+pub use state::{AgentError, Config, LoadError, Overload, PolicyHits, PolicyLoader, Stats};
 
 /// Replace the panic hook with one that prints the message and nothing else.
 ///

@@ -74,7 +74,7 @@ pub(crate) struct Judged {
 pub(crate) fn record_of(shared: &Shared, j: Judged) -> Record {
     let mode = shared.policy().target.mode().at(now());
     let event = if j.answered_late { EventKind::Overload } else { j.report.event };
-    let overload = answered(shared.config.overload);
+    let overload = answered(shared.overload(j.access.is_code()));
     // A ringfence's refusal speaks for itself; else the policy's decision; else (the file
     // could not be read) the report's reason.
     let fenced = j.report.fence.as_ref().map(|(rf, _)| {
@@ -122,17 +122,28 @@ pub(crate) fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -
     let stat = fd.and_then(|fd| identity::fstat(fd).ok());
     let info = process::info(p.event.pid);
     let ancestors = ancestors(&info);
-    let verdict = answered(shared.config.overload);
+    let code = p.is_code();
+    let verdict = answered(shared.overload(code));
+    let access = match p.access.get() {
+        Some(a) => *a,
+        None if p.event.mask.intersects(Mask::OPEN_EXEC_PERM) => Access::Exec,
+        None => Access::Open,
+    };
     Record {
         time: event_time(),
         event: EventKind::Overload,
-        access: if p.event.mask.intersects(Mask::OPEN_EXEC_PERM) { Access::Exec } else { Access::Open },
+        access,
         verdict,
         mode: shared.policy().target.mode().at(now()).name().into(),
         policy: None,
         reason: format!(
-            "not judged within {} ms; answered {verdict} (the configured overload verdict)",
-            timeout.as_millis()
+            "not judged within {} ms; answered {verdict} (the overload verdict for {})",
+            timeout.as_millis(),
+            if code && shared.secured() {
+                "code in Secured mode: code fails closed"
+            } else {
+                "data, or any access outside Secured mode"
+            }
         ),
         file: FileRecord {
             path: fd.map_or_else(|| "(unknown)".into(), fd_path),
@@ -175,6 +186,53 @@ pub(crate) fn net_record(shared: &Shared, fencing: &Fencing, e: portcullis_fence
             enforced: e.tag.enforce,
             destination: Some(destination),
         }),
+    }
+}
+
+/// The event for what the kernel guard stopped (or, outside Secured mode, would have): a
+/// program started from a filesystem the agent does not watch, or an executable mapping.
+pub(crate) fn guard_record(shared: &Shared, e: &portcullis_guard::GuardEvent) -> Record {
+    let info = process::info(e.tgid as i32);
+    let ancestors = ancestors(&info);
+    let mode = shared.policy().target.mode().at(now());
+    let (access, what) = match e.what {
+        portcullis_guard::What::ExecUnwatched => (
+            Access::Exec,
+            format!(
+                "{} was started from a filesystem the agent does not watch (yet): a mount of another mount \
+                 namespace, a new mount or a memfd",
+                if e.path.is_empty() { "a program" } else { e.path.as_str() }
+            ),
+        ),
+        portcullis_guard::What::MapExec => {
+            (Access::Load, format!("an executable mapping by {}: {}", e.comm, e.why.describe()))
+        }
+        portcullis_guard::What::ProtectExec => {
+            (Access::Load, format!("memory made executable by {}: {}", e.comm, e.why.describe()))
+        }
+    };
+    let outcome =
+        if e.enforced { "stopped before its first instruction" } else { "would have been stopped (report only)" };
+    let outcome = if e.what == portcullis_guard::What::ExecUnwatched {
+        outcome
+    } else if e.enforced {
+        "refused"
+    } else {
+        "would have been refused (report only)"
+    };
+    // The kernel's device number (major << 20 | minor) as stat gives it.
+    let dev = libc::makedev((e.dev >> 20) as u32, (e.dev & 0xf_ffff) as u32);
+    Record {
+        time: event_time(),
+        event: if e.enforced { EventKind::Deny } else { EventKind::WouldDeny },
+        access,
+        verdict: answered(if e.enforced { Response::Deny } else { Response::Allow }),
+        mode: mode.name().to_owned(),
+        policy: None,
+        reason: format!("kernel guard: {what}; {outcome}"),
+        file: FileRecord { path: e.path.clone(), dev, ino: e.ino, ..FileRecord::default() },
+        process: process_record(shared, info, ancestors),
+        ringfence: None,
     }
 }
 

@@ -6,18 +6,21 @@
 //! responders never open a file; anything the agent opens on a watched filesystem is opened
 //! while the responders run, never after they stopped.
 
-use crate::fence_threads::{ensure_fencing, fence_domains, fence_events, refresh_domains_now, scan_running};
-use crate::interpreters::refresh_interpreters;
+use crate::fence_threads::{
+    ensure_fencing, fence_domains, fence_events, guard_events, refresh_domains_now, scan_running,
+};
+use crate::interpreters::{refresh_interpreters, refresh_self_loaders};
 use crate::lanes::{Depth, Dispatch, PendingList, deadline_keeper, responder, worker};
 use crate::locks::UnpoisonedRw;
-use crate::mounts::{self, Scope};
+use crate::marks::Marks;
+use crate::mounts::Scope;
 use crate::process::Users;
 use crate::records::spool_writer;
-use crate::state::{AgentError, CODE_MASK, Config, Pending, PolicyLoader, PolicyState, Shared, Stats, now};
+use crate::state::{AgentError, Config, Pending, PolicyLoader, PolicyState, Shared, Stats, now};
 use crate::{identity::Cache, protect, sys, sysctl};
 use portcullis_events::spool::Spool;
-use portcullis_fanotify::{Group, InitFlags, MarkFlags};
-use portcullis_policy::{Mode, Os};
+use portcullis_fanotify::{Group, InitFlags};
+use portcullis_policy::Os;
 use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +58,8 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     let group = Group::new(InitFlags::PERMISSION | InitFlags::NONBLOCK, libc::O_RDONLY | libc::O_LARGEFILE)
         .map_err(AgentError::Fanotify)?;
     let (records_tx, records_rx) = mpsc::channel();
+    // Before any mark: loading reads BTF, not on a watched filesystem.
+    let guard = config.guard.then(load_guard).flatten();
     let shared = Arc::new(Shared {
         group,
         cache: Cache::new(config.cache_capacity),
@@ -67,6 +72,9 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         fence_stop: AtomicBool::new(false),
         records: Mutex::new(records_tx),
         fencing: std::sync::OnceLock::new(),
+        guard,
+        self_loaders: RwLock::new(HashSet::new()),
+        rescan_namespaces: AtomicBool::new(false),
         config,
     });
     let config = &shared.config;
@@ -128,40 +136,28 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         fence_threads.push(spawn("fence-events", Box::new(move || fence_events(s)))?);
         let s = shared.clone();
         fence_threads.push(spawn("fence-domains", Box::new(move || fence_domains(s)))?);
+        let s = shared.clone();
+        fence_threads.push(spawn("guard-events", Box::new(move || guard_events(s)))?);
     }
 
     refresh_interpreters(&shared);
+    refresh_self_loaders(&shared);
 
-    // Marks.
-    let mut marked: Vec<String> = Vec::new();
-    let mark_new = |marked: &mut Vec<String>, strict: bool| -> Result<(), AgentError> {
-        let all =
-            mounts::current().map_err(|error| AgentError::Io { what: "reading /proc/self/mountinfo".into(), error })?;
-        for m in mounts::select(&all, &config.scope, &config.excluded_fstypes, marked) {
-            match shared.group.mark_path(MarkFlags::ADD | MarkFlags::FILESYSTEM, CODE_MASK, &m.mount_point) {
-                Ok(()) => {
-                    tracing::info!("watching {} ({}, {})", m.mount_point.display(), m.fstype, m.device);
-                    marked.push(m.device.clone());
-                }
-                Err(error) if strict => return Err(AgentError::Mark { path: m.mount_point.clone(), error }),
-                Err(error) => {
-                    tracing::warn!("cannot watch {} ({}): {error}", m.mount_point.display(), m.fstype);
-                    marked.push(m.device.clone());
-                }
-            }
-        }
-        Ok(())
-    };
+    // Marks, in this mount namespace and every other; the guard learns each one, and starts
+    // stopping programs only once they are all in place (before, every filesystem is one it
+    // has not been told about).
+    let mut marks = Marks::new();
     let cleanup = |shared: &Arc<Shared>| {
         shared.stop.store(true, Ordering::Release);
     };
-    if let Err(e) = mark_new(&mut marked, matches!(config.scope, Scope::Under(_))) {
+    if let Err(e) = marks.mark_own(&shared, matches!(config.scope, Scope::Under(_))) {
         cleanup(&shared);
         return Err(e);
     }
+    marks.tick(&shared, None);
+    let mut guard_mode = configure_guard(&shared, None);
 
-    let secured = |s: &Shared| s.policy().target.mode().at(now()) == Mode::Secured;
-    let mut memfd = if secured(&shared) {
+    let mut memfd = if shared.secured() {
         match sysctl::MemfdNoexec::enforce() {
             Ok(g) => g,
             Err(e) => {
@@ -191,23 +187,26 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     {
         let p = shared.policy();
         tracing::info!(
-            "enforcing {} ({} mode{}; {} hashes indexed; scripts {}; {} filesystem(s) watched)",
+            "enforcing {} ({} mode{}; {} hashes indexed; scripts {}; {} filesystem(s) watched; kernel guard {})",
             config.policy.display(),
             p.target.mode().at(now()).name(),
             if memfd.enforced() { ", memfd exec closed" } else { "" },
             p.engine.hash_count(),
             if p.script_control { "judged" } else { "not judged" },
-            marked.len()
+            marks.watched(),
+            match &shared.guard {
+                Some(g) if g.lsm() => "on, with BPF LSM mappings",
+                Some(_) => "on (exec backstop)",
+                None => "off",
+            }
         );
     }
 
     let mountinfo = std::fs::File::open("/proc/self/mountinfo").ok();
     loop {
-        if let Some(m) = &mountinfo
-            && mounts::wait_for_change(m, 0)
-        {
-            let _ = mark_new(&mut marked, false);
-        }
+        marks.tick(&shared, mountinfo.as_ref());
+        // A Learning or Installation mode that ends turns into Secured without a reload.
+        guard_mode = configure_guard(&shared, guard_mode);
         let sig = sys::wait_signal(&set, Duration::from_millis(100)).unwrap_or(0);
         if sig == libc::SIGTERM || sig == libc::SIGINT {
             tracing::info!("stopping on signal {sig}");
@@ -221,6 +220,10 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                     if let Err(e) = shared.group.flush_inode_marks() {
                         tracing::error!("flushing ignore marks: {e}");
                     }
+                    if let Some(g) = &shared.guard {
+                        g.forget_approved();
+                    }
+                    guard_mode = configure_guard(&shared, guard_mode);
                     refresh_interpreters(&shared);
                     ensure_fencing(&shared);
                     if let Some(f) = shared.fencing.get() {
@@ -228,7 +231,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                     }
                     refresh_domains_now(&shared);
                     fence_threads.extend(scan_running(&shared));
-                    if secured(&shared) && !memfd.enforced() {
+                    if shared.secured() && !memfd.enforced() {
                         memfd = sysctl::MemfdNoexec::enforce().unwrap_or_else(|_| sysctl::MemfdNoexec::untouched());
                     }
                     tracing::info!("policy reloaded from {}", config.policy.display());
@@ -282,4 +285,55 @@ fn load_policy(config: &Config, load: &PolicyLoader) -> Result<PolicyState, Agen
     let script_control = engine.policy_set().organization.script_control;
     let fences = engine.ringfences_in_force().into_iter().cloned().collect();
     Ok(PolicyState { engine, target, script_control, fences })
+}
+
+/// Load the kernel guard; without it the agent still enforces, with the gaps it closes open.
+fn load_guard() -> Option<portcullis_guard::Guard> {
+    match portcullis_guard::Guard::load() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::error!(
+                "the kernel guard cannot load: programs started from a filesystem the agent does not watch yet are not \
+                 stopped: {}",
+                portcullis_policy::with_causes(&e)
+            );
+            None
+        }
+    }
+}
+
+/// Tell the guard the mode — it stops in Secured mode and reports in the others — when it
+/// differs from `current` (the first time, with the scope's directories in scoped mode).
+/// Returns the mode in force.
+fn configure_guard(shared: &Shared, current: Option<portcullis_guard::Mode>) -> Option<portcullis_guard::Mode> {
+    let guard = shared.guard.as_ref()?;
+    let mode = if shared.secured() { portcullis_guard::Mode::Enforce } else { portcullis_guard::Mode::Report };
+    if current == Some(mode) {
+        return current;
+    }
+    let scoped = match &shared.config.scope {
+        Scope::All => false,
+        Scope::Under(roots) => {
+            use std::os::unix::fs::MetadataExt;
+            for root in roots.iter().filter(|_| current.is_none()) {
+                let known = match std::fs::metadata(root) {
+                    Ok(m) => guard
+                        .scope_dir(portcullis_fence::kernel_dev(m.dev()), m.ino())
+                        .map_err(|e| portcullis_policy::with_causes(&e)),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = known {
+                    tracing::error!("the kernel guard does not know the scope {}: {e}", root.display());
+                }
+            }
+            true
+        }
+    };
+    match guard.configure(portcullis_guard::Config { mode, scoped, deny_wx: false }) {
+        Ok(()) => Some(mode),
+        Err(e) => {
+            tracing::error!("configuring the kernel guard: {}", portcullis_policy::with_causes(&e));
+            current
+        }
+    }
 }

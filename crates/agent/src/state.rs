@@ -35,9 +35,17 @@ pub struct Config {
     pub workers: usize,
     /// An event not judged within this time gets the overload verdict.
     pub answer_timeout: Duration,
-    /// The verdict for events that cannot be judged in time (full queue, deadline passed,
-    /// unreadable file).
-    pub overload: Response,
+    /// The verdicts for events that cannot be judged in time (full queue, deadline passed)
+    /// or at all (an unreadable file), by what they are.
+    pub overload: Overload,
+    /// Load the kernel guard: programs started from a filesystem the agent does not watch
+    /// (yet) are stopped before their first instruction in Secured mode and reported in the
+    /// others; where BPF LSM loads, executable mappings of unapproved content are too.
+    pub guard: bool,
+    /// Programs that map other programs themselves (valgrind's tools, qemu-user, box64), by
+    /// path: known by content hash as well as by name, so an ELF program they open is
+    /// judged as code.
+    pub self_loaders: Vec<PathBuf>,
     /// Script interpreters, by path; the agent recognizes them by content hash.
     pub interpreters: Vec<PathBuf>,
     /// Make the agent's binary and policy immutable while it runs.
@@ -55,6 +63,30 @@ pub struct Config {
     pub cache_capacity: usize,
     /// DNS server for ringfence domains; `None` uses `/etc/resolv.conf`.
     pub resolver: Option<std::net::SocketAddr>,
+}
+
+/// What an event that cannot be judged in time, or at all, is answered: code fails closed,
+/// data fails open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overload {
+    /// An exec or a library load in Secured mode (a program padded to gigabytes must not run
+    /// because hashing it took longer than the answer deadline).
+    pub code_secured: Response,
+    /// Everything else: plain reads, and code in the modes that never block.
+    pub other: Response,
+}
+
+impl Default for Overload {
+    fn default() -> Overload {
+        Overload { code_secured: Response::Deny, other: Response::Allow }
+    }
+}
+
+impl Overload {
+    /// The verdict for an event that is code (or not), in Secured mode (or not).
+    pub fn verdict(&self, code: bool, secured: bool) -> Response {
+        if code && secured { self.code_secured } else { self.other }
+    }
 }
 
 /// Why a policy could not be loaded: the loader's own error (a file that cannot be read, a
@@ -220,6 +252,8 @@ pub(crate) struct Shared {
     pub(crate) cache: Cache,
     pub(crate) policy: RwLock<Arc<PolicyState>>,
     pub(crate) interpreters: RwLock<HashSet<[u8; 32]>>,
+    /// Programs that map other programs themselves, by content hash.
+    pub(crate) self_loaders: RwLock<HashSet<[u8; 32]>>,
     pub(crate) users: Users,
     pub(crate) config: Config,
     pub(crate) own_pid: i32,
@@ -230,6 +264,11 @@ pub(crate) struct Shared {
     pub(crate) records: Mutex<mpsc::Sender<Record>>,
     /// Loaded when a policy first ringfences something.
     pub(crate) fencing: std::sync::OnceLock<Fencing>,
+    /// The kernel guard, when it loaded.
+    pub(crate) guard: Option<portcullis_guard::Guard>,
+    /// The guard saw a program from a filesystem the agent does not watch: look for mount
+    /// namespaces now rather than at the next scan.
+    pub(crate) rescan_namespaces: AtomicBool,
 }
 
 impl Shared {
@@ -242,6 +281,17 @@ impl Shared {
     pub(crate) fn record(&self, record: Record) {
         let _ = self.records.lock_ok().send(record);
     }
+
+    /// The policy's mode now is Secured.
+    pub(crate) fn secured(&self) -> bool {
+        self.policy().target.mode().at(now()) == portcullis_policy::Mode::Secured
+    }
+
+    /// The verdict for an event that cannot be judged: code (an exec or a load) fails closed
+    /// in Secured mode, the rest as configured.
+    pub(crate) fn overload(&self, code: bool) -> Response {
+        self.config.overload.verdict(code, self.secured())
+    }
 }
 
 /// A permission event the kernel holds until it is answered.
@@ -249,9 +299,26 @@ pub(crate) struct Pending {
     pub(crate) event: Event,
     pub(crate) received: Instant,
     pub(crate) answered: AtomicBool,
+    /// What classification made of it, once it has.
+    pub(crate) access: std::sync::OnceLock<portcullis_events::Access>,
 }
 
 impl Pending {
+    pub(crate) fn new(event: Event) -> Pending {
+        Pending {
+            event,
+            received: Instant::now(),
+            answered: AtomicBool::new(false),
+            access: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether it is code: as classified, or, before classification, when it is an exec
+    /// (a plain open not classified yet is taken as data).
+    pub(crate) fn is_code(&self) -> bool {
+        self.access.get().map_or_else(|| self.event.mask.intersects(Mask::OPEN_EXEC_PERM), |a| a.is_code())
+    }
+
     /// Answer unless someone already did; true when this call answered.
     pub(crate) fn answer(&self, group: &Group, response: Response) -> bool {
         if self.answered.swap(true, Ordering::AcqRel) {
@@ -276,4 +343,22 @@ pub(crate) fn event_time() -> String {
 /// Now, for the engine.
 pub(crate) fn now() -> Timestamp {
     Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_fails_closed_in_secured_mode_and_data_fails_open() {
+        let o = Overload::default();
+        assert_eq!(o.verdict(true, true), Response::Deny, "an exec or load in Secured mode");
+        assert_eq!(o.verdict(false, true), Response::Allow, "a plain read");
+        assert_eq!(o.verdict(true, false), Response::Allow, "Monitor and the learning modes never block");
+        let configured = Overload { code_secured: Response::Allow, other: Response::Deny };
+        assert_eq!(
+            (configured.verdict(true, true), configured.verdict(false, false)),
+            (Response::Allow, Response::Deny)
+        );
+    }
 }

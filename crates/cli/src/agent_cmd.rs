@@ -232,9 +232,12 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         },
         workers: a.workers.max(1),
         answer_timeout: Duration::from_millis(a.answer_timeout_ms.max(1)),
-        overload: match a.overload {
-            OverloadVerdict::Allow => Response::Allow,
-            OverloadVerdict::Deny => Response::Deny,
+        overload: portcullis_agent::Overload { code_secured: verdict(a.overload_code), other: verdict(a.overload) },
+        guard: !a.no_guard,
+        self_loaders: {
+            let mut loaders = portcullis_agent::default_self_loaders();
+            loaders.extend(a.self_loaders.iter().cloned());
+            loaders
         },
         interpreters,
         protect: !a.no_protect,
@@ -270,5 +273,12 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
             Err(e).or_exit(BAD_POLICY, "the agent has no policy to enforce")
         }
         Err(e) => Err(e).or_exit(AGENT_START, "the agent could not start enforcing"),
+    }
+}
+
+fn verdict(v: OverloadVerdict) -> Response {
+    match v {
+        OverloadVerdict::Allow => Response::Allow,
+        OverloadVerdict::Deny => Response::Deny,
     }
 }

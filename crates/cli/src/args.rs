@@ -160,9 +160,24 @@ pub struct AgentArgs {
     /// Answer any event not judged within this many milliseconds with the overload verdict.
     #[arg(long, default_value_t = 5000)]
     pub answer_timeout_ms: u64,
-    /// The verdict for events that cannot be judged in time or at all.
+    /// The verdict for events that cannot be judged in time or at all: plain reads, and
+    /// every event outside Secured mode.
     #[arg(long, value_enum, default_value = "allow")]
     pub overload: OverloadVerdict,
+    /// The verdict, in Secured mode, for an exec or a library load that cannot be judged in
+    /// time or at all (a program padded to gigabytes): code fails closed.
+    #[arg(long, value_enum, default_value = "deny")]
+    pub overload_code: OverloadVerdict,
+    /// Do not load the kernel guard (the BPF exec tracepoint that stops programs started from
+    /// a filesystem the agent does not watch yet, and, where BPF LSM loads, executable
+    /// mappings of unapproved content).
+    #[arg(long)]
+    pub no_guard: bool,
+    /// A program that maps other programs itself (repeatable), in addition to the ones found
+    /// on this host: valgrind's tools, qemu-user, box64/box86. An ELF program such a process
+    /// opens is judged as code; copies are known by content.
+    #[arg(long = "self-loader", value_name = "PATH")]
+    pub self_loaders: Vec<PathBuf>,
     /// An extra script interpreter (repeatable); shells, Python, Perl, Ruby, Node, PHP, Lua,
     /// Tcl and awk in /usr/bin, /bin and /usr/local/bin are found by themselves.
     #[arg(long = "interpreter", value_name = "PATH")]
