@@ -42,6 +42,7 @@ pub mod identity;
 mod interpreters;
 mod judge;
 mod lanes;
+pub mod lockout;
 mod locks;
 mod marks;
 pub mod mounts;

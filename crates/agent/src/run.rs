@@ -17,12 +17,13 @@ use crate::mounts::Scope;
 use crate::process::Users;
 use crate::records::spool_writer;
 use crate::state::{AgentError, Config, Pending, PolicyLoader, PolicyState, Shared, Stats, now};
-use crate::{identity::Cache, protect, sys, sysctl};
+use crate::{identity::Cache, lockout, protect, sys, sysctl};
 use portcullis_events::spool::Spool;
 use portcullis_fanotify::{Group, InitFlags};
 use portcullis_policy::Os;
 use std::collections::HashSet;
 use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
@@ -205,7 +206,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     let mountinfo = std::fs::File::open("/proc/self/mountinfo").ok();
     loop {
         marks.tick(&shared, mountinfo.as_ref());
-        // A Learning or Installation mode that ends turns into Secured without a reload.
+        // A Learning mode that ends turns into Monitor, an Installation mode into Secured, without a reload.
         guard_mode = configure_guard(&shared, guard_mode);
         let sig = sys::wait_signal(&set, Duration::from_millis(100)).unwrap_or(0);
         if sig == libc::SIGTERM || sig == libc::SIGINT {
@@ -282,6 +283,15 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
 fn load_policy(config: &Config, load: &PolicyLoader) -> Result<PolicyState, AgentError> {
     let engine = load(&config.policy).map_err(|e| AgentError::Policy(config.policy.display().to_string(), e))?;
     let target = engine.target(config.computer.as_deref(), Os::Linux)?;
+    // Whole-system Secured mode must not deny what the host cannot run without.
+    if matches!(config.scope, Scope::All) && !config.force_secured && lockout::secures(&target, now()) {
+        let agent = std::fs::read_link("/proc/self/exe").ok();
+        let files = lockout::essentials(Path::new("/"), agent.as_deref());
+        let denied = lockout::would_lock_out(&engine, &target, now(), &files);
+        if !denied.is_empty() {
+            return Err(AgentError::Lockout(denied));
+        }
+    }
     let script_control = engine.policy_set().organization.script_control;
     let fences = engine.ringfences_in_force().into_iter().cloned().collect();
     Ok(PolicyState { engine, target, script_control, fences })

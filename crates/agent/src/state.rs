@@ -42,6 +42,9 @@ pub struct Config {
     /// (yet) are stopped before their first instruction in Secured mode and reported in the
     /// others; where BPF LSM loads, executable mappings of unapproved content are too.
     pub guard: bool,
+    /// Enforce a whole-system Secured policy even when it would deny the host's essentials
+    /// ([`crate::lockout`]).
+    pub force_secured: bool,
     /// Programs that map other programs themselves (valgrind's tools, qemu-user, box64), by
     /// path: known by content hash as well as by name, so an ELF program they open is
     /// judged as code.
@@ -127,6 +130,13 @@ pub enum AgentError {
         #[source]
         error: io::Error,
     },
+    /// A whole-system Secured policy would deny the host's essentials.
+    #[error(
+        "the policy would deny what this host cannot run without, so it is not enforced in whole-system Secured mode: {}; \
+         permit these files (or their packages), use Monitor or Learning mode, or pass --force-secured",
+        .0.iter().map(|l| format!("{} ({})", l.path.display(), l.reason)).collect::<Vec<_>>().join("; ")
+    )]
+    Lockout(Vec<crate::lockout::Lockout>),
     /// Something else the agent needs failed.
     #[error("{what}")]
     Io {

@@ -234,6 +234,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         answer_timeout: Duration::from_millis(a.answer_timeout_ms.max(1)),
         overload: portcullis_agent::Overload { code_secured: verdict(a.overload_code), other: verdict(a.overload) },
         guard: !a.no_guard,
+        force_secured: a.force_secured,
         self_loaders: {
             let mut loaders = portcullis_agent::default_self_loaders();
             loaders.extend(a.self_loaders.iter().cloned());
@@ -268,6 +269,9 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
                 n(&s.answer_ns) as f64 / answers as f64 / 1e3
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ AgentError::Lockout(_)) => {
+            Err(e).or_exit(crate::exit::LOCKOUT, "the agent refused to lock this host out")
         }
         Err(e @ (AgentError::Policy(..) | AgentError::Computer(_))) => {
             Err(e).or_exit(BAD_POLICY, "the agent has no policy to enforce")

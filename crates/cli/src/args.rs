@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "Application control: scan files and installers, extract hashes, check policies.", long_about = None)]
 #[command(after_help = "Exit status: 0 success; 1 internal error; 2 bad command line; 3 a file could not be read; \
-4 the policy file is invalid; 5 lint found warnings; 10 `check` denied at least one file.")]
+4 the policy file is invalid; 5 lint found warnings; 6 the agent could not start; 7 the server could not start; \
+8 the agent refused a policy that would lock the host out; 10 `check` denied at least one file.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -173,6 +174,12 @@ pub struct AgentArgs {
     /// mappings of unapproved content).
     #[arg(long)]
     pub no_guard: bool,
+    /// Enforce a whole-system Secured policy even when it would deny the host's essentials
+    /// (init, the shells, the package manager, sshd, sudo, the agent itself, and their ELF
+    /// interpreter). Without it such a policy is refused (exit status 8 at start; on a reload
+    /// the old policy stays) and the files are named.
+    #[arg(long)]
+    pub force_secured: bool,
     /// A program that maps other programs itself (repeatable), in addition to the ones found
     /// on this host: valgrind's tools, qemu-user, box64/box86. An ELF program such a process
     /// opens is judged as code; copies are known by content.

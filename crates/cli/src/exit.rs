@@ -17,6 +17,8 @@ pub const DENIED: u8 = 10;
 /// The agent could not start enforcing (not root, no fanotify, a filesystem it was told to
 /// watch cannot be marked, the spool cannot be written).
 pub const AGENT_START: u8 = 6;
+/// The agent refused a whole-system Secured policy that would deny the host's essentials.
+pub const LOCKOUT: u8 = 8;
 
 /// What a command says when it fails, with its exit status: the top of the error's chain
 /// (the failure it caused follows as `caused by:` lines).

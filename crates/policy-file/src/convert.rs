@@ -438,10 +438,10 @@ fn os_value(cx: &mut Ctx<'_>, s: &Spanned<String>) -> Option<Os> {
     os
 }
 
-fn time(cx: &mut Ctx<'_>, t: &Spanned<TimeText>) -> Option<Timestamp> {
-    let text = t.value.0.trim();
-    let parsed = text
-        .parse::<jiff::Timestamp>()
+/// A moment as policy files write it: an RFC 3339 time, or a date or date-time in UTC.
+pub fn parse_time(text: &str) -> Option<Timestamp> {
+    let text = text.trim();
+    text.parse::<jiff::Timestamp>()
         .ok()
         .or_else(|| {
             text.parse::<jiff::civil::DateTime>()
@@ -454,9 +454,14 @@ fn time(cx: &mut Ctx<'_>, t: &Spanned<TimeText>) -> Option<Timestamp> {
                 .ok()
                 .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
                 .map(|z| z.timestamp())
-        });
-    match parsed {
-        Some(ts) => Some(Timestamp(ts.as_second())),
+        })
+        .map(|ts| Timestamp(ts.as_second()))
+}
+
+fn time(cx: &mut Ctx<'_>, t: &Spanned<TimeText>) -> Option<Timestamp> {
+    let text = t.value.0.trim();
+    match parse_time(text) {
+        Some(ts) => Some(ts),
         None => {
             cx.error(&t.place, format!("{text:?} is not a date; write \"2026-12-31\" or \"2026-12-31T08:00:00Z\" (UTC unless an offset is given)"));
             None

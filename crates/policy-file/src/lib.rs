@@ -25,6 +25,7 @@
 //! ```
 
 mod convert;
+pub use convert::parse_time;
 pub mod document;
 mod raw;
 mod spanned;

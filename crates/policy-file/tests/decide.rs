@@ -166,10 +166,15 @@ fn modes_decide_when_nothing_matches() {
     assert!(d.would_deny());
     let d = check(&e, Some("lab-01"), &other, &p, Verdict::Allow, &["Learning mode"]);
     assert!(d.is_learning_candidate());
-    // After its deadline, learning becomes Secured.
+    // After its deadline, learning falls back to Monitor, never Secured by itself: nothing
+    // learnt has been accepted as a baseline, and the reason says so.
     let target = e.target(Some("lab-01"), Os::Linux).unwrap();
     let later = e.decide(&other, &p, &target, Timestamp(1_900_000_000));
-    assert_eq!(later.verdict, Verdict::Deny);
+    assert_eq!(later.verdict, Verdict::Allow);
+    assert!(later.would_deny() && !later.is_learning_candidate());
+    let reason = later.to_string();
+    assert!(reason.contains("Monitor mode") && reason.contains("Learning period ended 20"), "{reason}");
+    assert!(reason.contains("without an accepted baseline"), "{reason}");
     // Unknown computers are an error, not a silent default.
     assert!(e.target(Some("nobody"), Os::Linux).is_err());
 }

@@ -1,5 +1,6 @@
 //! A decision: the verdict and why, explainable in one line.
 
+use crate::facts::Timestamp;
 use crate::model::{Action, Mode};
 use crate::rule::MatchedField;
 use std::fmt;
@@ -83,6 +84,9 @@ pub enum Basis {
     Mode {
         /// The mode in force.
         mode: Mode,
+        /// The computer is in Monitor mode because its Learning period ended then, with no
+        /// baseline accepted.
+        learning_ended: Option<Timestamp>,
     },
 }
 
@@ -135,19 +139,19 @@ pub struct Decision {
 impl Decision {
     /// Allowed only because the computer is in Monitor mode: it would have been denied.
     pub fn would_deny(&self) -> bool {
-        self.verdict == Verdict::Allow && matches!(&self.basis, Basis::Mode { mode: Mode::Monitor })
+        self.verdict == Verdict::Allow && matches!(&self.basis, Basis::Mode { mode: Mode::Monitor, .. })
             || self.monitor_hits.iter().any(|h| h.would == Verdict::Deny)
     }
 
     /// Allowed in Learning mode with no policy: a candidate for the allowlist.
     pub fn is_learning_candidate(&self) -> bool {
-        matches!(&self.basis, Basis::Mode { mode: Mode::Learning { .. } })
+        matches!(&self.basis, Basis::Mode { mode: Mode::Learning { .. }, .. })
     }
 
     /// The application that Installation mode captures this file into, if any.
     pub fn capture_into(&self) -> Option<&str> {
         match &self.basis {
-            Basis::Mode { mode: Mode::Installation { capture_into, .. } } => Some(capture_into),
+            Basis::Mode { mode: Mode::Installation { capture_into, .. }, .. } => Some(capture_into),
             _ => None,
         }
     }
@@ -210,10 +214,18 @@ impl fmt::Display for Decision {
                     f.write_str("; the user may request access")?;
                 }
             }
-            Basis::Mode { mode } => match mode {
+            Basis::Mode { mode, learning_ended } => match mode {
                 Mode::Secured => write!(f, "denied: no policy matched and the computer{on} is in Secured mode")?,
                 Mode::Monitor => {
-                    write!(f, "allowed (would deny): no policy matched and the computer{on} is in Monitor mode")?
+                    write!(f, "allowed (would deny): no policy matched and the computer{on} is in Monitor mode")?;
+                    if let Some(ended) = learning_ended {
+                        write!(
+                            f,
+                            " (its Learning period ended {} without an accepted baseline; accept one, then switch to \
+                             Secured)",
+                            ended.date()
+                        )?;
+                    }
                 }
                 Mode::Learning { .. } => write!(
                     f,

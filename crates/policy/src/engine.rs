@@ -57,6 +57,11 @@ impl Target {
     pub fn mode(&self) -> &Mode {
         &self.mode
     }
+
+    /// The same target in another mode (what Secured would do here, asked ahead of time).
+    pub fn with_mode(&self, mode: Mode) -> Target {
+        Target { mode, ..self.clone() }
+    }
 }
 
 /// A computer name that the policy set does not know.
@@ -340,7 +345,12 @@ impl Engine {
         }
 
         let verdict = if mode == Mode::Secured { Verdict::Deny } else { Verdict::Allow };
-        decision(verdict, Basis::Mode { mode: mode.clone() }, monitor_hits, depends)
+        decision(
+            verdict,
+            Basis::Mode { mode: mode.clone(), learning_ended: target.mode.learning_ended(now) },
+            monitor_hits,
+            depends,
+        )
     }
 
     /// The ringfence profile named `name`.

@@ -9,6 +9,14 @@ use crate::version::Version;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
+impl Timestamp {
+    /// The moment for people, in UTC: `2027-01-15 08:00 UTC`.
+    pub fn date(&self) -> String {
+        jiff::Timestamp::from_second(self.0)
+            .map_or_else(|_| format!("@{}", self.0), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+    }
+}
+
 /// An operating system family, as used by metadata rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Os {

@@ -157,7 +157,9 @@ pub enum Mode {
     Secured,
     /// Allow, and record that it would have been denied.
     Monitor,
-    /// Allow and record the file as a candidate for an allowlist, until the given time; Secured after.
+    /// Allow and record the file as a candidate for an allowlist, until the given time; Monitor
+    /// after (never Secured by itself: a host goes to Secured when an administrator accepts
+    /// a baseline and says so, not because a date passed).
     Learning {
         /// When learning ends.
         until: Timestamp,
@@ -183,11 +185,23 @@ impl Mode {
         }
     }
 
-    /// The mode in force at `now`: learning and installation end at their deadline.
+    /// The mode in force at `now`: learning ends in Monitor at its deadline (what was learnt
+    /// has not been accepted as a baseline yet, and Secured without one would deny the host's
+    /// own programs); installation ends in Secured, the mode it opened a window in.
     pub fn at(&self, now: Timestamp) -> Mode {
         match self {
-            Mode::Learning { until } | Mode::Installation { until, .. } if now >= *until => Mode::Secured,
+            Mode::Learning { until } if now >= *until => Mode::Monitor,
+            Mode::Installation { until, .. } if now >= *until => Mode::Secured,
             other => other.clone(),
+        }
+    }
+
+    /// When a Learning period that is over at `now` ended (the reason a computer is in
+    /// Monitor mode says so).
+    pub fn learning_ended(&self, now: Timestamp) -> Option<Timestamp> {
+        match self {
+            Mode::Learning { until } if now >= *until => Some(*until),
+            _ => None,
         }
     }
 }

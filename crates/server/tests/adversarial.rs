@@ -957,3 +957,70 @@ async fn an_auditor_is_refused_a_change_before_anything_about_the_item_is_told()
     })
     .await;
 }
+
+/// A careless switch to Secured: the console first shows what would have been denied there
+/// in the last days (from the would-deny events), and changes nothing until confirmed.
+#[tokio::test]
+async fn switching_to_secured_in_the_console_shows_what_it_would_deny_first() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let web = f.agent(&credential(&f.enroll(&token, "web-01", "linux", None).await));
+        let db = f.agent(&credential(&f.enroll(&token, "db-01", "linux", None).await));
+        let now = jiff::Timestamp::now().to_string();
+        let would_deny = |path: &str| {
+            let mut line: Value = serde_json::from_str(&event_line(path, "")).unwrap();
+            line["time"] = json!(now);
+            line["event"] = json!("would-deny");
+            line["verdict"] = json!("allow");
+            line["mode"] = json!("monitor");
+            line
+        };
+        let batch = json!({"events": [would_deny("/opt/tool/bin/tool"), would_deny("/usr/local/bin/backup")]});
+        assert_eq!(web.json("POST", "/api/agent/events", batch).await.status, StatusCode::OK);
+        let batch = json!({"events": [would_deny("/opt/tool/bin/tool")]});
+        assert_eq!(db.json("POST", "/api/agent/events", batch).await.status, StatusCode::OK);
+        assert_eq!(f.admin.get("/api/settings").await.body["mode"], "monitor", "a new organization starts in Monitor");
+
+        let csrf = f.admin.csrf.clone().unwrap();
+        let form = |extra: &str| Some(Body::from(format!("_csrf={csrf}&mode=secured&until={extra}")));
+        let version = store.org_version(f.org.id).await.unwrap();
+        let r = f.admin.send("POST", "/settings", form(""), FORM, false).await;
+        assert_eq!(r.status, StatusCode::OK, "a page, not a redirect: nothing is changed yet");
+        let page = String::from_utf8_lossy(&r.bytes).into_owned();
+        assert!(page.contains("Switch the organization to Secured?"), "{page}");
+        assert!(page.contains("3 would-deny event(s)"), "{page}");
+        assert!(page.contains("/opt/tool/bin/tool") && page.contains("db-01, web-01"), "{page}");
+        assert!(page.contains("/usr/local/bin/backup"), "{page}");
+        assert!(page.contains(r#"name="confirm" value="yes""#), "{page}");
+        assert_eq!(store.org_version(f.org.id).await.unwrap(), version);
+        assert_eq!(f.admin.get("/api/settings").await.body["mode"], "monitor");
+
+        // A forged form shows nothing and changes nothing.
+        let forged = Some(Body::from("_csrf=forged&mode=secured"));
+        let r = f.admin.send("POST", "/settings", forged, FORM, false).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert!(!String::from_utf8_lossy(&r.bytes).contains("/opt/tool"));
+
+        // One computer: only its own events.
+        let id =
+            f.admin.get("/api/computers").await.body.as_array().unwrap().iter().find(|c| c["name"] == "db-01").unwrap()
+                ["id"]
+                .as_i64()
+                .unwrap();
+        let body = Some(Body::from(format!("_csrf={csrf}&mode=secured&group=Linux")));
+        let r = f.admin.send("POST", &format!("/computers/{id}"), body, FORM, false).await;
+        let page = String::from_utf8_lossy(&r.bytes).into_owned();
+        assert!(page.contains("1 would-deny event(s)") && !page.contains("/usr/local/bin/backup"), "{page}");
+
+        // Confirmed: the switch is made.
+        let r = f
+            .admin
+            .send("POST", "/settings", Some(Body::from(format!("_csrf={csrf}&mode=secured&confirm=yes"))), FORM, false)
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(f.admin.get("/api/settings").await.body["mode"], "secured");
+    })
+    .await;
+}

@@ -210,6 +210,12 @@ async fn the_model_is_edited_checked_ordered_and_previewed_through_the_api() {
         assert_eq!(p.status, StatusCode::OK, "{:?}", p.body);
         assert_eq!((p.body["verdict"].as_str(), p.body["policy"].as_str()), (Some("allow"), Some("Permit editor")));
         assert!(p.body["reason"].as_str().unwrap().contains("position 20"), "{:?}", p.body);
+        // A new organization starts in Monitor mode: no first host is locked out.
+        let p = admin.json("POST", "/api/preview", preview(BAD_SHA)).await;
+        assert_eq!(p.body["verdict"], "allow");
+        assert_eq!(p.body["mode"], "monitor", "no policy matched: the mode decided");
+        assert!(p.body["reason"].as_str().unwrap().contains("would deny"), "{:?}", p.body);
+        assert_eq!(admin.json("PUT", "/api/settings", json!({"mode": "secured"})).await.status, StatusCode::NO_CONTENT);
         let p = admin.json("POST", "/api/preview", preview(BAD_SHA)).await;
         assert_eq!(p.body["verdict"], "deny");
         assert_eq!(p.body["mode"], "secured", "no policy matched: the mode decided");
@@ -318,7 +324,7 @@ async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert!(!waiting.is_finished(), "nothing changed yet: the poll is held");
         let changed = std::time::Instant::now();
-        let r = admin.json("PUT", "/api/settings", json!({"mode": "monitor"})).await;
+        let r = admin.json("PUT", "/api/settings", json!({"mode": "secured"})).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
         let (reply, held) = waiting.await.unwrap();
         assert_eq!(reply.status, StatusCode::OK);
@@ -331,7 +337,7 @@ async fn agents_enroll_long_poll_a_signed_bundle_and_deliver_events_once() {
         let sig = reply.headers.get("x-portcullis-signature").unwrap().to_str().unwrap();
         let newer = portcullis_protocol::Bundle::from_parts(reply.bytes.clone(), sig).unwrap().verify(&key, v).unwrap();
         assert!(newer.version > v);
-        assert!(newer.document.get().contains("\"mode\":\"monitor\""));
+        assert!(newer.document.get().contains("\"mode\":\"secured\""));
         // Nothing newer: 204 when the wait ends.
         let idle = agent.json("POST", "/api/agent/poll", json!({"after": newer.version, "wait_s": 1})).await;
         assert_eq!(idle.status, StatusCode::NO_CONTENT);
@@ -443,7 +449,7 @@ async fn a_change_saved_on_one_server_reaches_an_agent_polling_another() {
             tokio::spawn(async move { agent.json("POST", "/api/agent/poll", json!({"after": v, "wait_s": 20})).await });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let saved = std::time::Instant::now();
-        assert_eq!(admin.json("PUT", "/api/settings", json!({"mode": "monitor"})).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(admin.json("PUT", "/api/settings", json!({"mode": "secured"})).await.status, StatusCode::NO_CONTENT);
         let reply = waiting.await.unwrap();
         assert_eq!(reply.status, StatusCode::OK);
         let took = saved.elapsed();

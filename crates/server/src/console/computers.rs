@@ -49,7 +49,7 @@ pub(super) fn router() -> Router<AppState> {
         )
 }
 
-const MODES: [&str; 4] = ["secured", "monitor", "learning", "installation"];
+const MODES: [&str; 4] = ["monitor", "learning", "secured", "installation"];
 
 struct GroupView {
     id: i64,
@@ -97,6 +97,8 @@ struct ComputersPage {
     server_url: String,
     modes: [&'static str; 4],
     org_mode: String,
+    /// The organization's mode as it stands now (a Learning period that ended is Monitor).
+    org_mode_now: String,
     groups: Vec<GroupView>,
     computers: Vec<ComputerRowView>,
     latest: i64,
@@ -123,17 +125,21 @@ async fn computers_view(
     let caller = console.reader();
     let org = caller.user.org_id;
     let settings = ops::computers::settings(state, &caller).await?;
-    let org_mode = settings.mode.clone().unwrap_or_else(|| "secured".into());
+    let org_mode = settings.mode.clone().unwrap_or_else(|| "monitor".into());
     let groups_rows = ops::computers::groups(state, &caller).await?;
     let computer_rows = ops::computers::computers(state, &caller).await?;
     // A group's mode, or the organization's for no group (what a computer without a mode
     // of its own is in), by the engine's rule of inheritance on the stored rows: the page
     // works even when the stored model does not load, when it is needed most.
+    let org_mode_now = mode_now(&org_mode, settings.until.as_deref());
     let group_mode = |path: Option<&str>| -> String {
         portcullis_policy::PolicySet::inherited(path, |p| {
-            groups_rows.iter().find(|g| g.doc.path.eq_ignore_ascii_case(p)).and_then(|g| g.doc.mode.clone())
+            groups_rows
+                .iter()
+                .find(|g| g.doc.path.eq_ignore_ascii_case(p))
+                .and_then(|g| g.doc.mode.as_deref().map(|m| mode_now(m, g.doc.until.as_deref())))
         })
-        .unwrap_or_else(|| org_mode.clone())
+        .unwrap_or_else(|| org_mode_now.clone())
     };
     let latest = state.hub.version(&state.store, org).await?;
     let pending = ops::computers::pending(state, &caller)
@@ -175,7 +181,10 @@ async fn computers_view(
             id: g.id,
             name: g.doc.path.rsplit('/').next().unwrap_or(&g.doc.path).to_owned(),
             depth: g.doc.path.matches('/').count() as f64,
-            mode: g.doc.mode.clone().unwrap_or_else(|| format!("inherits ({})", group_mode(Some(&g.doc.path)))),
+            mode: g.doc.mode.as_deref().map_or_else(
+                || format!("inherits ({})", group_mode(Some(&g.doc.path))),
+                |m| mode_now(m, g.doc.until.as_deref()),
+            ),
             computers: g.computers,
             enrollment_open: g.enrollment_open,
             enrollment_limits: [
@@ -208,11 +217,24 @@ async fn computers_view(
         server_url,
         modes: MODES,
         org_mode,
+        org_mode_now,
         groups,
         computers,
         latest,
         pending,
     }))
+}
+
+/// A stored mode as it stands now, for people: a Learning period that is over is Monitor,
+/// and says why (the engine's rule, [`portcullis_policy::Mode::at`]).
+fn mode_now(mode: &str, until: Option<&str>) -> String {
+    let now = portcullis_policy::Timestamp(jiff::Timestamp::now().as_second());
+    let ended = until.filter(|u| portcullis_policy_file::parse_time(u).is_some_and(|t| t <= now));
+    match (mode, ended) {
+        ("learning", Some(u)) => format!("monitor: learning ended {u} with no accepted baseline"),
+        ("installation", Some(u)) => format!("secured: installation ended {u}"),
+        (m, _) => m.to_owned(),
+    }
 }
 
 fn server_url(headers: &axum::http::HeaderMap, state: &AppState) -> String {
@@ -237,9 +259,87 @@ struct ModeForm {
     mode: String,
     #[serde(default)]
     until: String,
+    /// `yes` once the administrator saw what Secured mode would deny.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// How far back the Secured confirmation looks for would-deny events.
+const CONFIRM_DAYS: i64 = 7;
+/// How many files the confirmation lists.
+const CONFIRM_FILES: usize = 50;
+
+#[derive(Template)]
+#[template(path = "confirm_secured.html")]
+struct ConfirmSecuredPage {
+    page: Page,
+    what: String,
+    where_: String,
+    days: i64,
+    would_deny: usize,
+    files: Vec<WouldDenyView>,
+    more: usize,
+    action: String,
+    fields: Vec<(&'static str, String)>,
+}
+
+struct WouldDenyView {
+    path: String,
+    sha256: String,
+    count: usize,
+    computers: String,
+}
+
+/// Before a switch to Secured: what it would have denied there lately, and a button that
+/// repeats the form with `confirm=yes`.
+async fn confirm_secured(
+    state: &AppState,
+    console: &Console,
+    csrf: &str,
+    (what, where_): (String, String),
+    computers: Option<Vec<String>>,
+    (action, fields): (String, Vec<(&'static str, String)>),
+) -> Result<Response, AppError> {
+    let caller = console.caller(csrf)?;
+    let summary = ops::computers::would_deny(state, &caller, computers.as_deref(), CONFIRM_DAYS).await?;
+    let more = summary.files.len().saturating_sub(CONFIRM_FILES);
+    let files = summary
+        .files
+        .into_iter()
+        .take(CONFIRM_FILES)
+        .map(|f| WouldDenyView {
+            path: f.path,
+            sha256: f.sha256,
+            count: f.count,
+            computers: f.computers.into_iter().collect::<Vec<_>>().join(", "),
+        })
+        .collect();
+    Ok(html(ConfirmSecuredPage {
+        page: console.page("/computers", Flash::default()),
+        what,
+        where_,
+        days: CONFIRM_DAYS,
+        would_deny: summary.events,
+        files,
+        more,
+        action,
+        fields,
+    }))
 }
 
 async fn settings(State(state): State<AppState>, console: Console, Form(f): Form<ModeForm>) -> Response {
+    if f.mode == "secured" && f.confirm != "yes" {
+        let shown = confirm_secured(
+            &state,
+            &console,
+            &f.csrf,
+            ("the organization".into(), "on its computers".into()),
+            None,
+            ("/settings".into(), vec![("mode", f.mode.clone()), ("until", f.until.clone())]),
+        )
+        .await;
+        return shown.unwrap_or_else(|e| back("/computers", Err(e)));
+    }
     console
         .act(&f.csrf, "/computers", async |caller| {
             let mut doc: OrganizationDoc = ops::computers::settings(&state, &caller).await?;
@@ -320,6 +420,9 @@ struct ComputerForm {
     group: String,
     #[serde(default)]
     mode: String,
+    /// `yes` once the administrator saw what Secured mode would deny.
+    #[serde(default)]
+    confirm: String,
 }
 
 async fn update_computer(
@@ -328,6 +431,26 @@ async fn update_computer(
     Path(id): Path<i64>,
     Form(f): Form<ComputerForm>,
 ) -> Response {
+    if f.mode == "secured" && f.confirm != "yes" {
+        let caller = console.reader();
+        let name = match ops::computers::computers(&state, &caller).await {
+            Ok(rows) => rows.into_iter().find(|c| c.id == id).map(|c| c.doc.name),
+            Err(e) => return back("/computers", Err(e)),
+        };
+        let Some(name) = name else {
+            return back("/computers", Err(AppError::NotFound));
+        };
+        let shown = confirm_secured(
+            &state,
+            &console,
+            &f.csrf,
+            (format!("{name:?}"), format!("on {name:?}")),
+            Some(vec![name]),
+            (format!("/computers/{id}"), vec![("mode", f.mode.clone()), ("group", f.group.clone())]),
+        )
+        .await;
+        return shown.unwrap_or_else(|e| back("/computers", Err(e)));
+    }
     console
         .act(&f.csrf, "/computers", async |caller| {
             let doc = ComputerDoc { group: opt(&f.group), mode: opt(&f.mode), ..Default::default() };

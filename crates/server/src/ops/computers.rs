@@ -239,3 +239,63 @@ pub(crate) async fn rotate_bundle_key(state: &AppState, caller: &Caller) -> Resu
     change_unchecked(state, caller, async || state.store.rotate_bundle_key(change(caller)).await).await?;
     bundle_key(state, caller).await
 }
+
+/// What Secured mode would have denied where it is about to be switched on: the would-deny
+/// events of the last `days` days, by file, newest files first.
+#[derive(Debug, Default)]
+pub(crate) struct WouldDeny {
+    /// Would-deny events counted (at most [`WOULD_DENY_EVENTS`] are read).
+    pub(crate) events: usize,
+    /// One entry per file (path and SHA-256), with its event count and computers.
+    pub(crate) files: Vec<WouldDenyFile>,
+}
+
+/// One file Secured mode would deny.
+#[derive(Debug)]
+pub(crate) struct WouldDenyFile {
+    pub(crate) path: String,
+    pub(crate) sha256: String,
+    pub(crate) count: usize,
+    pub(crate) computers: std::collections::BTreeSet<String>,
+}
+
+/// How many of the latest would-deny events the summary reads.
+pub(crate) const WOULD_DENY_EVENTS: i64 = 1000;
+
+/// The would-deny events of the last `days` days on `computers` (every computer: `None`).
+pub(crate) async fn would_deny(
+    state: &AppState,
+    caller: &Caller,
+    computers: Option<&[String]>,
+    days: i64,
+) -> Result<WouldDeny, AppError> {
+    let filter = portcullis_store::EventFilter {
+        verdict: Some("would-deny".into()),
+        computer: computers.and_then(|cs| (cs.len() == 1).then(|| cs[0].clone())),
+        from_ms: Some(now_ms() - days * 86_400_000),
+        limit: WOULD_DENY_EVENTS,
+        ..Default::default()
+    };
+    let rows = state.store.events(caller.user.org_id, &filter).await?;
+    let mut out = WouldDeny::default();
+    for row in rows {
+        if computers.is_some_and(|cs| !cs.iter().any(|c| c.eq_ignore_ascii_case(&row.computer))) {
+            continue;
+        }
+        out.events += 1;
+        let f = &row.fields;
+        match out.files.iter_mut().find(|x| x.sha256 == f.file_sha256 && x.path == f.file_path) {
+            Some(x) => {
+                x.count += 1;
+                x.computers.insert(row.computer);
+            }
+            None => out.files.push(WouldDenyFile {
+                path: f.file_path.clone(),
+                sha256: f.file_sha256.clone(),
+                count: 1,
+                computers: [row.computer].into(),
+            }),
+        }
+    }
+    Ok(out)
+}

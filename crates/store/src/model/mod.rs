@@ -260,7 +260,7 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         let made = sqlx::query(
-            "INSERT INTO org_state (org_id, version, bundle_seed, mode) VALUES ($1, 1, $2, 'secured') \
+            "INSERT INTO org_state (org_id, version, bundle_seed, mode) VALUES ($1, 1, $2, 'monitor') \
              ON CONFLICT (org_id) DO NOTHING",
         )
         .bind(org_id)

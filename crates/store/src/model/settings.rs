@@ -30,7 +30,7 @@ impl Store {
         sqlx::query(
             "UPDATE org_state SET mode = $1, mode_until = $2, capture_into = $3, script_control = $4 WHERE org_id = $5",
         )
-        .bind(doc.mode.clone().unwrap_or_else(|| "secured".into()))
+        .bind(doc.mode.clone().unwrap_or_else(|| "monitor".into()))
         .bind(&doc.until)
         .bind(&doc.capture_into)
         .bind(flag(doc.script_control.unwrap_or(false)))

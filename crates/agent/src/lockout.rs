@@ -1,0 +1,161 @@
+//! Lockout protection: before a policy puts the whole host under Secured mode, the agent asks
+//! the engine about the programs the host cannot live without — the init system, the shells,
+//! the package manager, sshd, the agent itself, and the ELF interpreter each of them needs —
+//! and refuses the policy if it would deny one of them, unless told to go ahead.
+//!
+//! The files are read by path, before any mark at start and from the main thread on a reload
+//! (the responders answer the agent's own opens at once). The decision is the engine's, with
+//! no process facts: a permit that holds only for some parent does not count.
+
+use portcullis_policy::{Engine, ProcessFacts, Target, Timestamp, Verdict};
+use std::path::{Path, PathBuf};
+
+/// Programs a host needs to boot, to be logged into and repaired, and to update itself.
+/// Those missing on this host are skipped.
+pub const ESSENTIAL_PROGRAMS: &[&str] = &[
+    "/bin/sh",
+    "/bin/bash",
+    "/usr/bin/dpkg",
+    "/usr/bin/apt-get",
+    "/usr/bin/rpm",
+    "/usr/bin/dnf",
+    "/usr/bin/yum",
+    "/usr/sbin/sshd",
+    "/bin/login",
+    "/usr/bin/sudo",
+];
+
+/// The essential files of the host whose root is `root` (`/` for this one): the init
+/// system (what PID 1 runs, for the host's own root), [`ESSENTIAL_PROGRAMS`], `agent` (the
+/// agent's own executable), and the ELF interpreter of each — canonical, each once.
+pub fn essentials(root: &Path, agent: Option<&Path>) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    let add = |path: PathBuf, found: &mut Vec<PathBuf>| {
+        if let Ok(real) = std::fs::canonicalize(&path)
+            && real.is_file()
+            && !found.contains(&real)
+        {
+            found.push(real);
+        }
+    };
+    if root == Path::new("/")
+        && let Ok(init) = std::fs::read_link("/proc/1/exe")
+    {
+        add(init, &mut found);
+    }
+    for p in ESSENTIAL_PROGRAMS {
+        add(root.join(p.trim_start_matches('/')), &mut found);
+    }
+    if let Some(a) = agent {
+        add(a.to_path_buf(), &mut found);
+    }
+    let programs = found.clone();
+    for p in programs {
+        if let Some(interp) = interpreter_of(&p) {
+            add(root.join(interp.trim_start_matches('/')), &mut found);
+        }
+    }
+    found
+}
+
+/// The ELF interpreter (PT_INTERP) a program names, if it names one.
+fn interpreter_of(path: &Path) -> Option<String> {
+    let opts = portcullis_inspect::Options { max_depth: 0, ..portcullis_inspect::Options::default() };
+    portcullis_inspect::inspect_path(path, &opts).ok().and_then(|f| f.elf.and_then(|e| e.interpreter))
+}
+
+/// One essential file the policy would deny, with the engine's reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lockout {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it would be denied (the decision's one line), or why it could not be judged.
+    pub reason: String,
+}
+
+/// The essential `files` that `engine` would deny on `target` in Secured mode at `now`: the
+/// mode in force then if it is Secured, else Secured itself when the mode is one that turns
+/// into Secured (Installation). Unreadable files count: the agent could not judge them either.
+pub fn would_lock_out(engine: &Engine, target: &Target, now: Timestamp, files: &[PathBuf]) -> Vec<Lockout> {
+    let secured = target.with_mode(portcullis_policy::Mode::Secured);
+    let opts = portcullis_inspect::Options { max_depth: 0, ..portcullis_inspect::Options::default() };
+    files
+        .iter()
+        .filter_map(|path| match portcullis_inspect::inspect_path(path, &opts) {
+            Ok(facts) => {
+                let d =
+                    engine.decide(&portcullis_inspect::policy_facts(&facts), &ProcessFacts::default(), &secured, now);
+                (d.verdict == Verdict::Deny).then(|| Lockout { path: path.clone(), reason: d.to_string() })
+            }
+            Err(e) => Some(Lockout { path: path.clone(), reason: format!("cannot be read to be judged: {e}") }),
+        })
+        .collect()
+}
+
+/// Whether the mode `target` is in at `now`, or will turn into by itself, is Secured.
+pub fn secures(target: &Target, now: Timestamp) -> bool {
+    matches!(target.mode().at(now), portcullis_policy::Mode::Secured | portcullis_policy::Mode::Installation { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(extra: &str) -> Engine {
+        let text = format!("[organization]\nname = \"o\"\nmode = \"secured\"\n{extra}");
+        portcullis_policy_file::compile(&text, portcullis_policy_file::Format::Toml).unwrap()
+    }
+
+    #[test]
+    fn the_hosts_own_essentials_are_found_with_their_interpreter() {
+        let me = std::env::current_exe().unwrap();
+        let found = essentials(Path::new("/"), Some(&me));
+        let sh = std::fs::canonicalize("/bin/sh").unwrap();
+        assert!(found.contains(&sh), "{found:?}");
+        assert!(found.contains(&std::fs::canonicalize(&me).unwrap()), "{found:?}");
+        // The shell's interpreter, ld.so, is essential too: without it no dynamic program runs.
+        let interp = interpreter_of(&sh).expect("/bin/sh is dynamic here");
+        assert!(found.contains(&std::fs::canonicalize(&interp).unwrap()), "{found:?}");
+        let mut unique = found.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), found.len());
+    }
+
+    #[test]
+    fn a_secured_policy_permitting_nothing_locks_out_and_one_permitting_them_does_not() {
+        let files = essentials(Path::new("/"), None);
+        let now = Timestamp(1_800_000_000);
+        let bare = engine("");
+        let target = bare.target(None, portcullis_policy::Os::Linux).unwrap();
+        assert!(secures(&target, now));
+        let out = would_lock_out(&bare, &target, now, &files);
+        assert_eq!(out.len(), files.len(), "{out:?}");
+        assert!(out[0].reason.contains("Secured mode"), "{out:?}");
+
+        // Permit them by hash: nothing is locked out.
+        let hashes: Vec<String> = files
+            .iter()
+            .map(|f| {
+                let facts = portcullis_inspect::inspect_path(f, &portcullis_inspect::Options::default()).unwrap();
+                format!("\"{}\"", portcullis_inspect::hex(&facts.hashes.sha256))
+            })
+            .collect();
+        let permitted = engine(&format!(
+            "[[applications]]\nname = \"base\"\nrules = [{{ sha256 = [{}] }}]\n\n[[policies]]\nname = \"p\"\nposition = 1\napplications = [\"base\"]\naction = \"permit\"\n",
+            hashes.join(", ")
+        ));
+        let target = permitted.target(None, portcullis_policy::Os::Linux).unwrap();
+        assert_eq!(would_lock_out(&permitted, &target, now, &files), vec![]);
+
+        // Monitor mode never locks out; an unreadable file counts as one that would be denied.
+        let monitor = portcullis_policy_file::compile(
+            "[organization]\nname = \"o\"\nmode = \"monitor\"\n",
+            portcullis_policy_file::Format::Toml,
+        )
+        .unwrap();
+        assert!(!secures(&monitor.target(None, portcullis_policy::Os::Linux).unwrap(), now));
+        let missing = [PathBuf::from("/nonexistent/portcullis-essential")];
+        let out = would_lock_out(&bare, &bare.target(None, portcullis_policy::Os::Linux).unwrap(), now, &missing);
+        assert!(out[0].reason.contains("cannot be read"), "{out:?}");
+    }
+}
