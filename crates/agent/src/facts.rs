@@ -59,9 +59,13 @@ pub(crate) fn compute_facts(
     size: u64,
 ) -> Result<Arc<FileFacts>, Unreadable> {
     let policy = shared.policy();
+    let packages = shared.packages.read_ok().clone();
+    let root = shared.config.package_root.as_deref();
+    // MD5 too for a file a package lists with its MD5: trusted only if it still has it.
+    let packaged = root.is_some_and(|r| crate::packaged::wants_md5(&packages, r, path));
     let opts = portcullis_inspect::Options {
         // SHA-1 and MD5 only when a policy lists them: SHA-256 alone is the fast path.
-        extra_hashes: ExtraHashes { sha1: policy.engine.needs_flat_sha1(), md5: policy.engine.needs_md5() },
+        extra_hashes: ExtraHashes { sha1: policy.engine.needs_flat_sha1(), md5: policy.engine.needs_md5() || packaged },
         max_parse_size: 64 << 20,
         max_unpacked_bytes: 256 << 20,
         max_depth: 1,
@@ -70,7 +74,11 @@ pub(crate) fn compute_facts(
     let facts = portcullis_inspect::inspect_reader(path, &mut PRead { fd, offset: 0 }, size, &opts)
         .map_err(|e| Unreadable { path: path.to_owned(), error: Arc::new(e) })?;
     shared.stats.hashed.fetch_add(1, Ordering::Relaxed);
-    Ok(Arc::new(portcullis_inspect::policy_facts(&facts)))
+    let mut facts = portcullis_inspect::policy_facts(&facts);
+    if let Some(r) = root {
+        crate::packaged::apply(&packages, r, &mut facts);
+    }
+    Ok(Arc::new(facts))
 }
 
 /// The opening process, looked at lazily.

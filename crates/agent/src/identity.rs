@@ -109,6 +109,11 @@ impl Cache {
         Ok(map.entry(key).or_insert(entry).clone())
     }
 
+    /// Forget every file version (what is known about files changed: the package database).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// The entry for `key`, if known.
     pub fn get(&self, key: &FileKey) -> Option<Arc<Entry>> {
         self.lock().get(key).cloned()

@@ -46,6 +46,7 @@ pub mod lockout;
 mod locks;
 mod marks;
 pub mod mounts;
+mod packaged;
 pub mod process;
 pub mod protect;
 mod records;

@@ -7,6 +7,7 @@
 //! (the responders answer the agent's own opens at once). The decision is the engine's, with
 //! no process facts: a permit that holds only for some parent does not count.
 
+use portcullis_packages::PackageDb;
 use portcullis_policy::{Engine, ProcessFacts, Target, Timestamp, Verdict};
 use std::path::{Path, PathBuf};
 
@@ -76,20 +77,40 @@ pub struct Lockout {
 /// The essential `files` that `engine` would deny on `target` in Secured mode at `now`: the
 /// mode in force then if it is Secured, else Secured itself when the mode is one that turns
 /// into Secured (Installation). Unreadable files count: the agent could not judge them either.
-pub fn would_lock_out(engine: &Engine, target: &Target, now: Timestamp, files: &[PathBuf]) -> Vec<Lockout> {
+///
+/// `packages`: the package database the agent trusts and its root, so that a policy
+/// permitting packages is judged as the agent will judge it.
+pub fn would_lock_out(
+    engine: &Engine,
+    target: &Target,
+    now: Timestamp,
+    files: &[PathBuf],
+    packages: Option<(&PackageDb, &Path)>,
+) -> Vec<Lockout> {
     let secured = target.with_mode(portcullis_policy::Mode::Secured);
-    let opts = portcullis_inspect::Options { max_depth: 0, ..portcullis_inspect::Options::default() };
-    files
-        .iter()
-        .filter_map(|path| match portcullis_inspect::inspect_path(path, &opts) {
-            Ok(facts) => {
-                let d =
-                    engine.decide(&portcullis_inspect::policy_facts(&facts), &ProcessFacts::default(), &secured, now);
-                (d.verdict == Verdict::Deny).then(|| Lockout { path: path.clone(), reason: d.to_string() })
-            }
-            Err(e) => Some(Lockout { path: path.clone(), reason: format!("cannot be read to be judged: {e}") }),
-        })
-        .collect()
+    let judge = |path: &PathBuf| {
+        let text = path.to_string_lossy();
+        let packaged = packages.is_some_and(|(db, root)| crate::packaged::wants_md5(db, root, &text));
+        let opts = portcullis_inspect::Options {
+            max_depth: 0,
+            extra_hashes: portcullis_inspect::ExtraHashes {
+                md5: packaged || engine.needs_md5(),
+                sha1: engine.needs_flat_sha1(),
+            },
+            ..portcullis_inspect::Options::default()
+        };
+        let inspected = match portcullis_inspect::inspect_path(path, &opts) {
+            Ok(f) => f,
+            Err(e) => return Some(Lockout { path: path.clone(), reason: format!("cannot be read to be judged: {e}") }),
+        };
+        let mut facts = portcullis_inspect::policy_facts(&inspected);
+        if let Some((db, root)) = packages {
+            crate::packaged::apply(db, root, &mut facts);
+        }
+        let d = engine.decide(&facts, &ProcessFacts::default(), &secured, now);
+        (d.verdict == Verdict::Deny).then(|| Lockout { path: path.clone(), reason: d.to_string() })
+    };
+    files.iter().filter_map(judge).collect()
 }
 
 /// Whether the mode `target` is in at `now`, or will turn into by itself, is Secured.
@@ -128,7 +149,7 @@ mod tests {
         let bare = engine("");
         let target = bare.target(None, portcullis_policy::Os::Linux).unwrap();
         assert!(secures(&target, now));
-        let out = would_lock_out(&bare, &target, now, &files);
+        let out = would_lock_out(&bare, &target, now, &files, None);
         assert_eq!(out.len(), files.len(), "{out:?}");
         assert!(out[0].reason.contains("Secured mode"), "{out:?}");
 
@@ -145,7 +166,7 @@ mod tests {
             hashes.join(", ")
         ));
         let target = permitted.target(None, portcullis_policy::Os::Linux).unwrap();
-        assert_eq!(would_lock_out(&permitted, &target, now, &files), vec![]);
+        assert_eq!(would_lock_out(&permitted, &target, now, &files, None), vec![]);
 
         // Monitor mode never locks out; an unreadable file counts as one that would be denied.
         let monitor = portcullis_policy_file::compile(
@@ -155,7 +176,31 @@ mod tests {
         .unwrap();
         assert!(!secures(&monitor.target(None, portcullis_policy::Os::Linux).unwrap(), now));
         let missing = [PathBuf::from("/nonexistent/portcullis-essential")];
-        let out = would_lock_out(&bare, &bare.target(None, portcullis_policy::Os::Linux).unwrap(), now, &missing);
+        let out = would_lock_out(&bare, &bare.target(None, portcullis_policy::Os::Linux).unwrap(), now, &missing, None);
         assert!(out[0].reason.contains("cannot be read"), "{out:?}");
+    }
+
+    #[test]
+    fn permitting_the_distribution_packages_keeps_the_packaged_essentials() {
+        let db = PackageDb::load(Path::new("/")).unwrap();
+        if db.packages().is_empty() {
+            return; // not a dpkg host
+        }
+        let files = essentials(Path::new("/"), None);
+        let text = format!(
+            "[[policies]]\nname = \"p\"\nposition = 1\napplications = [\"{}\"]\naction = \"permit\"\n",
+            portcullis_catalog::DISTRIBUTION_PACKAGES
+        );
+        let e = engine(&text);
+        let target = e.target(None, portcullis_policy::Os::Linux).unwrap();
+        let now = Timestamp(1_800_000_000);
+        let out = would_lock_out(&e, &target, now, &files, Some((&db, Path::new("/"))));
+        // What is left is what no package lists (an init outside dpkg, say), never a packaged file.
+        for l in &out {
+            assert!(db.lookup(&l.path.to_string_lossy()).is_none(), "{l:?}");
+        }
+        assert!(out.len() < files.len(), "{out:?}");
+        // Without package trust every one of them would lock the host out.
+        assert_eq!(would_lock_out(&e, &target, now, &files, None).len(), files.len());
     }
 }

@@ -84,7 +84,14 @@ pub(crate) fn record_of(shared: &Shared, j: Judged) -> Record {
     let decided = j.decision.as_ref().map(|d| {
         let verdict =
             answered(if d.verdict == portcullis_policy::Verdict::Allow { Response::Allow } else { Response::Deny });
-        (verdict, d.policy().map(str::to_owned), d.explain())
+        let mut reason = d.explain();
+        // A file that a package lists but that is not its file any more says so.
+        if d.policy().is_none()
+            && let Some(note) = j.report.facts.as_deref().and_then(|f| f.package_note.as_deref())
+        {
+            reason.push_str(&format!(" (not trusted as a package file: {note})"));
+        }
+        (verdict, d.policy().map(str::to_owned), reason)
     });
     let (verdict, policy_name, reason) = match fenced.or(decided) {
         Some((_, policy, judged)) if j.answered_late => (

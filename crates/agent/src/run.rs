@@ -20,6 +20,7 @@ use crate::state::{AgentError, Config, Pending, PolicyLoader, PolicyState, Share
 use crate::{identity::Cache, lockout, protect, sys, sysctl};
 use portcullis_events::spool::Spool;
 use portcullis_fanotify::{Group, InitFlags};
+use portcullis_packages::PackageDb;
 use portcullis_policy::Os;
 use std::collections::HashSet;
 use std::io;
@@ -53,7 +54,8 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     let set = sys::handled_signals();
     block_handled_signals();
 
-    let policy = load_policy(&config, load)?;
+    let packages = Arc::new(load_packages(&config));
+    let policy = load_policy(&config, load, &packages)?;
     let spool = Spool::open(config.spool.clone())
         .map_err(|error| AgentError::Spool { path: config.spool.dir.clone(), error })?;
     let group = Group::new(InitFlags::PERMISSION | InitFlags::NONBLOCK, libc::O_RDONLY | libc::O_LARGEFILE)
@@ -76,6 +78,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         guard,
         self_loaders: RwLock::new(HashSet::new()),
         rescan_namespaces: AtomicBool::new(false),
+        packages: RwLock::new(packages),
         config,
     });
     let config = &shared.config;
@@ -208,13 +211,15 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         marks.tick(&shared, mountinfo.as_ref());
         // A Learning mode that ends turns into Monitor, an Installation mode into Secured, without a reload.
         guard_mode = configure_guard(&shared, guard_mode);
+        follow_packages(&shared);
         let sig = sys::wait_signal(&set, Duration::from_millis(100)).unwrap_or(0);
         if sig == libc::SIGTERM || sig == libc::SIGINT {
             tracing::info!("stopping on signal {sig}");
             break;
         }
         if sig == libc::SIGHUP {
-            match load_policy(config, load) {
+            let packages = shared.packages.read_ok().clone();
+            match load_policy(config, load, &packages) {
                 Ok(state) => {
                     *shared.policy.write_ok() = Arc::new(state);
                     // Decisions the kernel remembers were made under the old policy.
@@ -280,14 +285,50 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     Ok(Summary { stats })
 }
 
-fn load_policy(config: &Config, load: &PolicyLoader) -> Result<PolicyState, AgentError> {
+/// The package database the agent trusts; an unreadable one trusts nothing (and says so).
+fn load_packages(config: &Config) -> PackageDb {
+    let Some(root) = &config.package_root else { return PackageDb::default() };
+    match PackageDb::load(root) {
+        Ok(db) => {
+            tracing::info!(
+                "package trust: {} packages, {} files with a recorded digest, below {}",
+                db.packages().len(),
+                db.file_count(),
+                root.display()
+            );
+            db
+        }
+        Err(e) => {
+            tracing::error!("no package is trusted: {}", portcullis_policy::with_causes(&e));
+            PackageDb::default()
+        }
+    }
+}
+
+/// Follow package installs, upgrades and removals: when the database changed, read it again
+/// and forget what is known about files (their package may have changed) and what the kernel
+/// was told to let through.
+fn follow_packages(shared: &Shared) {
+    let Some(root) = &shared.config.package_root else { return };
+    if !shared.packages.read_ok().changed(root) {
+        return;
+    }
+    *shared.packages.write_ok() = Arc::new(load_packages(&shared.config));
+    shared.cache.clear();
+    if let Err(e) = shared.group.flush_inode_marks() {
+        tracing::error!("flushing ignore marks after a package change: {e}");
+    }
+}
+
+fn load_policy(config: &Config, load: &PolicyLoader, packages: &PackageDb) -> Result<PolicyState, AgentError> {
     let engine = load(&config.policy).map_err(|e| AgentError::Policy(config.policy.display().to_string(), e))?;
     let target = engine.target(config.computer.as_deref(), Os::Linux)?;
     // Whole-system Secured mode must not deny what the host cannot run without.
     if matches!(config.scope, Scope::All) && !config.force_secured && lockout::secures(&target, now()) {
         let agent = std::fs::read_link("/proc/self/exe").ok();
         let files = lockout::essentials(Path::new("/"), agent.as_deref());
-        let denied = lockout::would_lock_out(&engine, &target, now(), &files);
+        let trust = config.package_root.as_deref().map(|r| (packages, r));
+        let denied = lockout::would_lock_out(&engine, &target, now(), &files, trust);
         if !denied.is_empty() {
             return Err(AgentError::Lockout(denied));
         }

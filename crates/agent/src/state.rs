@@ -45,6 +45,9 @@ pub struct Config {
     /// Enforce a whole-system Secured policy even when it would deny the host's essentials
     /// ([`crate::lockout`]).
     pub force_secured: bool,
+    /// The root whose package database (dpkg) the agent trusts — `/` for the host, a
+    /// container's or a chroot's root for theirs; `None`: no package trust.
+    pub package_root: Option<PathBuf>,
     /// Programs that map other programs themselves (valgrind's tools, qemu-user, box64), by
     /// path: known by content hash as well as by name, so an ELF program they open is
     /// judged as code.
@@ -279,6 +282,8 @@ pub(crate) struct Shared {
     /// The guard saw a program from a filesystem the agent does not watch: look for mount
     /// namespaces now rather than at the next scan.
     pub(crate) rescan_namespaces: AtomicBool,
+    /// The package database of [`Config::package_root`], re-read when it changes.
+    pub(crate) packages: RwLock<Arc<portcullis_packages::PackageDb>>,
 }
 
 impl Shared {

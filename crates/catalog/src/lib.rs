@@ -31,8 +31,34 @@ pub const THREECX_IOCS_CSV: &str = include_str!("../data/3cx-iocs.csv");
 /// Every built-in application, made once per process (the indicator table is parsed the
 /// first time it is asked for).
 pub fn builtin_applications() -> &'static [Application] {
-    static BUILTINS: std::sync::LazyLock<Vec<Application>> = std::sync::LazyLock::new(|| vec![threecx_reported()]);
+    static BUILTINS: std::sync::LazyLock<Vec<Application>> =
+        std::sync::LazyLock::new(|| vec![threecx_reported(), distribution_packages()]);
     &BUILTINS
+}
+
+/// Name of the built-in application covering every installed distribution package.
+pub const DISTRIBUTION_PACKAGES: &str = "Distribution packages (Built-In)";
+
+/// Every file of every package installed by the host's package manager, verified against the
+/// digest the package recorded (the agent's package trust; `package = "dpkg:<name>"` names
+/// one package).
+fn distribution_packages() -> Application {
+    let rule = Rule {
+        package: Some(portcullis_policy::TextPattern::new("dpkg:*").expect("a valid pattern")),
+        note: Some("any file of an installed dpkg package whose content matches the package's md5sums".into()),
+        ..Rule::default()
+    };
+    Application {
+        name: DISTRIBUTION_PACKAGES.to_string(),
+        description: Some(
+            "The files of the packages installed by the host's package manager (dpkg), each trusted only while its \
+             content matches the digest its package recorded: a file changed after installation is not part of it. \
+             Permit it to bring a host under default deny without writing an allowlist."
+                .to_string(),
+        ),
+        builtin: true,
+        rules: vec![rule],
+    }
 }
 
 fn threecx_reported() -> Application {

@@ -235,6 +235,14 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         overload: portcullis_agent::Overload { code_secured: verdict(a.overload_code), other: verdict(a.overload) },
         guard: !a.no_guard,
         force_secured: a.force_secured,
+        package_root: if a.no_package_trust {
+            None
+        } else {
+            Some(
+                std::fs::canonicalize(&a.package_root)
+                    .or_exit(AGENT_START, format!("--package-root {}", a.package_root.display()))?,
+            )
+        },
         self_loaders: {
             let mut loaders = portcullis_agent::default_self_loaders();
             loaders.extend(a.self_loaders.iter().cloned());

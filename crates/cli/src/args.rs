@@ -180,6 +180,15 @@ pub struct AgentArgs {
     /// the old policy stays) and the files are named.
     #[arg(long)]
     pub force_secured: bool,
+    /// The root whose package database (dpkg) the agent trusts: a file is part of a package
+    /// (`package = "dpkg:openssh-server"`, the built-in "Distribution packages") only when
+    /// the package lists it and its content matches the package's md5sums. `/` for the host;
+    /// a container's or chroot's root for theirs.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub package_root: PathBuf,
+    /// Trust no package database.
+    #[arg(long)]
+    pub no_package_trust: bool,
     /// A program that maps other programs itself (repeatable), in addition to the ones found
     /// on this host: valgrind's tools, qemu-user, box64/box86. An ELF program such a process
     /// opens is judged as code; copies are known by content.

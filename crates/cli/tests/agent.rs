@@ -6,7 +6,7 @@
 //! Needs root. The programs and libraries are built by gcc from `tests/agent_src`.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -1406,5 +1406,89 @@ fn the_shipped_3cx_advice_is_enforced_on_a_real_process_tree() {
     assert!(events.iter().all(|e| e["policy"] == "Permit 3CX, ringfenced" && e["ringfence"]["profile"] == "3CX"));
     let started: Vec<&Value> = events.iter().filter(|e| e["ringfence"]["rule"] == "children.others = deny").collect();
     assert_eq!(started.len(), 6, "sh and true from main, thread and child: {events:#?}");
+    assert!(s.stop().success());
+}
+
+/// Build a Debian package named `name` with `files` (path inside the package → source) with
+/// dpkg-deb, its md5sums made as dh_md5sums makes them, and install it with Debian's own dpkg
+/// into `root` (a directory on the sandbox's tmpfs; nothing of the host is touched).
+fn install_deb(s: &Sandbox, root: &Path, name: &str, files: &[(&str, &Path)]) {
+    let pkg = s.dir.path().join(format!("pkg-{name}"));
+    for (inside, from) in files {
+        let to = pkg.join(inside);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        copy_mode(from, &to);
+    }
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: Tests <t@example.org>\nDescription: test\n"
+        ),
+    )
+    .unwrap();
+    let sums = Command::new("md5sum").args(files.iter().map(|(p, _)| *p)).current_dir(&pkg).output().unwrap();
+    assert!(sums.status.success());
+    std::fs::write(pkg.join("DEBIAN/md5sums"), &sums.stdout).unwrap();
+    let deb = s.dir.path().join(format!("{name}.deb"));
+    let built = Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&pkg).arg(&deb).output().unwrap();
+    assert!(built.status.success(), "{}", text(&built));
+    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for f in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+        if !root.join(f).exists() {
+            std::fs::write(root.join(f), "").unwrap();
+        }
+    }
+    let installed = Command::new("timeout")
+        .args(["-s", "KILL", "60", "dpkg", "--force-bad-path", "--log=/dev/null"])
+        .arg(format!("--root={}", root.display()))
+        .arg("-i")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "dpkg -i: {}", text(&installed));
+}
+
+#[test]
+fn installed_dpkg_packages_are_trusted_followed_while_running_and_a_changed_file_is_not() {
+    let mut s = Sandbox::new();
+    let root = s.path("root");
+    let good = built().dir.join("good");
+    install_deb(&s, &root, "portcullis-test-tool", &[("usr/bin/tool", &good), ("usr/bin/other", &good)]);
+    let policy = format!(
+        "[organization]\nname = \"Package trust\"\nmode = \"secured\"\n\n[[policies]]\nname = \"Permit packages\"\n\
+         position = 100\napplications = [\"{}\"]\naction = \"permit\"\n",
+        portcullis_catalog::DISTRIBUTION_PACKAGES
+    );
+    s.start(&policy, &["--package-root", root.to_str().unwrap()]);
+    assert!(s.log().contains("package trust: 1 packages"), "{}", s.log());
+    assert_ran(&s.run(root.join("usr/bin/tool"), &[], &[]), "good ran");
+    // Default deny holds for what no package lists: the same program dropped loose.
+    copy_mode(&good, &s.path("loose"));
+    assert_blocked(&s.run(s.path("loose"), &[], &[]));
+
+    // A package installed while the agent runs is trusted without a restart.
+    install_deb(&s, &root, "portcullis-test-later", &[("opt/later/bin/later", &good)]);
+    let later = root.join("opt/later/bin/later");
+    let t0 = Instant::now();
+    loop {
+        let o = s.run(&later, &[], &[]);
+        if o.status.success() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "the new package is not trusted: {}\n{}", text(&o), s.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A packaged file changed after installation is not the package's any more.
+    let other = root.join("usr/bin/other");
+    std::fs::OpenOptions::new().append(true).open(&other).unwrap().write_all(b"\0").unwrap();
+    assert_blocked(&s.run(&other, &[], &[]));
+    let e = &s.events_for(&other, "deny")[0];
+    let reason = e["reason"].as_str().unwrap();
+    assert!(reason.contains("portcullis-test-tool") && reason.contains("changed since it was installed"), "{e}");
+    assert_ran(&s.run(root.join("usr/bin/tool"), &[], &[]), "good ran");
     assert!(s.stop().success());
 }

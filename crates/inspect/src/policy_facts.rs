@@ -49,5 +49,8 @@ pub fn policy_facts(f: &Facts) -> FileFacts {
                 verified: s.verified(),
             })
         }),
+        // Package membership is the host's knowledge, not the file's: the agent adds it.
+        package: None,
+        package_note: None,
     }
 }

@@ -543,6 +543,7 @@ fn rule(cx: &mut Ctx<'_>, r: &Spanned<RawRule>) -> Option<Rule> {
     rule.original_filename = text(cx, &raw.original_filename);
     rule.product_name = text(cx, &raw.product_name);
     rule.company_name = text(cx, &raw.company_name);
+    rule.package = text(cx, &raw.package);
     rule.parent_process = path(cx, &raw.parent_process);
     rule.user = text(cx, &raw.user);
     if let Some(s) = &raw.signer {

@@ -175,6 +175,10 @@ pub struct RuleDoc {
     /// File kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Installed package the file belongs to, verified against the package's recorded
+    /// digests: `dpkg:openssh-server`, `rpm:bash`, `dpkg:*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     /// Parent process path glob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_process: Option<String>,

@@ -82,6 +82,7 @@ pub(crate) struct RawRule {
     pub version: Option<S<String>>,
     pub os: Option<S<String>>,
     pub kind: Option<S<String>>,
+    pub package: Option<S<String>>,
     pub parent_process: Option<S<String>>,
     pub user: Option<S<String>>,
     pub note: Option<String>,

@@ -143,6 +143,13 @@ pub struct FileFacts {
     pub authenticode_sha1: Option<[u8; 20]>,
     /// The primary signer, if signed.
     pub signer: Option<SignerFacts>,
+    /// The installed package the file belongs to (`dpkg:openssh-server`, `rpm:bash`), only
+    /// when the package lists it **and** its content matches the digest the package
+    /// recorded: a file changed after installation, or listed without a digest, has none.
+    pub package: Option<String>,
+    /// Why the file is not trusted as part of a package that lists it (changed since it was
+    /// installed, no digest recorded), for the reason people read.
+    pub package_note: Option<String>,
 }
 
 impl FileFacts {

@@ -72,6 +72,9 @@ pub struct Rule {
     pub os: Option<Os>,
     /// The kind of file (executable, library, script, installer).
     pub kind: Option<FileKind>,
+    /// Pattern on the installed package the file belongs to, verified: `dpkg:openssh-server`,
+    /// `rpm:bash`, `dpkg:*` (see [`FileFacts::package`]).
+    pub package: Option<TextPattern>,
     /// Glob on the path of the process that starts or loads the file.
     pub parent_process: Option<PathPattern>,
     /// Pattern on the user the process runs as.
@@ -112,6 +115,7 @@ impl Rule {
             && self.version.is_none()
             && self.os.is_none()
             && self.kind.is_none()
+            && self.package.is_none()
             && self.parent_process.is_none()
             && self.user.is_none()
     }
@@ -197,6 +201,9 @@ impl Rule {
             }
             fields.push(MatchedField { field: "kind", expected: kind.name().into(), actual: kind.name().into() });
         }
+        if let Some(p) = &self.package {
+            check(&mut fields, "package", p.as_str(), file.package.as_deref(), |v| p.matches(v))?;
+        }
         if let Some(p) = &self.parent_process {
             check(&mut fields, "parent_process", p.as_str(), process.parent_path.as_deref(), |v| p.matches(v))?;
         }
@@ -232,6 +239,7 @@ impl Rule {
             && opt(&self.version, &other.version, VersionRange::covers)
             && opt(&self.os, &other.os, |a, b| a == b)
             && opt(&self.kind, &other.kind, |a, b| a == b)
+            && opt(&self.package, &other.package, TextPattern::covers)
             && opt(&self.parent_process, &other.parent_process, PathPattern::covers)
             && opt(&self.user, &other.user, TextPattern::covers)
     }
@@ -248,12 +256,13 @@ impl Rule {
         if !self.hashes.is_empty() {
             add(format!("{} hash(es)", self.hashes.len()));
         }
-        let texts: [(&str, Option<&str>); 7] = [
+        let texts: [(&str, Option<&str>); 8] = [
             ("path", self.path.as_ref().map(PathPattern::as_str)),
             ("file_name", self.file_name.as_ref().map(TextPattern::as_str)),
             ("original_filename", self.original_filename.as_ref().map(TextPattern::as_str)),
             ("product_name", self.product_name.as_ref().map(TextPattern::as_str)),
             ("company_name", self.company_name.as_ref().map(TextPattern::as_str)),
+            ("package", self.package.as_ref().map(TextPattern::as_str)),
             ("parent_process", self.parent_process.as_ref().map(PathPattern::as_str)),
             ("user", self.user.as_ref().map(TextPattern::as_str)),
         ];
