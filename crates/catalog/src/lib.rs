@@ -31,9 +31,55 @@ pub const THREECX_IOCS_CSV: &str = include_str!("../data/3cx-iocs.csv");
 /// Every built-in application, made once per process (the indicator table is parsed the
 /// first time it is asked for).
 pub fn builtin_applications() -> &'static [Application] {
-    static BUILTINS: std::sync::LazyLock<Vec<Application>> =
-        std::sync::LazyLock::new(|| vec![threecx_reported(), distribution_packages()]);
+    static BUILTINS: std::sync::LazyLock<Vec<Application>> = std::sync::LazyLock::new(|| {
+        let reported = threecx_reported();
+        let vendor = threecx_vendor(&reported);
+        vec![reported, vendor, distribution_packages()]
+    });
     &BUILTINS
+}
+
+/// Name of the built-in application for 3CX's own signed builds, except the reported ones.
+pub const THREECX_VENDOR: &str = "3CX Desktop App (Built-In)";
+
+/// 3CX's signed builds on each OS — the Windows Authenticode signer, the macOS Developer ID
+/// (Team ID 33CF4654HL), the Linux package — *except* every file of the [Reported]
+/// application: the ThreatLocker workflow (permit the built-in, deny "[Reported]" above it)
+/// with nothing made by hand, and safe even without the deny above it.
+fn threecx_vendor(reported: &Application) -> Application {
+    let signer = |subject: &str| portcullis_policy::SignerCriterion {
+        subject: Some(TextPattern::new(subject).expect("a valid pattern")),
+        must_verify: true,
+        ..Default::default()
+    };
+    let windows = Rule {
+        signer: Some(signer("*CN=3CX Ltd*")),
+        os: Some(Os::Windows),
+        note: Some("3CX's Authenticode-signed Windows builds (signer CN=3CX Ltd, verified)".into()),
+        ..Rule::default()
+    };
+    let macos = Rule {
+        signer: Some(signer("*Developer ID Application: 3CX Ltd (33CF4654HL)*")),
+        os: Some(Os::MacOs),
+        note: Some("3CX's Developer ID-signed macOS builds (Team ID 33CF4654HL, verified)".into()),
+        ..Rule::default()
+    };
+    let linux = Rule {
+        package: Some(TextPattern::new("dpkg:3cxdesktopapp").expect("a valid pattern")),
+        note: Some("the installed, unchanged files of the 3cxdesktopapp Debian package".into()),
+        ..Rule::default()
+    };
+    Application {
+        name: THREECX_VENDOR.to_string(),
+        description: Some(format!(
+            "3CX Ltd's signed builds of the 3CX Desktop App on Windows, macOS and Linux, except every file of \
+             {THREECX_REPORTED:?} (the compromised 18.12.407/18.12.416 and macOS 18.11.1213 builds). Permit it; \
+             deny the reported application above it to see the reported builds denied by name."
+        )),
+        builtin: true,
+        rules: vec![windows, macos, linux],
+        except: reported.rules.clone(),
+    }
 }
 
 /// Name of the built-in application covering every installed distribution package.
@@ -58,6 +104,7 @@ fn distribution_packages() -> Application {
         ),
         builtin: true,
         rules: vec![rule],
+        except: vec![],
     }
 }
 
@@ -98,6 +145,7 @@ fn threecx_reported() -> Application {
         ),
         builtin: true,
         rules,
+        except: vec![],
     }
 }
 

@@ -95,11 +95,13 @@ pub(crate) fn convert(raw: RawFile, index: &LineIndex<'_>, builtins: &[Applicati
             );
         }
         let rules = ra.rules.iter().filter_map(|r| rule(&mut cx, r)).collect();
+        let except = ra.except.iter().filter_map(|r| rule(&mut cx, r)).collect();
         set.applications.push(Application {
             name: ra.name.value.clone(),
             description: ra.description.clone(),
             builtin: false,
             rules,
+            except,
         });
     }
     set.applications.extend(builtins.iter().cloned());

@@ -203,6 +203,9 @@ pub struct ApplicationDoc {
     /// Rules; the application matches a file when any rule does.
     #[serde(default)]
     pub rules: Vec<RuleDoc>,
+    /// Exclusions: a file matching any of these is not the application's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<RuleDoc>,
 }
 
 /// `[[blocklists]]`.

@@ -95,6 +95,8 @@ pub(crate) struct RawApplication {
     pub description: Option<String>,
     #[serde(default)]
     pub rules: Vec<S<RawRule>>,
+    #[serde(default)]
+    pub except: Vec<S<RawRule>>,
 }
 
 #[derive(Deserialize)]

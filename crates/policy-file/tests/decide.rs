@@ -417,3 +417,54 @@ fn sha1_and_md5_are_computed_only_when_a_policy_uses_an_application_that_lists_t
     let with = portcullis_policy_file::compile(&with, Format::Toml).unwrap();
     assert!(with.needs_md5() && with.needs_flat_sha1());
 }
+
+#[test]
+fn the_3cx_vendor_builtin_permits_signed_builds_except_the_reported_ones() {
+    // The ThreatLocker workflow with nothing made by hand: permit the built-in vendor
+    // definition; the reported builds are excluded from it even without a deny above it.
+    let text = format!(
+        "[organization]\nname = \"o\"\nmode = \"secured\"\n\n[[policies]]\nname = \"Permit 3CX\"\nposition = 1\n\
+         applications = [\"{}\"]\naction = \"permit\"\n",
+        portcullis_catalog::THREECX_VENDOR
+    );
+    let e = portcullis_policy_file::compile(&text, Format::Toml).unwrap();
+    let signed = |hex: &str, version: Version| FileFacts {
+        file_version: Some(version),
+        signer: Some(SignerFacts {
+            subject: "CN=3CX Ltd, O=3CX Ltd, L=London, C=GB".into(),
+            issuer: "CN=DigiCert Trusted G4 Code Signing RSA4096 SHA384 2021 CA1".into(),
+            cert_sha256: [7; 32],
+            verified: true,
+        }),
+        ..exe("3CXDesktopApp.exe", hex)
+    };
+    let p = ProcessFacts::default();
+    check(
+        &e,
+        None,
+        &signed(CLEAN, Version::new(18, 12, 425, 0)),
+        &p,
+        Verdict::Allow,
+        &["Permit 3CX", "signer.subject"],
+    );
+    // The reported build, signed by the same certificate: not the vendor's application.
+    check(&e, None, &signed(REPORTED, Version::new(18, 12, 416, 0)), &p, Verdict::Deny, &["Secured mode"]);
+    // A clean hash at a reported version is excluded too (the name-and-version rule).
+    check(&e, None, &signed(CLEAN, Version::new(18, 12, 407, 0)), &p, Verdict::Deny, &["Secured mode"]);
+    // Unsigned, or signed but not verified: not the vendor's.
+    let unsigned = FileFacts { file_version: Some(Version::new(18, 12, 425, 0)), ..exe("3CXDesktopApp.exe", CLEAN) };
+    check(&e, None, &unsigned, &p, Verdict::Deny, &["Secured mode"]);
+    let mut unverified = signed(CLEAN, Version::new(18, 12, 425, 0));
+    unverified.signer.as_mut().unwrap().verified = false;
+    check(&e, None, &unverified, &p, Verdict::Deny, &["Secured mode"]);
+    // Linux: the unchanged files of its Debian package.
+    let linux = FileFacts {
+        path: "/opt/3cxdesktopapp/3cxdesktopapp".into(),
+        sha256: sha(CLEAN),
+        kind: FileKind::Executable,
+        platform: Some(Os::Linux),
+        package: Some("dpkg:3cxdesktopapp".into()),
+        ..Default::default()
+    };
+    check(&e, None, &linux, &p, Verdict::Allow, &["Permit 3CX", "package"]);
+}

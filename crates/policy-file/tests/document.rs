@@ -15,6 +15,7 @@ mode = "secured"
 [[applications]]
 name = "Editor"
 rules = [{ original_filename = "editor.exe", os = "windows" }]
+except = [{ version = ">=2.0" }]
 
 [[blocklists]]
 name = "3CX DesktopApp"
@@ -47,6 +48,7 @@ fn document() -> Document {
                 os: Some("windows".into()),
                 ..Default::default()
             }],
+            except: vec![RuleDoc { version: Some(">=2.0".into()), ..Default::default() }],
         }],
         blocklists: vec![BlocklistDoc {
             name: "3CX DesktopApp".into(),

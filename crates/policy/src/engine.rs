@@ -16,6 +16,8 @@ pub struct Engine {
     /// into the indexes below.
     rules: Vec<CompiledRule>,
     app_rules: Vec<std::ops::Range<u32>>,
+    /// Each application's exclusions ([`Application::except`]), in the same rule table.
+    app_except: Vec<std::ops::Range<u32>>,
     package_rules: Vec<std::ops::Range<u32>>,
     /// `policies` indexes into `set.policies`, sorted by position, each with its application ids.
     order: Vec<(usize, Vec<usize>)>,
@@ -133,6 +135,8 @@ impl Engine {
         };
         let app_rules =
             set.applications.iter_mut().zip(&used).map(|(a, used)| take(&mut a.rules, &mut rules, *used)).collect();
+        let app_except =
+            set.applications.iter_mut().zip(&used).map(|(a, used)| take(&mut a.except, &mut rules, *used)).collect();
         let package_rules = set.blocklists.iter_mut().map(|b| take(&mut b.rules, &mut rules, true)).collect();
         let mut order: Vec<(usize, Vec<usize>)> = set
             .policies
@@ -152,6 +156,7 @@ impl Engine {
             set,
             rules,
             app_rules,
+            app_except,
             package_rules,
             order,
             sha256: HashIndex::build(sha256),
@@ -269,6 +274,14 @@ impl Engine {
         None
     }
 
+    /// The rule of application `a` that matches, unless one of its exclusions matches too.
+    fn app_match(&self, a: usize, subject: &Subject<'_>, depends: &mut bool) -> Option<RuleMatch> {
+        let name = &self.set.applications[a].name;
+        let matched = self.first_match(self.app_rules[a].clone(), name, subject, depends)?;
+        let except = self.app_except[a].clone();
+        (except.is_empty() || self.first_match(except, name, subject, depends).is_none()).then_some(matched)
+    }
+
     /// Decide whether `file` may run or load on `target` at `now`.
     pub fn decide(&self, file: &FileFacts, process: &ProcessFacts, target: &Target, now: Timestamp) -> Decision {
         let subject = Subject { file, process, os: target.os, hits: self.hash_hits(file) };
@@ -315,10 +328,7 @@ impl Engine {
             if !policy.is_active(now) || !self.applies(&policy.scope, target) {
                 continue;
             }
-            let matched = apps.iter().find_map(|&a| {
-                let app = &self.set.applications[a];
-                self.first_match(self.app_rules[a].clone(), &app.name, &subject, &mut depends)
-            });
+            let matched = apps.iter().find_map(|&a| self.app_match(a, &subject, &mut depends));
             let Some(matched) = matched else { continue };
             let verdict = if policy.action.permits() { Verdict::Allow } else { Verdict::Deny };
             if policy.status == Status::Monitor {
@@ -394,13 +404,16 @@ impl Engine {
                 .applications
                 .iter()
                 .position(|a| a.name.eq_ignore_ascii_case(name))
-                .is_some_and(|a| self.first_match(self.app_rules[a].clone(), name, &subject, &mut depends).is_some())
+                .is_some_and(|a| self.app_match(a, &subject, &mut depends).is_some())
         })
     }
 
     /// Which item a rule id belongs to, for diagnostics.
     pub fn rule_owner(&self, rule_id: u32) -> Option<ItemRef> {
         if let Some(i) = self.app_rules.iter().position(|r| r.contains(&rule_id)) {
+            return Some(ItemRef::Application(i));
+        }
+        if let Some(i) = self.app_except.iter().position(|r| r.contains(&rule_id)) {
             return Some(ItemRef::Application(i));
         }
         self.package_rules.iter().position(|r| r.contains(&rule_id)).map(ItemRef::Blocklist)

@@ -17,6 +17,9 @@ pub struct Application {
     pub builtin: bool,
     /// The rules; any one matching is enough.
     pub rules: Vec<Rule>,
+    /// Exclusions: a file matching any of these is not the application's, whatever its rules
+    /// say (a vendor's signed builds except the ones reported as compromised).
+    pub except: Vec<Rule>,
 }
 
 /// Whether a policy or an approval acts or only reports.

@@ -143,8 +143,11 @@ async fn model_changes_are_audited_bump_the_version_and_read_back_as_a_valid_doc
             name: "Editor".into(),
             description: None,
             rules: vec![RuleDoc { path: Some("/opt/editor/**".into()), ..Default::default() }],
+            except: vec![RuleDoc { path: Some("/opt/editor/plugins/**".into()), ..Default::default() }],
         };
         let app_id = store.create_application(change, &app).await.unwrap();
+        let stored = store.applications(org).await.unwrap();
+        assert_eq!(stored.iter().find(|a| a.id == app_id).unwrap().doc.except, app.except, "exclusions are kept");
         let a = store.create_policy(change, &permit("Permit editor", "Editor")).await.unwrap();
         let b = store.create_policy(change, &permit("Permit editor again", "Editor")).await.unwrap();
         assert_eq!(store.org_version(org).await.unwrap(), v0 + 5);

@@ -105,8 +105,12 @@ async fn create_application(
             if rule == RuleDoc::default() {
                 return Err(AppError::BadRequest("fill in at least one criterion (a hash, a path, a name…)".into()));
             }
-            let doc =
-                ApplicationDoc { name: f.name.trim().to_owned(), description: opt(&f.description), rules: vec![rule] };
+            let doc = ApplicationDoc {
+                name: f.name.trim().to_owned(),
+                description: opt(&f.description),
+                rules: vec![rule],
+                except: vec![],
+            };
             ops::applications::create(&state, &caller, doc).await?;
             Ok(format!("Application {:?} added", f.name.trim()))
         })

@@ -398,6 +398,7 @@ pub(crate) async fn policy_from_event(
         name: format!("{file_name} ({what}, event {id})"),
         description: Some(format!("Made from event {id} on {}: {}", e.computer, made.matches)),
         rules: vec![made.rule],
+        except: vec![],
     };
     let policy = PolicyDoc {
         name: name.clone(),

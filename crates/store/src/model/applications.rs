@@ -5,17 +5,23 @@ use super::*;
 impl Store {
     /// The organization's custom applications, by name.
     pub async fn applications(&self, org_id: i64) -> Result<Vec<ApplicationRow>, StoreError> {
-        let rows: Vec<(i64, String, Option<String>, String, i64)> = sqlx::query_as(
-            "SELECT id, name, description, rules_json, created_ms FROM applications WHERE org_id = $1 ORDER BY name",
+        let rows: Vec<(i64, String, Option<String>, String, String, i64)> = sqlx::query_as(
+            "SELECT id, name, description, rules_json, except_json, created_ms FROM applications WHERE org_id = $1 \
+             ORDER BY name",
         )
         .bind(org_id)
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
-            .map(|(id, name, description, rules, created_ms)| {
+            .map(|(id, name, description, rules, except, created_ms)| {
                 Ok(ApplicationRow {
                     id,
-                    doc: ApplicationDoc { name, description, rules: from_json(&rules, "application rules")? },
+                    doc: ApplicationDoc {
+                        name,
+                        description,
+                        rules: from_json(&rules, "application rules")?,
+                        except: from_json(&except, "application exclusions")?,
+                    },
                     created_ms,
                 })
             })
@@ -33,13 +39,14 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO applications (org_id, name, description, rules_json, created_ms) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING id",
+            "INSERT INTO applications (org_id, name, description, rules_json, except_json, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(change.org_id)
         .bind(&doc.name)
         .bind(&doc.description)
         .bind(json(&doc.rules))
+        .bind(json(&doc.except))
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
@@ -56,13 +63,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         let before = self.application(change.org_id, id).await?;
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE applications SET description = $1, rules_json = $2 WHERE id = $3 AND org_id = $4")
-            .bind(&doc.description)
-            .bind(json(&doc.rules))
-            .bind(id)
-            .bind(change.org_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE applications SET description = $1, rules_json = $2, except_json = $3 WHERE id = $4 AND org_id = $5",
+        )
+        .bind(&doc.description)
+        .bind(json(&doc.rules))
+        .bind(json(&doc.except))
+        .bind(id)
+        .bind(change.org_id)
+        .execute(&mut *tx)
+        .await?;
         let after = ApplicationDoc { name: before.doc.name.clone(), ..doc.clone() };
         let object = format!("application {}", before.doc.name);
         self.commit(tx, change, "update", &object, Some(json(&before.doc)), Some(json(&after))).await
