@@ -19,6 +19,10 @@ use std::time::SystemTime;
 pub const DPKG_STATUS: &str = "var/lib/dpkg/status";
 /// The per-package files, below the root.
 pub const DPKG_INFO: &str = "var/lib/dpkg/info";
+/// dpkg's journal: status changes not yet folded into `status` (one or more stanzas per
+/// file, applied in the order of their numeric names). During an `apt` run this is where the
+/// packages being unpacked and configured are.
+pub const DPKG_UPDATES: &str = "var/lib/dpkg/updates";
 
 /// The database could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +71,8 @@ pub struct PackageDb {
     /// Whether `/bin`, `/sbin` and `/lib*` are links into `/usr` in this root (merged /usr):
     /// dpkg lists `/bin/bash`, the kernel reports `/usr/bin/bash`.
     merged_usr: bool,
-    /// The status file's modification time when read, to notice changes.
-    stamp: Option<SystemTime>,
+    /// The status file's and the journal's modification times when read, to notice changes.
+    stamp: Option<(SystemTime, Option<SystemTime>)>,
 }
 
 impl PackageDb {
@@ -82,13 +86,29 @@ impl PackageDb {
         };
         let mut db = PackageDb {
             merged_usr: std::fs::read_link(root.join("bin")).is_ok_and(|t| t == Path::new("usr/bin")),
-            stamp: std::fs::metadata(&status_path).and_then(|m| m.modified()).ok(),
+            stamp: stamp(root),
             ..PackageDb::default()
         };
+        // The journal's stanzas replace the status file's for the same package and arch.
+        let journal = journal(root)?;
+        let mut stanzas: Vec<Paragraph<'_>> = Vec::new();
+        let mut by_key: HashMap<(&str, &str), usize> = HashMap::new();
+        for text in std::iter::once(status.as_str()).chain(journal.iter().map(String::as_str)) {
+            for para in text.split("\n\n") {
+                let Some(p) = Paragraph::parse(para) else { continue };
+                let key = (p.field("Package").unwrap_or_default(), p.field("Architecture").unwrap_or_default());
+                match by_key.get(&key) {
+                    Some(&i) => stanzas[i] = p,
+                    None => {
+                        by_key.insert(key, stanzas.len());
+                        stanzas.push(p);
+                    }
+                }
+            }
+        }
         let info = root.join(DPKG_INFO);
-        for para in status.split("\n\n") {
-            let Some(p) = Paragraph::parse(para) else { continue };
-            if !p.installed() {
+        for p in stanzas {
+            if !p.has_files() {
                 continue;
             }
             let index = db.packages.len() as u32;
@@ -153,9 +173,9 @@ impl PackageDb {
     }
 
     /// Whether the database changed on disk since it was read (a package was installed,
-    /// upgraded or removed).
+    /// upgraded or removed, or a step of that was journalled).
     pub fn changed(&self, root: &Path) -> bool {
-        std::fs::metadata(root.join(DPKG_STATUS)).and_then(|m| m.modified()).ok() != self.stamp
+        stamp(root) != self.stamp
     }
 
     /// Whether a file whose content has MD5 `md5` is what `listed` recorded; else why not.
@@ -171,6 +191,39 @@ impl PackageDb {
             }
         }
     }
+}
+
+/// What tells that the database changed: the status file's and the journal directory's
+/// modification times (a journal entry is a new file there).
+fn stamp(root: &Path) -> Option<(SystemTime, Option<SystemTime>)> {
+    let status = std::fs::metadata(root.join(DPKG_STATUS)).and_then(|m| m.modified()).ok()?;
+    let updates = std::fs::metadata(root.join(DPKG_UPDATES)).and_then(|m| m.modified()).ok();
+    Some((status, updates))
+}
+
+/// The journal's entries, in dpkg's order (numeric file names; `tmp.i` is being written).
+fn journal(root: &Path) -> Result<Vec<String>, PackageError> {
+    let dir = root.join(DPKG_UPDATES);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(PackageError { path: dir, error }),
+    };
+    let mut numbered: Vec<(u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.file_name().to_str()?.parse::<u64>().ok()?, e.path())))
+        .collect();
+    numbered.sort();
+    let mut out = Vec::new();
+    for (_, path) in numbered {
+        match std::fs::read_to_string(&path) {
+            Ok(t) => out.push(t),
+            // Folded into status between listing and reading.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(PackageError { path, error }),
+        }
+    }
+    Ok(out)
 }
 
 /// `md5sums` lines: 32 hex digits, two spaces, a path relative to the root.
@@ -210,8 +263,17 @@ impl<'a> Paragraph<'a> {
         })
     }
 
-    fn installed(&self) -> bool {
-        self.field("Status").is_some_and(|s| s.ends_with(" ok installed"))
+    /// Whether the package's files are on disk: installed, or in a step of installing or
+    /// upgrading (unpacked, half-configured, awaiting triggers — a package's maintainer
+    /// scripts run its new programs then). Every file is still verified by its digest; a
+    /// removed package (`config-files`, `not-installed`) has no files.
+    fn has_files(&self) -> bool {
+        let Some(status) = self.field("Status") else { return false };
+        let state = status.split_whitespace().nth(2).unwrap_or_default();
+        matches!(
+            state,
+            "installed" | "unpacked" | "half-configured" | "half-installed" | "triggers-awaited" | "triggers-pending"
+        )
     }
 
     /// `Conffiles:` continuation lines: ` /etc/x md5 [obsolete]`.
@@ -285,5 +347,23 @@ mod tests {
         assert!(db.lookup("/bin/tool").is_none());
         assert!(!db.changed(root.path()));
         assert!(PackageDb::load(&root.path().join("nothing")).unwrap().packages().is_empty());
+        // dpkg's journal: a package being upgraded (unpacked, its new files on disk) is in
+        // updates/ before status is rewritten; its files count, verified as always.
+        let updates = root.path().join(DPKG_UPDATES);
+        std::fs::create_dir_all(&updates).unwrap();
+        std::fs::write(info.join("newer.md5sums"), "dddddddddddddddddddddddddddddddd  usr/bin/newer\n").unwrap();
+        std::fs::write(
+            updates.join("0000"),
+            "Package: newer\nStatus: install ok unpacked\nArchitecture: amd64\nVersion: 1\n",
+        )
+        .unwrap();
+        std::fs::write(updates.join("0001"), "Package: tool\nStatus: deinstall ok config-files\nArchitecture: amd64\n")
+            .unwrap();
+        std::fs::write(updates.join("tmp.i"), "Package: half\nStatus: install ok installed\n").unwrap();
+        assert!(db.changed(root.path()), "a journal entry is a change");
+        let later = PackageDb::load(root.path()).unwrap();
+        assert_eq!(later.lookup("/usr/bin/newer").unwrap().package.name, "dpkg:newer");
+        assert!(later.lookup("/usr/bin/tool").is_none(), "removed in the journal");
+        assert!(!later.changed(root.path()));
     }
 }
