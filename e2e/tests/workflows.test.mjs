@@ -139,6 +139,10 @@ before(async () => {
   const { token } = await api('POST', `/api/groups/${group.id}/enrollment-token`, {}, session);
   await api('POST', '/api/applications', { name: 'Sandbox tools', rules: [{ path: `${mnt}/bin/*` }] }, session);
   await api('POST', '/api/policies', { name: 'Permit sandbox tools', position: 0, applications: ['Sandbox tools'], action: 'permit' }, session);
+  // A new organization starts in Monitor; these workflows judge enforcement, so the
+  // organization is put in Secured, as its administrator does once the baseline is in place.
+  assert.equal((await api('GET', '/api/settings', undefined, session)).mode, 'monitor');
+  await api('PUT', '/api/settings', { mode: 'secured' }, session);
 
   // The agent, enrolled with the group's token (from a file only root reads, never on the
   // command line), watching only the tmpfs.
@@ -150,6 +154,7 @@ before(async () => {
     '--no-protect', '--exit-after', '840', '--ready-file', ready], { stdio: ['ignore', 'ignore', 'inherit'] });
   await until('the agent watching', () => existsSync(ready), 60000);
   assert.equal(run('bin/update-helper'), 'ran');
+  assert.equal(run('3CXDesktopApp-18.12.422.exe'), 'EPERM', 'Secured: nothing permits it yet');
 
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',

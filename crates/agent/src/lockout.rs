@@ -1,7 +1,9 @@
 //! Lockout protection: before a policy puts the whole host under Secured mode, the agent asks
-//! the engine about the programs the host cannot live without — the init system, the shells,
-//! the package manager, sshd, the agent itself, and the ELF interpreter each of them needs —
-//! and refuses the policy if it would deny one of them, unless told to go ahead.
+//! the engine about the programs the host cannot live without — the init system, the shells
+//! (root's login shell among them), the package manager, sshd, login, sudo, the ELF
+//! interpreter each of them needs and the core libraries every dynamic program loads — and
+//! refuses the policy if it would deny one of them, unless told to go ahead. The agent's own
+//! executable is not among them: it is never started while it enforces.
 //!
 //! The files are read by path, before any mark at start and from the main thread on a reload
 //! (the responders answer the agent's own opens at once). The decision is the engine's, with
@@ -22,14 +24,18 @@ pub const ESSENTIAL_PROGRAMS: &[&str] = &[
     "/usr/bin/dnf",
     "/usr/bin/yum",
     "/usr/sbin/sshd",
+    "/usr/lib/openssh/sshd-session",
+    "/usr/libexec/openssh/sshd-session",
+    "/usr/lib/systemd/systemd-executor",
     "/bin/login",
     "/usr/bin/sudo",
 ];
 
 /// The essential files of the host whose root is `root` (`/` for this one): the init
-/// system (what PID 1 runs, for the host's own root), [`ESSENTIAL_PROGRAMS`], `agent` (the
-/// agent's own executable), and the ELF interpreter of each — canonical, each once.
-pub fn essentials(root: &Path, agent: Option<&Path>) -> Vec<PathBuf> {
+/// system (what PID 1 runs), [`ESSENTIAL_PROGRAMS`], root's login shell, the ELF interpreter
+/// of each, and, for this host, the shared libraries this process has loaded (libc and the
+/// few every dynamic program needs) — canonical, each once.
+pub fn essentials(root: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = Vec::new();
     let add = |path: PathBuf, found: &mut Vec<PathBuf>| {
         if let Ok(real) = std::fs::canonicalize(&path)
@@ -47,8 +53,8 @@ pub fn essentials(root: &Path, agent: Option<&Path>) -> Vec<PathBuf> {
     for p in ESSENTIAL_PROGRAMS {
         add(root.join(p.trim_start_matches('/')), &mut found);
     }
-    if let Some(a) = agent {
-        add(a.to_path_buf(), &mut found);
+    if let Some(shell) = root_shell(root) {
+        add(root.join(shell.trim_start_matches('/')), &mut found);
     }
     let programs = found.clone();
     for p in programs {
@@ -56,7 +62,36 @@ pub fn essentials(root: &Path, agent: Option<&Path>) -> Vec<PathBuf> {
             add(root.join(interp.trim_start_matches('/')), &mut found);
         }
     }
+    if root == Path::new("/") {
+        for lib in loaded_libraries() {
+            add(lib, &mut found);
+        }
+    }
     found
+}
+
+/// Root's login shell, from the root's `etc/passwd`.
+fn root_shell(root: &Path) -> Option<String> {
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
+    passwd.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(':').collect();
+        (fields.len() == 7 && fields[0] == "root" && fields[6].starts_with('/')).then(|| fields[6].to_owned())
+    })
+}
+
+/// The shared objects this process has mapped (`/proc/self/maps`): for a dynamic agent, the
+/// host's libc and the libraries next to it that every dynamic program loads.
+fn loaded_libraries() -> Vec<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut libs: Vec<PathBuf> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with('/') && (p.ends_with(".so") || p.contains(".so.")))
+        .map(PathBuf::from)
+        .collect();
+    libs.sort();
+    libs.dedup();
+    libs
 }
 
 /// The ELF interpreter (PT_INTERP) a program names, if it names one.
@@ -130,21 +165,29 @@ mod tests {
     #[test]
     fn the_hosts_own_essentials_are_found_with_their_interpreter() {
         let me = std::env::current_exe().unwrap();
-        let found = essentials(Path::new("/"), Some(&me));
+        let found = essentials(Path::new("/"));
         let sh = std::fs::canonicalize("/bin/sh").unwrap();
         assert!(found.contains(&sh), "{found:?}");
-        assert!(found.contains(&std::fs::canonicalize(&me).unwrap()), "{found:?}");
+        assert!(
+            !found.contains(&std::fs::canonicalize(&me).unwrap()),
+            "the agent itself is not started while it enforces"
+        );
+        // libc, which every dynamic program loads, and root's shell.
+        assert!(found.iter().any(|f| f.to_string_lossy().contains("libc.so")), "{found:?}");
+        let shell = root_shell(Path::new("/")).expect("root has a shell");
+        assert!(found.contains(&std::fs::canonicalize(&shell).unwrap()), "{found:?}");
         // The shell's interpreter, ld.so, is essential too: without it no dynamic program runs.
         let interp = interpreter_of(&sh).expect("/bin/sh is dynamic here");
         assert!(found.contains(&std::fs::canonicalize(&interp).unwrap()), "{found:?}");
         let mut unique = found.clone();
+        unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), found.len());
     }
 
     #[test]
     fn a_secured_policy_permitting_nothing_locks_out_and_one_permitting_them_does_not() {
-        let files = essentials(Path::new("/"), None);
+        let files = essentials(Path::new("/"));
         let now = Timestamp(1_800_000_000);
         let bare = engine("");
         let target = bare.target(None, portcullis_policy::Os::Linux).unwrap();
@@ -186,7 +229,7 @@ mod tests {
         if db.packages().is_empty() {
             return; // not a dpkg host
         }
-        let files = essentials(Path::new("/"), None);
+        let files = essentials(Path::new("/"));
         let text = format!(
             "[[policies]]\nname = \"p\"\nposition = 1\napplications = [\"{}\"]\naction = \"permit\"\n",
             portcullis_catalog::DISTRIBUTION_PACKAGES

@@ -11,7 +11,7 @@ use crate::fence_threads::{
 };
 use crate::interpreters::{refresh_interpreters, refresh_self_loaders};
 use crate::lanes::{Depth, Dispatch, PendingList, deadline_keeper, responder, worker};
-use crate::locks::UnpoisonedRw;
+use crate::locks::{Unpoisoned, UnpoisonedRw};
 use crate::marks::Marks;
 use crate::mounts::Scope;
 use crate::process::Users;
@@ -55,7 +55,10 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     block_handled_signals();
 
     let packages = Arc::new(load_packages(&config));
-    let policy = load_policy(&config, load, &packages)?;
+    // A bundle from the server that would lock the host out is enforced in Monitor mode at
+    // start (exiting would leave the host unenforced, restart after restart); a policy file
+    // given by hand is refused, so that its author sees why at once.
+    let policy = load_policy(&config, load, &packages, config.policy_writable)?;
     let spool = Spool::open(config.spool.clone())
         .map_err(|error| AgentError::Spool { path: config.spool.dir.clone(), error })?;
     let group = Group::new(InitFlags::PERMISSION | InitFlags::NONBLOCK, libc::O_RDONLY | libc::O_LARGEFILE)
@@ -219,7 +222,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         }
         if sig == libc::SIGHUP {
             let packages = shared.packages.read_ok().clone();
-            match load_policy(config, load, &packages) {
+            match load_policy(config, load, &packages, false) {
                 Ok(state) => {
                     *shared.policy.write_ok() = Arc::new(state);
                     // Decisions the kernel remembers were made under the old policy.
@@ -285,52 +288,78 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     Ok(Summary { stats })
 }
 
-/// The package database the agent trusts; an unreadable one trusts nothing (and says so).
+/// The package database the agent trusts at start; an unreadable one trusts nothing (and
+/// says so).
 fn load_packages(config: &Config) -> PackageDb {
     let Some(root) = &config.package_root else { return PackageDb::default() };
-    match PackageDb::load(root) {
-        Ok(db) => {
-            tracing::info!(
-                "package trust: {} packages, {} files with a recorded digest, below {}",
-                db.packages().len(),
-                db.file_count(),
-                root.display()
-            );
-            db
-        }
-        Err(e) => {
-            tracing::error!("no package is trusted: {}", portcullis_policy::with_causes(&e));
-            PackageDb::default()
-        }
-    }
+    read_packages(root).unwrap_or_else(|e| {
+        tracing::error!("no package is trusted: {e}");
+        PackageDb::default()
+    })
+}
+
+fn read_packages(root: &Path) -> Result<PackageDb, String> {
+    let db = PackageDb::load(root).map_err(|e| portcullis_policy::with_causes(&e))?;
+    tracing::info!(
+        "package trust: {} packages, {} files with a recorded digest, below {}",
+        db.packages().len(),
+        db.file_count(),
+        root.display()
+    );
+    Ok(db)
 }
 
 /// Follow package installs, upgrades and removals: when the database changed, read it again
 /// and forget what is known about files (their package may have changed) and what the kernel
 /// was told to let through.
 fn follow_packages(shared: &Shared) {
+    static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
     let Some(root) = &shared.config.package_root else { return };
     if !shared.packages.read_ok().changed(root) {
         return;
     }
-    *shared.packages.write_ok() = Arc::new(load_packages(&shared.config));
+    // A database that cannot be read now keeps the one in force (read again next tick):
+    // an empty one would deny every packaged program.
+    let db = match read_packages(root) {
+        Ok(db) => db,
+        Err(e) => {
+            let mut last = LAST_ERROR.lock_ok();
+            if *last != e {
+                tracing::error!("the package database changed but cannot be read; the one read before stays: {e}");
+                *last = e;
+            }
+            return;
+        }
+    };
+    *shared.packages.write_ok() = Arc::new(db);
     shared.cache.clear();
     if let Err(e) = shared.group.flush_inode_marks() {
         tracing::error!("flushing ignore marks after a package change: {e}");
     }
 }
 
-fn load_policy(config: &Config, load: &PolicyLoader, packages: &PackageDb) -> Result<PolicyState, AgentError> {
+/// Load and check the policy. One that would lock the host out ([`lockout`]) is refused, or,
+/// with `monitor_on_lockout`, enforced in Monitor mode.
+fn load_policy(
+    config: &Config,
+    load: &PolicyLoader,
+    packages: &PackageDb,
+    monitor_on_lockout: bool,
+) -> Result<PolicyState, AgentError> {
     let engine = load(&config.policy).map_err(|e| AgentError::Policy(config.policy.display().to_string(), e))?;
-    let target = engine.target(config.computer.as_deref(), Os::Linux)?;
+    let mut target = engine.target(config.computer.as_deref(), Os::Linux)?;
     // Whole-system Secured mode must not deny what the host cannot run without.
     if matches!(config.scope, Scope::All) && !config.force_secured && lockout::secures(&target, now()) {
-        let agent = std::fs::read_link("/proc/self/exe").ok();
-        let files = lockout::essentials(Path::new("/"), agent.as_deref());
+        let files = lockout::essentials(Path::new("/"));
         let trust = config.package_root.as_deref().map(|r| (packages, r));
         let denied = lockout::would_lock_out(&engine, &target, now(), &files, trust);
         if !denied.is_empty() {
-            return Err(AgentError::Lockout(denied));
+            let refusal = AgentError::Lockout(denied);
+            if !monitor_on_lockout {
+                return Err(refusal);
+            }
+            tracing::error!("enforcing in Monitor mode instead of Secured: {refusal}");
+            target = target.with_mode(portcullis_policy::Mode::Monitor);
         }
     }
     let script_control = engine.policy_set().organization.script_control;

@@ -52,8 +52,10 @@ fn threecx_vendor(reported: &Application) -> Application {
         must_verify: true,
         ..Default::default()
     };
-    let windows = Rule {
-        signer: Some(signer("*CN=3CX Ltd*")),
+    // The CN exactly: last in the subject, or followed by the next attribute ("3CX Ltd
+    // Holdings" is someone else).
+    let windows = |subject: &str| Rule {
+        signer: Some(signer(subject)),
         os: Some(Os::Windows),
         note: Some("3CX's Authenticode-signed Windows builds (signer CN=3CX Ltd, verified)".into()),
         ..Rule::default()
@@ -77,7 +79,7 @@ fn threecx_vendor(reported: &Application) -> Application {
              deny the reported application above it to see the reported builds denied by name."
         )),
         builtin: true,
-        rules: vec![windows, macos, linux],
+        rules: vec![windows("*CN=3CX Ltd"), windows("*CN=3CX Ltd,*"), macos, linux],
         except: reported.rules.clone(),
     }
 }
@@ -94,6 +96,15 @@ fn distribution_packages() -> Application {
         note: Some("any file of an installed dpkg package whose content matches the package's md5sums".into()),
         ..Rule::default()
     };
+    // dpkg runs a package's maintainer scripts from its database directory; they are not in
+    // md5sums. Only dpkg itself, from the host's root, may start them there (a directory
+    // only root can write).
+    let scripts = |dir: &str| Rule {
+        path: Some(portcullis_policy::PathPattern::new(dir).expect("a valid pattern")),
+        parent_process: Some(portcullis_policy::PathPattern::new("/usr/bin/dpkg").expect("a valid pattern")),
+        note: Some("a package's maintainer scripts, started by dpkg".into()),
+        ..Rule::default()
+    };
     Application {
         name: DISTRIBUTION_PACKAGES.to_string(),
         description: Some(
@@ -103,7 +114,7 @@ fn distribution_packages() -> Application {
                 .to_string(),
         ),
         builtin: true,
-        rules: vec![rule],
+        rules: vec![rule, scripts("/var/lib/dpkg/info/*"), scripts("/var/lib/dpkg/tmp.ci/*")],
         except: vec![],
     }
 }

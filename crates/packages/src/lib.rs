@@ -1,15 +1,18 @@
 //! The host's package database, as the agent trusts it: which installed package lists a
 //! file, and the digest the package recorded for it.
 //!
-//! dpkg (Debian, Ubuntu): `var/lib/dpkg/status` names the installed packages (status
-//! `install ok installed`, or `hold ok installed`), `var/lib/dpkg/info/<package>[:<arch>].md5sums`
+//! dpkg (Debian, Ubuntu): `var/lib/dpkg/status`, with its `updates/` journal applied, names
+//! the packages whose files are on disk (installed, or unpacked and being configured),
+//! `var/lib/dpkg/info/<package>[:<arch>].md5sums`
 //! holds the MD5 of each file the package shipped, as `debsums` checks them, and the status's
 //! `Conffiles:` the MD5 each configuration file had at installation. A file is trusted as part
 //! of a package only when its content has that digest ([`PackageDb::verify`]); the caller
 //! hashes the file (it already reads it once to judge it).
 //!
-//! Pure parsing over files read from a root: no process, no network, no write.
-//! rpm databases are not read yet (see the README's limits).
+//! Pure parsing over files read from a root: no process, no network, no write. Text that is
+//! not UTF-8 (an old package's Latin-1 description) is read leniently; one package's
+//! unreadable md5sums costs that package, not the database. rpm databases and dpkg's
+//! diversions are not read yet (see the README).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -72,21 +75,36 @@ pub struct PackageDb {
     /// dpkg lists `/bin/bash`, the kernel reports `/usr/bin/bash`.
     merged_usr: bool,
     /// The status file's and the journal's modification times when read, to notice changes.
-    stamp: Option<(SystemTime, Option<SystemTime>)>,
+    stamp: Option<Stamp>,
 }
 
 impl PackageDb {
     /// Read the dpkg database below `root`. A root without one gives an empty database.
     pub fn load(root: &Path) -> Result<PackageDb, PackageError> {
+        // dpkg may fold its journal into status while this reads: read until the stamp taken
+        // before reading still holds after, so that a change is never missed.
+        let mut tries = 0;
+        loop {
+            let before = stamp(root);
+            let db = Self::load_once(root, before)?;
+            if stamp(root) == before || tries == 3 {
+                return Ok(db);
+            }
+            tries += 1;
+        }
+    }
+
+    fn load_once(root: &Path, stamp: Option<Stamp>) -> Result<PackageDb, PackageError> {
         let status_path = root.join(DPKG_STATUS);
-        let status = match std::fs::read_to_string(&status_path) {
+        let status = match read_lossy(&status_path) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PackageDb::default()),
             Err(error) => return Err(PackageError { path: status_path, error }),
         };
+        let usr_bin = std::fs::read_link(root.join("bin")).ok();
         let mut db = PackageDb {
-            merged_usr: std::fs::read_link(root.join("bin")).is_ok_and(|t| t == Path::new("usr/bin")),
-            stamp: stamp(root),
+            merged_usr: usr_bin.is_some_and(|t| t == Path::new("usr/bin") || t == Path::new("/usr/bin")),
+            stamp,
             ..PackageDb::default()
         };
         // The journal's stanzas replace the status file's for the same package and arch.
@@ -125,7 +143,7 @@ impl PackageDb {
             let file = if multi_arch { &candidates[..] } else { &candidates[1..] };
             for c in file {
                 let path = info.join(c);
-                match std::fs::read_to_string(&path) {
+                match read_lossy(&path) {
                     Ok(text) => {
                         for (digest, file) in md5sums(&text) {
                             db.files.insert(format!("/{file}").into(), (index, digest));
@@ -133,7 +151,8 @@ impl PackageDb {
                         break;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(error) => return Err(PackageError { path, error }),
+                    // That package's files are not trusted; the others are.
+                    Err(_) => break,
                 }
             }
             for (file, digest) in p.conffiles() {
@@ -193,9 +212,21 @@ impl PackageDb {
     }
 }
 
+/// A file's text, with bytes that are not UTF-8 replaced.
+fn read_lossy(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// The status file's and the journal directory's modification times.
+type Stamp = (SystemTime, Option<SystemTime>);
+
 /// What tells that the database changed: the status file's and the journal directory's
 /// modification times (a journal entry is a new file there).
-fn stamp(root: &Path) -> Option<(SystemTime, Option<SystemTime>)> {
+fn stamp(root: &Path) -> Option<Stamp> {
     let status = std::fs::metadata(root.join(DPKG_STATUS)).and_then(|m| m.modified()).ok()?;
     let updates = std::fs::metadata(root.join(DPKG_UPDATES)).and_then(|m| m.modified()).ok();
     Some((status, updates))
@@ -216,7 +247,7 @@ fn journal(root: &Path) -> Result<Vec<String>, PackageError> {
     numbered.sort();
     let mut out = Vec::new();
     for (_, path) in numbered {
-        match std::fs::read_to_string(&path) {
+        match read_lossy(&path) {
             Ok(t) => out.push(t),
             // Folded into status between listing and reading.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -312,6 +343,11 @@ mod tests {
         assert!(db.packages().iter().any(|p| p.name == "dpkg:bash"));
         let listed = db.lookup("/usr/bin/bash").or_else(|| db.lookup("/bin/bash")).expect("bash is listed");
         assert_eq!(listed.package.name, "dpkg:bash");
+        // Merged /usr: the kernel's name and dpkg's both find it.
+        if std::fs::read_link("/bin").is_ok() {
+            assert_eq!(db.lookup("/usr/bin/bash").unwrap().package.name, "dpkg:bash");
+            assert_eq!(db.lookup("/bin/bash").unwrap().package.name, "dpkg:bash");
+        }
         assert!(db.file_count() > 1000);
     }
 
@@ -359,11 +395,22 @@ mod tests {
         .unwrap();
         std::fs::write(updates.join("0001"), "Package: tool\nStatus: deinstall ok config-files\nArchitecture: amd64\n")
             .unwrap();
+        // tmp.i is being written: not read (its package's files would count if it were).
         std::fs::write(updates.join("tmp.i"), "Package: half\nStatus: install ok installed\n").unwrap();
+        std::fs::write(info.join("half.md5sums"), "cccccccccccccccccccccccccccccccc  usr/bin/half\n").unwrap();
+        // Latin-1 in a description does not cost the database.
+        std::fs::write(
+            updates.join("0002"),
+            b"Package: latin\nStatus: install ok installed\nDescription: caf\xe9\n".as_slice(),
+        )
+        .unwrap();
+        std::fs::write(info.join("latin.md5sums"), "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  usr/bin/latin\n").unwrap();
         assert!(db.changed(root.path()), "a journal entry is a change");
         let later = PackageDb::load(root.path()).unwrap();
         assert_eq!(later.lookup("/usr/bin/newer").unwrap().package.name, "dpkg:newer");
         assert!(later.lookup("/usr/bin/tool").is_none(), "removed in the journal");
+        assert!(later.lookup("/usr/bin/half").is_none());
+        assert_eq!(later.lookup("/usr/bin/latin").unwrap().package.name, "dpkg:latin");
         assert!(!later.changed(root.path()));
     }
 }

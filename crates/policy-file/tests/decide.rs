@@ -451,6 +451,13 @@ fn the_3cx_vendor_builtin_permits_signed_builds_except_the_reported_ones() {
     check(&e, None, &signed(REPORTED, Version::new(18, 12, 416, 0)), &p, Verdict::Deny, &["Secured mode"]);
     // A clean hash at a reported version is excluded too (the name-and-version rule).
     check(&e, None, &signed(CLEAN, Version::new(18, 12, 407, 0)), &p, Verdict::Deny, &["Secured mode"]);
+    // Someone else's certificate whose name starts the same: not the vendor's.
+    let mut lookalike = signed(CLEAN, Version::new(18, 12, 425, 0));
+    lookalike.signer.as_mut().unwrap().subject = "CN=3CX Ltd Holdings, O=Other".into();
+    check(&e, None, &lookalike, &p, Verdict::Deny, &["Secured mode"]);
+    let mut last = signed(CLEAN, Version::new(18, 12, 425, 0));
+    last.signer.as_mut().unwrap().subject = "C=GB, L=London, O=3CX Ltd, CN=3CX Ltd".into();
+    check(&e, None, &last, &p, Verdict::Allow, &["Permit 3CX"]);
     // Unsigned, or signed but not verified: not the vendor's.
     let unsigned = FileFacts { file_version: Some(Version::new(18, 12, 425, 0)), ..exe("3CXDesktopApp.exe", CLEAN) };
     check(&e, None, &unsigned, &p, Verdict::Deny, &["Secured mode"]);
@@ -467,4 +474,29 @@ fn the_3cx_vendor_builtin_permits_signed_builds_except_the_reported_ones() {
         ..Default::default()
     };
     check(&e, None, &linux, &p, Verdict::Allow, &["Permit 3CX", "package"]);
+}
+
+#[test]
+fn distribution_packages_cover_verified_package_files_and_dpkgs_own_maintainer_scripts() {
+    let text = format!(
+        "[organization]\nname = \"o\"\nmode = \"secured\"\n\n[[policies]]\nname = \"Packages\"\nposition = 1\n\
+         applications = [\"{}\"]\naction = \"permit\"\n",
+        portcullis_catalog::DISTRIBUTION_PACKAGES
+    );
+    let e = portcullis_policy_file::compile(&text, Format::Toml).unwrap();
+    let file = |path: &str, package: Option<&str>| FileFacts {
+        path: path.into(),
+        sha256: sha(CLEAN),
+        kind: FileKind::Script,
+        package: package.map(str::to_owned),
+        ..Default::default()
+    };
+    let dpkg = ProcessFacts { parent_path: Some("/usr/bin/dpkg".into()), ..Default::default() };
+    let shell = ProcessFacts { parent_path: Some("/usr/bin/bash".into()), ..Default::default() };
+    check(&e, None, &file("/usr/bin/ls", Some("dpkg:coreutils")), &shell, Verdict::Allow, &["package"]);
+    check(&e, None, &file("/usr/local/bin/tool", None), &shell, Verdict::Deny, &["Secured mode"]);
+    let script = file("/var/lib/dpkg/info/openssh-server.postinst", None);
+    check(&e, None, &script, &dpkg, Verdict::Allow, &["parent_process"]);
+    // The same script started by anything else is not a package file.
+    check(&e, None, &script, &shell, Verdict::Deny, &["Secured mode"]);
 }

@@ -990,7 +990,7 @@ async fn switching_to_secured_in_the_console_shows_what_it_would_deny_first() {
         assert_eq!(r.status, StatusCode::OK, "a page, not a redirect: nothing is changed yet");
         let page = String::from_utf8_lossy(&r.bytes).into_owned();
         assert!(page.contains("Switch the organization to Secured?"), "{page}");
-        assert!(page.contains("3 would-deny event(s)"), "{page}");
+        assert!(page.contains("3 would-deny or learning event(s)"), "{page}");
         assert!(page.contains("/opt/tool/bin/tool") && page.contains("db-01, web-01"), "{page}");
         assert!(page.contains("/usr/local/bin/backup"), "{page}");
         assert!(page.contains(r#"name="confirm" value="yes""#), "{page}");
@@ -1012,7 +1012,17 @@ async fn switching_to_secured_in_the_console_shows_what_it_would_deny_first() {
         let body = Some(Body::from(format!("_csrf={csrf}&mode=secured&group=Linux")));
         let r = f.admin.send("POST", &format!("/computers/{id}"), body, FORM, false).await;
         let page = String::from_utf8_lossy(&r.bytes).into_owned();
-        assert!(page.contains("1 would-deny event(s)") && !page.contains("/usr/local/bin/backup"), "{page}");
+        assert!(
+            page.contains("1 would-deny or learning event(s)") && !page.contains("/usr/local/bin/backup"),
+            "{page}"
+        );
+        // Every spelling of Secured, and Installation (which ends in Secured), asks first too.
+        for mode in ["Enforce", "installation"] {
+            let body = Some(Body::from(format!("_csrf={csrf}&mode={mode}&group=Linux")));
+            let r = f.admin.send("POST", &format!("/computers/{id}"), body, FORM, false).await;
+            assert_eq!(r.status, StatusCode::OK, "{mode}");
+            assert!(String::from_utf8_lossy(&r.bytes).contains(r#"name="confirm" value="yes""#), "{mode}");
+        }
 
         // Confirmed: the switch is made.
         let r = f

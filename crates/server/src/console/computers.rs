@@ -264,6 +264,12 @@ struct ModeForm {
     confirm: String,
 }
 
+/// Whether a mode chosen in a form is Secured, or ends in it (Installation), in any of the
+/// spellings policy files accept.
+fn enters_secured(mode: &str) -> bool {
+    matches!(mode.trim().to_ascii_lowercase().as_str(), "secured" | "secure" | "enforce" | "installation")
+}
+
 /// How far back the Secured confirmation looks for would-deny events.
 const CONFIRM_DAYS: i64 = 7;
 /// How many files the confirmation lists.
@@ -328,7 +334,7 @@ async fn confirm_secured(
 }
 
 async fn settings(State(state): State<AppState>, console: Console, Form(f): Form<ModeForm>) -> Response {
-    if f.mode == "secured" && f.confirm != "yes" {
+    if enters_secured(&f.mode) && f.confirm != "yes" {
         let shown = confirm_secured(
             &state,
             &console,
@@ -431,7 +437,7 @@ async fn update_computer(
     Path(id): Path<i64>,
     Form(f): Form<ComputerForm>,
 ) -> Response {
-    if f.mode == "secured" && f.confirm != "yes" {
+    if enters_secured(&f.mode) && f.confirm != "yes" {
         let caller = console.reader();
         let name = match ops::computers::computers(&state, &caller).await {
             Ok(rows) => rows.into_iter().find(|c| c.id == id).map(|c| c.doc.name),

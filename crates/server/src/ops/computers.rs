@@ -269,14 +269,19 @@ pub(crate) async fn would_deny(
     computers: Option<&[String]>,
     days: i64,
 ) -> Result<WouldDeny, AppError> {
-    let filter = portcullis_store::EventFilter {
-        verdict: Some("would-deny".into()),
-        computer: computers.and_then(|cs| (cs.len() == 1).then(|| cs[0].clone())),
-        from_ms: Some(now_ms() - days * 86_400_000),
-        limit: WOULD_DENY_EVENTS,
-        ..Default::default()
-    };
-    let rows = state.store.events(caller.user.org_id, &filter).await?;
+    // What Monitor records as would-deny and Learning as candidates: both run now and would
+    // be denied in Secured mode.
+    let mut rows = Vec::new();
+    for kind in ["would-deny", "candidate"] {
+        let filter = portcullis_store::EventFilter {
+            verdict: Some(kind.into()),
+            computer: computers.and_then(|cs| (cs.len() == 1).then(|| cs[0].clone())),
+            from_ms: Some(now_ms() - days * 86_400_000),
+            limit: WOULD_DENY_EVENTS,
+            ..Default::default()
+        };
+        rows.extend(state.store.events(caller.user.org_id, &filter).await?);
+    }
     let mut out = WouldDeny::default();
     for row in rows {
         if computers.is_some_and(|cs| !cs.iter().any(|c| c.eq_ignore_ascii_case(&row.computer))) {
