@@ -79,14 +79,22 @@ fn root_shell(root: &Path) -> Option<String> {
     })
 }
 
-/// The shared objects this process has mapped (`/proc/self/maps`): for a dynamic agent, the
-/// host's libc and the libraries next to it that every dynamic program loads.
+/// The C runtime's libraries, which nearly every dynamic program loads.
+const CORE_LIBRARIES: &[&str] = &["libc.so", "libm.so", "libgcc_s.so", "libpthread.so", "libdl.so", "librt.so"];
+
+/// The core libraries ([`CORE_LIBRARIES`]) this process has mapped (`/proc/self/maps`): for
+/// a dynamic agent, the host's own. Others it happens to load (libelf, zlib) are not
+/// essential to the host.
 fn loaded_libraries() -> Vec<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let core = |p: &str| {
+        let name = p.rsplit('/').next().unwrap_or_default();
+        CORE_LIBRARIES.iter().any(|c| name == *c || name.starts_with(&format!("{c}.")))
+    };
     let mut libs: Vec<PathBuf> = maps
         .lines()
         .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.starts_with('/') && (p.ends_with(".so") || p.contains(".so.")))
+        .filter(|p| p.starts_with('/') && core(p))
         .map(PathBuf::from)
         .collect();
     libs.sort();
@@ -174,6 +182,7 @@ mod tests {
         );
         // libc, which every dynamic program loads, and root's shell.
         assert!(found.iter().any(|f| f.to_string_lossy().contains("libc.so")), "{found:?}");
+        assert!(!found.iter().any(|f| f.to_string_lossy().contains("libelf")), "not the host's essential: {found:?}");
         let shell = root_shell(Path::new("/")).expect("root has a shell");
         assert!(found.contains(&std::fs::canonicalize(&shell).unwrap()), "{found:?}");
         // The shell's interpreter, ld.so, is essential too: without it no dynamic program runs.
