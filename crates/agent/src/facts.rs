@@ -61,11 +61,14 @@ pub(crate) fn compute_facts(
     let policy = shared.policy();
     let packages = shared.packages.read_ok().clone();
     let root = shared.config.package_root.as_deref();
-    // MD5 too for a file a package lists with its MD5: trusted only if it still has it.
-    let packaged = root.is_some_and(|r| crate::packaged::wants_md5(&packages, r, path));
+    // MD5 or SHA-1 too for a file a package lists with one: trusted only if it still has it.
+    let packaged = root.map(|r| crate::packaged::needs(&packages, r, path)).unwrap_or_default();
     let opts = portcullis_inspect::Options {
         // SHA-1 and MD5 only when a policy lists them: SHA-256 alone is the fast path.
-        extra_hashes: ExtraHashes { sha1: policy.engine.needs_flat_sha1(), md5: policy.engine.needs_md5() || packaged },
+        extra_hashes: ExtraHashes {
+            sha1: policy.engine.needs_flat_sha1() || packaged.sha1,
+            md5: policy.engine.needs_md5() || packaged.md5,
+        },
         max_parse_size: 64 << 20,
         max_unpacked_bytes: 256 << 20,
         max_depth: 1,

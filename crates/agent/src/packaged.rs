@@ -1,9 +1,10 @@
 //! Package trust: a file is part of an installed package when the host's package database
 //! lists it **and** its content has the digest the package recorded ([`portcullis_packages`]).
-//! The facts of such a file name the package (`dpkg:openssh-server`), which rules can permit,
-//! ringfence or deny; a listed file that does not match says why in `package_note`.
+//! The facts of such a file name the packages (`dpkg:openssh-server`, `rpm:bash`), which
+//! rules can permit, ringfence or deny; a listed file that does not match says why in
+//! `package_note`.
 
-use portcullis_packages::{Digest, PackageDb};
+use portcullis_packages::{Hashes, Needs, PackageDb};
 use portcullis_policy::FileFacts;
 use std::path::Path;
 
@@ -16,21 +17,23 @@ pub(crate) fn inside(root: &Path, path: &str) -> Option<String> {
     Some(format!("/{}", rest.to_string_lossy()))
 }
 
-/// Whether the file at `path` is listed with an MD5, so the one pass that hashes it must
-/// compute MD5 too.
-pub(crate) fn wants_md5(db: &PackageDb, root: &Path, path: &str) -> bool {
-    inside(root, path).and_then(|p| db.lookup(&p)).is_some_and(|l| matches!(l.digest, Digest::Md5(_)))
+/// The hashes beyond SHA-256 that the one pass hashing the file at `path` must compute for
+/// its packages' digests to be checked.
+pub(crate) fn needs(db: &PackageDb, root: &Path, path: &str) -> Needs {
+    inside(root, path).map(|p| portcullis_packages::needs(&db.lookup(&p))).unwrap_or_default()
 }
 
-/// Name the package in `facts` when the file is one of its files, unchanged; else say why not.
+/// Name the packages in `facts` when the file is one of their files, unchanged; else say why
+/// not.
 pub(crate) fn apply(db: &PackageDb, root: &Path, facts: &mut FileFacts) {
-    let Some(listed) = inside(root, &facts.path).and_then(|p| db.lookup(&p)) else {
+    let Some(listed) = inside(root, &facts.path).map(|p| db.lookup(&p)) else { return };
+    if listed.is_empty() {
         return;
-    };
-    match PackageDb::verify(&listed, facts.md5.as_ref()) {
-        Ok(()) => facts.package = Some(listed.package.name.clone()),
-        Err(why) => facts.package_note = Some(why),
     }
+    let hashes = Hashes { md5: facts.md5.as_ref(), sha1: facts.sha1.as_ref(), sha256: Some(&facts.sha256) };
+    let verified = portcullis_packages::verify(&listed, hashes);
+    facts.packages = verified.packages;
+    facts.package_note = verified.note;
 }
 
 #[cfg(test)]
@@ -49,22 +52,23 @@ mod tests {
     fn the_hosts_bash_is_trusted_as_dpkg_bash_and_a_changed_copy_is_not() {
         let db = PackageDb::load(Path::new("/")).unwrap();
         let Ok(bash) = std::fs::canonicalize("/bin/bash") else { return };
-        if db.lookup(&bash.to_string_lossy()).is_none() {
+        if db.lookup(&bash.to_string_lossy()).is_empty() {
             return; // not a dpkg host
         }
+        let needs = needs(&db, Path::new("/"), &bash.to_string_lossy());
+        assert!(needs.md5, "dpkg records MD5s");
         let opts = portcullis_inspect::Options {
-            extra_hashes: portcullis_inspect::ExtraHashes { md5: true, sha1: false },
+            extra_hashes: portcullis_inspect::ExtraHashes { md5: needs.md5, sha1: needs.sha1 },
             ..Default::default()
         };
         let mut facts = portcullis_inspect::policy_facts(&portcullis_inspect::inspect_path(&bash, &opts).unwrap());
-        assert!(wants_md5(&db, Path::new("/"), &facts.path));
         apply(&db, Path::new("/"), &mut facts);
-        assert_eq!(facts.package.as_deref(), Some("dpkg:bash"), "{:?}", facts.package_note);
+        assert_eq!(facts.packages, ["dpkg:bash"], "{:?}", facts.package_note);
         let mut changed = facts.clone();
-        changed.package = None;
+        changed.packages.clear();
         changed.md5 = Some([0; 16]);
         apply(&db, Path::new("/"), &mut changed);
-        assert_eq!(changed.package, None);
+        assert!(changed.packages.is_empty());
         assert!(changed.package_note.unwrap().contains("changed since it was installed"));
     }
 }

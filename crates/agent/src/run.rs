@@ -301,11 +301,14 @@ fn load_packages(config: &Config) -> PackageDb {
 fn read_packages(root: &Path) -> Result<PackageDb, String> {
     let db = PackageDb::load(root).map_err(|e| portcullis_policy::with_causes(&e))?;
     tracing::info!(
-        "package trust: {} packages, {} files with a recorded digest, below {}",
+        "package trust: {} packages, {} listed files, below {}",
         db.packages().len(),
         db.file_count(),
         root.display()
     );
+    for w in db.warnings() {
+        tracing::warn!("package trust: {w}");
+    }
     Ok(db)
 }
 

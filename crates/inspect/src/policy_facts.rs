@@ -50,7 +50,7 @@ pub fn policy_facts(f: &Facts) -> FileFacts {
             })
         }),
         // Package membership is the host's knowledge, not the file's: the agent adds it.
-        package: None,
+        packages: Vec::new(),
         package_note: None,
     }
 }

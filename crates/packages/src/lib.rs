@@ -1,62 +1,81 @@
-//! The host's package database, as the agent trusts it: which installed package lists a
-//! file, and the digest the package recorded for it.
+//! The host's package databases, as the agent trusts them: which installed packages list a
+//! file, and the digest each recorded for it.
 //!
-//! dpkg (Debian, Ubuntu): `var/lib/dpkg/status`, with its `updates/` journal applied, names
-//! the packages whose files are on disk (installed, or unpacked and being configured),
-//! `var/lib/dpkg/info/<package>[:<arch>].md5sums`
-//! holds the MD5 of each file the package shipped, as `debsums` checks them, and the status's
-//! `Conffiles:` the MD5 each configuration file had at installation. A file is trusted as part
-//! of a package only when its content has that digest ([`PackageDb::verify`]); the caller
-//! hashes the file (it already reads it once to judge it).
+//! - dpkg (Debian, Ubuntu) — [`dpkg`]: the status file with its `updates/` journal, each
+//!   package's `md5sums` (as `debsums` checks them), the conffiles' digests, and
+//!   `diversions` (a file another package ships is on disk under the diverted name).
+//! - rpm (RHEL, Fedora, SUSE) — [`rpm`]: the SQLite database's headers, with each file's
+//!   state, mode and digest (SHA-256 on every current distribution).
+//!
+//! A file is trusted as part of a package only when a package lists it **and** its content
+//! has the digest that package recorded ([`verify`]); the caller hashes the file (it already
+//! reads it once to judge it) with what [`needs`] asks for. A path listed by several
+//! packages (rpm's shared multilib files, a dpkg package's `.list` beside another's md5sums)
+//! is trusted as part of every package whose digest it matches.
 //!
 //! Pure parsing over files read from a root: no process, no network, no write. Text that is
-//! not UTF-8 (an old package's Latin-1 description) is read leniently; one package's
-//! unreadable md5sums costs that package, not the database. rpm databases and dpkg's
-//! diversions are not read yet (see the README).
+//! not UTF-8 is read leniently; one package's unreadable files or header cost that package,
+//! not the database.
+
+pub mod dpkg;
+pub mod rpm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Where dpkg keeps its database, below the root.
-pub const DPKG_STATUS: &str = "var/lib/dpkg/status";
-/// The per-package files, below the root.
-pub const DPKG_INFO: &str = "var/lib/dpkg/info";
-/// dpkg's journal: status changes not yet folded into `status` (one or more stanzas per
-/// file, applied in the order of their numeric names). During an `apt` run this is where the
-/// packages being unpacked and configured are.
-pub const DPKG_UPDATES: &str = "var/lib/dpkg/updates";
+pub use dpkg::{DPKG_DIVERSIONS, DPKG_INFO, DPKG_STATUS, DPKG_UPDATES};
 
-/// The database could not be read.
+/// Which package manager a database belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Manager {
+    /// Debian's dpkg.
+    Dpkg,
+    /// rpm.
+    Rpm,
+}
+
+/// A database could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the package database {}", path.display())]
+#[error("cannot read the {} package database {}", match manager { Manager::Dpkg => "dpkg", Manager::Rpm => "rpm" }, path.display())]
 pub struct PackageError {
     /// The file.
     pub path: PathBuf,
+    /// Whose database.
+    pub manager: Manager,
     /// Why.
     #[source]
-    pub error: std::io::Error,
+    pub error: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// A digest a package recorded for one of its files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Digest {
-    /// dpkg's md5sums and conffiles.
+    /// dpkg's md5sums and conffiles; rpm before SHA-256.
     Md5([u8; 16]),
+    /// rpm, rarely.
+    Sha1([u8; 20]),
+    /// rpm on every current distribution.
+    Sha256([u8; 32]),
+    /// Listed without a digest (an rpm `%ghost`, a dpkg package without md5sums): never
+    /// trusted.
+    Missing,
+    /// A digest in an algorithm this crate does not check (rpm's number for it).
+    Unsupported(u32),
 }
 
 /// One installed package.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Package {
-    /// The name policies use: `dpkg:openssh-server`.
+    /// The name policies use: `dpkg:openssh-server`, `rpm:bash`.
     pub name: String,
-    /// The installed version.
+    /// The installed version (rpm: `[epoch:]version-release`).
     pub version: String,
-    /// Its architecture (`amd64`, `all`).
+    /// Its architecture (`amd64`, `all`, `x86_64`, `noarch`).
     pub architecture: String,
 }
 
-/// What the database says about one path.
+/// One package's listing of a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Listed<'a> {
     /// The package that lists it.
@@ -65,28 +84,63 @@ pub struct Listed<'a> {
     pub digest: Digest,
 }
 
+/// The hashes the caller computed of a file's content.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hashes<'a> {
+    /// MD5, if computed.
+    pub md5: Option<&'a [u8; 16]>,
+    /// SHA-1, if computed.
+    pub sha1: Option<&'a [u8; 20]>,
+    /// SHA-256, if computed.
+    pub sha256: Option<&'a [u8; 32]>,
+}
+
+/// Which hashes beyond SHA-256 a file's listings need to be verified.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// MD5.
+    pub md5: bool,
+    /// SHA-1.
+    pub sha1: bool,
+}
+
+/// What the listings of a file say once its hashes are known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verified {
+    /// Every package that lists the file with the digest it has, in database order.
+    pub packages: Vec<String>,
+    /// When none does: why the file is not trusted, for the reason people read.
+    pub note: Option<String>,
+}
+
 /// The installed packages and the digests of their files.
 #[derive(Debug, Default)]
 pub struct PackageDb {
     packages: Vec<Package>,
-    /// Absolute path inside the root → (package index, digest).
+    /// Absolute path inside the root → (package index, digest): the first listing.
     files: HashMap<Box<str>, (u32, Digest)>,
+    /// Further listings of the same paths (rare): kept apart so the common case costs one
+    /// entry.
+    more: HashMap<Box<str>, Vec<(u32, Digest)>>,
     /// Whether `/bin`, `/sbin` and `/lib*` are links into `/usr` in this root (merged /usr):
     /// dpkg lists `/bin/bash`, the kernel reports `/usr/bin/bash`.
     merged_usr: bool,
-    /// The status file's and the journal's modification times when read, to notice changes.
-    stamp: Option<Stamp>,
+    /// The databases' modification times and sizes when read, to notice changes.
+    stamp: Vec<Option<(SystemTime, u64)>>,
+    /// What was not read, for the agent's log.
+    warnings: Vec<String>,
 }
 
 impl PackageDb {
-    /// Read the dpkg database below `root`. A root without one gives an empty database.
+    /// Read the package databases below `root` (dpkg's and rpm's, whichever are there). A
+    /// root with neither gives an empty database.
     pub fn load(root: &Path) -> Result<PackageDb, PackageError> {
-        // dpkg may fold its journal into status while this reads: read until the stamp taken
-        // before reading still holds after, so that a change is never missed.
+        // A package manager may rewrite its database while this reads: read until the stamp
+        // taken before reading still holds after, so that a change is never missed.
         let mut tries = 0;
         loop {
             let before = stamp(root);
-            let db = Self::load_once(root, before)?;
+            let db = Self::load_once(root, before.clone())?;
             if stamp(root) == before || tries == 3 {
                 return Ok(db);
             }
@@ -94,72 +148,52 @@ impl PackageDb {
         }
     }
 
-    fn load_once(root: &Path, stamp: Option<Stamp>) -> Result<PackageDb, PackageError> {
-        let status_path = root.join(DPKG_STATUS);
-        let status = match read_lossy(&status_path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PackageDb::default()),
-            Err(error) => return Err(PackageError { path: status_path, error }),
-        };
+    fn load_once(root: &Path, stamp: Vec<Option<(SystemTime, u64)>>) -> Result<PackageDb, PackageError> {
         let usr_bin = std::fs::read_link(root.join("bin")).ok();
         let mut db = PackageDb {
             merged_usr: usr_bin.is_some_and(|t| t == Path::new("usr/bin") || t == Path::new("/usr/bin")),
             stamp,
             ..PackageDb::default()
         };
-        // The journal's stanzas replace the status file's for the same package and arch.
-        let journal = journal(root)?;
-        let mut stanzas: Vec<Paragraph<'_>> = Vec::new();
-        let mut by_key: HashMap<(&str, &str), usize> = HashMap::new();
-        for text in std::iter::once(status.as_str()).chain(journal.iter().map(String::as_str)) {
-            for para in text.split("\n\n") {
-                let Some(p) = Paragraph::parse(para) else { continue };
-                let key = (p.field("Package").unwrap_or_default(), p.field("Architecture").unwrap_or_default());
-                match by_key.get(&key) {
-                    Some(&i) => stanzas[i] = p,
-                    None => {
-                        by_key.insert(key, stanzas.len());
-                        stanzas.push(p);
-                    }
+        dpkg::load(root, &mut db)?;
+        db.warnings.extend(rpm::unsupported(root));
+        if let Some(path) = rpm::find(root) {
+            let mut bad = 0;
+            for p in rpm::read(&path, &mut bad)? {
+                let index = db.add(Package { name: p.name, version: p.version, architecture: p.arch });
+                for (file, digest) in p.files {
+                    db.insert(file.into(), index, digest);
                 }
             }
-        }
-        let info = root.join(DPKG_INFO);
-        for p in stanzas {
-            if !p.has_files() {
-                continue;
-            }
-            let index = db.packages.len() as u32;
-            let multi_arch = p.field("Multi-Arch") == Some("same");
-            let arch = p.field("Architecture").unwrap_or_default();
-            let name = p.field("Package").unwrap_or_default();
-            db.packages.push(Package {
-                name: format!("dpkg:{name}"),
-                version: p.field("Version").unwrap_or_default().to_owned(),
-                architecture: arch.to_owned(),
-            });
-            // dpkg names the info files of a Multi-Arch: same package with its architecture.
-            let candidates = [format!("{name}:{arch}.md5sums"), format!("{name}.md5sums")];
-            let file = if multi_arch { &candidates[..] } else { &candidates[1..] };
-            for c in file {
-                let path = info.join(c);
-                match read_lossy(&path) {
-                    Ok(text) => {
-                        for (digest, file) in md5sums(&text) {
-                            db.files.insert(format!("/{file}").into(), (index, digest));
-                        }
-                        break;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    // That package's files are not trusted; the others are.
-                    Err(_) => break,
-                }
-            }
-            for (file, digest) in p.conffiles() {
-                db.files.entry(file.into()).or_insert((index, digest));
+            if bad > 0 {
+                db.warnings.push(format!(
+                    "{bad} package headers in {} cannot be parsed: their files are not trusted",
+                    path.display()
+                ));
             }
         }
         Ok(db)
+    }
+
+    fn add(&mut self, package: Package) -> u32 {
+        self.packages.push(package);
+        (self.packages.len() - 1) as u32
+    }
+
+    /// Record that package `index` lists `path` with `digest`.
+    fn insert(&mut self, path: Box<str>, index: u32, digest: Digest) {
+        match self.files.get(&path) {
+            None => {
+                self.files.insert(path, (index, digest));
+            }
+            Some(&first) if first == (index, digest) => {}
+            Some(_) => {
+                let more = self.more.entry(path).or_default();
+                if !more.contains(&(index, digest)) {
+                    more.push((index, digest));
+                }
+            }
+        }
     }
 
     /// The installed packages.
@@ -167,250 +201,123 @@ impl PackageDb {
         &self.packages
     }
 
-    /// How many files have a recorded digest.
+    /// How many paths are listed.
     pub fn file_count(&self) -> usize {
         self.files.len()
     }
 
-    /// The package that lists `path` (absolute, inside the root) with a digest, if one does.
-    pub fn lookup(&self, path: &str) -> Option<Listed<'_>> {
-        let hit = self.files.get(path).or_else(|| {
-            // Merged /usr: the kernel says /usr/bin/bash where dpkg listed /bin/bash (and
-            // the other way round for files packaged under /usr).
-            let alias = if let Some(rest) = path.strip_prefix("/usr") {
-                Self::merged_dir(rest).then(|| rest.to_owned())
-            } else {
-                Self::merged_dir(path).then(|| format!("/usr{path}"))
-            };
-            alias.filter(|_| self.merged_usr).and_then(|a| self.files.get(a.as_str()))
-        })?;
-        Some(Listed { package: &self.packages[hit.0 as usize], digest: hit.1 })
+    /// What could not be read (a database in a format not read, headers that do not parse).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The packages that list `path` (absolute, inside the root), and what each recorded.
+    /// Empty when none does.
+    pub fn lookup(&self, path: &str) -> Vec<Listed<'_>> {
+        let mut out = Vec::new();
+        let mut add = |p: &str| {
+            let first = self.files.get(p).into_iter();
+            let more = self.more.get(p).into_iter().flatten();
+            for &(index, digest) in first.chain(more) {
+                out.push(Listed { package: &self.packages[index as usize], digest });
+            }
+        };
+        add(path);
+        // Merged /usr: the kernel says /usr/bin/bash where dpkg listed /bin/bash (and the
+        // other way round for files packaged under /usr).
+        if self.merged_usr {
+            if let Some(rest) = path.strip_prefix("/usr") {
+                if Self::merged_dir(rest) {
+                    add(rest);
+                }
+            } else if Self::merged_dir(path) {
+                add(&format!("/usr{path}"));
+            }
+        }
+        out
     }
 
     fn merged_dir(path: &str) -> bool {
         ["/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/"].iter().any(|d| path.starts_with(d))
     }
 
-    /// Whether the database changed on disk since it was read (a package was installed,
+    /// Whether a database changed on disk since it was read (a package was installed,
     /// upgraded or removed, or a step of that was journalled).
     pub fn changed(&self, root: &Path) -> bool {
         stamp(root) != self.stamp
     }
+}
 
-    /// Whether a file whose content has MD5 `md5` is what `listed` recorded; else why not.
-    pub fn verify(listed: &Listed<'_>, md5: Option<&[u8; 16]>) -> Result<(), String> {
-        match (listed.digest, md5) {
-            (Digest::Md5(want), Some(have)) if &want == have => Ok(()),
-            (Digest::Md5(_), Some(_)) => Err(format!(
-                "listed by {} but changed since it was installed (its MD5 differs from the one the package recorded)",
-                listed.package.name
-            )),
-            (Digest::Md5(_), None) => {
-                Err(format!("listed by {} but not verified (no MD5 computed)", listed.package.name))
+/// The hashes beyond SHA-256 that verifying `listings` needs.
+pub fn needs(listings: &[Listed<'_>]) -> Needs {
+    let mut n = Needs::default();
+    for l in listings {
+        match l.digest {
+            Digest::Md5(_) => n.md5 = true,
+            Digest::Sha1(_) => n.sha1 = true,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// Which of `listings` a file with `hashes` matches; when none does, why not.
+pub fn verify(listings: &[Listed<'_>], hashes: Hashes<'_>) -> Verified {
+    let mut out = Verified::default();
+    let mut why = Vec::new();
+    for l in listings {
+        let name = &l.package.name;
+        let (algo, matched) = match l.digest {
+            Digest::Md5(want) => ("MD5", hashes.md5.map(|h| *h == want)),
+            Digest::Sha1(want) => ("SHA-1", hashes.sha1.map(|h| *h == want)),
+            Digest::Sha256(want) => ("SHA-256", hashes.sha256.map(|h| *h == want)),
+            Digest::Missing => {
+                why.push(format!("listed by {name} without a recorded digest, so it cannot be verified"));
+                continue;
             }
+            Digest::Unsupported(a) => {
+                why.push(format!("listed by {name} with a digest in an algorithm that is not checked (rpm's {a})"));
+                continue;
+            }
+        };
+        match matched {
+            Some(true) => {
+                if !out.packages.contains(name) {
+                    out.packages.push(name.clone());
+                }
+            }
+            Some(false) => why.push(format!(
+                "listed by {name} but changed since it was installed (its {algo} differs from the one the package recorded)"
+            )),
+            None => why.push(format!("listed by {name} but not verified (no {algo} computed)")),
         }
     }
-}
-
-/// A file's text, with bytes that are not UTF-8 replaced.
-fn read_lossy(path: &Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    Ok(match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
-}
-
-/// The status file's and the journal directory's modification times.
-type Stamp = (SystemTime, Option<SystemTime>);
-
-/// What tells that the database changed: the status file's and the journal directory's
-/// modification times (a journal entry is a new file there).
-fn stamp(root: &Path) -> Option<Stamp> {
-    let status = std::fs::metadata(root.join(DPKG_STATUS)).and_then(|m| m.modified()).ok()?;
-    let updates = std::fs::metadata(root.join(DPKG_UPDATES)).and_then(|m| m.modified()).ok();
-    Some((status, updates))
-}
-
-/// The journal's entries, in dpkg's order (numeric file names; `tmp.i` is being written).
-fn journal(root: &Path) -> Result<Vec<String>, PackageError> {
-    let dir = root.join(DPKG_UPDATES);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(PackageError { path: dir, error }),
-    };
-    let mut numbered: Vec<(u64, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| Some((e.file_name().to_str()?.parse::<u64>().ok()?, e.path())))
-        .collect();
-    numbered.sort();
-    let mut out = Vec::new();
-    for (_, path) in numbered {
-        match read_lossy(&path) {
-            Ok(t) => out.push(t),
-            // Folded into status between listing and reading.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(PackageError { path, error }),
-        }
+    if out.packages.is_empty() && !why.is_empty() {
+        out.note = Some(why.join("; "));
     }
-    Ok(out)
+    out
 }
 
-/// `md5sums` lines: 32 hex digits, two spaces, a path relative to the root.
-fn md5sums(text: &str) -> impl Iterator<Item = (Digest, &str)> {
-    text.lines().filter_map(|l| {
-        let (hex, file) = l.split_once("  ")?;
-        Some((Digest::Md5(md5_hex(hex.trim())?), file.trim_start_matches('/')))
-    })
-}
-
-fn md5_hex(hex: &str) -> Option<[u8; 16]> {
-    if hex.len() != 32 {
+/// `N` bytes from `2N` hex digits.
+pub(crate) fn unhex<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    if hex.len() != N * 2 {
         return None;
     }
-    let mut out = [0u8; 16];
+    let mut out = [0u8; N];
     for (i, b) in out.iter_mut().enumerate() {
         *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
     }
     Some(out)
 }
 
-/// One stanza of the status file.
-struct Paragraph<'a> {
-    text: &'a str,
-}
-
-impl<'a> Paragraph<'a> {
-    fn parse(text: &'a str) -> Option<Paragraph<'a>> {
-        let text = text.trim_matches('\n');
-        (!text.is_empty()).then_some(Paragraph { text })
+/// What tells that a database changed: the modification times and sizes of the files each
+/// package manager rewrites (a dpkg journal entry is a new file in `updates/`, which changes
+/// the directory's time; rpm's SQLite commits land in its write-ahead log first).
+fn stamp(root: &Path) -> Vec<Option<(SystemTime, u64)>> {
+    let mut files: Vec<PathBuf> = [DPKG_STATUS, DPKG_UPDATES, DPKG_DIVERSIONS].iter().map(|f| root.join(f)).collect();
+    for dir in rpm::RPM_DIRS {
+        files.push(root.join(dir).join(rpm::RPM_SQLITE));
+        files.push(root.join(dir).join(format!("{}-wal", rpm::RPM_SQLITE)));
     }
-
-    fn field(&self, name: &str) -> Option<&'a str> {
-        self.text.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (!l.starts_with(' ') && k.eq_ignore_ascii_case(name)).then(|| v.trim())
-        })
-    }
-
-    /// Whether the package's files are on disk: installed, or in a step of installing or
-    /// upgrading (unpacked, half-configured, awaiting triggers — a package's maintainer
-    /// scripts run its new programs then). Every file is still verified by its digest; a
-    /// removed package (`config-files`, `not-installed`) has no files.
-    fn has_files(&self) -> bool {
-        let Some(status) = self.field("Status") else { return false };
-        let state = status.split_whitespace().nth(2).unwrap_or_default();
-        matches!(
-            state,
-            "installed" | "unpacked" | "half-configured" | "half-installed" | "triggers-awaited" | "triggers-pending"
-        )
-    }
-
-    /// `Conffiles:` continuation lines: ` /etc/x md5 [obsolete]`.
-    fn conffiles(&self) -> Vec<(&'a str, Digest)> {
-        let mut out = Vec::new();
-        let mut inside = false;
-        for l in self.text.lines() {
-            if !l.starts_with(' ') {
-                inside = l.to_ascii_lowercase().starts_with("conffiles:");
-                continue;
-            }
-            if !inside {
-                continue;
-            }
-            let mut parts = l.split_whitespace();
-            if let (Some(path), Some(hex), None) = (parts.next(), parts.next(), parts.next())
-                && let Some(md5) = md5_hex(hex)
-            {
-                out.push((path, Digest::Md5(md5)));
-            }
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hosts_dpkg_database_lists_bash_under_both_of_its_names() {
-        let db = PackageDb::load(Path::new("/")).unwrap();
-        if db.packages().is_empty() {
-            return; // not a dpkg host
-        }
-        assert!(db.packages().iter().any(|p| p.name == "dpkg:bash"));
-        let listed = db.lookup("/usr/bin/bash").or_else(|| db.lookup("/bin/bash")).expect("bash is listed");
-        assert_eq!(listed.package.name, "dpkg:bash");
-        // Merged /usr: the kernel's name and dpkg's both find it.
-        if std::fs::read_link("/bin").is_ok() {
-            assert_eq!(db.lookup("/usr/bin/bash").unwrap().package.name, "dpkg:bash");
-            assert_eq!(db.lookup("/bin/bash").unwrap().package.name, "dpkg:bash");
-        }
-        assert!(db.file_count() > 1000);
-    }
-
-    #[test]
-    fn only_installed_packages_count_and_conffiles_and_multiarch_names_are_read() {
-        let root = tempfile::tempdir().unwrap();
-        let info = root.path().join(DPKG_INFO);
-        std::fs::create_dir_all(&info).unwrap();
-        std::fs::write(
-            root.path().join(DPKG_STATUS),
-            "Package: tool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\nConffiles:\n /etc/tool.conf 0123456789abcdef0123456789abcdef\n /etc/old.conf 0123456789abcdef0123456789abcdef obsolete\nDescription: x\n y\n\n\
-             Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 2\n\n\
-             Package: libz\nStatus: install ok installed\nArchitecture: amd64\nMulti-Arch: same\nVersion: 3\n",
-        )
-        .unwrap();
-        std::fs::write(info.join("tool.md5sums"), "ffffffffffffffffffffffffffffffff  usr/bin/tool\nbad line\n")
-            .unwrap();
-        std::fs::write(info.join("gone.md5sums"), "ffffffffffffffffffffffffffffffff  usr/bin/gone\n").unwrap();
-        std::fs::write(info.join("libz:amd64.md5sums"), "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee  usr/lib/libz.so.1\n")
-            .unwrap();
-        let db = PackageDb::load(root.path()).unwrap();
-        assert_eq!(db.packages().len(), 2);
-        let tool = db.lookup("/usr/bin/tool").unwrap();
-        assert_eq!(tool.package.name, "dpkg:tool");
-        assert!(PackageDb::verify(&tool, Some(&[0xff; 16])).is_ok());
-        let changed = PackageDb::verify(&tool, Some(&[0; 16])).unwrap_err();
-        assert!(changed.contains("dpkg:tool") && changed.contains("changed since it was installed"), "{changed}");
-        assert!(db.lookup("/usr/bin/gone").is_none(), "removed packages are not trusted");
-        assert_eq!(db.lookup("/usr/lib/libz.so.1").unwrap().package.name, "dpkg:libz");
-        assert!(db.lookup("/etc/tool.conf").is_some());
-        assert!(db.lookup("/etc/old.conf").is_none(), "an obsolete conffile is not the package's any more");
-        // Not merged here: /bin/tool is not /usr/bin/tool.
-        assert!(db.lookup("/bin/tool").is_none());
-        assert!(!db.changed(root.path()));
-        assert!(PackageDb::load(&root.path().join("nothing")).unwrap().packages().is_empty());
-        // dpkg's journal: a package being upgraded (unpacked, its new files on disk) is in
-        // updates/ before status is rewritten; its files count, verified as always.
-        let updates = root.path().join(DPKG_UPDATES);
-        std::fs::create_dir_all(&updates).unwrap();
-        std::fs::write(info.join("newer.md5sums"), "dddddddddddddddddddddddddddddddd  usr/bin/newer\n").unwrap();
-        std::fs::write(
-            updates.join("0000"),
-            "Package: newer\nStatus: install ok unpacked\nArchitecture: amd64\nVersion: 1\n",
-        )
-        .unwrap();
-        std::fs::write(updates.join("0001"), "Package: tool\nStatus: deinstall ok config-files\nArchitecture: amd64\n")
-            .unwrap();
-        // tmp.i is being written: not read (its package's files would count if it were).
-        std::fs::write(updates.join("tmp.i"), "Package: half\nStatus: install ok installed\n").unwrap();
-        std::fs::write(info.join("half.md5sums"), "cccccccccccccccccccccccccccccccc  usr/bin/half\n").unwrap();
-        // Latin-1 in a description does not cost the database.
-        std::fs::write(
-            updates.join("0002"),
-            b"Package: latin\nStatus: install ok installed\nDescription: caf\xe9\n".as_slice(),
-        )
-        .unwrap();
-        std::fs::write(info.join("latin.md5sums"), "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb  usr/bin/latin\n").unwrap();
-        assert!(db.changed(root.path()), "a journal entry is a change");
-        let later = PackageDb::load(root.path()).unwrap();
-        assert_eq!(later.lookup("/usr/bin/newer").unwrap().package.name, "dpkg:newer");
-        assert!(later.lookup("/usr/bin/tool").is_none(), "removed in the journal");
-        assert!(later.lookup("/usr/bin/half").is_none());
-        assert_eq!(later.lookup("/usr/bin/latin").unwrap().package.name, "dpkg:latin");
-        assert!(!later.changed(root.path()));
-    }
+    files.iter().map(|f| std::fs::metadata(f).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
 }

@@ -470,7 +470,7 @@ fn the_3cx_vendor_builtin_permits_signed_builds_except_the_reported_ones() {
         sha256: sha(CLEAN),
         kind: FileKind::Executable,
         platform: Some(Os::Linux),
-        package: Some("dpkg:3cxdesktopapp".into()),
+        packages: vec!["dpkg:3cxdesktopapp".into()],
         ..Default::default()
     };
     check(&e, None, &linux, &p, Verdict::Allow, &["Permit 3CX", "package"]);
@@ -488,7 +488,7 @@ fn distribution_packages_cover_verified_package_files_and_dpkgs_own_maintainer_s
         path: path.into(),
         sha256: sha(CLEAN),
         kind: FileKind::Script,
-        package: package.map(str::to_owned),
+        packages: package.into_iter().map(str::to_owned).collect(),
         ..Default::default()
     };
     let dpkg = ProcessFacts { parent_path: Some("/usr/bin/dpkg".into()), ..Default::default() };

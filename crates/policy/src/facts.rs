@@ -143,10 +143,11 @@ pub struct FileFacts {
     pub authenticode_sha1: Option<[u8; 20]>,
     /// The primary signer, if signed.
     pub signer: Option<SignerFacts>,
-    /// The installed package the file belongs to (`dpkg:openssh-server`, `rpm:bash`), only
-    /// when the package lists it **and** its content matches the digest the package
-    /// recorded: a file changed after installation, or listed without a digest, has none.
-    pub package: Option<String>,
+    /// The installed packages the file belongs to (`dpkg:openssh-server`, `rpm:bash`): those
+    /// that list it **and** recorded the digest its content has. A file changed after
+    /// installation, or listed without a digest, has none; a file two packages ship alike
+    /// (rpm's shared multilib files) has both.
+    pub packages: Vec<String>,
     /// Why the file is not trusted as part of a package that lists it (changed since it was
     /// installed, no digest recorded), for the reason people read.
     pub package_note: Option<String>,

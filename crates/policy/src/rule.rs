@@ -202,7 +202,9 @@ impl Rule {
             fields.push(MatchedField { field: "kind", expected: kind.name().into(), actual: kind.name().into() });
         }
         if let Some(p) = &self.package {
-            check(&mut fields, "package", p.as_str(), file.package.as_deref(), |v| p.matches(v))?;
+            // Any of the packages the file verifiably belongs to.
+            let actual = file.packages.iter().find(|v| p.matches(v)).or(file.packages.first());
+            check(&mut fields, "package", p.as_str(), actual.map(String::as_str), |v| p.matches(v))?;
         }
         if let Some(p) = &self.parent_process {
             check(&mut fields, "parent_process", p.as_str(), process.parent_path.as_deref(), |v| p.matches(v))?;
