@@ -61,7 +61,7 @@ pub use portcullis_events::spool;
 pub use interpreters::{default_interpreters, default_self_loaders, is_interpreter_name, is_self_loader_path};
 pub use portcullis_fanotify::Response;
 pub use run::{Summary, block_handled_signals, run};
-pub use state::{AgentError, Config, LoadError, Overload, PolicyHits, PolicyLoader, Stats};
+pub use state::{AgentError, Config, LoadError, Overload, PackageInventory, PolicyHits, PolicyLoader, Stats};
 
 /// Replace the panic hook with one that prints the message and nothing else.
 ///

@@ -292,10 +292,18 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
 /// says so).
 fn load_packages(config: &Config) -> PackageDb {
     let Some(root) = &config.package_root else { return PackageDb::default() };
-    read_packages(root).unwrap_or_else(|e| {
-        tracing::error!("no package is trusted: {e}");
-        PackageDb::default()
-    })
+    match read_packages(root) {
+        Ok(db) => {
+            if let Some(inventory) = &config.inventory {
+                inventory.publish(&db);
+            }
+            db
+        }
+        Err(e) => {
+            tracing::error!("no package is trusted: {e}");
+            PackageDb::default()
+        }
+    }
 }
 
 fn read_packages(root: &Path) -> Result<PackageDb, String> {
@@ -334,6 +342,9 @@ fn follow_packages(shared: &Shared) {
             return;
         }
     };
+    if let Some(inventory) = &shared.config.inventory {
+        inventory.publish(&db);
+    }
     *shared.packages.write_ok() = Arc::new(db);
     shared.cache.clear();
     if let Err(e) = shared.group.flush_inode_marks() {

@@ -61,6 +61,8 @@ pub struct Config {
     pub policy_writable: bool,
     /// Counts policy matches, for the server's hit counts.
     pub hits: Option<Arc<PolicyHits>>,
+    /// Receives the installed packages each time they are read, for the server.
+    pub inventory: Option<Arc<PackageInventory>>,
     /// Stop by itself after this long (tests).
     pub exit_after: Option<Duration>,
     /// Written once every mark is in place.
@@ -174,6 +176,27 @@ pub struct Stats {
     pub answer_ns: AtomicU64,
     /// Events answered by workers.
     pub worker_answers: AtomicU64,
+}
+
+/// The installed packages not yet reported to the server: the agent sets them each time it
+/// reads the package database, the sync thread takes and reports them.
+#[derive(Debug, Default)]
+pub struct PackageInventory(Mutex<Option<Vec<portcullis_packages::Package>>>);
+
+impl PackageInventory {
+    pub(crate) fn publish(&self, db: &portcullis_packages::PackageDb) {
+        *self.0.lock_ok() = Some(db.packages().to_vec());
+    }
+
+    /// Take the list to report, if it changed since it was last taken.
+    pub fn take(&self) -> Option<Vec<portcullis_packages::Package>> {
+        self.0.lock_ok().take()
+    }
+
+    /// Put back a list that could not be reported, unless a newer one came meanwhile.
+    pub fn restore(&self, packages: Vec<portcullis_packages::Package>) {
+        self.0.lock_ok().get_or_insert(packages);
+    }
 }
 
 /// Matches per policy since they were last taken: the agent counts, the sync thread reports.

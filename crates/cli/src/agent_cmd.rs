@@ -43,11 +43,38 @@ struct ServerSync {
 }
 
 impl ServerSync {
-    fn start(self, hits: Arc<portcullis_agent::PolicyHits>) {
+    fn start(self, hits: Arc<portcullis_agent::PolicyHits>, inventory: Arc<portcullis_agent::PackageInventory>) {
         let (take, back) = (hits.clone(), hits);
         let counters = portcullis_sync::HitCounters {
             take: Box::new(move || take.take()),
             restore: Box::new(move |h: Vec<PolicyHit>| back.restore(h)),
+        };
+        let (take, back) = (inventory.clone(), inventory);
+        let packages = portcullis_sync::PackageReports {
+            take: Box::new(move || {
+                take.take().map(|list| portcullis_protocol::PackageReport {
+                    packages: list
+                        .into_iter()
+                        .map(|p| portcullis_protocol::InstalledPackage {
+                            name: p.name,
+                            version: p.version,
+                            arch: p.architecture,
+                        })
+                        .collect(),
+                })
+            }),
+            restore: Box::new(move |r: portcullis_protocol::PackageReport| {
+                back.restore(
+                    r.packages
+                        .into_iter()
+                        .map(|p| portcullis_packages::Package {
+                            name: p.name,
+                            version: p.version,
+                            architecture: p.arch,
+                        })
+                        .collect(),
+                )
+            }),
         };
         // The agent's main loop reloads on SIGHUP, as for a policy file.
         // SAFETY: kill(2) on our own pid with a signal the agent blocks and waits for.
@@ -58,7 +85,7 @@ impl ServerSync {
         // The sync threads must not take the agent's signals (SIGHUP's default ends the process).
         portcullis_agent::block_handled_signals();
         let _ = std::thread::Builder::new().name("sync-poll".into()).spawn(move || poller.run(reload));
-        let _ = std::thread::Builder::new().name("sync-upload".into()).spawn(move || uploader.run(counters));
+        let _ = std::thread::Builder::new().name("sync-upload".into()).spawn(move || uploader.run(counters, packages));
     }
 }
 
@@ -204,6 +231,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
 
     let source = if let Some(server) = &a.server { server_source(&a, server)? } else { file_source(&a)? };
     let hits = std::sync::Arc::new(portcullis_agent::PolicyHits::default());
+    let inventory = std::sync::Arc::new(portcullis_agent::PackageInventory::default());
 
     let mut excluded: Vec<String> = portcullis_agent::mounts::DEFAULT_EXCLUDED.iter().map(|s| s.to_string()).collect();
     excluded.extend(a.exclude_fstype.iter().cloned());
@@ -223,6 +251,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         computer: source.computer.clone(),
         policy_writable: source.sync.is_some(),
         hits: source.sync.is_some().then(|| hits.clone()),
+        inventory: source.sync.is_some().then(|| inventory.clone()),
         scope,
         excluded_fstypes: excluded,
         spool: portcullis_agent::spool::SpoolConfig {
@@ -256,7 +285,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         resolver: a.resolver,
     };
     if let Some(sync) = source.sync {
-        sync.start(hits);
+        sync.start(hits, inventory);
     }
     let loader = source.loader;
     match portcullis_agent::run(config, &loader) {

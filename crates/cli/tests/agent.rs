@@ -1039,6 +1039,22 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
     let (_, computers) = console.call("GET", "/api/computers", None);
     assert_eq!(computers[0]["online"], true);
     assert_eq!(computers[0]["host"]["os"], "linux");
+    // The agent reported the host's installed packages, which the console shows.
+    if Path::new("/var/lib/dpkg/status").exists() {
+        let id = computers[0]["id"].as_i64().unwrap();
+        let t0 = Instant::now();
+        let bash = loop {
+            let (_, list) = console.call("GET", &format!("/api/computers/{id}/packages?filter=dpkg:bash"), None);
+            if let Some(b) = list["packages"].as_array().and_then(|l| l.iter().find(|p| p["name"] == "dpkg:bash")) {
+                assert!(list["total"].as_i64().unwrap() > 10, "{list}");
+                break b.clone();
+            }
+            assert!(t0.elapsed() < Duration::from_secs(15), "no package report:\n{}", sb.log());
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let dpkg = Command::new("dpkg-query").args(["-W", "-f", "${Version}", "bash"]).output().unwrap();
+        assert_eq!(bash["version"], String::from_utf8_lossy(&dpkg.stdout).as_ref(), "as dpkg-query says");
+    }
 
     // The organization rotates its signing key: the running agent takes a bundle signed by
     // the new key (endorsed by the old one) and keeps the key; the offline restart below

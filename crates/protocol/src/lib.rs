@@ -35,6 +35,9 @@ pub mod paths {
     pub const POLL: &str = "/api/agent/poll";
     /// `POST` [`super::EventBatch`] → [`super::EventBatchReply`].
     pub const EVENTS: &str = "/api/agent/events";
+    /// `POST` [`super::PackageReport`] → [`super::PackageReportReply`]: the host's installed
+    /// packages, whole, at start and after each change.
+    pub const PACKAGES: &str = "/api/agent/packages";
 }
 
 /// The error message of a 403 answered to an agent whose enrollment waits for an
@@ -65,6 +68,17 @@ pub mod limits {
     pub const AGENT_VERSION: usize = 64;
     /// A bundle failure report.
     pub const BUNDLE_ERROR: usize = 2000;
+    /// Packages in one report (a large desktop has about 6,000; a report with more is
+    /// refused whole).
+    pub const PACKAGES: usize = 50_000;
+    /// A package's name, with its `dpkg:`/`rpm:` prefix.
+    pub const PACKAGE_NAME: usize = 200;
+    /// A package's version.
+    pub const PACKAGE_VERSION: usize = 128;
+    /// A package's architecture.
+    pub const PACKAGE_ARCH: usize = 32;
+    /// The largest package report body the server reads.
+    pub const PACKAGE_REPORT_BYTES: usize = 16 << 20;
 }
 
 /// Why host facts were refused.
@@ -517,6 +531,79 @@ pub struct EventBatchReply {
     pub refused: u64,
 }
 
+/// The host's installed packages, as its package trust reads them: the whole list, which
+/// replaces what the server knew.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PackageReport {
+    /// The packages (at most [`limits::PACKAGES`]).
+    pub packages: Vec<InstalledPackage>,
+}
+
+/// One installed package.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstalledPackage {
+    /// The name policies use: `dpkg:openssh-server`, `rpm:bash`.
+    pub name: String,
+    /// The installed version.
+    #[serde(default)]
+    pub version: String,
+    /// Its architecture (`amd64`, `all`, `x86_64`, `noarch`).
+    #[serde(default)]
+    pub arch: String,
+}
+
+/// Why one package of a report was not kept.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PackageNameError {
+    /// Not `dpkg:` or `rpm:` followed by a package name.
+    #[error(
+        "package name {0:?} is refused: a name is dpkg: or rpm: followed by 1 to 190 letters, digits and . _ + - ~ ^ @"
+    )]
+    Name(String),
+}
+
+/// Whether `name` is a package name as the agent reports it and policies match it: its
+/// manager's prefix, then the characters dpkg and rpm allow in names.
+pub fn valid_package_name(name: &str) -> bool {
+    let Some((manager, rest)) = name.split_once(':') else { return false };
+    matches!(manager, "dpkg" | "rpm")
+        && !rest.is_empty()
+        && name.len() <= limits::PACKAGE_NAME
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-' | b'~' | b'^' | b'@'))
+}
+
+impl InstalledPackage {
+    /// The package as the server keeps it: a valid name, and the version and architecture
+    /// without control characters and bounded ([`limits`]).
+    pub fn normalized(&self) -> Result<InstalledPackage, PackageNameError> {
+        if !valid_package_name(&self.name) {
+            return Err(PackageNameError::Name(bounded_text(&self.name, 80)));
+        }
+        Ok(InstalledPackage {
+            name: self.name.clone(),
+            version: bounded_text(&self.version, limits::PACKAGE_VERSION),
+            arch: bounded_text(&self.arch, limits::PACKAGE_ARCH),
+        })
+    }
+}
+
+/// What the server kept of a package report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackageReportReply {
+    /// Packages kept.
+    pub stored: u64,
+    /// Entries not kept: a name that is not a package name, or the same name and
+    /// architecture twice (the first one counts).
+    #[serde(default)]
+    pub refused: u64,
+}
+
 /// The idempotency key of an event: SHA-256 of its record's bytes, hex (first 32 digits).
 pub fn event_key(record: &str) -> String {
     use sha2::Digest;
@@ -629,6 +716,34 @@ mod tests {
         late.issued_ms += 1;
         assert!(late.next_after(&keys[0].public()).is_none());
         assert!(chain[0].next_after(&keys[0].public()).is_some());
+    }
+
+    #[test]
+    fn package_names_are_a_manager_and_a_name_and_nothing_else() {
+        for ok in ["dpkg:openssh-server", "rpm:bash", "dpkg:libstdc++6", "rpm:perl-Text-Tabs+Wrap", "dpkg:g++-12"] {
+            assert!(valid_package_name(ok), "{ok}");
+        }
+        let long = format!("dpkg:{}", "a".repeat(limits::PACKAGE_NAME));
+        for bad in [
+            "",
+            "bash",
+            "dpkg:",
+            "apk:busybox",
+            "dpkg:a b",
+            "dpkg:a/b",
+            "dpkg:a\u{0}",
+            "rpm:é",
+            "dpkg:*",
+            long.as_str(),
+        ] {
+            assert!(!valid_package_name(bad), "{bad:?}");
+        }
+        let p = InstalledPackage { name: "dpkg:bash".into(), version: "5.2\n\u{7}-1".into(), arch: "x".repeat(100) };
+        let n = p.normalized().unwrap();
+        assert_eq!(n.version, "5.2-1");
+        assert_eq!(n.arch.len(), limits::PACKAGE_ARCH);
+        let bad = InstalledPackage { name: "dpkg:<script>".into(), ..p };
+        assert!(bad.normalized().unwrap_err().to_string().contains("dpkg:<script>"));
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub const EVENTS_PER_MINUTE: u64 = 20_000;
 /// Requests carrying host facts (enrollments, polls with a host) one agent may make per
 /// minute; more answer 429.
 pub const HOST_REPORTS_PER_MINUTE: u64 = 30;
+/// Package reports one agent may send per minute (it sends one at start and one after each
+/// package change); more answer 429 and the agent sends the newest list again later.
+pub const PACKAGE_REPORTS_PER_MINUTE: u64 = 6;
 /// What an agent's quota counts (per minute, per server).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Quota {
@@ -60,6 +63,8 @@ pub enum Quota {
     Events,
     /// Requests carrying host facts.
     HostReports,
+    /// Package reports.
+    PackageReports,
 }
 
 impl Quota {
@@ -67,6 +72,7 @@ impl Quota {
         match self {
             Quota::Events => EVENTS_PER_MINUTE,
             Quota::HostReports => HOST_REPORTS_PER_MINUTE,
+            Quota::PackageReports => PACKAGE_REPORTS_PER_MINUTE,
         }
     }
 }
@@ -151,6 +157,7 @@ impl SyncHub {
                 match kind {
                     Quota::Events => "events",
                     Quota::HostReports => "host reports",
+                    Quota::PackageReports => "package reports",
                 }
             )));
         }

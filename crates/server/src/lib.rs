@@ -20,7 +20,7 @@ pub mod openapi;
 mod ops;
 
 pub use api::agents::{MAX_BATCH, MAX_CLOCK_SKEW_MS, MAX_EVENT_FIELD, MAX_HITS, MAX_WAIT};
-pub use hub::{EVENTS_PER_MINUTE, HOST_REPORTS_PER_MINUTE};
+pub use hub::{EVENTS_PER_MINUTE, HOST_REPORTS_PER_MINUTE, PACKAGE_REPORTS_PER_MINUTE};
 pub use ops::computers::ONLINE_WITHIN_MS;
 
 use axum::Router;

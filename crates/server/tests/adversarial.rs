@@ -1034,3 +1034,115 @@ async fn switching_to_secured_in_the_console_shows_what_it_would_deny_first() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_hostile_agents_package_report_is_checked_bounded_and_replaces_only_its_own_list() {
+    use portcullis_protocol::limits;
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let web1 = f.agent(&credential(&f.enroll(&token, "web-01", "linux", None).await));
+        let _web2 = f.agent(&credential(&f.enroll(&token, "web-02", "linux", None).await));
+        let computers = f.admin.get("/api/computers").await.body;
+        let id_of = |name: &str| {
+            computers.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["id"].as_i64().unwrap()
+        };
+        let (id1, id2) = (id_of("web-01"), id_of("web-02"));
+
+        // 3,000 packages as a real host has, and what a hostile agent slips in between them.
+        let mut packages: Vec<Value> =
+            (0..3000).map(|i| json!({"name": format!("dpkg:lib{i}"), "version": "1.0-1", "arch": "amd64"})).collect();
+        packages.push(json!({"name": "dpkg:openssh-server", "version": "1:9.2p1-2\u{7}\n", "arch": "x".repeat(500)}));
+        packages.push(json!({"name": "dpkg:<script>alert(1)</script>", "version": "1", "arch": "all"}));
+        packages.push(json!({"name": "dpkg:lib7", "version": "2.0-1", "arch": "amd64"}));
+        packages.push(json!({"name": "dpkg:lib7", "version": "1.0-1", "arch": "i386"}));
+        packages.push(json!({"name": "apk:busybox", "version": "1", "arch": "x86_64"}));
+        let r = web1.json("POST", "/api/agent/packages", json!({ "packages": packages })).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body, json!({"stored": 3002, "refused": 3}), "a repeat keeps the first; bad names go alone");
+
+        let listed = f.admin.get(&format!("/api/computers/{id1}/packages?filter=OPENSSH")).await;
+        assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+        assert_eq!(listed.body["total"], 3002);
+        assert!(listed.body["reported_ms"].as_i64().is_some());
+        let ssh = &listed.body["packages"].as_array().unwrap()[..];
+        assert_eq!(ssh.len(), 1, "{ssh:?}");
+        assert_eq!(ssh[0]["version"], "1:9.2p1-2", "control characters are dropped");
+        assert_eq!(ssh[0]["arch"].as_str().unwrap().len(), limits::PACKAGE_ARCH);
+        let lib7 = f.admin.get(&format!("/api/computers/{id1}/packages?filter=lib7&limit=2")).await.body;
+        assert_eq!(
+            lib7["packages"],
+            json!([
+                {"name": "dpkg:lib7", "arch": "amd64", "version": "1.0-1"},
+                {"name": "dpkg:lib7", "arch": "i386", "version": "1.0-1"}
+            ])
+        );
+        // Filters are text, never patterns.
+        let none = f.admin.get(&format!("/api/computers/{id1}/packages?filter=%25")).await.body;
+        assert_eq!(none["packages"].as_array().unwrap().len(), 1000, "'%' is dropped, not a wildcard of its own");
+        for bad in ["limit=0", "limit=50001", "limit=x"] {
+            let r = f.admin.get(&format!("/api/computers/{id1}/packages?{bad}")).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
+        }
+        let all = f.admin.get("/api/computers").await.body;
+        let row = |id: i64| all.as_array().unwrap().iter().find(|c| c["id"] == id).unwrap().clone();
+        assert_eq!(row(id1)["package_count"], 3002);
+        assert_eq!(row(id2)["packages_ms"], Value::Null, "web-02 reported nothing");
+
+        // The console lists them, escaped.
+        let page =
+            String::from_utf8_lossy(&f.admin.get(&format!("/computers/{id1}/packages?q=ssh")).await.bytes).into_owned();
+        assert!(page.contains("dpkg:openssh-server") && page.contains("3002 installed package(s)"), "{page}");
+        let list = String::from_utf8_lossy(&f.admin.get("/computers").await.bytes).into_owned();
+        assert!(list.contains(&format!("/computers/{id1}/packages\">3002</a>")), "{list}");
+
+        // Another organization's administrator learns nothing about it.
+        let other = org_with_users(&store).await;
+        let stranger = Client::login(&store, &other.name, "admin", "admin-password").await;
+        assert_eq!(stranger.get(&format!("/api/computers/{id1}/packages")).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(stranger.get(&format!("/computers/{id1}/packages")).await.status, StatusCode::NOT_FOUND);
+
+        // A report is the whole list: the next one replaces it.
+        let r = web1
+            .json(
+                "POST",
+                "/api/agent/packages",
+                json!({"packages": [{"name": "rpm:bash", "version": "5.1", "arch": "x86_64"}]}),
+            )
+            .await;
+        assert_eq!(r.body, json!({"stored": 1, "refused": 0}));
+        let listed = f.admin.get(&format!("/api/computers/{id1}/packages")).await.body;
+        assert_eq!(listed["total"], 1);
+
+        // Too many is refused whole, before it counts against the quota; a flood is 429.
+        let huge: Vec<Value> = (0..=limits::PACKAGES).map(|i| json!({"name": format!("rpm:p{i}")})).collect();
+        let r = web1.json("POST", "/api/agent/packages", json!({ "packages": huge })).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+        let mut statuses = Vec::new();
+        for _ in 0..portcullis_server::PACKAGE_REPORTS_PER_MINUTE {
+            statuses.push(web1.json("POST", "/api/agent/packages", json!({"packages": []})).await.status);
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == StatusCode::OK).count() as u64,
+            portcullis_server::PACKAGE_REPORTS_PER_MINUTE - 2
+        );
+        assert_eq!(*statuses.last().unwrap(), StatusCode::TOO_MANY_REQUESTS);
+        // Unknown fields and a missing credential are refused.
+        let r = web1.json("POST", "/api/agent/packages", json!({"packages": [], "computer": "web-02"})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+        let anonymous = agent_client(&store, &f.admin.state, None);
+        assert_eq!(
+            anonymous.json("POST", "/api/agent/packages", json!({"packages": []})).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // Removing the computer removes its packages.
+        assert_eq!(
+            f.admin.json("DELETE", &format!("/api/computers/{id1}"), json!({})).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert!(store.computer_packages(f.org.id, id1, "", 10).await.unwrap().is_empty());
+    })
+    .await;
+}

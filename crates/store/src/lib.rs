@@ -26,7 +26,7 @@ pub use audit::AuditEntry;
 pub use events::{EventFields, EventFilter, EventRow, NewEvent};
 pub use model::{
     ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, MAX_HITS, Move,
-    PolicyRow, RingfenceRow, SealReport,
+    PackageRow, PolicyRow, RingfenceRow, SealReport,
 };
 pub use secrets::{SecretKeyError, SecretKeys};
 

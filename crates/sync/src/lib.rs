@@ -17,7 +17,8 @@
 use portcullis_events::spool;
 use portcullis_protocol::{
     Bundle, BundleError, BundlePayload, BundlePublicKey, EnrollRequest, Enrolled, EventBatchReply, HostFacts,
-    MAX_BUNDLE_BYTES, MAX_REPLY_BYTES, PolicyHit, PollRequest, SIGNATURE_HEADER, paths,
+    MAX_BUNDLE_BYTES, MAX_REPLY_BYTES, PackageReport, PackageReportReply, PolicyHit, PollRequest, SIGNATURE_HEADER,
+    paths,
 };
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
@@ -389,6 +390,18 @@ pub struct HitCounters {
     pub restore: Box<dyn Fn(Vec<PolicyHit>) + Send>,
 }
 
+/// The host's installed packages, as the uploader reports them.
+pub struct PackageReports {
+    /// The list to report, when it changed since it was last taken.
+    pub take: Box<dyn Fn() -> Option<PackageReport> + Send>,
+    /// Give back a list that could not be reported.
+    pub restore: Box<dyn Fn(PackageReport) + Send>,
+}
+
+/// How long a package report that failed waits before it is sent again (the server allows
+/// a few a minute).
+const PACKAGE_RETRY: Duration = Duration::from_secs(30);
+
 /// Long-polls for bundles.
 pub struct Poller {
     enrollment: Enrollment,
@@ -662,11 +675,44 @@ impl Uploader {
         write_atomically(&self.state_dir.join(CURSOR_FILE), text.as_bytes())
     }
 
+    /// Report the host's installed packages (the whole list replaces what the server knew).
+    pub fn report_packages(&self, report: &PackageReport) -> Result<PackageReportReply, SyncError> {
+        let url = format!("{}{}", self.enrollment.server, paths::PACKAGES);
+        let res = post_json(&self.http, &url, Some(&self.enrollment.credential), report)?;
+        read_json(&url, res)
+    }
+
     /// Upload every second until the process ends; failures are retried, and the match
-    /// counts that could not be sent are given back.
-    pub fn run(mut self, hits: HitCounters) {
+    /// counts that could not be sent are given back. The package list is reported when it
+    /// changed, and again after a failure, every [`PACKAGE_RETRY`].
+    pub fn run(mut self, hits: HitCounters, packages: PackageReports) {
         let mut failing = false;
+        let mut packages_after = std::time::Instant::now();
         loop {
+            if std::time::Instant::now() >= packages_after
+                && let Some(report) = (packages.take)()
+            {
+                match self.report_packages(&report) {
+                    Ok(reply) => {
+                        tracing::info!("{} installed packages reported to the server", reply.stored);
+                        if reply.refused > 0 {
+                            tracing::warn!(
+                                "the server refused {} package entr(ies) as not package names",
+                                reply.refused
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "reporting installed packages: {}; trying again in {} s",
+                            with_causes(&e),
+                            PACKAGE_RETRY.as_secs()
+                        );
+                        (packages.restore)(report);
+                        packages_after = std::time::Instant::now() + PACKAGE_RETRY;
+                    }
+                }
+            }
             let taken = (hits.take)();
             let result = self.upload_pending(taken.clone());
             // Counts went with the first batch; if nothing was stored, give them back.

@@ -1,5 +1,5 @@
 //! `/api/agent/*`, the agent sync API: enrollment, the long-polled signed bundle, event
-//! batches. What an agent sends is checked and bounded here, where it enters.
+//! batches, package reports. What an agent sends is checked and bounded here, where it enters.
 
 use crate::AppState;
 use crate::error::{AppError, AppJson, ErrorBody};
@@ -11,11 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use portcullis_events::Record;
 use portcullis_protocol::{
-    BundlePayload, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PolicyHit, PollRequest, SIGNATURE_HEADER,
-    event_key, paths,
+    BundlePayload, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PackageReport, PackageReportReply, PolicyHit,
+    PollRequest, SIGNATURE_HEADER, event_key, paths,
 };
 use portcullis_protocol::{bounded_text, limits};
-use portcullis_store::{AgentIdentity, Enrolled as StoreEnrolled, Enrollment, EventFields, NewEvent, now_ms};
+use portcullis_store::{
+    AgentIdentity, Enrolled as StoreEnrolled, Enrollment, EventFields, NewEvent, PackageRow, now_ms,
+};
 use std::time::Duration;
 
 /// The longest a poll is held before "nothing new" (204).
@@ -30,7 +32,15 @@ pub const MAX_EVENT_FIELD: usize = 4096;
 pub const MAX_CLOCK_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route(paths::ENROLL, post(enroll)).route(paths::POLL, post(poll)).route(paths::EVENTS, post(events))
+    Router::new()
+        .route(paths::ENROLL, post(enroll))
+        .route(paths::POLL, post(poll))
+        .route(paths::EVENTS, post(events))
+        // A host's whole package list is larger than any other request.
+        .route(
+            paths::PACKAGES,
+            post(packages).layer(axum::extract::DefaultBodyLimit::max(limits::PACKAGE_REPORT_BYTES)),
+        )
 }
 
 /// An agent authenticated by its credential.
@@ -248,4 +258,40 @@ pub(crate) async fn events(
         state.store.record_hits(agent.org_id, &hits).await?;
     }
     Ok(AppJson(EventBatchReply { stored, duplicates, refused: refused.len() as u64 }))
+}
+
+#[utoipa::path(post, path = "/api/agent/packages", tag = "agents", operation_id = "agent_packages", request_body = portcullis_protocol::PackageReport, responses((status = 200, body = portcullis_protocol::PackageReportReply), (status = 400, description = "more packages than a report may hold", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "over the agent's package report quota", body = ErrorBody)), security(("agent" = [])))]
+pub(crate) async fn packages(
+    State(state): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    AppJson(report): AppJson<PackageReport>,
+) -> Result<AppJson<PackageReportReply>, AppError> {
+    if report.packages.len() > limits::PACKAGES {
+        return Err(AppError::BadRequest(format!("at most {} packages per report", limits::PACKAGES)));
+    }
+    state.hub.quota(agent.computer_id, crate::hub::Quota::PackageReports, 1)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Vec::with_capacity(report.packages.len());
+    let mut refused: Vec<String> = Vec::new();
+    for p in &report.packages {
+        match p.normalized() {
+            // The first of a repeated (name, architecture) counts.
+            Ok(p) if seen.insert((p.name.clone(), p.arch.clone())) => {
+                rows.push(PackageRow { name: p.name, arch: p.arch, version: p.version })
+            }
+            Ok(p) => refused.push(format!("{} ({}) twice", p.name, p.arch)),
+            // One bad entry never holds back the rest of the host's packages.
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    if let Some(first) = refused.first() {
+        tracing::warn!(
+            "computer {}: {} package entr(ies) refused, first: {}",
+            agent.computer_id,
+            refused.len(),
+            bounded_text(first, 300)
+        );
+    }
+    state.store.set_computer_packages(agent.computer_id, &rows, now_ms()).await?;
+    Ok(AppJson(PackageReportReply { stored: rows.len() as u64, refused: refused.len() as u64 }))
 }

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{AppError, AppJson, AppPath, AppQuery, ErrorBody};
 use crate::ops::Created;
-use crate::ops::computers::{self as ops, BundleKeyView, ComputerView, EnrollmentToken};
+use crate::ops::computers::{self as ops, BundleKeyView, ComputerPackages, ComputerView, EnrollmentToken};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,6 +23,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/groups/{id}/enrollment-token", post(enrollment_token).delete(revoke_enrollment_token))
         .route("/api/computers", get(computers))
         .route("/api/computers/{id}", put(update_computer).delete(delete_computer))
+        .route("/api/computers/{id}/packages", get(computer_packages))
         .route("/api/enrollments/pending", get(pending))
         .route("/api/enrollments/pending/{id}", axum::routing::delete(reject_pending))
         .route("/api/enrollments/pending/{id}/accept", post(accept_pending))
@@ -120,6 +121,24 @@ pub(crate) async fn computers(
     caller: Caller,
 ) -> Result<AppJson<Vec<ComputerView>>, AppError> {
     Ok(AppJson(ops::computers(&state, &caller).await?))
+}
+
+/// Which of a computer's packages.
+#[derive(Deserialize)]
+pub(crate) struct PackagesQuery {
+    #[serde(default)]
+    filter: String,
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/computers/{id}/packages", tag = "model", params(("id" = i64, Path), ("filter" = Option<String>, Query, description = "part of the name, ASCII case ignored"), ("limit" = Option<i64>, Query, description = "1 to 50000; 1000 when not given")), responses((status = 200, description = "the packages its agent last reported, by name", body = ComputerPackages), ReadsOne), security(("bearer" = [])))]
+pub(crate) async fn computer_packages(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppQuery(q): AppQuery<PackagesQuery>,
+) -> Result<AppJson<ComputerPackages>, AppError> {
+    Ok(AppJson(ops::computer_packages(&state, &caller, id, &q.filter, q.limit).await?))
 }
 
 #[utoipa::path(put, path = "/api/computers/{id}", tag = "model", params(("id" = i64, Path)), request_body = ComputerDoc, responses((status = 204), ChangesOne), security(("bearer" = [])))]

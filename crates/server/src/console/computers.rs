@@ -24,6 +24,7 @@ pub(super) fn router() -> Router<AppState> {
             }),
         )
         .route("/computers/{id}", post(update_computer))
+        .route("/computers/{id}/packages", get(packages_page))
         .route(
             "/computers/{id}/delete",
             on_item("/computers", |state, caller, id| async move {
@@ -77,6 +78,8 @@ struct ComputerRowView {
     /// Online but enforcing an older bundle than the latest (or refusing it).
     lags: bool,
     bundle_error: String,
+    /// Packages its agent reported (`None`: none reported yet).
+    packages: Option<i64>,
 }
 
 struct PendingView {
@@ -170,6 +173,7 @@ async fn computers_view(
                 os: c.doc.os.clone().unwrap_or_default(),
                 agent: c.agent_version.clone().unwrap_or_default(),
                 bundle_version: c.bundle_version,
+                packages: c.packages_ms.map(|_| c.package_count),
                 name: c.doc.name,
                 group,
             }
@@ -464,4 +468,50 @@ async fn update_computer(
             Ok(format!("Mode set to {}", if f.mode.is_empty() { "the group's" } else { &f.mode }))
         })
         .await
+}
+
+/// Packages shown on one page at most (the filter finds the others).
+const PACKAGES_SHOWN: i64 = 2000;
+
+#[derive(Template)]
+#[template(path = "packages.html")]
+struct PackagesPage {
+    page: Page,
+    id: i64,
+    computer: String,
+    reported: String,
+    total: i64,
+    filter: String,
+    packages: Vec<portcullis_store::PackageRow>,
+    /// More match the filter than are shown.
+    cut: bool,
+}
+
+#[derive(Deserialize)]
+struct PackagesForm {
+    #[serde(default)]
+    q: String,
+}
+
+async fn packages_page(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<i64>,
+    Query(f): Query<PackagesForm>,
+) -> Result<Response, AppError> {
+    let caller = console.reader();
+    let filter = f.q.trim().to_owned();
+    let mut list = ops::computers::computer_packages(&state, &caller, id, &filter, Some(PACKAGES_SHOWN + 1)).await?;
+    let cut = list.packages.len() as i64 > PACKAGES_SHOWN;
+    list.packages.truncate(PACKAGES_SHOWN as usize);
+    Ok(html(PackagesPage {
+        page: console.page("/computers", Flash::default()),
+        id,
+        computer: list.computer,
+        reported: when(list.reported_ms),
+        total: list.total,
+        filter,
+        packages: list.packages,
+        cut,
+    }))
 }

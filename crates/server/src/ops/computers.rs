@@ -92,6 +92,10 @@ pub(crate) struct ComputerView {
     pub(crate) bundle_version: i64,
     /// Why the agent refused the last bundle it was sent, as it reported.
     pub(crate) bundle_error: Option<String>,
+    /// When the agent last reported its installed packages, Unix milliseconds.
+    pub(crate) packages_ms: Option<i64>,
+    /// How many packages it reported.
+    pub(crate) package_count: i64,
 }
 
 impl ComputerView {
@@ -106,8 +110,49 @@ impl ComputerView {
             last_seen_ms: c.last_seen_ms,
             bundle_version: c.bundle_version,
             bundle_error: c.bundle_error,
+            packages_ms: c.packages_ms,
+            package_count: c.package_count,
         }
     }
+}
+
+/// Packages listed at most, per request.
+pub(crate) const MAX_PACKAGES_LISTED: i64 = 50_000;
+
+/// A computer's installed packages, as its agent last reported them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ComputerPackages {
+    /// The computer.
+    pub(crate) computer: String,
+    /// When its agent last reported them (none yet: `null`).
+    pub(crate) reported_ms: Option<i64>,
+    /// How many it reported in all.
+    pub(crate) total: i64,
+    /// Those matching the filter, by name (at most the limit asked).
+    pub(crate) packages: Vec<portcullis_store::PackageRow>,
+}
+
+/// A computer's packages whose name contains `filter`, at most `limit` (1 to
+/// [`MAX_PACKAGES_LISTED`]; default 1000).
+pub(crate) async fn computer_packages(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    filter: &str,
+    limit: Option<i64>,
+) -> Result<ComputerPackages, AppError> {
+    let limit = limit.unwrap_or(1000);
+    if !(1..=MAX_PACKAGES_LISTED).contains(&limit) {
+        return Err(AppError::BadRequest(format!("limit must be 1 to {MAX_PACKAGES_LISTED}")));
+    }
+    let computer = state.store.computer(caller.user.org_id, id).await?;
+    let packages = state.store.computer_packages(caller.user.org_id, id, filter, limit).await?;
+    Ok(ComputerPackages {
+        computer: computer.doc.name,
+        reported_ms: computer.packages_ms,
+        total: computer.package_count,
+        packages,
+    })
 }
 
 /// The organization's computers.

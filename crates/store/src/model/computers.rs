@@ -24,10 +24,13 @@ impl Store {
             last_seen_ms: Option<i64>,
             bundle_version: i64,
             bundle_error: Option<String>,
+            packages_ms: Option<i64>,
+            package_count: i64,
         }
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT c.id, c.name, g.path AS group_path, c.os, c.mode, c.mode_until, c.capture_into, c.host_json, \
-             c.agent_version, c.enrolled_ms, c.last_seen_ms, c.bundle_version, c.bundle_error FROM computers c \
+             c.agent_version, c.enrolled_ms, c.last_seen_ms, c.bundle_version, c.bundle_error, c.packages_ms, \
+             (SELECT COUNT(*) FROM computer_packages p WHERE p.computer_id = c.id) AS package_count FROM computers c \
              LEFT JOIN computer_groups g ON g.id = c.group_id WHERE c.org_id = $1 AND ($2 = 0 OR c.id = $2) ORDER BY c.name",
         )
         .bind(org_id)
@@ -52,6 +55,8 @@ impl Store {
                 last_seen_ms: r.last_seen_ms,
                 bundle_version: r.bundle_version,
                 bundle_error: r.bundle_error,
+                packages_ms: r.packages_ms,
+                package_count: r.package_count,
             })
             .collect())
     }
@@ -97,6 +102,7 @@ impl Store {
         let before = self.computer(change.org_id, id).await?;
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM events WHERE computer_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM computer_packages WHERE computer_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM computers WHERE id = $1 AND org_id = $2")
             .bind(id)
             .bind(change.org_id)
@@ -104,5 +110,77 @@ impl Store {
             .await?;
         let object = format!("computer {}", before.doc.name);
         self.commit(tx, change, "delete", &object, Some(json(&before.doc)), None).await
+    }
+
+    /// Replace what a computer's agent said is installed (one transaction: a reader sees the
+    /// old list or the new one). `packages` must be checked and without repeated
+    /// `(name, arch)` pairs; the agent API does that.
+    pub async fn set_computer_packages(
+        &self,
+        computer_id: i64,
+        packages: &[PackageRow],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        /// Rows per INSERT: 3 parameters each, far below either database's limit.
+        const CHUNK: usize = 400;
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM computer_packages WHERE computer_id = $1").bind(computer_id).execute(&mut *tx).await?;
+        for chunk in packages.chunks(CHUNK) {
+            let mut sql = String::from("INSERT INTO computer_packages (computer_id, name, arch, version) VALUES ");
+            for i in 0..chunk.len() {
+                let b = 2 + 3 * i;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("($1, ${b}, ${}, ${})", b + 1, b + 2));
+            }
+            // Only placeholders are formatted into the text; every value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(computer_id);
+            for p in chunk {
+                q = q.bind(&p.name).bind(&p.arch).bind(&p.version);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE computers SET packages_ms = $1 WHERE id = $2")
+            .bind(at_ms)
+            .bind(computer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A computer's installed packages by name, those whose name contains `filter` (ASCII
+    /// case ignored), at most `limit`.
+    pub async fn computer_packages(
+        &self,
+        org_id: i64,
+        computer_id: i64,
+        filter: &str,
+        limit: i64,
+    ) -> Result<Vec<PackageRow>, StoreError> {
+        let pattern = format!("%{}%", filter.to_ascii_lowercase().replace(['%', '_', '\\'], ""));
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT p.name, p.arch, p.version FROM computer_packages p JOIN computers c ON c.id = p.computer_id \
+             WHERE c.org_id = $1 AND p.computer_id = $2 AND LOWER(p.name) LIKE $3 ORDER BY p.name, p.arch LIMIT $4",
+        )
+        .bind(org_id)
+        .bind(computer_id)
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(name, arch, version)| PackageRow { name, arch, version }).collect())
+    }
+
+    /// Every package name installed on some computer of the organization, with on how many.
+    pub async fn organization_packages(&self, org_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT p.name, COUNT(DISTINCT p.computer_id) FROM computer_packages p JOIN computers c ON c.id = p.computer_id \
+             WHERE c.org_id = $1 GROUP BY p.name ORDER BY p.name",
+        )
+        .bind(org_id)
+        .fetch_all(self.pool())
+        .await?)
     }
 }

@@ -79,6 +79,22 @@ pub struct ComputerRow {
     pub bundle_version: i64,
     /// Why the agent refused the last bundle it was sent, as it reported.
     pub bundle_error: Option<String>,
+    /// When the agent last reported its installed packages, Unix milliseconds.
+    pub packages_ms: Option<i64>,
+    /// How many packages it reported.
+    pub package_count: i64,
+}
+
+/// A package installed on a computer, as its agent reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackageRow {
+    /// `dpkg:openssh-server`, `rpm:bash`.
+    pub name: String,
+    /// Architecture.
+    pub arch: String,
+    /// Installed version.
+    pub version: String,
 }
 
 /// A custom application.
