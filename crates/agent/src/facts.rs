@@ -59,6 +59,9 @@ pub(crate) fn compute_facts(
     size: u64,
 ) -> Result<Arc<FileFacts>, Unreadable> {
     let policy = shared.policy();
+    // A package installed a moment ago is read before its files are judged (a few stat
+    // calls when nothing changed).
+    crate::run::follow_packages(shared);
     let packages = shared.packages.read_ok().clone();
     let root = shared.config.package_root.as_deref();
     // MD5 or SHA-1 too for a file a package lists with one: trusted only if it still has it.

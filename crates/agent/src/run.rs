@@ -322,11 +322,20 @@ fn read_packages(root: &Path) -> Result<PackageDb, String> {
 
 /// Follow package installs, upgrades and removals: when the database changed, read it again
 /// and forget what is known about files (their package may have changed) and what the kernel
-/// was told to let through.
-fn follow_packages(shared: &Shared) {
+/// was told to let through. Called each tick, and before a file's facts are computed, so that
+/// a program run the moment its package was installed (`apt-get install x && x`) is judged
+/// against the database that lists it. One thread reads at a time; the others wait for it.
+pub(crate) fn follow_packages(shared: &Shared) {
     static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
+    static READING: Mutex<Option<Instant>> = Mutex::new(None);
     let Some(root) = &shared.config.package_root else { return };
     if !shared.packages.read_ok().changed(root) {
+        return;
+    }
+    let mut failed_at = READING.lock_ok();
+    // Read by another thread while this one waited; or unreadable a moment ago (tried again
+    // each second, not for every file judged meanwhile).
+    if !shared.packages.read_ok().changed(root) || failed_at.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
         return;
     }
     // A database that cannot be read now keeps the one in force (read again next tick):
@@ -334,6 +343,7 @@ fn follow_packages(shared: &Shared) {
     let db = match read_packages(root) {
         Ok(db) => db,
         Err(e) => {
+            *failed_at = Some(Instant::now());
             let mut last = LAST_ERROR.lock_ok();
             if *last != e {
                 tracing::error!("the package database changed but cannot be read; the one read before stays: {e}");
@@ -342,6 +352,7 @@ fn follow_packages(shared: &Shared) {
             return;
         }
     };
+    *failed_at = None;
     if let Some(inventory) = &shared.config.inventory {
         inventory.publish(&db);
     }

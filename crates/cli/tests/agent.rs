@@ -1508,3 +1508,148 @@ fn installed_dpkg_packages_are_trusted_followed_while_running_and_a_changed_file
     assert_ran(&s.run(root.join("usr/bin/tool"), &[], &[]), "good ran");
     assert!(s.stop().success());
 }
+
+/// A Debian 12 root made by mmdebstrap from Debian's packages (bash, coreutils, apt, python3,
+/// perl, gcc, man), as a tarball: built once (by `./x test` before the tests, or here with the
+/// same arguments), then kept under `target/` for later runs.
+fn debian_root_tar() -> PathBuf {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debian-root");
+        let tar = dir.join("bookworm.tar");
+        if tar.exists() {
+            return tar;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let partial = dir.join(format!("bookworm.{}.tar", std::process::id()));
+        let out = Command::new("timeout")
+            .args(["600", "mmdebstrap", "--quiet", "--variant=apt", "--include=python3,perl,gcc,libc6-dev,man-db"])
+            .args(["bookworm"])
+            .arg(&partial)
+            .arg("http://deb.debian.org/debian")
+            .output()
+            .expect("mmdebstrap is installed by ./x deps");
+        assert!(out.status.success(), "mmdebstrap (needs deb.debian.org): {}", text(&out));
+        std::fs::rename(&partial, &tar).unwrap();
+        tar
+    })
+    .clone()
+}
+
+/// Run `script` with bash inside `root` (chroot, in a mount namespace of its own with /proc).
+fn in_root(root: &Path, script: &str) -> Output {
+    let r = root.to_str().unwrap();
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "120", "unshare", "--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t proc proc "$1/proc" && exec chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 /bin/bash -c "$2""#)
+        .args(["sh", r, script])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(137), "{script}: hit the 120 s limit");
+    out
+}
+
+#[test]
+fn a_debian_12_root_runs_its_normal_work_under_secured_mode_with_only_package_trust() {
+    let tar = debian_root_tar();
+    let mut s = Sandbox::new();
+    let root = s.dir.path().join("debian");
+    std::fs::create_dir_all(&root).unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2g", "tmpfs"]).arg(&root).status().unwrap();
+    assert!(st.success());
+    s.mounts.push(root.clone());
+    let st = Command::new("tar").arg("-C").arg(&root).arg("-xpf").arg(&tar).status().unwrap();
+    assert!(st.success());
+
+    // A local repository with one vendor package, for apt-get to install while enforced.
+    let repo = root.join("srv/repo");
+    let pkg = s.dir.path().join("pkg-demo");
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(pkg.join("usr/bin")).unwrap();
+    copy_mode(&built().dir.join("good"), &pkg.join("usr/bin/portcullis-demo"));
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        "Package: portcullis-demo\nVersion: 1.0\nArchitecture: amd64\nMaintainer: Tests <t@example.org>\nDescription: demo\n",
+    )
+    .unwrap();
+    let sums = Command::new("md5sum").arg("usr/bin/portcullis-demo").current_dir(&pkg).output().unwrap();
+    std::fs::write(pkg.join("DEBIAN/md5sums"), &sums.stdout).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    let built_deb = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&pkg)
+        .arg(repo.join("portcullis-demo_1.0_amd64.deb"))
+        .output()
+        .unwrap();
+    assert!(built_deb.status.success(), "{}", text(&built_deb));
+    let index = Command::new("dpkg-scanpackages").args([".", "/dev/null"]).current_dir(&repo).output().unwrap();
+    assert!(index.status.success(), "{}", text(&index));
+    std::fs::write(repo.join("Packages"), &index.stdout).unwrap();
+    std::fs::write(root.join("etc/apt/sources.list"), "deb [trusted=yes] file:/srv/repo ./\n").unwrap();
+    // The only program on this root that no package lists: dropped in /tmp.
+    copy_mode(&built().dir.join("good"), &root.join("tmp/dropped"));
+
+    let policy = s.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[organization]\nname = \"Debian root\"\nmode = \"secured\"\n\n[[policies]]\nname = \"Permit packages\"\n\
+             position = 100\napplications = [\"{}\"]\naction = \"permit\"\n",
+            portcullis_catalog::DISTRIBUTION_PACKAGES
+        ),
+    )
+    .unwrap();
+    let r = root.to_str().unwrap().to_owned();
+    let started = Instant::now();
+    s.start_with(&policy, &["--mark-under", &r, "--no-protect"], &["--package-root", &r]);
+    eprintln!("agent enforcing on the Debian root after {:?}", started.elapsed());
+    let log = s.log();
+    let packages = log.split("package trust: ").nth(1).and_then(|t| t.split(' ').next()).unwrap_or("0");
+    assert!(packages.parse::<u32>().unwrap_or(0) > 100, "{log}");
+
+    // Its normal work, every program and library trusted as its package's.
+    let work = in_root(
+        &root,
+        r#"set -e
+echo "bash $BASH_VERSION"
+python3 -c 'import json, hashlib, sqlite3; print(json.dumps({"python": hashlib.sha256(b"x").hexdigest()[:8]}))'
+perl -MPOSIX -e 'print "perl ", floor(2.5), "\n"'
+ls / | sort | head -3; wc -l < /etc/passwd; sha256sum /bin/ls | cut -c1-8; tar --version | head -1
+printf '#include <stdio.h>\nint main(void) { puts("compiled"); return 0; }\n' > /tmp/hello.c
+gcc -O2 -o /tmp/hello /tmp/hello.c
+man -P cat ls | grep -m1 -o 'list directory contents'
+echo work done"#,
+    );
+    assert!(work.status.success() && text(&work).contains("work done"), "{}\n{}", text(&work), s.log());
+    for expect in ["python", "perl 2", "list directory contents"] {
+        assert!(text(&work).contains(expect), "{expect}: {}", text(&work));
+    }
+
+    // What gcc wrote is not a package's: default deny holds. So does a dropped program.
+    for (program, path) in [("/tmp/hello", "tmp/hello"), ("/tmp/dropped", "tmp/dropped")] {
+        let o = in_root(&root, program);
+        assert_eq!(o.status.code(), Some(126), "{program} must be denied: {}", text(&o));
+        let e = s.events_for(&root.join(path), "deny");
+        assert!(!e.is_empty(), "no deny event for {program}:\n{}", s.log());
+    }
+
+    // apt-get installs a package while enforced; its program is trusted at once, even run
+    // in the same breath as the install.
+    let apt = in_root(
+        &root,
+        "apt-get -q -o APT::Sandbox::User=root update && apt-get -q -y -o APT::Sandbox::User=root install portcullis-demo \
+         && portcullis-demo",
+    );
+    assert!(apt.status.success() && text(&apt).contains("good"), "{}\n{}", text(&apt), s.log());
+
+    // Nothing of the normal work was denied.
+    let denied: Vec<String> = s
+        .events()
+        .into_iter()
+        .filter(|e| e["verdict"] == "deny")
+        .map(|e| e["file"]["path"].as_str().unwrap_or_default().to_owned())
+        .filter(|p| !p.ends_with("/tmp/hello") && !p.ends_with("/tmp/dropped"))
+        .collect();
+    assert!(denied.is_empty(), "denied in the normal work: {denied:?}");
+    assert!(s.stop().success());
+}
