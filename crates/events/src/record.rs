@@ -196,6 +196,10 @@ pub struct FileRecord {
     /// The primary signer, for signed formats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<SignerRecord>,
+    /// The installed packages the file verifiably belongs to (`dpkg:bash`): listed by them,
+    /// with their recorded digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
 }
 
 /// A file's signer as the agent found it.

@@ -1146,3 +1146,135 @@ async fn a_hostile_agents_package_report_is_checked_bounded_and_replaces_only_it
     })
     .await;
 }
+
+fn candidate_line(path: &str, sha: char, packages: &[&str], signer: Option<&str>) -> String {
+    let mut file = json!({"path": path, "sha256": sha.to_string().repeat(64), "size": 1, "kind": "elf-executable",
+        "dev": 1, "ino": 2});
+    if !packages.is_empty() {
+        file["packages"] = json!(packages);
+    }
+    if let Some(s) = signer {
+        file["signer"] = json!({"subject": s, "issuer": "CN=CA", "cert_sha256": "c".repeat(64), "verified": true});
+    }
+    json!({
+        "time": portcullis_store::now_ms().to_string(), "event": "candidate", "access": "exec", "verdict": "allow",
+        "mode": "learning", "reason": "learning: no policy permits it", "file": file,
+        "process": {"pid": 1, "exe": "/usr/bin/bash", "uid": 0, "user": "root", "ancestors": []}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_learning_baseline_is_proposed_by_package_signer_and_directory_and_accepted_as_one_change() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let web1 = f.agent(&credential(&f.enroll(&token, "web-01", "linux", None).await));
+        let other = f.group("Other").await;
+        let token2 = f.token(other, "").await;
+        let db1 = f.agent(&credential(&f.enroll(&token2, "db-01", "linux", None).await));
+        let time = jiff::Timestamp::now().to_string();
+        let lines: Vec<String> = [
+            candidate_line("/usr/bin/htop", 'a', &["dpkg:htop"], None),
+            candidate_line("/usr/bin/htop", 'a', &["dpkg:htop", "dpkg:<x>"], None),
+            candidate_line("/opt/vendor/bin/agent", 'd', &[], None),
+            candidate_line("/opt/signed/app", 'e', &[], Some("CN=Vendor Ltd")),
+            candidate_line("/tmp/dropper", 'f', &[], None),
+        ]
+        .into_iter()
+        .map(|l| l.replacen(&portcullis_store::now_ms().to_string()[..0], "", 0))
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(&l).unwrap();
+            v["time"] = json!(time);
+            v.to_string()
+        })
+        .collect();
+        let body = format!("{{\"events\":[{}]}}", lines.join(","));
+        let r = web1
+            .send("POST", "/api/agent/events", Some(Body::from(body)), "application/json", false)
+            .await;
+        assert_eq!(r.body["stored"], 5, "{:?}", r.body);
+        // Another group's candidate is not in Linux's baseline.
+        let mut v: Value = serde_json::from_str(&lines[2]).unwrap();
+        v["file"]["path"] = json!("/opt/db/bin/db");
+        let r = db1.json("POST", "/api/agent/events", json!({"events": [v]})).await;
+        assert_eq!(r.body["stored"], 1);
+
+        let p = f.admin.get("/api/baseline?scope=group:linux").await;
+        assert_eq!(p.status, StatusCode::OK, "{:?}", p.body);
+        let apps = p.body["applications"].as_array().unwrap().clone();
+        let keys: Vec<&str> = apps.iter().map(|a| a["key"].as_str().unwrap()).collect();
+        let signer_key = format!("signer:{}", "c".repeat(64));
+        let writable_key = format!("writable:{}", "f".repeat(64));
+        assert_eq!(keys, ["package:dpkg:htop", signer_key.as_str(), "dir:/opt/vendor", writable_key.as_str()], "{apps:?}");
+        assert!(apps[3]["flag"].as_str().unwrap().contains("/tmp/"));
+        assert_eq!(apps[0]["rule"], json!({"package": "dpkg:htop"}), "the hostile package name is dropped");
+
+        // The console shows it, the flagged file unticked.
+        let page = String::from_utf8_lossy(&f.admin.get("/baseline?scope=group%3ALinux").await.bytes).into_owned();
+        assert!(page.contains("dpkg:htop (baseline Linux)") && page.contains("flagged"), "{page}");
+        assert!(page.contains(&format!("value=\"{writable_key}\" aria-label=\"Take")), "{page}");
+        assert!(!page.contains(&format!("value=\"{writable_key}\" aria-label=\"Take {}\" checked", apps[3]["name"].as_str().unwrap())));
+
+        // Careless and hostile acceptances change nothing.
+        let auditor = Client::login(&store, &f.org.name, "auditor", "auditor-password").await;
+        let audit_before = audit_len(&store, f.org.id).await;
+        let version = store.org_version(f.org.id).await.unwrap();
+        for (body, status) in [
+            (json!({"scope": "group:Linux", "take": []}), StatusCode::BAD_REQUEST),
+            (json!({"scope": "group:Linux", "take": [{"key": "package:dpkg:evil"}]}), StatusCode::BAD_REQUEST),
+            (json!({"scope": "group:Nowhere", "take": [{"key": "package:dpkg:htop"}]}), StatusCode::BAD_REQUEST),
+            (json!({"scope": "group:Linux", "take": [{"key": "package:dpkg:htop", "name": "Same"}, {"key": "dir:/opt/vendor", "name": "same"}]}), StatusCode::UNPROCESSABLE_ENTITY),
+            (json!({"scope": "group:Linux", "days": 0, "take": [{"key": "package:dpkg:htop"}]}), StatusCode::BAD_REQUEST),
+        ] {
+            let r = f.admin.json("POST", "/api/baseline", body.clone()).await;
+            assert_eq!(r.status, status, "{body}: {:?}", r.body);
+        }
+        let r = auditor.json("POST", "/api/baseline", json!({"scope": "group:Linux", "take": [{"key": "package:dpkg:htop"}]})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(audit_len(&store, f.org.id).await, audit_before);
+        assert_eq!(store.org_version(f.org.id).await.unwrap(), version);
+
+        // Accepted: applications and one permit policy at the group, one audit entry.
+        let r = f
+            .admin
+            .json(
+                "POST",
+                "/api/baseline",
+                json!({"scope": "group:Linux", "take": [
+                    {"key": "package:dpkg:htop"}, {"key": signer_key}, {"key": "dir:/opt/vendor", "name": "Vendor agent"}
+                ]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(r.body["policy"], "Baseline Linux");
+        assert_eq!(audit_len(&store, f.org.id).await, audit_before + 1, "one audited change");
+        let policies = f.admin.get("/api/policies").await.body;
+        let made = policies.as_array().unwrap().iter().find(|p| p["name"] == "Baseline Linux").unwrap().clone();
+        assert_eq!(made["scope"], "group:Linux");
+        assert_eq!(made["action"], "permit");
+        assert_eq!(
+            made["applications"],
+            json!(["dpkg:htop (baseline Linux)", "Signed by CN=Vendor Ltd (baseline Linux)", "Vendor agent"])
+        );
+        // The bundle still loads, and Secured would now permit what Learning saw.
+        f.bundle(&credential(&f.enroll(&token, "web-01", "linux", None).await)).await.ok();
+        let events = f.admin.get("/api/events?verdict=candidate&computer=web-01").await.body;
+        for e in events.as_array().unwrap() {
+            let path = e["file_path"].as_str().unwrap();
+            let p = f.admin.json("POST", "/api/preview", json!({"event": e["id"]})).await;
+            let want = if path.starts_with("/tmp/") { "Linux Default" } else { "Baseline Linux" };
+            if want == "Baseline Linux" {
+                assert_eq!(p.body["policy"], want, "{path}: {:?}", p.body);
+            } else {
+                assert_ne!(p.body["policy"], "Baseline Linux", "{path}: the flagged file was not taken");
+            }
+        }
+        // Accepting the same again is refused by name, whole.
+        let r = f.admin.json("POST", "/api/baseline", json!({"scope": "group:Linux", "take": [{"key": "package:dpkg:htop"}]})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+        assert!(r.body["error"].as_str().unwrap().contains("dpkg:htop (baseline Linux)"), "{:?}", r.body);
+    })
+    .await;
+}

@@ -5,6 +5,7 @@
 pub(crate) mod accounts;
 pub(crate) mod agents;
 pub(crate) mod applications;
+pub(crate) mod baseline;
 pub(crate) mod blocklists;
 pub(crate) mod computers;
 pub(crate) mod events;
@@ -20,6 +21,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(accounts::router())
         .merge(agents::router())
+        .merge(baseline::router())
         .merge(applications::router())
         .merge(blocklists::router())
         .merge(computers::router())

@@ -62,6 +62,8 @@ struct GroupView {
     enrollment_open: bool,
     /// The open token's limits, for people: "until …", "N uses left".
     enrollment_limits: String,
+    /// Its learning baseline's page.
+    baseline: String,
 }
 
 struct ComputerRowView {
@@ -80,6 +82,8 @@ struct ComputerRowView {
     bundle_error: String,
     /// Packages its agent reported (`None`: none reported yet).
     packages: Option<i64>,
+    /// Its learning baseline's page.
+    baseline: String,
 }
 
 struct PendingView {
@@ -174,6 +178,7 @@ async fn computers_view(
                 agent: c.agent_version.clone().unwrap_or_default(),
                 bundle_version: c.bundle_version,
                 packages: c.packages_ms.map(|_| c.package_count),
+                baseline: format!("/baseline?scope={}", encode(&format!("computer:{}", c.doc.name))),
                 name: c.doc.name,
                 group,
             }
@@ -199,6 +204,7 @@ async fn computers_view(
             .flatten()
             .collect::<Vec<_>>()
             .join(", "),
+            baseline: format!("/baseline?scope={}", encode(&format!("group:{}", g.doc.path))),
             path: g.doc.path.clone(),
         })
         .collect();

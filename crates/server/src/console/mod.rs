@@ -30,6 +30,7 @@ use serde_json::Value;
 mod accounts;
 mod applications;
 mod audit;
+mod baseline;
 mod blocklists;
 mod computers;
 mod events;
@@ -45,6 +46,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(accounts::router())
         .merge(applications::router())
         .merge(audit::router())
+        .merge(baseline::router())
         .merge(blocklists::router())
         .merge(computers::router())
         .merge(events::router())

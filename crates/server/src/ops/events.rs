@@ -1,7 +1,7 @@
 //! Events from agents, the "what would happen" preview, and policies made from events.
 
 use super::{AppError, AppState, Caller, change, change_model, check_name, load_model, parse_moment};
-use portcullis_policy::{FileFacts, FileKind, Os, ProcessFacts, Timestamp};
+use portcullis_policy::{FileFacts, FileKind, Os, ProcessFacts, SignerFacts, Timestamp};
 use portcullis_policy_file::document::{ApplicationDoc, Document, PolicyDoc, RuleDoc, SignerDoc};
 use portcullis_store::{EventFilter, EventRow, now_ms};
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,10 @@ pub struct FileInput {
     /// User.
     #[serde(default)]
     pub user: Option<String>,
+    /// The installed packages the file belongs to, verified by their recorded digests
+    /// (`dpkg:bash`), as the agent found them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -134,6 +138,8 @@ struct StoredFile {
     company_name: Option<String>,
     /// Subject and leaf certificate SHA-256, when the agent verified the signature.
     verified_signer: Option<(String, String)>,
+    /// Packages the agent verified the file against.
+    packages: Vec<String>,
 }
 
 fn stored_file(event: &EventRow) -> StoredFile {
@@ -149,7 +155,19 @@ fn stored_file(event: &EventRow) -> StoredFile {
         .then(|| Some((text(&signer["subject"])?, hex32(signer["cert_sha256"].as_str()?)?)))
         .flatten()
         .map(|(subject, cert)| (subject, cert.iter().map(|b| format!("{b:02x}")).collect()));
+    let packages = file["packages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str())
+                .filter(|p| portcullis_protocol::valid_package_name(p))
+                .take(64)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     StoredFile {
+        packages,
         original_filename: text(&file["original_filename"]),
         product_name: text(&file["product_name"]),
         company_name: text(&file["company_name"]),
@@ -169,6 +187,7 @@ pub(crate) fn file_input_of(event: &EventRow) -> FileInput {
         original_filename: file.original_filename,
         product_name: file.product_name,
         company_name: file.company_name,
+        packages: file.packages,
     }
 }
 
@@ -197,13 +216,17 @@ pub(crate) struct Preview {
 /// taken from an event, on a computer (its group and mode) or the organization's defaults.
 pub(crate) async fn preview(state: &AppState, caller: &Caller, req: PreviewRequest) -> Result<Preview, AppError> {
     let org = caller.user.org_id;
-    let (input, computer) = match (req.event, req.file) {
+    // A signer counts only as the agent verified it, so only from an event's record.
+    let (input, computer, signer) = match (req.event, req.file) {
         (Some(id), None) => {
             let e = state.store.event(org, id).await?;
             let computer = req.computer.or(Some(e.computer.clone()));
-            (file_input_of(&e), computer)
+            let signer = stored_file(&e).verified_signer.and_then(|(subject, cert)| {
+                Some(SignerFacts { subject, cert_sha256: hex32(&cert)?, verified: true, ..Default::default() })
+            });
+            (file_input_of(&e), computer, signer)
         }
-        (None, Some(f)) => (f, req.computer),
+        (None, Some(f)) => (f, req.computer, None),
         _ => return Err(AppError::BadRequest("give either an event id or a file's facts".into())),
     };
     let os = match input.os.as_deref() {
@@ -230,8 +253,16 @@ pub(crate) async fn preview(state: &AppState, caller: &Caller, req: PreviewReque
         original_filename: input.original_filename.clone(),
         product_name: input.product_name.clone(),
         company_name: input.company_name.clone(),
+        packages: input.packages.clone(),
+        signer,
         ..FileFacts::default()
     };
+    if let Some(bad) = file.packages.iter().find(|p| !portcullis_protocol::valid_package_name(p)) {
+        return Err(AppError::BadRequest(format!(
+            "{:?} is not a package name: use dpkg:NAME or rpm:NAME",
+            portcullis_protocol::bounded_text(bad, 80)
+        )));
+    }
     let process = ProcessFacts { parent_path: input.parent_process.clone(), user: input.user.clone() };
     let (version, loaded) = load_model(state, org, |_| ()).await?;
     let engine =

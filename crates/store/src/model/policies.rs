@@ -248,3 +248,70 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// Create `applications` and one policy that uses them, in one transaction with one audit
+    /// entry (`accept baseline`): an accepted learning baseline is one change, never half of
+    /// one. Fails before writing anything when a name is taken.
+    pub async fn accept_baseline(
+        &self,
+        change: Change<'_>,
+        applications: &[ApplicationDoc],
+        policy: &PolicyDoc,
+    ) -> Result<i64, StoreError> {
+        let existing = self.applications(change.org_id).await?;
+        for a in applications {
+            if existing.iter().any(|e| e.doc.name.eq_ignore_ascii_case(&a.name))
+                || applications.iter().filter(|b| b.name.eq_ignore_ascii_case(&a.name)).count() > 1
+            {
+                return Err(StoreError::Exists { what: "application", name: a.name.clone() });
+            }
+        }
+        let policies = self.policies(change.org_id).await?;
+        if policies.iter().any(|p| p.doc.name.eq_ignore_ascii_case(&policy.name)) {
+            return Err(StoreError::Exists { what: "policy", name: policy.name.clone() });
+        }
+        let position = if policy.position > 0 {
+            policy.position
+        } else {
+            policies.iter().map(|p| p.doc.position).max().unwrap_or(0) + 10
+        };
+        let stored = PolicyDoc { position, ..policy.clone() };
+        let mut tx = self.begin().await?;
+        for a in applications {
+            sqlx::query(
+                "INSERT INTO applications (org_id, name, description, rules_json, except_json, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(change.org_id)
+            .bind(&a.name)
+            .bind(&a.description)
+            .bind(json(&a.rules))
+            .bind(json(&a.except))
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO policies (org_id, name, description, position, applications_json, action, ringfence, scope, \
+             status, enabled, expires, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(change.org_id)
+        .bind(&stored.name)
+        .bind(&stored.description)
+        .bind(position)
+        .bind(json(&stored.applications))
+        .bind(&stored.action)
+        .bind(&stored.ringfence)
+        .bind(stored.scope.clone().unwrap_or_else(|| "organization".into()))
+        .bind(stored.status.clone().unwrap_or_else(|| "enforce".into()))
+        .bind(flag(stored.enabled.unwrap_or(true)))
+        .bind(&stored.expires)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = serde_json::json!({ "applications": applications, "policy": stored }).to_string();
+        self.commit(tx, change, "accept baseline", &format!("policy {}", stored.name), None, Some(after)).await?;
+        Ok(id)
+    }
+}
