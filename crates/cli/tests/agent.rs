@@ -930,13 +930,14 @@ impl Console {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.url);
         let mut res = match body {
-            Some(b) => self
-                .http
-                .post(&url)
-                .header("cookie", &self.cookie)
-                .header("x-csrf-token", &self.csrf)
-                .send_json(b)
-                .unwrap(),
+            Some(b) => match method {
+                "PUT" => self.http.put(&url),
+                _ => self.http.post(&url),
+            }
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .send_json(b)
+            .unwrap(),
             None => {
                 assert_eq!(method, "GET");
                 self.http.get(&url).header("cookie", &self.cookie).call().unwrap()
@@ -1536,6 +1537,28 @@ fn debian_root_tar() -> PathBuf {
     .clone()
 }
 
+/// The Debian root unpacked onto a tmpfs of its own at `root`, unmounted with the sandbox.
+fn unpack_debian_root(s: &mut Sandbox, root: &Path) {
+    let tar = debian_root_tar();
+    std::fs::create_dir_all(root).unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2g", "tmpfs"]).arg(root).status().unwrap();
+    assert!(st.success());
+    s.mounts.push(root.to_owned());
+    let st = Command::new("tar").arg("-C").arg(root).arg("-xpf").arg(&tar).status().unwrap();
+    assert!(st.success());
+}
+
+/// The normal work of a Debian host: a shell, python3, perl, coreutils, gcc, man.
+const DEBIAN_WORK: &str = r#"set -e
+echo "bash $BASH_VERSION"
+python3 -c 'import json, hashlib, sqlite3; print(json.dumps({"python": hashlib.sha256(b"x").hexdigest()[:8]}))'
+perl -MPOSIX -e 'print "perl ", floor(2.5), "\n"'
+ls / | sort | head -3; wc -l < /etc/passwd; sha256sum /bin/ls | cut -c1-8; tar --version | head -1
+printf '#include <stdio.h>\nint main(void) { puts("compiled"); return 0; }\n' > /tmp/hello.c
+gcc -O2 -o /tmp/hello /tmp/hello.c
+man -P cat ls | grep -m1 -o 'list directory contents'
+echo work done"#;
+
 /// Run `script` with bash inside `root` (chroot, in a mount namespace of its own with /proc).
 fn in_root(root: &Path, script: &str) -> Output {
     let r = root.to_str().unwrap();
@@ -1551,15 +1574,9 @@ fn in_root(root: &Path, script: &str) -> Output {
 
 #[test]
 fn a_debian_12_root_runs_its_normal_work_under_secured_mode_with_only_package_trust() {
-    let tar = debian_root_tar();
     let mut s = Sandbox::new();
     let root = s.dir.path().join("debian");
-    std::fs::create_dir_all(&root).unwrap();
-    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2g", "tmpfs"]).arg(&root).status().unwrap();
-    assert!(st.success());
-    s.mounts.push(root.clone());
-    let st = Command::new("tar").arg("-C").arg(&root).arg("-xpf").arg(&tar).status().unwrap();
-    assert!(st.success());
+    unpack_debian_root(&mut s, &root);
 
     // A local repository with one vendor package, for apt-get to install while enforced.
     let repo = root.join("srv/repo");
@@ -1608,18 +1625,7 @@ fn a_debian_12_root_runs_its_normal_work_under_secured_mode_with_only_package_tr
     assert!(packages.parse::<u32>().unwrap_or(0) > 100, "{log}");
 
     // Its normal work, every program and library trusted as its package's.
-    let work = in_root(
-        &root,
-        r#"set -e
-echo "bash $BASH_VERSION"
-python3 -c 'import json, hashlib, sqlite3; print(json.dumps({"python": hashlib.sha256(b"x").hexdigest()[:8]}))'
-perl -MPOSIX -e 'print "perl ", floor(2.5), "\n"'
-ls / | sort | head -3; wc -l < /etc/passwd; sha256sum /bin/ls | cut -c1-8; tar --version | head -1
-printf '#include <stdio.h>\nint main(void) { puts("compiled"); return 0; }\n' > /tmp/hello.c
-gcc -O2 -o /tmp/hello /tmp/hello.c
-man -P cat ls | grep -m1 -o 'list directory contents'
-echo work done"#,
-    );
+    let work = in_root(&root, DEBIAN_WORK);
     assert!(work.status.success() && text(&work).contains("work done"), "{}\n{}", text(&work), s.log());
     for expect in ["python", "perl 2", "list directory contents"] {
         assert!(text(&work).contains(expect), "{expect}: {}", text(&work));
@@ -1651,5 +1657,126 @@ echo work done"#,
         .filter(|p| !p.ends_with("/tmp/hello") && !p.ends_with("/tmp/dropped"))
         .collect();
     assert!(denied.is_empty(), "denied in the normal work: {denied:?}");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn learning_on_a_debian_root_becomes_an_accepted_baseline_and_secured_runs_the_same_work_with_no_deny() {
+    // Not below /tmp: the baseline flags what runs from user-writable places, and the tests'
+    // own temporary directory is one. Removed after the sandbox unmounted it (drop order).
+    struct RemoveOnDrop(PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let base = RemoveOnDrop(PathBuf::from(format!("/var/lib/portcullis-tests/learn-{}", std::process::id())));
+    let mut s = Sandbox::new();
+    let root = base.0.join("debian");
+    unpack_debian_root(&mut s, &root);
+    let vendor = root.join("opt/vendor/bin/tool");
+    std::fs::create_dir_all(vendor.parent().unwrap()).unwrap();
+    copy_mode(&built().dir.join("good"), &vendor);
+
+    let dir = s.dir.path().to_owned();
+    ServerProcess::create_admin(&dir);
+    let server = ServerProcess::start(&dir, free_port());
+    let console = Console::login(&server);
+    let (status, _) = console.call(
+        "PUT",
+        "/api/settings",
+        Some(serde_json::json!({"mode": "learning", "until": "2099-01-01T00:00:00Z"})),
+    );
+    assert_eq!(status, 204);
+    let group = console.post("/api/groups", serde_json::json!({"path": "Debian"}))["id"].as_i64().unwrap();
+    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token_file = dir.join("enroll-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let source: Vec<String> = [
+        "--server",
+        &server.url,
+        "--server-ca",
+        server.cert.to_str().unwrap(),
+        "--state-dir",
+        dir.join("state").to_str().unwrap(),
+        "--enroll-token-file",
+        token_file.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let r = root.to_str().unwrap().to_owned();
+    s.start_from(&source, &["--mark-under", &r, "--no-protect"], &["--package-root", &r]);
+
+    // Learning: the normal work and the vendor's tool run and are recorded as candidates.
+    let work = in_root(&root, DEBIAN_WORK);
+    assert!(work.status.success() && text(&work).contains("work done"), "{}\n{}", text(&work), s.log());
+    assert_ran(&in_root(&root, "/opt/vendor/bin/tool"), "good ran");
+    let t0 = Instant::now();
+    let mut seen = 0;
+    loop {
+        // Delivered when the count stops growing.
+        let (_, list) = console.call("GET", "/api/events?verdict=candidate&limit=1000", None);
+        let n = list.as_array().map_or(0, Vec::len);
+        if n > 20 && n == seen {
+            break;
+        }
+        seen = n;
+        assert!(t0.elapsed() < Duration::from_secs(30), "candidates not delivered ({n}):\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
+    let (_, computers) = console.call("GET", "/api/computers", None);
+    let computer = computers[0]["name"].as_str().unwrap().to_owned();
+    let id = computers[0]["id"].as_i64().unwrap();
+    let (status, proposal) = console.call("GET", &format!("/api/baseline?scope=computer:{computer}"), None);
+    assert_eq!(status, 200, "{proposal}");
+    let apps = proposal["applications"].as_array().unwrap();
+    let keys: Vec<&str> = apps.iter().map(|a| a["key"].as_str().unwrap()).collect();
+    for want in ["package:dpkg:bash", "package:dpkg:python3.11-minimal", "package:dpkg:perl-base", "package:dpkg:libc6"]
+    {
+        assert!(keys.contains(&want), "{want} not proposed: {keys:?}");
+    }
+    let vendor_app = apps.iter().find(|a| a["files"].to_string().contains("/opt/vendor/bin/tool")).unwrap();
+    assert_eq!(vendor_app["basis"], "hash", "a root's /opt is below the host path: {vendor_app}");
+    assert!(apps.iter().all(|a| a["flag"].is_null()), "nothing ran from a user-writable place: {proposal}");
+    let take: Vec<Value> = keys.iter().map(|k| serde_json::json!({"key": k})).collect();
+    let accepted = console.post(
+        "/api/baseline",
+        serde_json::json!({"scope": format!("computer:{computer}"), "take": take, "policy": "Debian baseline"}),
+    );
+    assert_eq!(accepted["policy"], "Debian baseline", "{accepted}");
+
+    // Secured: the same work runs with no deny; what was never seen is denied.
+    let (status, body) = console.call(
+        "PUT",
+        &format!("/api/computers/{id}"),
+        Some(serde_json::json!({"name": computer, "group": "Debian", "mode": "secured"})),
+    );
+    assert_eq!(status, 204, "{body}");
+    copy_mode(&built().dir.join("blocked"), &root.join("opt/vendor/bin/unseen"));
+    let t0 = Instant::now();
+    loop {
+        let o = in_root(&root, "/opt/vendor/bin/unseen");
+        if o.status.code() == Some(126) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "not Secured after 10 s: {}\n{}", text(&o), s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let work = in_root(&root, DEBIAN_WORK);
+    assert!(work.status.success() && text(&work).contains("work done"), "{}\n{}", text(&work), s.log());
+    assert_ran(&in_root(&root, "/opt/vendor/bin/tool"), "good ran");
+    let denied: Vec<String> = s
+        .events()
+        .into_iter()
+        .filter(|e| e["verdict"] == "deny")
+        .map(|e| e["file"]["path"].as_str().unwrap_or_default().to_owned())
+        .filter(|p| !p.ends_with("/opt/vendor/bin/unseen"))
+        .collect();
+    assert!(denied.is_empty(), "denied after the baseline: {denied:?}");
     assert!(s.stop().success());
 }
