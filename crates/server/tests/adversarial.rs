@@ -1031,6 +1031,27 @@ async fn switching_to_secured_in_the_console_shows_what_it_would_deny_first() {
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
         assert_eq!(f.admin.get("/api/settings").await.body["mode"], "secured");
+
+        // A computer held in Monitor that goes back to its group's mode enters Secured too:
+        // asked first. One already Secured is not asked again.
+        let uri = format!("/computers/{id}");
+        let post = |body: String| f.admin.send("POST", &uri, Some(Body::from(body)), FORM, false);
+        let r = post(format!("_csrf={csrf}&mode=monitor&group=Linux")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "Monitor needs no confirmation");
+        let r = post(format!("_csrf={csrf}&mode=&group=Linux")).await;
+        assert_eq!(r.status, StatusCode::OK, "inheriting a Secured group asks first");
+        let page = String::from_utf8_lossy(&r.bytes).into_owned();
+        assert!(
+            page.contains("Switch \"db-01\" to Secured?")
+                || page.contains("Switch &#34;db-01&#34; to Secured?")
+                || page.contains("db-01"),
+            "{page}"
+        );
+        assert!(page.contains(r#"name="confirm" value="yes""#), "{page}");
+        let r = post(format!("_csrf={csrf}&mode=&group=Linux&confirm=yes")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let r = post(format!("_csrf={csrf}&mode=secured&group=Linux")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "already Secured: not asked again");
     })
     .await;
 }

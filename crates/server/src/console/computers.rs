@@ -280,6 +280,28 @@ fn enters_secured(mode: &str) -> bool {
     matches!(mode.trim().to_ascii_lowercase().as_str(), "secured" | "secure" | "enforce" | "installation")
 }
 
+/// The computer's name when setting its mode to `mode` (empty: its group's) puts it in
+/// Secured mode and it is not in Secured mode now; `None` otherwise.
+async fn secured_now(state: &AppState, console: &Console, id: i64, mode: &str) -> Result<Option<String>, AppError> {
+    let caller = console.reader();
+    let c =
+        ops::computers::computers(state, &caller).await?.into_iter().find(|c| c.id == id).ok_or(AppError::NotFound)?;
+    let settings = ops::computers::settings(state, &caller).await?;
+    let groups = ops::computers::groups(state, &caller).await?;
+    let org_mode = mode_now(settings.mode.as_deref().unwrap_or("monitor"), settings.until.as_deref());
+    let group_mode = portcullis_policy::PolicySet::inherited(c.doc.group.as_deref(), |p| {
+        groups
+            .iter()
+            .find(|g| g.doc.path.eq_ignore_ascii_case(p))
+            .and_then(|g| g.doc.mode.as_deref().map(|m| mode_now(m, g.doc.until.as_deref())))
+    })
+    .unwrap_or(org_mode);
+    let after = if mode.trim().is_empty() { group_mode.clone() } else { mode.to_owned() };
+    let before = c.doc.mode.as_deref().map_or(group_mode, |m| mode_now(m, c.doc.until.as_deref()));
+    let secured = |m: &str| enters_secured(m) || m.starts_with("secured");
+    Ok((secured(&after) && !secured(&before)).then_some(c.doc.name))
+}
+
 /// How far back the Secured confirmation looks for would-deny events.
 const CONFIRM_DAYS: i64 = 7;
 /// How many files the confirmation lists.
@@ -447,15 +469,13 @@ async fn update_computer(
     Path(id): Path<i64>,
     Form(f): Form<ComputerForm>,
 ) -> Response {
-    if enters_secured(&f.mode) && f.confirm != "yes" {
-        let caller = console.reader();
-        let name = match ops::computers::computers(&state, &caller).await {
-            Ok(rows) => rows.into_iter().find(|c| c.id == id).map(|c| c.doc.name),
-            Err(e) => return back("/computers", Err(e)),
-        };
-        let Some(name) = name else {
-            return back("/computers", Err(AppError::NotFound));
-        };
+    // "Inherit" enters Secured too when the group is Secured; a computer already Secured is
+    // not asked again.
+    let entering = match secured_now(&state, &console, id, &f.mode).await {
+        Ok(e) => e,
+        Err(e) => return back("/computers", Err(e)),
+    };
+    if let (Some(name), true) = (entering, f.confirm != "yes") {
         let shown = confirm_secured(
             &state,
             &console,
