@@ -269,7 +269,7 @@ mod tests {
         let target = engine.target(None, Os::Linux).unwrap();
         let script_control = engine.policy_set().organization.script_control;
         let fences = engine.ringfences_in_force().into_iter().cloned().collect();
-        PolicyState { engine, target, script_control, fences }
+        PolicyState { engine, target, script_control, fences, bypass: None }
     }
 
     /// A case answered from fields; it notes what the judge asked.

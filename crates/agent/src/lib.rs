@@ -33,6 +33,7 @@
 //! workers ask the tag for opens of restricted paths and for code, and judge the opens (file
 //! rules) and program starts (child rules) of tagged processes.
 
+pub mod bypass;
 pub mod classify;
 pub mod dns;
 mod facts;

@@ -106,6 +106,7 @@ pub(crate) fn record_of(shared: &Shared, j: Judged) -> Record {
     // Answered by the deadline keeper: the ringfence did not decide.
     let fence = if event == EventKind::Overload { None } else { j.report.fence };
     Record {
+        bypass: shared.policy().bypass,
         time: event_time(),
         event,
         access: j.access,
@@ -138,6 +139,7 @@ pub(crate) fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -
         None => Access::Open,
     };
     Record {
+        bypass: shared.policy().bypass,
         time: event_time(),
         event: EventKind::Overload,
         access,
@@ -176,6 +178,7 @@ pub(crate) fn net_record(shared: &Shared, fencing: &Fencing, e: portcullis_fence
     let mode = shared.policy().target.mode().at(now());
     let verb = if e.tag.enforce { "does not allow" } else { "would not allow (report only)" };
     Record {
+        bypass: shared.policy().bypass,
         time: event_time(),
         event: if e.tag.enforce { EventKind::RingfenceDeny } else { EventKind::RingfenceWouldDeny },
         access: match e.op {
@@ -231,6 +234,7 @@ pub(crate) fn guard_record(shared: &Shared, e: &portcullis_guard::GuardEvent) ->
     // The kernel's device number (major << 20 | minor) as stat gives it.
     let dev = libc::makedev((e.dev >> 20) as u32, (e.dev & 0xf_ffff) as u32);
     Record {
+        bypass: shared.policy().bypass,
         time: event_time(),
         event: if e.enforced { EventKind::Deny } else { EventKind::WouldDeny },
         access,

@@ -21,7 +21,7 @@ use crate::{identity::Cache, lockout, protect, sys, sysctl};
 use portcullis_events::spool::Spool;
 use portcullis_fanotify::{Group, InitFlags};
 use portcullis_packages::PackageDb;
-use portcullis_policy::Os;
+use portcullis_policy::{Mode, Os};
 use std::collections::HashSet;
 use std::io;
 use std::path::Path;
@@ -58,7 +58,16 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     // A bundle from the server that would lock the host out is enforced in Monitor mode at
     // start (exiting would leave the host unenforced, restart after restart); a policy file
     // given by hand is refused, so that its author sees why at once.
-    let policy = load_policy(&config, load, &packages, config.policy_writable)?;
+    let mut bypass_state = match &config.bypass {
+        Some(b) => crate::bypass::BypassState::load(&b.state_dir).unwrap_or_else(|e| {
+            tracing::error!("bypass state unreadable ({e}); no bypass is in force");
+            crate::bypass::BypassState::default()
+        }),
+        None => crate::bypass::BypassState::default(),
+    };
+    // The bypass the policy in force was loaded with (it is loaded again when that changes).
+    let mut bypass_loaded = bypass_state.active(now().0);
+    let policy = load_policy(&config, load, &packages, config.policy_writable, bypass_loaded)?;
     let spool = Spool::open(config.spool.clone())
         .map_err(|error| AgentError::Spool { path: config.spool.dir.clone(), error })?;
     let group = Group::new(InitFlags::PERMISSION | InitFlags::NONBLOCK, libc::O_RDONLY | libc::O_LARGEFILE)
@@ -210,6 +219,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     }
 
     let mountinfo = std::fs::File::open("/proc/self/mountinfo").ok();
+    let mut reload_failing = false;
     loop {
         marks.tick(&shared, mountinfo.as_ref());
         // A Learning mode that ends turns into Monitor, an Installation mode into Secured, without a reload.
@@ -220,9 +230,30 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
             tracing::info!("stopping on signal {sig}");
             break;
         }
-        if sig == libc::SIGHUP {
+        // A bypass code taken, or the bypass in force ended: the mode changes.
+        let mut bypass_changed = false;
+        if let Some(b) = &config.bypass {
+            if let Some(r) = crate::bypass::take_request(b, &mut bypass_state, now().0) {
+                match (&r.error, r.until_s) {
+                    (None, Some(until)) => {
+                        tracing::warn!(
+                            "offline bypass code {} accepted: Monitor mode until {until} (Unix time)",
+                            r.counter.unwrap_or(0)
+                        );
+                        bypass_changed = true;
+                    }
+                    (e, _) => tracing::warn!("offline bypass code refused: {}", e.as_deref().unwrap_or("")),
+                }
+            }
+            if bypass_loaded != bypass_state.active(now().0) {
+                bypass_changed = true;
+            }
+        }
+        if sig == libc::SIGHUP || bypass_changed {
             let packages = shared.packages.read_ok().clone();
-            match load_policy(config, load, &packages, false) {
+            let previous = bypass_loaded;
+            bypass_loaded = bypass_state.active(now().0);
+            match load_policy(config, load, &packages, false, bypass_loaded) {
                 Ok(state) => {
                     *shared.policy.write_ok() = Arc::new(state);
                     // Decisions the kernel remembers were made under the old policy.
@@ -244,12 +275,21 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                         memfd = sysctl::MemfdNoexec::enforce().unwrap_or_else(|_| sysctl::MemfdNoexec::untouched());
                     }
                     tracing::info!("policy reloaded from {}", config.policy.display());
+                    reload_failing = false;
                 }
                 Err(e) => {
-                    tracing::error!(
-                        "policy not reloaded, the old one stays in force: {}",
-                        portcullis_policy::with_causes(&e)
-                    )
+                    // A bypass that ended while the policy does not load is tried again
+                    // each tick: the old policy in force is the bypassed one.
+                    if bypass_changed {
+                        bypass_loaded = previous;
+                    }
+                    if !bypass_changed || !reload_failing {
+                        tracing::error!(
+                            "policy not reloaded, the old one stays in force: {}",
+                            portcullis_policy::with_causes(&e)
+                        );
+                    }
+                    reload_failing = true;
                 }
             }
         }
@@ -370,6 +410,7 @@ fn load_policy(
     load: &PolicyLoader,
     packages: &PackageDb,
     monitor_on_lockout: bool,
+    bypass: Option<u64>,
 ) -> Result<PolicyState, AgentError> {
     let engine = load(&config.policy).map_err(|e| AgentError::Policy(config.policy.display().to_string(), e))?;
     let mut target = engine.target(config.computer.as_deref(), Os::Linux)?;
@@ -387,9 +428,16 @@ fn load_policy(
             target = target.with_mode(portcullis_policy::Mode::Monitor);
         }
     }
+    // An offline bypass: what would be denied is allowed and recorded, as in Monitor mode.
+    // Learning stays Learning (it records more); an enforced Deny still denies.
+    let bypass = bypass.filter(|_| matches!(target.mode().at(now()), Mode::Secured | Mode::Installation { .. }));
+    if let Some(counter) = bypass {
+        tracing::warn!("offline bypass {counter} in force: enforcing in Monitor mode");
+        target = target.with_mode(Mode::Monitor);
+    }
     let script_control = engine.policy_set().organization.script_control;
     let fences = engine.ringfences_in_force().into_iter().cloned().collect();
-    Ok(PolicyState { engine, target, script_control, fences })
+    Ok(PolicyState { engine, target, script_control, fences, bypass })
 }
 
 /// Load the kernel guard; without it the agent still enforces, with the gaps it closes open.

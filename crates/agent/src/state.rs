@@ -63,6 +63,8 @@ pub struct Config {
     pub hits: Option<Arc<PolicyHits>>,
     /// Receives the installed packages each time they are read, for the server.
     pub inventory: Option<Arc<PackageInventory>>,
+    /// Offline bypass codes, when the agent has a key shared with its server.
+    pub bypass: Option<crate::bypass::BypassConfig>,
     /// Stop by itself after this long (tests).
     pub exit_after: Option<Duration>,
     /// Written once every mark is in place.
@@ -241,6 +243,9 @@ pub(crate) struct PolicyState {
     /// and programs never become ignore marks (the kernel's marks cannot tell ringfenced
     /// processes from others).
     pub(crate) fences: Vec<RingfenceProfile>,
+    /// The counter of the offline bypass code in force, if one is: Secured is enforced as
+    /// Monitor until it ends.
+    pub(crate) bypass: Option<u64>,
 }
 
 impl PolicyState {

@@ -34,6 +34,7 @@ struct Source {
     computer: Option<String>,
     loader: Loader,
     sync: Option<ServerSync>,
+    bypass: Option<portcullis_agent::bypass::BypassConfig>,
 }
 
 /// The threads that follow the server.
@@ -89,6 +90,31 @@ impl ServerSync {
     }
 }
 
+/// This agent's key for offline bypass codes: made once (random), kept in the state directory
+/// for root only, sent to the server at each start.
+fn bypass_key(state: &Path) -> anyhow::Result<[u8; 32]> {
+    use portcullis_agent::bypass::KEY_FILE;
+    let path = state.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = portcullis_protocol::BypassKey { key: text.trim().to_owned() };
+            key.bytes().ok_or_else(|| {
+                fail(AGENT_START, format!("{} is not 64 hex digits: remove it to make a new key", path.display()))
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key)
+                .map_err(|e| fail(AGENT_START, format!("no randomness for the bypass key: {e}")))?;
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            portcullis_agent::bypass::write_private(&path, hex.as_bytes())
+                .or_exit(AGENT_START, format!("writing {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).or_exit(AGENT_START, format!("reading {}", path.display())),
+    }
+}
+
 fn file_source(a: &AgentArgs) -> anyhow::Result<Source> {
     let policy = a.policy.as_ref().ok_or_else(|| fail(2, "give --policy FILE or --server URL"))?;
     // Load once here so that a bad policy fails before anything is marked, with file:line:col.
@@ -99,7 +125,7 @@ fn file_source(a: &AgentArgs) -> anyhow::Result<Source> {
         .or_else(|| host_name().filter(|h| loaded.set.computers.iter().any(|c| c.name.eq_ignore_ascii_case(h))));
     let policy = std::fs::canonicalize(policy).or_exit(crate::exit::UNREADABLE, policy.display().to_string())?;
     let loader: Loader = Box::new(|path: &Path| Ok(load::engine(load::policy(path)?.set)?));
-    Ok(Source { policy, computer, loader, sync: None })
+    Ok(Source { policy, computer, loader, sync: None, bypass: None })
 }
 
 /// The environment variable an enrollment token may be given in.
@@ -211,8 +237,10 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
             }
         }
     }
-    let uploader = portcullis_sync::Uploader::new(enrollment.clone(), &a.spool, state)
+    let bypass_key = bypass_key(state).or_exit(AGENT_START, "the offline bypass key cannot be kept")?;
+    let mut uploader = portcullis_sync::Uploader::new(enrollment.clone(), &a.spool, state)
         .or_exit(AGENT_START, "cannot deliver events to the server")?;
+    uploader.register_bypass_key(bypass_key);
     // The bundle on disk now loads: either the saved one was checked above, or the poller
     // saved a new one only after it loaded. Nothing is marked before that.
     let loader_enrollment = enrollment.clone();
@@ -223,6 +251,11 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
         computer: Some(enrollment.computer.clone()),
         loader,
         sync: Some(ServerSync { poller, uploader }),
+        bypass: Some(portcullis_agent::bypass::BypassConfig {
+            state_dir: state.to_owned(),
+            key: bypass_key,
+            computer: enrollment.computer.clone(),
+        }),
     })
 }
 
@@ -252,6 +285,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         policy_writable: source.sync.is_some(),
         hits: source.sync.is_some().then(|| hits.clone()),
         inventory: source.sync.is_some().then(|| inventory.clone()),
+        bypass: source.bypass.clone(),
         scope,
         excluded_fstypes: excluded,
         spool: portcullis_agent::spool::SpoolConfig {

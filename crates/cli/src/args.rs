@@ -33,6 +33,9 @@ pub enum Command {
     Agent(Box<AgentArgs>),
     /// Show the agent's denies, would-denies and learning candidates from its spool.
     Events(EventsArgs),
+    /// Enter an offline bypass code from the console: Monitor mode for the time it gives
+    /// (root; the agent must run with --server).
+    Bypass(BypassArgs),
     /// Run the management server (REST API; console and agent sync to follow).
     Server(ServerArgs),
 }
@@ -220,6 +223,25 @@ pub struct AgentArgs {
 pub enum OverloadVerdict {
     Allow,
     Deny,
+}
+
+#[derive(Args)]
+pub struct BypassArgs {
+    /// The code, as the console shows it (12-60-493821-ABCD-EFGH-JKMN-PQRS).
+    #[arg(required_unless_present = "status")]
+    pub code: Option<String>,
+    /// Show whether a bypass is in force instead.
+    #[arg(long, conflicts_with = "code")]
+    pub status: bool,
+    /// The agent's state directory (its --state-dir).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis")]
+    pub state_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the agent to take the code, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub wait: u64,
 }
 
 #[derive(Args)]

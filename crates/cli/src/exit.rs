@@ -14,6 +14,9 @@ pub const BAD_POLICY: u8 = 4;
 pub const LINT_WARNINGS: u8 = 5;
 /// `check` denied at least one file.
 pub const DENIED: u8 = 10;
+/// `bypass` refused the code (mistyped, for another computer, expired or used), or the
+/// agent did not take it.
+pub const BYPASS_REFUSED: u8 = 12;
 /// The agent could not start enforcing (not root, no fanotify, a filesystem it was told to
 /// watch cannot be marked, the spool cannot be written).
 pub const AGENT_START: u8 = 6;

@@ -3,6 +3,7 @@
 
 mod agent_cmd;
 mod args;
+mod bypass_cmd;
 mod check;
 mod events_cmd;
 mod exit;
@@ -46,6 +47,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         },
         args::Command::Agent(a) => agent_cmd::run(*a),
         args::Command::Events(a) => events_cmd::run(a),
+        args::Command::Bypass(a) => bypass_cmd::run(a),
         args::Command::Server(a) => server_cmd::run(a),
     }
 }

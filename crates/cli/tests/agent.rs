@@ -1780,3 +1780,98 @@ fn learning_on_a_debian_root_becomes_an_accepted_baseline_and_secured_runs_the_s
     assert!(denied.is_empty(), "denied after the baseline: {denied:?}");
     assert!(s.stop().success());
 }
+
+#[test]
+fn an_offline_bypass_code_gives_monitor_mode_once_and_what_ran_reaches_the_console_marked() {
+    let mut sb = Sandbox::new();
+    let dir = sb.dir.path().to_owned();
+    let port = free_port();
+    ServerProcess::create_admin(&dir);
+    let server = ServerProcess::start(&dir, port);
+    let console = Console::login(&server);
+    console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": "secured"})));
+    let group = console.post("/api/groups", serde_json::json!({"path": "Linux"}))["id"].as_i64().unwrap();
+    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sandbox_glob = format!("{}/good", sb.mnt.display());
+    console.post("/api/applications", serde_json::json!({"name": "Good", "rules": [{"path": sandbox_glob}]}));
+    console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Permit good", "position": 0, "applications": ["Good"], "action": "permit"}),
+    );
+    let state = dir.join("state");
+    let token_file = dir.join("enroll-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let mut source: Vec<String> =
+        ["--server", &server.url, "--server-ca", server.cert.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
+    source.extend(["--state-dir".into(), state.to_string_lossy().into_owned()]);
+    source.extend(["--enroll-token-file".into(), token_file.to_string_lossy().into_owned()]);
+    let mnt = sb.mnt.to_str().unwrap().to_owned();
+    sb.start_from(&source, &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+
+    // The console issues a code once the agent registered its key.
+    let (_, computers) = console.call("GET", "/api/computers", None);
+    let id = computers[0]["id"].as_i64().unwrap();
+    let t0 = Instant::now();
+    let issued = loop {
+        let (status, v) =
+            console.call("POST", &format!("/api/computers/{id}/bypass-code"), Some(serde_json::json!({"minutes": 5})));
+        if status == 201 {
+            break v;
+        }
+        assert_eq!(status, 409, "{v}");
+        assert!(t0.elapsed() < Duration::from_secs(10), "no bypass key registered: {v}\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let code = issued["code"].as_str().unwrap().to_owned();
+    let bypass = |code: &str| Command::new(bin()).args(["bypass", code, "--state-dir"]).arg(&state).output().unwrap();
+
+    // Offline: the server is gone, the code works all the same.
+    server.stop();
+    let mut wrong = code.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'A' { 'B' } else { 'A' });
+    let o = bypass(&wrong);
+    assert_eq!(o.status.code(), Some(12), "{}", text(&o));
+    assert!(text(&o).contains("not valid for this computer"), "{}", text(&o));
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+
+    let o = bypass(&code);
+    assert!(o.status.success(), "{}\n{}", text(&o), sb.log());
+    assert!(text(&o).contains("Monitor mode until"), "{}", text(&o));
+    assert_ran(&sb.run(sb.path("blocked"), &[], &[]), "blocked ran");
+    let status =
+        Command::new(bin()).args(["bypass", "--status", "--json", "--state-dir"]).arg(&state).output().unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["active"], true, "{status}");
+    let counter = issued["counter"].as_u64().unwrap();
+    let during = sb.events_for(&sb.path("blocked"), "would-deny");
+    assert_eq!(during.last().map(|e| e["bypass"].clone()), Some(Value::from(counter)), "{during:?}");
+
+    // Single use, across an agent restart too.
+    let o = bypass(&code);
+    assert_eq!(o.status.code(), Some(12), "{}", text(&o));
+    assert!(text(&o).contains("used already"), "{}", text(&o));
+    assert!(sb.stop().success());
+    let resume: Vec<String> = source[..6].to_vec();
+    sb.start_from(&resume, &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
+    assert_ran(&sb.run(sb.path("blocked"), &[], &[]), "blocked ran"); // the bypass outlives a restart
+    let o = bypass(&code);
+    assert!(text(&o).contains("used already"), "{}", text(&o));
+
+    // Back online: what ran during the bypass reaches the console, marked.
+    let server = ServerProcess::start(&dir, port);
+    let console = Console::login(&server);
+    let events = console.wait_for_list("/api/events?verdict=would-deny&file=blocked", 1, Duration::from_secs(20));
+    assert!(!events.is_empty(), "{}", sb.log());
+    let (_, event) = console.call("GET", &format!("/api/events/{}", events[0]["id"]), None);
+    assert_eq!(event["record"]["bypass"], counter, "{event}");
+    // The console's audit log has the issue, not the code.
+    let (_, audit) = console.call("GET", "/api/audit", None);
+    let issue = audit.as_array().unwrap().iter().find(|e| e["action"] == "issue bypass code").unwrap().to_string();
+    assert!(!issue.contains(&code[code.len() - 4..]), "{issue}");
+    assert!(sb.stop().success());
+}

@@ -145,6 +145,10 @@ pub struct Record {
     /// For ringfence events: the profile and the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ringfence: Option<RingfenceRecord>,
+    /// Recorded during an offline bypass: the counter of the code that opened it (the mode
+    /// is Monitor because of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass: Option<u64>,
 }
 
 /// Which ringfence refused something, and by which rule.

@@ -22,6 +22,8 @@
 //! ```
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+pub mod bypass;
+
 use portcullis_policy_file::document::{ComputerDoc, Document};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -38,6 +40,9 @@ pub mod paths {
     /// `POST` [`super::PackageReport`] → [`super::PackageReportReply`]: the host's installed
     /// packages, whole, at start and after each change.
     pub const PACKAGES: &str = "/api/agent/packages";
+    /// `POST` [`super::BypassKey`] → 204: the agent's key for offline bypass codes
+    /// ([`super::bypass`]), sent at each start (the same key until its state is lost).
+    pub const BYPASS_KEY: &str = "/api/agent/bypass-key";
 }
 
 /// The error message of a 403 answered to an agent whose enrollment waits for an
@@ -589,6 +594,22 @@ impl InstalledPackage {
             version: bounded_text(&self.version, limits::PACKAGE_VERSION),
             arch: bounded_text(&self.arch, limits::PACKAGE_ARCH),
         })
+    }
+}
+
+/// The agent's key for offline bypass codes, hex (32 bytes).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BypassKey {
+    /// 64 hex digits.
+    pub key: String,
+}
+
+impl BypassKey {
+    /// The key's bytes, when it is 64 hex digits.
+    pub fn bytes(&self) -> Option<[u8; 32]> {
+        unhex(self.key.trim()).and_then(|b| <[u8; 32]>::try_from(b).ok())
     }
 }
 

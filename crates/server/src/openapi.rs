@@ -26,7 +26,7 @@ on every change. Agents use their own credential."
         accounts::end_session, accounts::audit,
         computers::settings, computers::set_settings, computers::groups, computers::create_group,
         computers::update_group, computers::delete_group, computers::enrollment_token,
-        computers::revoke_enrollment_token, computers::computers, computers::computer_packages, computers::update_computer,
+        computers::revoke_enrollment_token, computers::computers, computers::computer_packages, computers::bypass_code, computers::update_computer,
         computers::delete_computer, computers::pending, computers::accept_pending, computers::reject_pending,
         computers::bundle_key, computers::rotate_bundle_key,
         applications::applications, applications::create_application, applications::update_application,
@@ -40,7 +40,7 @@ on every change. Agents use their own credential."
         blocklists::delete_blocklist,
         events::preview, events::events, events::event, events::policy_from_event,
         baseline::proposal, baseline::accept,
-        agents::enroll, agents::poll, agents::events, agents::packages,
+        agents::enroll, agents::poll, agents::events, agents::packages, agents::bypass_key,
     ),
     components(schemas(
         ErrorBody, OrganizationDoc, GroupDoc, ComputerDoc, ApplicationDoc, PolicyDoc, RuleDoc, SignerDoc, BlocklistDoc,

@@ -1299,3 +1299,88 @@ async fn a_learning_baseline_is_proposed_by_package_signer_and_directory_and_acc
     })
     .await;
 }
+
+#[tokio::test]
+async fn bypass_codes_need_the_agents_key_are_counted_audited_and_only_issued_by_who_may_change() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let web = f.agent(&credential(&f.enroll(&token, "web-01", "linux", None).await));
+        let id = f.admin.get("/api/computers").await.body[0]["id"].as_i64().unwrap();
+        let uri = format!("/api/computers/{id}/bypass-code");
+        let issue = |body: Value| f.admin.json("POST", &uri, body);
+        let r = issue(json!({"minutes": 60})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "no key registered yet: {:?}", r.body);
+        assert!(r.body["error"].as_str().unwrap().contains("bypass key"));
+
+        for bad in [json!({"key": "zz"}), json!({"key": "00".repeat(32)}), json!({"key": "ab".repeat(33)}), json!({})] {
+            let r = web.json("POST", "/api/agent/bypass-key", bad.clone()).await;
+            assert!(r.status.is_client_error(), "{bad}: {:?}", r.status);
+        }
+        let key = [9u8; 32];
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            web.json("POST", "/api/agent/bypass-key", json!({ "key": hex })).await.status,
+            StatusCode::NO_CONTENT
+        );
+        let anonymous = agent_client(&store, &f.admin.state, None);
+        assert_eq!(
+            anonymous.json("POST", "/api/agent/bypass-key", json!({ "key": hex })).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        for (bad, why) in [
+            (json!({"minutes": 0}), "minutes"),
+            (json!({"minutes": 10081}), "minutes"),
+            (json!({"minutes": 5, "valid_hours": 0}), "hours"),
+            (json!({"minutes": 5, "valid_hours": 721}), "hours"),
+        ] {
+            let r = issue(bad.clone()).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(r.body["error"].as_str().unwrap().contains(why), "{bad}: {:?}", r.body);
+        }
+        let before = audit_len(&store, f.org.id).await;
+        let first = issue(json!({"minutes": 30})).await;
+        assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+        let second = issue(json!({"minutes": 30, "valid_hours": 2})).await;
+        assert_eq!((first.body["counter"].as_u64(), second.body["counter"].as_u64()), (Some(1), Some(2)));
+        assert_eq!(audit_len(&store, f.org.id).await, before + 2, "each issue is audited");
+        // The code is the agent's key's: it checks on that computer only.
+        let code = second.body["code"].as_str().unwrap();
+        let now = jiff::Timestamp::now().as_second();
+        let granted = portcullis_protocol::bypass::check(&key, "web-01", code, now).unwrap();
+        assert_eq!((granted.counter, granted.minutes), (2, 30));
+        assert!(portcullis_protocol::bypass::check(&key, "web-02", code, now).is_err());
+        assert!(portcullis_protocol::bypass::check(&key, "web-01", code, now + 3 * 3600).is_err(), "usable 2 hours");
+        let audit = store.audit_log(f.org.id, 5).await.unwrap();
+        assert!(
+            audit.iter().all(|e| !format!("{e:?}").contains(&code[code.len() - 9..])),
+            "the audit log never holds a code"
+        );
+
+        // An auditor may not issue; another organization cannot reach the computer.
+        let auditor = Client::login(&store, &f.org.name, "auditor", "auditor-password").await;
+        let r = auditor.json("POST", &format!("/api/computers/{id}/bypass-code"), json!({"minutes": 5})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let other = org_with_users(&store).await;
+        let stranger = Client::login(&store, &other.name, "admin", "admin-password").await;
+        let r = stranger.json("POST", &format!("/api/computers/{id}/bypass-code"), json!({"minutes": 5})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        // The console shows the code once, on its own page.
+        let csrf = f.admin.csrf.clone().unwrap();
+        let r = f
+            .admin
+            .send(
+                "POST",
+                &format!("/computers/{id}/bypass-code"),
+                Some(Body::from(format!("_csrf={csrf}&minutes=15"))),
+                FORM,
+                false,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(String::from_utf8_lossy(&r.bytes).contains("portcullis bypass CODE"));
+    })
+    .await;
+}

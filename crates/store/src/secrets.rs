@@ -275,7 +275,7 @@ fn random_key() -> Result<[u8; 32], getrandom::Error> {
     Ok(bytes)
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }

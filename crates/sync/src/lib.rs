@@ -581,6 +581,8 @@ pub struct Uploader {
     state_dir: PathBuf,
     http: ureq::Agent,
     cursor: Cursor,
+    /// The offline bypass key, until the server has it.
+    bypass_key: Option<[u8; 32]>,
 }
 
 impl Uploader {
@@ -599,7 +601,14 @@ impl Uploader {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Cursor::default(),
             Err(e) => return Err(SyncError::File { path, error: e }),
         };
-        Ok(Uploader { enrollment, spool_dir: spool_dir.to_owned(), state_dir: state_dir.to_owned(), http, cursor })
+        Ok(Uploader {
+            enrollment,
+            spool_dir: spool_dir.to_owned(),
+            state_dir: state_dir.to_owned(),
+            http,
+            cursor,
+            bypass_key: None,
+        })
     }
 
     /// Where delivery stands.
@@ -675,6 +684,19 @@ impl Uploader {
         write_atomically(&self.state_dir.join(CURSOR_FILE), text.as_bytes())
     }
 
+    /// Send this agent's offline bypass key to the server from [`Uploader::run`] (until it
+    /// is taken).
+    pub fn register_bypass_key(&mut self, key: [u8; 32]) {
+        self.bypass_key = Some(key);
+    }
+
+    fn send_bypass_key(&self, key: &[u8; 32]) -> Result<(), SyncError> {
+        let url = format!("{}{}", self.enrollment.server, paths::BYPASS_KEY);
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        post_json(&self.http, &url, Some(&self.enrollment.credential), &portcullis_protocol::BypassKey { key: hex })?;
+        Ok(())
+    }
+
     /// Report the host's installed packages (the whole list replaces what the server knew).
     pub fn report_packages(&self, report: &PackageReport) -> Result<PackageReportReply, SyncError> {
         let url = format!("{}{}", self.enrollment.server, paths::PACKAGES);
@@ -688,7 +710,26 @@ impl Uploader {
     pub fn run(mut self, hits: HitCounters, packages: PackageReports) {
         let mut failing = false;
         let mut packages_after = std::time::Instant::now();
+        let mut key_after = std::time::Instant::now();
         loop {
+            if let Some(key) = self.bypass_key
+                && std::time::Instant::now() >= key_after
+            {
+                match self.send_bypass_key(&key) {
+                    Ok(()) => {
+                        tracing::info!("offline bypass key registered with the server");
+                        self.bypass_key = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "registering the offline bypass key: {}; trying again in {} s",
+                            with_causes(&e),
+                            PACKAGE_RETRY.as_secs()
+                        );
+                        key_after = std::time::Instant::now() + PACKAGE_RETRY;
+                    }
+                }
+            }
             if std::time::Instant::now() >= packages_after
                 && let Some(report) = (packages.take)()
             {

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use portcullis_events::Record;
 use portcullis_protocol::{
-    BundlePayload, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PackageReport, PackageReportReply, PolicyHit,
-    PollRequest, SIGNATURE_HEADER, event_key, paths,
+    BundlePayload, BypassKey, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PackageReport, PackageReportReply,
+    PolicyHit, PollRequest, SIGNATURE_HEADER, event_key, paths,
 };
 use portcullis_protocol::{bounded_text, limits};
 use portcullis_store::{
@@ -36,6 +36,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route(paths::ENROLL, post(enroll))
         .route(paths::POLL, post(poll))
         .route(paths::EVENTS, post(events))
+        .route(paths::BYPASS_KEY, post(bypass_key))
         // A host's whole package list is larger than any other request.
         .route(
             paths::PACKAGES,
@@ -294,4 +295,20 @@ pub(crate) async fn packages(
     }
     state.store.set_computer_packages(agent.computer_id, &rows, now_ms()).await?;
     Ok(AppJson(PackageReportReply { stored: rows.len() as u64, refused: refused.len() as u64 }))
+}
+
+#[utoipa::path(post, path = "/api/agent/bypass-key", tag = "agents", request_body = portcullis_protocol::BypassKey, responses((status = 204, description = "kept (sealed); codes issued from now on use it"), (status = 400, description = "not 64 hex digits", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 429, body = ErrorBody)), security(("agent" = [])))]
+pub(crate) async fn bypass_key(
+    State(state): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    AppJson(key): AppJson<BypassKey>,
+) -> Result<StatusCode, AppError> {
+    let bytes = key.bytes().ok_or_else(|| AppError::BadRequest("a bypass key is 64 hex digits".into()))?;
+    if bytes == [0; 32] {
+        return Err(AppError::BadRequest("a bypass key of zeros is refused: make a random one".into()));
+    }
+    // Counted with host reports: an agent sends its key once per start.
+    state.hub.quota(agent.computer_id, crate::hub::Quota::HostReports, 1)?;
+    state.store.set_bypass_key(agent.computer_id, &bytes).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -6,7 +6,9 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{AppError, AppJson, AppPath, AppQuery, ErrorBody};
 use crate::ops::Created;
-use crate::ops::computers::{self as ops, BundleKeyView, ComputerPackages, ComputerView, EnrollmentToken};
+use crate::ops::computers::{
+    self as ops, BundleKeyView, BypassCodeView, ComputerPackages, ComputerView, EnrollmentToken,
+};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,6 +26,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/computers", get(computers))
         .route("/api/computers/{id}", put(update_computer).delete(delete_computer))
         .route("/api/computers/{id}/packages", get(computer_packages))
+        .route("/api/computers/{id}/bypass-code", post(bypass_code))
         .route("/api/enrollments/pending", get(pending))
         .route("/api/enrollments/pending/{id}", axum::routing::delete(reject_pending))
         .route("/api/enrollments/pending/{id}/accept", post(accept_pending))
@@ -139,6 +142,31 @@ pub(crate) async fn computer_packages(
     AppQuery(q): AppQuery<PackagesQuery>,
 ) -> Result<AppJson<ComputerPackages>, AppError> {
     Ok(AppJson(ops::computer_packages(&state, &caller, id, &q.filter, q.limit).await?))
+}
+
+/// A bypass code's grant.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BypassRequest {
+    /// Minutes of Monitor mode (1 to 10080).
+    minutes: u32,
+    /// Hours the code stays usable (1 to 720; 24 when not given).
+    #[serde(default = "one_day")]
+    valid_hours: i64,
+}
+
+fn one_day() -> i64 {
+    24
+}
+
+#[utoipa::path(post, path = "/api/computers/{id}/bypass-code", tag = "model", params(("id" = i64, Path)), request_body = BypassRequest, responses((status = 201, description = "the code, shown once; `portcullis bypass CODE` on the computer", body = BypassCodeView), (status = 409, description = "its agent has not registered a bypass key", body = ErrorBody), ChangesOne), security(("bearer" = [])))]
+pub(crate) async fn bypass_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<i64>,
+    AppJson(r): AppJson<BypassRequest>,
+) -> Result<(StatusCode, AppJson<BypassCodeView>), AppError> {
+    Ok((StatusCode::CREATED, AppJson(ops::bypass_code(&state, &caller, id, r.minutes, r.valid_hours).await?)))
 }
 
 #[utoipa::path(put, path = "/api/computers/{id}", tag = "model", params(("id" = i64, Path)), request_body = ComputerDoc, responses((status = 204), ChangesOne), security(("bearer" = [])))]

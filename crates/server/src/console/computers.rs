@@ -25,6 +25,7 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route("/computers/{id}", post(update_computer))
         .route("/computers/{id}/packages", get(packages_page))
+        .route("/computers/{id}/bypass-code", post(bypass_code))
         .route(
             "/computers/{id}/delete",
             on_item("/computers", |state, caller, id| async move {
@@ -540,4 +541,42 @@ async fn packages_page(
         packages: list.packages,
         cut,
     }))
+}
+
+#[derive(Template)]
+#[template(path = "bypass.html")]
+struct BypassPage {
+    page: Page,
+    code: ops::computers::BypassCodeView,
+}
+
+#[derive(Deserialize)]
+struct BypassForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    minutes: u32,
+    #[serde(default = "default_valid_hours")]
+    valid_hours: i64,
+}
+
+fn default_valid_hours() -> i64 {
+    24
+}
+
+/// A one-time bypass code, shown on this response only (never in a redirect URL).
+async fn bypass_code(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<i64>,
+    Form(f): Form<BypassForm>,
+) -> Response {
+    let result = async {
+        let caller = console.caller(&f.csrf)?;
+        ops::computers::bypass_code(&state, &caller, id, f.minutes, f.valid_hours).await
+    }
+    .await;
+    match result {
+        Ok(code) => html(BypassPage { page: console.page("/computers", Flash::default()), code }),
+        Err(e) => back("/computers", Err(e)),
+    }
 }

@@ -349,3 +349,55 @@ pub(crate) async fn would_deny(
     }
     Ok(out)
 }
+
+/// A bypass code, shown once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BypassCodeView {
+    /// The computer it is for.
+    pub(crate) computer: String,
+    /// The code: `portcullis bypass CODE` on that computer.
+    pub(crate) code: String,
+    /// Its issue counter.
+    pub(crate) counter: u64,
+    /// Minutes of Monitor mode it gives.
+    pub(crate) minutes: u32,
+    /// When it can no longer be used (UTC).
+    pub(crate) usable_until: String,
+}
+
+/// Issue a one-time bypass code for a computer: `minutes` of Monitor mode, usable within
+/// `valid_hours`.
+pub(crate) async fn bypass_code(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    minutes: u32,
+    valid_hours: i64,
+) -> Result<BypassCodeView, AppError> {
+    use portcullis_protocol::bypass;
+    caller.require_change()?;
+    if !(1..=bypass::MAX_MINUTES).contains(&minutes) {
+        return Err(AppError::BadRequest(format!("a bypass lasts 1 to {} minutes", bypass::MAX_MINUTES)));
+    }
+    if !(1..=bypass::MAX_VALID_HOURS).contains(&valid_hours) {
+        return Err(AppError::BadRequest(format!("a code is usable for 1 to {} hours", bypass::MAX_VALID_HOURS)));
+    }
+    let computer = state.store.computer(caller.user.org_id, id).await?.doc.name;
+    let expires_hour = now_ms() / 3_600_000 + valid_hours - 1;
+    let grants = format!("{minutes} minutes of Monitor mode, usable for {valid_hours} hour(s)");
+    let (key, counter) = state.store.issue_bypass(change(caller), id, &grants).await?.ok_or_else(|| {
+        AppError::Conflict(format!(
+            "the agent of {computer:?} has not registered a bypass key yet: it does at each start (agents older than bypass codes need an update)"
+        ))
+    })?;
+    let code = bypass::BypassCode { counter, minutes, expires_hour };
+    let until =
+        jiff::Timestamp::from_second((expires_hour + 1) * 3600).map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string());
+    Ok(BypassCodeView {
+        code: bypass::issue(&key, &computer, &code),
+        computer,
+        counter,
+        minutes,
+        usable_until: until.unwrap_or_default(),
+    })
+}

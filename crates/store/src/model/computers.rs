@@ -184,3 +184,60 @@ impl Store {
         .await?)
     }
 }
+
+fn bypass_context(computer_id: i64) -> String {
+    format!("computers.bypass_key:{computer_id}")
+}
+
+impl Store {
+    /// Keep the key a computer's agent made for offline bypass codes, sealed.
+    pub async fn set_bypass_key(&self, computer_id: i64, key: &[u8; 32]) -> Result<(), StoreError> {
+        let sealed = self.keys.seal(crate::hex(key).as_bytes(), &bypass_context(computer_id))?;
+        sqlx::query("UPDATE computers SET bypass_key = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(computer_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Issue the next bypass code's counter for a computer: its key and the counter, counted
+    /// and audited (what it grants, never the code) in one transaction. `None` when its agent
+    /// has not registered a key.
+    pub async fn issue_bypass(
+        &self,
+        change: Change<'_>,
+        computer_id: i64,
+        grants: &str,
+    ) -> Result<Option<([u8; 32], u64)>, StoreError> {
+        let c = self.computer(change.org_id, computer_id).await?;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT bypass_key FROM computers WHERE id = $1 AND org_id = $2")
+                .bind(computer_id)
+                .bind(change.org_id)
+                .fetch_one(self.pool())
+                .await?;
+        let Some(stored) = stored else { return Ok(None) };
+        let what = format!("the bypass key of computer {}", c.doc.name);
+        let opened = self.keys.open(&stored, &bypass_context(computer_id), &what)?;
+        if let crate::secrets::Opened::Plain(_) = opened {
+            return Err(crate::SecretKeyError::Unsealed(what).into());
+        }
+        let key = crate::secrets::unhex(opened.text())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| StoreError::Corrupt(what))?;
+        let mut tx = self.begin().await?;
+        let counter: i64 = sqlx::query_scalar(
+            "UPDATE computers SET bypass_counter = bypass_counter + 1 WHERE id = $1 AND org_id = $2 RETURNING bypass_counter",
+        )
+        .bind(computer_id)
+        .bind(change.org_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let object = format!("computer {}", c.doc.name);
+        let after = serde_json::json!({ "bypass_code": counter, "grants": grants }).to_string();
+        crate::audit::log_in(&mut tx, change, "issue bypass code", &object, None, Some(after)).await?;
+        tx.commit().await?;
+        Ok(Some((key, counter as u64)))
+    }
+}
