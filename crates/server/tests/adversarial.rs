@@ -1118,6 +1118,17 @@ async fn a_hostile_agents_package_report_is_checked_bounded_and_replaces_only_it
         let list = String::from_utf8_lossy(&f.admin.get("/computers").await.bytes).into_owned();
         assert!(list.contains(&format!("/computers/{id1}/packages\">3002</a>")), "{list}");
 
+        // The application form offers the packages seen, and makes a package rule.
+        let apps = String::from_utf8_lossy(&f.admin.get("/applications").await.bytes).into_owned();
+        assert!(apps.contains(r#"<option value="dpkg:openssh-server">on 1 computer(s)</option>"#), "{apps}");
+        let csrf = f.admin.csrf.clone().unwrap();
+        let form = format!("_csrf={csrf}&name=SSH+server&package=dpkg%3Aopenssh-server");
+        let r = f.admin.send("POST", "/applications", Some(Body::from(form)), FORM, false).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let made = f.admin.get("/api/applications").await.body;
+        let ssh = made.as_array().unwrap().iter().find(|a| a["name"] == "SSH server").unwrap().clone();
+        assert_eq!(ssh["rules"], json!([{"package": "dpkg:openssh-server"}]), "{ssh}");
+
         // Another organization's administrator learns nothing about it.
         let other = org_with_users(&store).await;
         let stranger = Client::login(&store, &other.name, "admin", "admin-password").await;

@@ -25,6 +25,9 @@ struct ApplicationRowView {
 struct ApplicationsPage {
     page: Page,
     applications: Vec<ApplicationRowView>,
+    /// Every package the organization's agents reported installed, with on how many
+    /// computers: offered in the form's package field.
+    packages: Vec<(String, i64)>,
 }
 
 async fn applications_page(
@@ -53,7 +56,8 @@ async fn applications_page(
             },
         })
         .collect();
-    Ok(html(ApplicationsPage { page: console.page("/applications", flash), applications }))
+    let packages = state.store.organization_packages(console.reader().user.org_id).await?;
+    Ok(html(ApplicationsPage { page: console.page("/applications", flash), applications, packages }))
 }
 
 #[derive(Deserialize)]
@@ -79,6 +83,8 @@ struct ApplicationForm {
     signer_subject: String,
     #[serde(default)]
     os: String,
+    #[serde(default)]
+    package: String,
 }
 
 async fn create_application(
@@ -100,6 +106,7 @@ async fn create_application(
                 signer: opt(&f.signer_subject)
                     .map(|s| portcullis_policy_file::document::SignerDoc { subject: Some(s), ..Default::default() }),
                 os: opt(&f.os),
+                package: opt(&f.package),
                 ..Default::default()
             };
             if rule == RuleDoc::default() {
