@@ -8,14 +8,7 @@ use portcullis_packages::{Hashes, Needs, PackageDb};
 use portcullis_policy::FileFacts;
 use std::path::Path;
 
-/// Where `path` (as the agent sees it) lies inside the package root, if it does.
-pub(crate) fn inside(root: &Path, path: &str) -> Option<String> {
-    if root == Path::new("/") {
-        return Some(path.to_owned());
-    }
-    let rest = Path::new(path).strip_prefix(root).ok()?;
-    Some(format!("/{}", rest.to_string_lossy()))
-}
+pub(crate) use portcullis_packages::inside;
 
 /// The hashes beyond SHA-256 that the one pass hashing the file at `path` must compute for
 /// its packages' digests to be checked.

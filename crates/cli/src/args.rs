@@ -361,6 +361,13 @@ pub struct CheckArgs {
     /// Also decide on each file inside installers and cabinets.
     #[arg(long)]
     pub contents: bool,
+    /// The root whose package database (dpkg, rpm) is trusted, as the agent's
+    /// --package-root: a file counts as a package's only when it is listed and unchanged.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub package_root: PathBuf,
+    /// Trust no package database.
+    #[arg(long)]
+    pub no_package_trust: bool,
 }
 
 #[derive(Args)]

@@ -28,10 +28,36 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         ..Options::default()
     };
     let process = ProcessFacts { parent_path: args.parent.clone(), user: args.user.clone() };
+    // Package trust as the agent applies it; a database that cannot be read trusts nothing.
+    let packages = (!args.no_package_trust).then(|| {
+        let root = std::fs::canonicalize(&args.package_root).unwrap_or_else(|_| args.package_root.clone());
+        let db = portcullis_packages::PackageDb::load(&root).unwrap_or_else(|e| {
+            eprintln!("warning: no package is trusted: {}", portcullis_policy::with_causes(&e));
+            portcullis_packages::PackageDb::default()
+        });
+        for w in db.warnings() {
+            eprintln!("warning: package trust: {w}");
+        }
+        (db, root)
+    });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut denied = 0usize;
     let mut unreadable = 0usize;
     for path in &args.files {
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let absolute = absolute.to_string_lossy();
+        let listed = packages
+            .as_ref()
+            .and_then(|(db, root)| portcullis_packages::inside(root, &absolute).map(|p| db.lookup(&p)))
+            .unwrap_or_default();
+        let needs = portcullis_packages::needs(&listed);
+        let opts = Options {
+            extra_hashes: ExtraHashes {
+                sha1: opts.extra_hashes.sha1 || needs.sha1,
+                md5: opts.extra_hashes.md5 || needs.md5,
+            },
+            ..opts.clone()
+        };
         let facts = match inspect_path(path, &opts) {
             Ok(f) => f,
             Err(e) => {
@@ -42,7 +68,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         };
         let subjects = if args.contents { facts.flatten() } else { vec![&facts] };
         for f in subjects {
-            let decision = engine.decide(&portcullis_inspect::policy_facts(f), &process, &target, Timestamp(now));
+            let mut file = portcullis_inspect::policy_facts(f);
+            // The file itself, not what it contains, is what a package lists.
+            if std::ptr::eq(f, &facts) && !listed.is_empty() {
+                let hashes = portcullis_packages::Hashes {
+                    md5: file.md5.as_ref(),
+                    sha1: file.sha1.as_ref(),
+                    sha256: Some(&file.sha256),
+                };
+                let verified = portcullis_packages::verify(&listed, hashes);
+                file.packages = verified.packages;
+                file.package_note = verified.note;
+            }
+            let decision = engine.decide(&file, &process, &target, Timestamp(now));
             if decision.verdict == Verdict::Deny {
                 denied += 1;
             }
@@ -59,6 +97,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                     "request_allowed": decision.request_allowed(),
                     "ringfence": decision.ringfence(),
                     "container": f.container,
+                    "packages": file.packages,
                 });
                 serde_json::to_writer(&mut out, &doc)?;
                 writeln!(out)?;

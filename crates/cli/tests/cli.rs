@@ -366,3 +366,31 @@ fn events_only_takes_every_kind_of_the_schema() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("ringfence-would-deny"), "{}", text(&out).1);
 }
+
+#[test]
+fn check_trusts_the_hosts_packages_as_the_agent_does_and_not_a_copy() {
+    let Ok(bash) = std::fs::canonicalize("/bin/bash") else { return };
+    if !Path::new("/var/lib/dpkg/status").exists() {
+        return; // not a dpkg host
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[organization]\nname = \"Check\"\nmode = \"secured\"\n\n[[policies]]\nname = \"Permit packages\"\n\
+         position = 100\napplications = [\"Distribution packages (Built-In)\"]\naction = \"permit\"\n",
+    )
+    .unwrap();
+    let copy = dir.path().join("bash");
+    std::fs::copy(&bash, &copy).unwrap();
+    let p = policy.to_str().unwrap();
+    let out =
+        portcullis(&["check", "--json", "--policy", p, bash.to_str().unwrap(), copy.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(10), "{:?}", text(&out));
+    let lines: Vec<Value> = text(&out).0.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["verdict"], "allow", "{}", lines[0]);
+    assert_eq!(lines[0]["packages"], serde_json::json!(["dpkg:bash"]));
+    assert_eq!(lines[1]["verdict"], "deny", "a copy is listed by no package: {}", lines[1]);
+    let out = portcullis(&["check", "--no-package-trust", "--policy", p, bash.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(10), "{:?}", text(&out));
+}

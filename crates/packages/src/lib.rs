@@ -248,6 +248,16 @@ impl PackageDb {
     }
 }
 
+/// Where `path` (as the host sees it) lies inside the package root `root`, if it does:
+/// `/srv/root/usr/bin/x` is `/usr/bin/x` of the root `/srv/root`.
+pub fn inside(root: &Path, path: &str) -> Option<String> {
+    if root == Path::new("/") {
+        return Some(path.to_owned());
+    }
+    let rest = Path::new(path).strip_prefix(root).ok()?;
+    Some(format!("/{}", rest.to_string_lossy()))
+}
+
 /// The hashes beyond SHA-256 that verifying `listings` needs.
 pub fn needs(listings: &[Listed<'_>]) -> Needs {
     let mut n = Needs::default();
