@@ -500,3 +500,46 @@ fn distribution_packages_cover_verified_package_files_and_dpkgs_own_maintainer_s
     // The same script started by anything else is not a package file.
     check(&e, None, &script, &shell, Verdict::Deny, &["Secured mode"]);
 }
+
+#[test]
+fn lint_does_not_call_a_deny_of_what_a_permit_excludes_unreachable() {
+    let policies = |except: &str| {
+        format!(
+            r#"
+[organization]
+name = "Lint"
+mode = "secured"
+
+[[applications]]
+name = "Vendor builds"
+rules = [{{ company_name = "3CX Ltd" }}, {{ sha256 = ["{REPORTED}"] }}]
+{except}
+
+[[applications]]
+name = "Reported"
+rules = [{{ sha256 = ["{REPORTED}"] }}]
+
+[[policies]]
+name = "Permit vendor"
+position = 100
+applications = ["Vendor builds"]
+action = "permit"
+
+[[policies]]
+name = "Deny reported"
+position = 200
+applications = ["Reported"]
+action = "deny"
+"#
+        )
+    };
+    let findings =
+        |text: &str| lint(&parse(text, Format::Toml, &[]).unwrap_or_else(|e| panic!("{:#?}", e.diagnostics)).set, NOW);
+    let plain = findings(&policies(""));
+    assert!(plain.iter().any(|f| f.code == "permit-above-deny"), "{plain:#?}");
+    let excluded = findings(&policies(&format!(r#"except = [{{ sha256 = ["{REPORTED}"] }}]"#)));
+    assert!(!excluded.iter().any(|f| f.code == "permit-above-deny" || f.code == "shadowed"), "{excluded:#?}");
+    // And the engine agrees: the reported file is denied by the policy below.
+    let e = engine(&policies(&format!(r#"except = [{{ sha256 = ["{REPORTED}"] }}]"#)));
+    check(&e, None, &exe("x.exe", REPORTED), &ProcessFacts::default(), Verdict::Deny, &["Deny reported"]);
+}

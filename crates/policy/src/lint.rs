@@ -41,16 +41,28 @@ pub struct Finding {
 /// Whether the applications named `outer` match every file that those named `inner` match:
 /// each rule of each inner application is covered by some rule of some outer one.
 fn apps_cover(set: &PolicySet, outer: &[String], inner: &[String]) -> bool {
-    let outer_rules: Vec<&Rule> =
-        outer.iter().filter_map(|n| set.application(n)).flat_map(|a| a.rules.iter()).collect();
+    // An application with exclusions matches less than its rules say: it is not taken to
+    // cover anything (no false "unreachable" for a deny of the files it excludes).
+    let outer_rules: Vec<&Rule> = outer
+        .iter()
+        .filter_map(|n| set.application(n))
+        .filter(|a| a.except.is_empty())
+        .flat_map(|a| a.rules.iter())
+        .collect();
     inner.iter().all(|name| {
         set.application(name).is_some_and(|b| b.rules.iter().all(|rb| outer_rules.iter().any(|ra| ra.covers(rb))))
     })
 }
 
-fn rules_overlap_on_hashes(a: &Rule, b: &Rule) -> usize {
-    a.hashes.flat.intersection(&b.hashes.flat).count()
-        + a.hashes.authenticode.intersection(&b.hashes.authenticode).count()
+/// Hashes both rules list, except those `a`'s application excludes by hash.
+fn rules_overlap_on_hashes(a: &Rule, b: &Rule, a_except: &[Rule]) -> usize {
+    let excluded = |h, authenticode: bool| {
+        a_except
+            .iter()
+            .any(|e| if authenticode { e.hashes.authenticode.contains(h) } else { e.hashes.flat.contains(h) })
+    };
+    a.hashes.flat.intersection(&b.hashes.flat).filter(|h| !excluded(*h, false)).count()
+        + a.hashes.authenticode.intersection(&b.hashes.authenticode).filter(|h| !excluded(*h, true)).count()
 }
 
 /// Lint `set` as of `now` (for expiry). Findings come in policy order.
@@ -129,13 +141,13 @@ pub fn lint(set: &PolicySet, now: Timestamp) -> Vec<Finding> {
                     .applications
                     .iter()
                     .filter_map(|n| set.application(n))
-                    .flat_map(|a| a.rules.iter())
-                    .flat_map(|ra| {
+                    .flat_map(|a| a.rules.iter().map(move |r| (a, r)))
+                    .flat_map(|(a, ra)| {
                         p.applications
                             .iter()
                             .filter_map(|n| set.application(n))
                             .flat_map(|b| b.rules.iter())
-                            .map(move |rb| rules_overlap_on_hashes(ra, rb))
+                            .map(move |rb| rules_overlap_on_hashes(ra, rb, &a.except))
                     })
                     .sum();
                 if shared > 0 {
