@@ -36,6 +36,9 @@ pub enum Command {
     /// Enter an offline bypass code from the console: Monitor mode for the time it gives
     /// (root; the agent must run with --server).
     Bypass(BypassArgs),
+    /// Ask for a denied program: the request goes to the console's approvers; `--status`
+    /// shows their decisions (root; the agent must run with --server).
+    Request(RequestArgs),
     /// Run the management server (REST API; console and agent sync to follow).
     Server(ServerArgs),
 }
@@ -223,6 +226,31 @@ pub struct AgentArgs {
 pub enum OverloadVerdict {
     Allow,
     Deny,
+}
+
+#[derive(Args)]
+pub struct RequestArgs {
+    /// The denied file: its path, or the start of its SHA-256 (8 hex digits at least).
+    #[arg(conflicts_with_all = ["last", "status"])]
+    pub event: Option<String>,
+    /// The last program denied here.
+    #[arg(long, conflicts_with = "status")]
+    pub last: bool,
+    /// Why it is needed (what the approvers read).
+    #[arg(long, required_unless_present = "status")]
+    pub reason: Option<String>,
+    /// Show how the requests made here were decided instead.
+    #[arg(long)]
+    pub status: bool,
+    /// The agent's event spool (its --spool).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis/events")]
+    pub spool: PathBuf,
+    /// The agent's state directory (its --state-dir).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis")]
+    pub state_dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

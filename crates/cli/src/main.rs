@@ -11,6 +11,7 @@ mod hashes;
 mod load;
 mod policy_cmd;
 mod record;
+mod request_cmd;
 mod scan;
 mod server_cmd;
 
@@ -48,6 +49,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Agent(a) => agent_cmd::run(*a),
         args::Command::Events(a) => events_cmd::run(a),
         args::Command::Bypass(a) => bypass_cmd::run(a),
+        args::Command::Request(a) => request_cmd::run(a),
         args::Command::Server(a) => server_cmd::run(a),
     }
 }

@@ -1875,3 +1875,93 @@ fn an_offline_bypass_code_gives_monitor_mode_once_and_what_ran_reaches_the_conso
     assert!(!issue.contains(&code[code.len() - 4..]), "{issue}");
     assert!(sb.stop().success());
 }
+
+#[test]
+fn a_denied_user_asks_an_approver_decides_and_the_agent_allows_it_within_two_seconds() {
+    let mut sb = Sandbox::new();
+    let dir = sb.dir.path().to_owned();
+    ServerProcess::create_admin(&dir);
+    let server = ServerProcess::start(&dir, free_port());
+    let console = Console::login(&server);
+    console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": "secured"})));
+    let group = console.post("/api/groups", serde_json::json!({"path": "Linux"}))["id"].as_i64().unwrap();
+    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state = dir.join("state");
+    let token_file = dir.join("enroll-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let mut source: Vec<String> =
+        ["--server", &server.url, "--server-ca", server.cert.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
+    source.extend(["--state-dir".into(), state.to_string_lossy().into_owned()]);
+    source.extend(["--enroll-token-file".into(), token_file.to_string_lossy().into_owned()]);
+    let mnt = sb.mnt.to_str().unwrap().to_owned();
+    sb.start_from(&source, &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
+    assert_blocked(&sb.run(sb.path("good"), &[], &[]));
+    assert!(!sb.events_for(&sb.path("good"), "deny").is_empty());
+
+    let request = |args: &[&str]| {
+        Command::new(bin())
+            .arg("request")
+            .args(args)
+            .arg("--spool")
+            .arg(sb.spool())
+            .arg("--state-dir")
+            .arg(&state)
+            .env("SUDO_USER", "ann")
+            .output()
+            .unwrap()
+    };
+    let o = request(&["--last"]);
+    assert_eq!(o.status.code(), Some(2), "a reason is required: {}", text(&o));
+    let o = request(&["/nowhere", "--reason", "x"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = request(&["--last", "--reason", "I run the nightly report with it"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(&format!("{}/good", mnt)), "{}", text(&o));
+
+    // The approver sees it with the file's facts and where it was denied.
+    let queue = console.wait_for_list("/api/requests?status=pending", 1, Duration::from_secs(15));
+    assert_eq!(queue.len(), 1, "{}", sb.log());
+    let r = &queue[0];
+    assert_eq!(r["requester"], "ann");
+    assert_eq!(r["reason"], "I run the nightly report with it");
+    assert_eq!(r["event"]["file_sha256"], sha256(&sb.path("good")).as_str());
+    assert_eq!(r["seen_on"], 1, "{r}");
+    let o = request(&["--status", "--json"]);
+    let status: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["requests"][0]["status"], "pending", "{status}");
+
+    // Approved by hash for this computer: enforced within 2 s.
+    let decided = Instant::now();
+    let d = console.post(
+        &format!("/api/requests/{}/decide", r["id"]),
+        serde_json::json!({"decision": "permit-hash", "note": "ok for the report"}),
+    );
+    assert_eq!(d["status"], "approved", "{d}");
+    let took = loop {
+        if sb.run(sb.path("good"), &[], &[]).status.success() {
+            break decided.elapsed();
+        }
+        assert!(decided.elapsed() < Duration::from_secs(10), "not allowed after 10 s:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(took < Duration::from_secs(2), "allowed {took:?} after the approval");
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+    // The requester sees the outcome.
+    let t0 = Instant::now();
+    loop {
+        let o = request(&["--status"]);
+        if text(&o).contains("approved") {
+            assert!(text(&o).contains("Approved good by hash"), "{}", text(&o));
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "no outcome: {}\n{}", text(&o), sb.log());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (_, audit) = console.call("GET", "/api/audit", None);
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"approve request") && actions.contains(&"approved"), "{actions:?}");
+    assert!(sb.stop().success());
+}

@@ -43,6 +43,9 @@ pub mod paths {
     /// `POST` [`super::BypassKey`] → 204: the agent's key for offline bypass codes
     /// ([`super::bypass`]), sent at each start (the same key until its state is lost).
     pub const BYPASS_KEY: &str = "/api/agent/bypass-key";
+    /// `POST` [`super::RequestBatch`] → [`super::RequestStatuses`]: approval requests made on
+    /// the host, and how the ones asked about were decided.
+    pub const REQUESTS: &str = "/api/agent/requests";
 }
 
 /// The error message of a 403 answered to an agent whose enrollment waits for an
@@ -84,6 +87,12 @@ pub mod limits {
     pub const PACKAGE_ARCH: usize = 32;
     /// The largest package report body the server reads.
     pub const PACKAGE_REPORT_BYTES: usize = 16 << 20;
+    /// New approval requests in one batch.
+    pub const REQUESTS: usize = 20;
+    /// Request ids asked about in one batch.
+    pub const REQUEST_IDS: usize = 200;
+    /// A request's reason.
+    pub const REQUEST_REASON: usize = 1000;
 }
 
 /// Why host facts were refused.
@@ -611,6 +620,69 @@ impl BypassKey {
     pub fn bytes(&self) -> Option<[u8; 32]> {
         unhex(self.key.trim()).and_then(|b| <[u8; 32]>::try_from(b).ok())
     }
+}
+
+/// Approval requests from the host's users (`portcullis request`), and the ones whose
+/// outcome the agent asks about.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RequestBatch {
+    /// New requests (at most [`limits::REQUESTS`]).
+    #[serde(default)]
+    pub requests: Vec<NewRequest>,
+    /// Request ids whose outcome the agent wants (at most [`limits::REQUEST_IDS`]).
+    #[serde(default)]
+    pub ids: Vec<String>,
+}
+
+/// One approval request: the denied event as the agent recorded it, and why it is needed.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// The agent's id for it: 16 to 64 lowercase hex digits.
+    pub id: String,
+    /// Why the user needs the program.
+    pub reason: String,
+    /// Who asks (the user who ran `portcullis request`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The event, exactly as the spool holds it.
+    #[cfg_attr(feature = "openapi", schema(value_type = portcullis_events::Record))]
+    pub record: Box<RawValue>,
+}
+
+/// Whether `id` is a request id as agents make them.
+pub fn valid_request_id(id: &str) -> bool {
+    (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// How requests stand.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RequestStatuses {
+    /// One per request asked about or just received.
+    pub statuses: Vec<RequestStatus>,
+}
+
+/// How one request stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RequestStatus {
+    /// The agent's id for it.
+    pub id: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// The approver's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The policy made by the approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// When it was decided, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_ms: Option<i64>,
 }
 
 /// What the server kept of a package report.

@@ -1,7 +1,9 @@
 //! The REST API's OpenAPI 3.1 document, served at `/api/openapi.json`, made from the
 //! handlers' own annotations so it cannot drift from the routes (a test compares them).
 
-use crate::api::{accounts, agents, applications, baseline, blocklists, computers, events, policies, ringfences};
+use crate::api::{
+    accounts, agents, applications, baseline, blocklists, computers, events, policies, requests, ringfences,
+};
 use crate::error::ErrorBody;
 use portcullis_policy_file::document::{
     ApplicationDoc, BlocklistDoc, ChildFenceDoc, ComputerDoc, DomainRuleDoc, FileFenceDoc, FileRuleDoc, GroupDoc,
@@ -39,8 +41,8 @@ on every change. Agents use their own credential."
         blocklists::add_hashes, blocklists::set_blocklist_rules, blocklists::approve, blocklists::revoke,
         blocklists::delete_blocklist,
         events::preview, events::events, events::event, events::policy_from_event,
-        baseline::proposal, baseline::accept,
-        agents::enroll, agents::poll, agents::events, agents::packages, agents::bypass_key,
+        baseline::proposal, baseline::accept, requests::requests, requests::decide,
+        agents::enroll, agents::poll, agents::events, agents::packages, agents::bypass_key, agents::requests,
     ),
     components(schemas(
         ErrorBody, OrganizationDoc, GroupDoc, ComputerDoc, ApplicationDoc, PolicyDoc, RuleDoc, SignerDoc, BlocklistDoc,

@@ -1395,3 +1395,84 @@ async fn bypass_codes_need_the_agents_key_are_counted_audited_and_only_issued_by
     })
     .await;
 }
+
+#[tokio::test]
+async fn approval_requests_are_checked_where_they_enter_and_decided_once_by_who_may_change() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        let web = f.agent(&credential(&f.enroll(&token, "web-01", "linux", None).await));
+        let deny: Value = serde_json::from_str(&event_line("/opt/tool/bin/report", "")).unwrap();
+        let id = "0123456789abcdef";
+        let ok = json!({"requests": [{"id": id, "reason": "nightly report", "user": "ann", "record": deny}]});
+        let mut candidate = deny.clone();
+        candidate["event"] = json!("candidate");
+        let many: Vec<Value> =
+            (0..21).map(|i| json!({"id": format!("{i:016x}"), "reason": "r", "record": deny})).collect();
+        for (bad, why) in [
+            (json!({"requests": [{"id": "XYZ", "reason": "r", "record": deny}]}), "16 to 64"),
+            (json!({"requests": [{"id": id, "reason": " \u{7} ", "record": deny}]}), "why"),
+            (json!({"requests": [{"id": id, "reason": "r", "record": candidate}]}), "denied program"),
+            (json!({"requests": [{"id": id, "reason": "r", "record": {"not": "a record"}}]}), "not an agent event"),
+            (json!({ "requests": many }), "at most"),
+        ] {
+            let r = web.json("POST", "/api/agent/requests", bad.clone()).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
+            assert!(r.body["error"].as_str().unwrap().contains(why), "{why}: {:?}", r.body);
+        }
+        let r = web.json("POST", "/api/agent/requests", ok.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(r.body["statuses"], json!([{"id": id, "status": "pending"}]));
+        // Sent twice (a retry): kept once.
+        web.json("POST", "/api/agent/requests", ok.clone()).await;
+        let queue = f.admin.get("/api/requests?status=pending").await.body;
+        assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
+        let rid = queue[0]["id"].as_i64().unwrap();
+        assert_eq!(f.admin.get("/api/requests?status=nonsense").await.status, StatusCode::BAD_REQUEST);
+
+        let auditor = Client::login(&store, &f.org.name, "auditor", "auditor-password").await;
+        let r = auditor.json("POST", &format!("/api/requests/{rid}/decide"), json!({"decision": "reject"})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let r = f
+            .admin
+            .json("POST", &format!("/api/requests/{rid}/decide"), json!({"decision": "permit-everything"}))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = f
+            .admin
+            .json(
+                "POST",
+                &format!("/api/requests/{rid}/decide"),
+                json!({"decision": "permit-hash", "scope": "group:Nowhere"}),
+            )
+            .await;
+        assert!(r.status.is_client_error(), "a scope that does not exist: {:?}", r.body);
+        let r = f
+            .admin
+            .json(
+                "POST",
+                &format!("/api/requests/{rid}/decide"),
+                json!({"decision": "permit-path", "expires": "2099-01-01"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let policies = f.admin.get("/api/policies").await.body;
+        let made = policies.as_array().unwrap().iter().find(|p| p["name"] == r.body["policy"]).unwrap().clone();
+        assert_eq!((made["scope"].as_str(), made["expires"].as_str()), (Some("computer:web-01"), Some("2099-01-01")));
+        let r = f.admin.json("POST", &format!("/api/requests/{rid}/decide"), json!({"decision": "reject"})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "decided once");
+        let r = web.json("POST", "/api/agent/requests", json!({ "ids": [id] })).await;
+        assert_eq!(r.body["statuses"][0]["status"], "approved");
+        // Another organization sees nothing of it.
+        let other = org_with_users(&store).await;
+        let stranger = Client::login(&store, &other.name, "admin", "admin-password").await;
+        assert!(stranger.get("/api/requests").await.body.as_array().unwrap().is_empty());
+        let r = stranger.json("POST", &format!("/api/requests/{rid}/decide"), json!({"decision": "reject"})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        // The console lists it.
+        let page = String::from_utf8_lossy(&f.admin.get("/requests").await.bytes).into_owned();
+        assert!(page.contains("/opt/tool/bin/report") && page.contains("approved"), "{page}");
+    })
+    .await;
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// What the console filters on and shows of an event, kept in columns beside the whole
 /// record (a `portcullis_events::Record`, decoded and bounded by the server where it came in).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::FromRow)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventFields {
     /// When it happened on the agent, Unix milliseconds.

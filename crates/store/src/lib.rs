@@ -15,6 +15,7 @@ mod agents;
 mod audit;
 mod events;
 mod model;
+mod requests;
 mod secrets;
 
 pub use accounts::{
@@ -28,6 +29,7 @@ pub use model::{
     ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, MAX_HITS, Move,
     PackageRow, PolicyRow, RingfenceRow, SealReport,
 };
+pub use requests::{ApprovalRequestRow, NewApprovalRequest, RequestState};
 pub use secrets::{SecretKeyError, SecretKeys};
 
 use sqlx::Connection;

@@ -17,8 +17,8 @@
 use portcullis_events::spool;
 use portcullis_protocol::{
     Bundle, BundleError, BundlePayload, BundlePublicKey, EnrollRequest, Enrolled, EventBatchReply, HostFacts,
-    MAX_BUNDLE_BYTES, MAX_REPLY_BYTES, PackageReport, PackageReportReply, PolicyHit, PollRequest, SIGNATURE_HEADER,
-    paths,
+    MAX_BUNDLE_BYTES, MAX_REPLY_BYTES, NewRequest, PackageReport, PackageReportReply, PolicyHit, PollRequest,
+    RequestBatch, RequestStatuses, SIGNATURE_HEADER, paths,
 };
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
@@ -398,6 +398,19 @@ pub struct PackageReports {
     pub restore: Box<dyn Fn(PackageReport) + Send>,
 }
 
+/// Where approval requests wait (`outbox/`), are kept once sent (`sent/`), and how they stand.
+pub const REQUESTS_DIR: &str = "requests";
+/// How the sent requests stand (JSON list of [`portcullis_protocol::RequestStatus`]).
+pub const REQUEST_STATUS_FILE: &str = "status.json";
+
+/// How the requests sent from this host stand, as last heard.
+pub fn read_statuses(state_dir: &Path) -> Vec<portcullis_protocol::RequestStatus> {
+    std::fs::read(state_dir.join(REQUESTS_DIR).join(REQUEST_STATUS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 /// How long a package report that failed waits before it is sent again (the server allows
 /// a few a minute).
 const PACKAGE_RETRY: Duration = Duration::from_secs(30);
@@ -697,6 +710,88 @@ impl Uploader {
         Ok(())
     }
 
+    /// Send the approval requests `portcullis request` left in the state directory
+    /// ([`REQUESTS_DIR`]) and ask how the sent ones stand, keeping the answers in
+    /// [`REQUEST_STATUS_FILE`]. `ask` also asks about requests sent before.
+    pub fn sync_requests(&self, ask: bool) -> Result<(), SyncError> {
+        let dir = self.state_dir.join(REQUESTS_DIR);
+        let outbox = dir.join("outbox");
+        let sent = dir.join("sent");
+        let mut new = Vec::new();
+        let mut files = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&outbox) {
+            for e in entries.flatten().take(portcullis_protocol::limits::REQUESTS) {
+                let path = e.path();
+                match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<NewRequest>(&b).ok()) {
+                    Some(r) => {
+                        new.push(r);
+                        files.push(path);
+                    }
+                    None => {
+                        tracing::warn!("approval request {} is not one: removed", path.display());
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+        let mut ids: Vec<String> = Vec::new();
+        if ask {
+            let known = read_statuses(&self.state_dir);
+            if let Ok(entries) = std::fs::read_dir(&sent) {
+                for e in entries.flatten() {
+                    let id = e.path().file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    let decided = known.iter().any(|s| s.id == id && s.status != "pending");
+                    if !decided && portcullis_protocol::valid_request_id(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            ids.truncate(portcullis_protocol::limits::REQUEST_IDS);
+        }
+        if new.is_empty() && ids.is_empty() {
+            return Ok(());
+        }
+        let url = format!("{}{}", self.enrollment.server, paths::REQUESTS);
+        let new_ids: Vec<String> = new.iter().map(|r| r.id.clone()).collect();
+        let reply: RequestStatuses = match post_json(
+            &self.http,
+            &url,
+            Some(&self.enrollment.credential),
+            &RequestBatch { requests: new, ids },
+        ) {
+            Ok(res) => read_json(&url, res)?,
+            // Refused as it is: sending it again changes nothing, so the user is told.
+            Err(SyncError::Refused { status: 400 | 413 | 415 | 422, message, .. }) if !new_ids.is_empty() => {
+                RequestStatuses {
+                    statuses: new_ids
+                        .into_iter()
+                        .map(|id| portcullis_protocol::RequestStatus {
+                            id,
+                            status: "refused".into(),
+                            note: Some(message.clone()),
+                            policy: None,
+                            decided_ms: None,
+                        })
+                        .collect(),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        std::fs::create_dir_all(&sent).map_err(|error| SyncError::File { path: sent.clone(), error })?;
+        for f in files {
+            if let Some(name) = f.file_name() {
+                let _ = std::fs::rename(&f, sent.join(name));
+            }
+        }
+        let mut statuses = read_statuses(&self.state_dir);
+        for s in reply.statuses {
+            statuses.retain(|k| k.id != s.id);
+            statuses.push(s);
+        }
+        let bytes = serde_json::to_vec(&statuses).expect("plain data");
+        write_atomically(&dir.join(REQUEST_STATUS_FILE), &bytes)
+    }
+
     /// Report the host's installed packages (the whole list replaces what the server knew).
     pub fn report_packages(&self, report: &PackageReport) -> Result<PackageReportReply, SyncError> {
         let url = format!("{}{}", self.enrollment.server, paths::PACKAGES);
@@ -711,7 +806,23 @@ impl Uploader {
         let mut failing = false;
         let mut packages_after = std::time::Instant::now();
         let mut key_after = std::time::Instant::now();
+        let mut asked = std::time::Instant::now();
+        let mut requests_failing = false;
         loop {
+            // New requests at once; outcomes every few seconds.
+            let ask = asked.elapsed() >= Duration::from_secs(3);
+            match self.sync_requests(ask) {
+                Ok(()) => requests_failing = false,
+                Err(e) => {
+                    if !requests_failing {
+                        tracing::warn!("approval requests: {}; kept and sent again", with_causes(&e));
+                    }
+                    requests_failing = true;
+                }
+            }
+            if ask {
+                asked = std::time::Instant::now();
+            }
             if let Some(key) = self.bypass_key
                 && std::time::Instant::now() >= key_after
             {

@@ -12,7 +12,7 @@ use axum::routing::post;
 use portcullis_events::Record;
 use portcullis_protocol::{
     BundlePayload, BypassKey, EnrollRequest, Enrolled, EventBatch, EventBatchReply, PackageReport, PackageReportReply,
-    PolicyHit, PollRequest, SIGNATURE_HEADER, event_key, paths,
+    PolicyHit, PollRequest, RequestBatch, RequestStatus, RequestStatuses, SIGNATURE_HEADER, event_key, paths,
 };
 use portcullis_protocol::{bounded_text, limits};
 use portcullis_store::{
@@ -37,6 +37,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route(paths::POLL, post(poll))
         .route(paths::EVENTS, post(events))
         .route(paths::BYPASS_KEY, post(bypass_key))
+        .route(paths::REQUESTS, post(requests))
         // A host's whole package list is larger than any other request.
         .route(
             paths::PACKAGES,
@@ -311,4 +312,64 @@ pub(crate) async fn bypass_key(
     state.hub.quota(agent.computer_id, crate::hub::Quota::HostReports, 1)?;
     state.store.set_bypass_key(agent.computer_id, &bytes).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/agent/requests", tag = "agents", request_body = portcullis_protocol::RequestBatch, responses((status = 200, description = "how the new requests and those asked about stand", body = portcullis_protocol::RequestStatuses), (status = 400, description = "too many, or a request that is not one (the whole batch is refused: the agent's user is told)", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)), security(("agent" = [])))]
+pub(crate) async fn requests(
+    State(state): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    AppJson(batch): AppJson<RequestBatch>,
+) -> Result<AppJson<RequestStatuses>, AppError> {
+    use portcullis_protocol::valid_request_id;
+    if batch.requests.len() > limits::REQUESTS || batch.ids.len() > limits::REQUEST_IDS {
+        return Err(AppError::BadRequest(format!(
+            "at most {} new requests and {} ids per batch",
+            limits::REQUESTS,
+            limits::REQUEST_IDS
+        )));
+    }
+    if let Some(bad) = batch.ids.iter().chain(batch.requests.iter().map(|r| &r.id)).find(|i| !valid_request_id(i)) {
+        return Err(AppError::BadRequest(format!(
+            "request id {:?} is refused: 16 to 64 lowercase hex digits",
+            bounded_text(bad, 80)
+        )));
+    }
+    // Counted with host reports: a user asks now and then; the agent asks about outcomes
+    // every few seconds at most.
+    state.hub.quota(agent.computer_id, crate::hub::Quota::HostReports, 1)?;
+    let received = now_ms();
+    let mut rows = Vec::new();
+    for r in &batch.requests {
+        let text = r.record.get();
+        let record = serde_json::from_str::<Record>(text)
+            .map_err(|e| AppError::BadRequest(format!("request {}: not an agent event record: {e}", r.id)))?;
+        if !matches!(record.event, portcullis_events::EventKind::Deny | portcullis_events::EventKind::WouldDeny) {
+            return Err(AppError::BadRequest(format!("request {}: only a denied program can be requested", r.id)));
+        }
+        let event = event_fields(record, text, received).map_err(|(time, e)| {
+            AppError::BadRequest(format!("request {}: time {:?}: {e}", r.id, bounded_text(&time, 80)))
+        })?;
+        let reason = bounded_text(&r.reason, limits::REQUEST_REASON);
+        if reason.is_empty() {
+            return Err(AppError::BadRequest(format!("request {}: say why the program is needed", r.id)));
+        }
+        rows.push(portcullis_store::NewApprovalRequest {
+            key: r.id.clone(),
+            reason,
+            requester: r.user.as_deref().map(|u| bounded_text(u, 64)).filter(|u| !u.is_empty()),
+            event,
+        });
+    }
+    if !rows.is_empty() {
+        state.store.insert_requests(agent.org_id, agent.computer_id, &rows).await?;
+    }
+    let keys: Vec<String> = batch.ids.iter().cloned().chain(batch.requests.iter().map(|r| r.id.clone())).collect();
+    let statuses = state
+        .store
+        .request_states(agent.computer_id, &keys)
+        .await?
+        .into_iter()
+        .map(|(id, status, note, policy, decided_ms)| RequestStatus { id, status, note, policy, decided_ms })
+        .collect();
+    Ok(AppJson(RequestStatuses { statuses }))
 }

@@ -10,6 +10,7 @@ pub(crate) mod blocklists;
 pub(crate) mod computers;
 pub(crate) mod events;
 pub(crate) mod policies;
+pub(crate) mod requests;
 pub(crate) mod ringfences;
 
 use crate::AppState;
@@ -27,6 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(computers::router())
         .merge(events::router())
         .merge(policies::router())
+        .merge(requests::router())
         .merge(ringfences::router())
 }
 

@@ -37,6 +37,7 @@ mod events;
 mod hygiene;
 mod login;
 mod policies;
+mod requests;
 mod ringfences;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -53,6 +54,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(hygiene::router())
         .merge(login::router())
         .merge(policies::router())
+        .merge(requests::router())
         .merge(ringfences::router())
 }
 
@@ -151,7 +153,7 @@ impl Page {
         href == self.current
     }
 
-    fn nav(&self) -> [(&'static str, &'static str); 10] {
+    fn nav(&self) -> [(&'static str, &'static str); 11] {
         [
             ("/policies", "Policies"),
             ("/applications", "Applications"),
@@ -159,6 +161,7 @@ impl Page {
             ("/blocklists", "Blocklists"),
             ("/computers", "Computers"),
             ("/events", "Events"),
+            ("/requests", "Requests"),
             ("/preview", "What would happen"),
             ("/hygiene", "Unused policies"),
             ("/audit", "Audit log"),

@@ -397,9 +397,10 @@ pub(crate) async fn accept(state: &AppState, caller: &Caller, a: &Acceptance) ->
         d.applications.extend(apps.iter().cloned());
         d.policies.push(PolicyDoc { position: i64::from(u32::MAX), ..policy.clone() });
     };
-    let id =
-        change_model(state, caller, edit, async || state.store.accept_baseline(change(caller), &apps, &policy).await)
-            .await?;
+    let id = change_model(state, caller, edit, async || {
+        state.store.create_policy_with_applications(change(caller), "accept baseline", &apps, &policy).await
+    })
+    .await?;
     Ok(Accepted { id, policy: name, applications: apps.into_iter().map(|a| a.name).collect() })
 }
 

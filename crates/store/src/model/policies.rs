@@ -251,11 +251,12 @@ impl Store {
 
 impl Store {
     /// Create `applications` and one policy that uses them, in one transaction with one audit
-    /// entry (`accept baseline`): an accepted learning baseline is one change, never half of
+    /// entry named `action` (`accept baseline`, `approve request`): one change, never half of
     /// one. Fails before writing anything when a name is taken.
-    pub async fn accept_baseline(
+    pub async fn create_policy_with_applications(
         &self,
         change: Change<'_>,
+        action: &str,
         applications: &[ApplicationDoc],
         policy: &PolicyDoc,
     ) -> Result<i64, StoreError> {
@@ -311,7 +312,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let after = serde_json::json!({ "applications": applications, "policy": stored }).to_string();
-        self.commit(tx, change, "accept baseline", &format!("policy {}", stored.name), None, Some(after)).await?;
+        self.commit(tx, change, action, &format!("policy {}", stored.name), None, Some(after)).await?;
         Ok(id)
     }
 }

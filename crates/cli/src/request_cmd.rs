@@ -1,0 +1,131 @@
+//! `portcullis request`: ask the console's approvers for a denied program, and see how they
+//! decided. The request (the denied event as the agent recorded it, the reason, who asks)
+//! waits in the state directory until the agent's sync thread delivers it.
+
+use crate::args::RequestArgs;
+use crate::exit::{OrExit, UNREADABLE, fail};
+use portcullis_events::spool;
+use std::process::ExitCode;
+
+/// The newest denied event matching `want` (`None`: any), as its spool line.
+fn find_denied(
+    dir: &std::path::Path,
+    want: Option<&str>,
+) -> anyhow::Result<Option<(String, portcullis_events::Record)>> {
+    let files = spool::files(dir).or_exit(UNREADABLE, format!("reading the event spool {}", dir.display()))?;
+    let mut found = None;
+    for (_, path) in files {
+        let mut offset = 0;
+        loop {
+            let (lines, next, _) =
+                spool::read_lines(&path, offset, 10_000).or_exit(UNREADABLE, format!("reading {}", path.display()))?;
+            for line in lines {
+                let Ok(r) = serde_json::from_str::<portcullis_events::Record>(&line) else { continue };
+                if !matches!(r.event, portcullis_events::EventKind::Deny | portcullis_events::EventKind::WouldDeny) {
+                    continue;
+                }
+                let matches = match want {
+                    None => true,
+                    Some(w) => r.file.path == w || (w.len() >= 8 && r.file.sha256.starts_with(&w.to_ascii_lowercase())),
+                };
+                if matches {
+                    found = Some((line, r));
+                }
+            }
+            if next == offset {
+                break;
+            }
+            offset = next;
+        }
+    }
+    Ok(found)
+}
+
+pub fn run(a: RequestArgs) -> anyhow::Result<ExitCode> {
+    let dir = a.state_dir.join(portcullis_sync::REQUESTS_DIR);
+    if a.status {
+        let statuses = portcullis_sync::read_statuses(&a.state_dir);
+        let mut rows = Vec::new();
+        for sent in std::fs::read_dir(dir.join("sent")).into_iter().flatten().flatten() {
+            let Ok(req) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(sent.path()).unwrap_or_default())
+            else {
+                continue;
+            };
+            let id = req["id"].as_str().unwrap_or_default().to_owned();
+            let status = statuses.iter().find(|s| s.id == id);
+            rows.push(serde_json::json!({
+                "id": id,
+                "file": req["record"]["file"]["path"],
+                "reason": req["reason"],
+                "status": status.map_or("pending", |s| s.status.as_str()),
+                "policy": status.and_then(|s| s.policy.clone()),
+                "note": status.and_then(|s| s.note.clone()),
+            }));
+        }
+        let waiting = std::fs::read_dir(dir.join("outbox")).into_iter().flatten().flatten().count();
+        if a.json {
+            println!("{}", serde_json::json!({"requests": rows, "not_yet_sent": waiting}));
+        } else {
+            for r in &rows {
+                let extra = match (r["policy"].as_str(), r["note"].as_str()) {
+                    (Some(p), _) => format!(" — policy {p:?}"),
+                    (None, Some(n)) => format!(" — {n}"),
+                    _ => String::new(),
+                };
+                println!(
+                    "{:<9} {}{extra}",
+                    r["status"].as_str().unwrap_or_default(),
+                    r["file"].as_str().unwrap_or_default()
+                );
+            }
+            if waiting > 0 {
+                println!("{waiting} request(s) not sent yet: the agent sends them when the server is reachable");
+            }
+            if rows.is_empty() && waiting == 0 {
+                println!("no request made here");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reason = a.reason.as_deref().map(str::trim).unwrap_or_default();
+    if reason.is_empty() {
+        return Err(fail(2, "say why the program is needed: --reason TEXT"));
+    }
+    if a.event.is_none() && !a.last {
+        return Err(fail(2, "name the denied file (its path or SHA-256), or give --last"));
+    }
+    let (line, record) = find_denied(&a.spool, a.event.as_deref())?.ok_or_else(|| {
+        fail(
+            UNREADABLE,
+            match &a.event {
+                Some(e) => format!("no denied program {e:?} in the event spool {}", a.spool.display()),
+                None => format!("nothing was denied here (event spool {})", a.spool.display()),
+            },
+        )
+    })?;
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| fail(1, format!("no randomness: {e}")))?;
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    // Who asks: the user behind sudo, else the one running this.
+    let user = std::env::var("SUDO_USER").ok().or_else(|| std::env::var("USER").ok());
+    let body = format!(
+        "{{\"id\":{},\"reason\":{},\"user\":{},\"record\":{line}}}",
+        serde_json::to_string(&id)?,
+        serde_json::to_string(&portcullis_protocol::bounded_text(reason, portcullis_protocol::limits::REQUEST_REASON))?,
+        serde_json::to_string(&user)?
+    );
+    let outbox = dir.join("outbox");
+    std::fs::create_dir_all(&outbox).or_exit(UNREADABLE, format!("creating {}", outbox.display()))?;
+    portcullis_agent::bypass::write_private(&outbox.join(format!("{id}.json")), body.as_bytes())
+        .or_exit(UNREADABLE, format!("writing the request into {}", outbox.display()))?;
+    if a.json {
+        println!("{}", serde_json::json!({"id": id, "file": record.file.path, "sha256": record.file.sha256}));
+    } else {
+        println!(
+            "asked for {} ({}); the agent sends it to the approvers. See the decision with `portcullis request --status`",
+            record.file.path,
+            &record.file.sha256[..record.file.sha256.len().min(16)]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
