@@ -38,18 +38,7 @@ impl Store {
             return Err(StoreError::Exists { what: "application", name: doc.name.clone() });
         }
         let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO applications (org_id, name, description, rules_json, except_json, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(change.org_id)
-        .bind(&doc.name)
-        .bind(&doc.description)
-        .bind(json(&doc.rules))
-        .bind(json(&doc.except))
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = insert_application(&mut tx, change.org_id, doc).await?;
         self.commit(tx, change, "create", &format!("application {}", doc.name), None, Some(json(doc))).await?;
         Ok(id)
     }
@@ -92,4 +81,20 @@ impl Store {
         refuse_if_used(&format!("application {:?}", before.doc.name), &users, "remove it from those policies first")?;
         self.delete_row(change, "applications", id, &object, json(&before.doc)).await
     }
+}
+
+/// Insert an application in `tx`; its id.
+pub(super) async fn insert_application(tx: &mut Tx, org_id: i64, doc: &ApplicationDoc) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO applications (org_id, name, description, rules_json, except_json, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(&doc.name)
+    .bind(&doc.description)
+    .bind(json(&doc.rules))
+    .bind(json(&doc.except))
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await?)
 }

@@ -63,35 +63,9 @@ impl Store {
 
     /// Add a policy; a position of 0 or less puts it last.
     pub async fn create_policy(&self, change: Change<'_>, doc: &PolicyDoc) -> Result<i64, StoreError> {
-        let policies = self.policies(change.org_id).await?;
-        if policies.iter().any(|p| p.doc.name.eq_ignore_ascii_case(&doc.name)) {
-            return Err(StoreError::Exists { what: "policy", name: doc.name.clone() });
-        }
-        let position = if doc.position > 0 {
-            doc.position
-        } else {
-            policies.iter().map(|p| p.doc.position).max().unwrap_or(0) + 10
-        };
-        let stored = PolicyDoc { position, ..doc.clone() };
+        let stored = self.placed(change.org_id, doc).await?;
         let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO policies (org_id, name, description, position, applications_json, action, ringfence, scope, \
-             status, enabled, expires, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-        )
-        .bind(change.org_id)
-        .bind(&stored.name)
-        .bind(&stored.description)
-        .bind(position)
-        .bind(json(&stored.applications))
-        .bind(&stored.action)
-        .bind(&stored.ringfence)
-        .bind(stored.scope.clone().unwrap_or_else(|| "organization".into()))
-        .bind(stored.status.clone().unwrap_or_else(|| "enforce".into()))
-        .bind(flag(stored.enabled.unwrap_or(true)))
-        .bind(&stored.expires)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = insert_policy(&mut tx, change.org_id, &stored).await?;
         self.commit(tx, change, "create", &format!("policy {}", stored.name), None, Some(json(&stored))).await?;
         Ok(id)
     }
@@ -268,51 +242,52 @@ impl Store {
                 return Err(StoreError::Exists { what: "application", name: a.name.clone() });
             }
         }
-        let policies = self.policies(change.org_id).await?;
-        if policies.iter().any(|p| p.doc.name.eq_ignore_ascii_case(&policy.name)) {
-            return Err(StoreError::Exists { what: "policy", name: policy.name.clone() });
-        }
-        let position = if policy.position > 0 {
-            policy.position
-        } else {
-            policies.iter().map(|p| p.doc.position).max().unwrap_or(0) + 10
-        };
-        let stored = PolicyDoc { position, ..policy.clone() };
+        let stored = self.placed(change.org_id, policy).await?;
         let mut tx = self.begin().await?;
         for a in applications {
-            sqlx::query(
-                "INSERT INTO applications (org_id, name, description, rules_json, except_json, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(change.org_id)
-            .bind(&a.name)
-            .bind(&a.description)
-            .bind(json(&a.rules))
-            .bind(json(&a.except))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+            super::applications::insert_application(&mut tx, change.org_id, a).await?;
         }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO policies (org_id, name, description, position, applications_json, action, ringfence, scope, \
-             status, enabled, expires, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-        )
-        .bind(change.org_id)
-        .bind(&stored.name)
-        .bind(&stored.description)
-        .bind(position)
-        .bind(json(&stored.applications))
-        .bind(&stored.action)
-        .bind(&stored.ringfence)
-        .bind(stored.scope.clone().unwrap_or_else(|| "organization".into()))
-        .bind(stored.status.clone().unwrap_or_else(|| "enforce".into()))
-        .bind(flag(stored.enabled.unwrap_or(true)))
-        .bind(&stored.expires)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = insert_policy(&mut tx, change.org_id, &stored).await?;
         let after = serde_json::json!({ "applications": applications, "policy": stored }).to_string();
         self.commit(tx, change, action, &format!("policy {}", stored.name), None, Some(after)).await?;
         Ok(id)
     }
+}
+
+impl Store {
+    /// `doc` as it will be stored: its name not taken, a position of 0 or less made last.
+    async fn placed(&self, org_id: i64, doc: &PolicyDoc) -> Result<PolicyDoc, StoreError> {
+        let policies = self.policies(org_id).await?;
+        if policies.iter().any(|p| p.doc.name.eq_ignore_ascii_case(&doc.name)) {
+            return Err(StoreError::Exists { what: "policy", name: doc.name.clone() });
+        }
+        let position = if doc.position > 0 {
+            doc.position
+        } else {
+            policies.iter().map(|p| p.doc.position).max().unwrap_or(0) + 10
+        };
+        Ok(PolicyDoc { position, ..doc.clone() })
+    }
+}
+
+/// Insert a placed policy ([`Store::placed`]) in `tx`; its id.
+async fn insert_policy(tx: &mut Tx, org_id: i64, stored: &PolicyDoc) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO policies (org_id, name, description, position, applications_json, action, ringfence, scope, \
+         status, enabled, expires, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(&stored.name)
+    .bind(&stored.description)
+    .bind(stored.position)
+    .bind(json(&stored.applications))
+    .bind(&stored.action)
+    .bind(&stored.ringfence)
+    .bind(stored.scope.clone().unwrap_or_else(|| "organization".into()))
+    .bind(stored.status.clone().unwrap_or_else(|| "enforce".into()))
+    .bind(flag(stored.enabled.unwrap_or(true)))
+    .bind(&stored.expires)
+    .bind(now_ms())
+    .fetch_one(&mut **tx)
+    .await?)
 }
