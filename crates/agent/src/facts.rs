@@ -232,4 +232,12 @@ impl crate::judge::Case for EventCase<'_> {
     fn is_interpreter(&mut self, sha256: &[u8; 32]) -> bool {
         self.opener.is_known_interpreter(sha256)
     }
+
+    fn captured(&mut self, sha256: &[u8; 32]) -> Option<String> {
+        self.opener.shared.install.captures.lookup(sha256)
+    }
+
+    fn capture_run(&mut self, file: &FileFacts, application: &str) -> bool {
+        self.opener.shared.install.capture_run(self.key, file, application).is_some()
+    }
 }

@@ -24,7 +24,7 @@ use crate::shape::Shape;
 use crate::state::{CODE_MASK, PolicyState};
 use portcullis_events::{Access, EventKind};
 use portcullis_fanotify::{Mask, Response};
-use portcullis_policy::{Decision, FenceDenial, FileFacts, ProcessFacts, Timestamp, Verdict};
+use portcullis_policy::{Basis, Decision, FenceDenial, FileFacts, Mode, ProcessFacts, Timestamp, Verdict};
 use std::sync::Arc;
 
 /// What the judge may ask about one event; each fact costs system calls, so the worker
@@ -44,6 +44,11 @@ pub(crate) trait Case {
     fn is_own_executable(&mut self) -> bool;
     /// Whether a file with this content is a known shell or interpreter.
     fn is_interpreter(&mut self, sha256: &[u8; 32]) -> bool;
+    /// The application an Installation window captured a file with this content into.
+    fn captured(&mut self, sha256: &[u8; 32]) -> Option<String>;
+    /// An Installation window's file no policy permits is run: capture it into
+    /// `application` if an installer wrote it (its close not read yet). Whether it was.
+    fn capture_run(&mut self, file: &FileFacts, application: &str) -> bool;
 }
 
 /// One regular file's event, classified.
@@ -144,7 +149,16 @@ pub(crate) fn judge(
     let mut file = (*facts).clone();
     file.path.clone_from(&path);
     let process = case.process();
-    let decision = policy.engine.decide(&file, &process, &policy.target, now);
+    file.captured = case.captured(&file.sha256);
+    let mut decision = policy.engine.decide(&file, &process, &policy.target, now);
+    // Written by an installer and run before the window's watcher read its close.
+    if let Basis::Mode { mode: Mode::Installation { capture_into, .. }, captured: None, .. } = &decision.basis
+        && decision.verdict == Verdict::Deny
+        && case.capture_run(&file, capture_into)
+    {
+        file.captured = Some(capture_into.clone());
+        decision = policy.engine.decide(&file, &process, &policy.target, now);
+    }
     let allow = decision.verdict == Verdict::Allow;
     // A program started directly, or through a loader run directly (`ld.so ./program`).
     let elf = seen.shape.elf();
@@ -281,6 +295,8 @@ mod tests {
         facts_fail: bool,
         parent: Option<&'static str>,
         own_exe: bool,
+        captured: Option<&'static str>,
+        written_by_installer: bool,
         asked: Vec<&'static str>,
     }
 
@@ -294,6 +310,8 @@ mod tests {
                 facts_fail: false,
                 parent: None,
                 own_exe: false,
+                captured: None,
+                written_by_installer: false,
                 asked: Vec::new(),
             }
         }
@@ -337,6 +355,77 @@ mod tests {
             self.asked.push("interpreter");
             *sha256 == BASH
         }
+        fn captured(&mut self, _sha256: &[u8; 32]) -> Option<String> {
+            self.captured.map(str::to_owned)
+        }
+        fn capture_run(&mut self, _file: &FileFacts, _application: &str) -> bool {
+            self.asked.push("capture-run");
+            self.written_by_installer
+        }
+    }
+
+    const INSTALLING: &str = r#"
+[organization]
+mode = "installation"
+until = "2100-01-01"
+capture_into = "Vendor tools"
+[[applications]]
+name = "Tools"
+rules = [{ path = "/opt/tools/**" }]
+[[policies]]
+name = "Permit tools"
+position = 1
+applications = ["Tools"]
+action = "permit"
+"#;
+
+    #[test]
+    fn installation_mode_enforces_all_but_what_installers_wrote() {
+        let p = policy(INSTALLING);
+        // A policy still decides first, and is remembered by the kernel.
+        let out = run(&p, seen(Access::Exec, PROGRAM), &mut Fake::new("/opt/tools/make"));
+        assert_eq!((out.response, out.ignore), (Response::Allow, Some(CODE_MASK)));
+        // Anything else is denied, as in Secured mode, and says why.
+        let mut dropped = Fake::new("/tmp/dropper");
+        let out = run(&p, seen(Access::Exec, PROGRAM), &mut dropped);
+        assert_eq!(out.response, Response::Deny);
+        assert!(dropped.asked.contains(&"capture-run"));
+        let why = out.decision.as_ref().unwrap().explain();
+        assert!(why.contains("Installation mode") && why.contains("install.sh"), "{why}");
+        // What an installer wrote and runs at once is captured, allowed, reported, never
+        // remembered by the kernel (the agent's record may be replaced by the server's).
+        let mut written = Fake::new("/opt/vendor/bin/tool");
+        written.written_by_installer = true;
+        let out = run(&p, seen(Access::Exec, PROGRAM), &mut written);
+        assert_eq!((out.response, out.ignore), (Response::Allow, None));
+        assert_eq!(out.decision.as_ref().unwrap().capture_into(), Some("Vendor tools"));
+        assert_eq!(out.report.as_ref().map(|r| r.event), Some(EventKind::Candidate));
+        // Captured before: allowed without asking again.
+        let mut captured = Fake::new("/opt/vendor/lib/libtool.so");
+        captured.captured = Some("Vendor tools");
+        let out = run(&p, seen(Access::Load, LIB), &mut captured);
+        assert_eq!(out.response, Response::Allow);
+        assert!(!captured.asked.contains(&"capture-run"));
+    }
+
+    #[test]
+    fn captures_stay_allowed_in_secured_mode_and_change_nothing_in_monitor() {
+        let secured = policy(PERMIT_TOOLS);
+        let mut captured = Fake::new("/opt/vendor/bin/tool");
+        captured.captured = Some("Vendor tools");
+        let out = run(&secured, seen(Access::Exec, PROGRAM), &mut captured);
+        assert_eq!((out.response, out.ignore), (Response::Allow, None));
+        assert!(out.decision.unwrap().explain().contains("captured it into \"Vendor tools\""));
+        // Secured mode captures nothing new.
+        let mut written = Fake::new("/opt/vendor/bin/other");
+        written.written_by_installer = true;
+        assert_eq!(run(&secured, seen(Access::Exec, PROGRAM), &mut written).response, Response::Deny);
+        assert!(!written.asked.contains(&"capture-run"));
+        let monitor = policy(&PERMIT_TOOLS.replace("\"secured\"", "\"monitor\""));
+        let mut captured = Fake::new("/opt/vendor/bin/tool");
+        captured.captured = Some("Vendor tools");
+        let out = run(&monitor, seen(Access::Exec, PROGRAM), &mut captured);
+        assert_eq!(out.report.map(|r| r.event), Some(EventKind::WouldDeny));
     }
 
     fn seen(access: Access, shape: Shape) -> Seen {

@@ -50,6 +50,10 @@ fn decide<'a>(shared: &'a Shared, pending: &'a Pending) -> (Outcome, Option<Appl
         return (Outcome::answer(shared.overload(pending.is_code())), None);
     };
     let exec = pending.event.mask.intersects(Mask::OPEN_EXEC_PERM);
+    if !exec {
+        // An Installation window notes what installers open for writing (nothing otherwise).
+        shared.install.note_open(pending.event.pid, stat.key);
+    }
     let mut case = EventCase::new(shared, pending.event.pid, fd, entry.clone(), stat.key);
     let path_cell = std::cell::OnceCell::new();
     let lazy_path = || path_cell.get_or_init(|| crate::facts::fd_path(fd)).clone();

@@ -40,6 +40,7 @@ mod facts;
 mod fence_threads;
 pub mod fencing;
 pub mod identity;
+pub mod install;
 mod interpreters;
 mod judge;
 mod lanes;

@@ -37,6 +37,8 @@ pub(crate) struct Marks {
     devices: Vec<String>,
     /// How many of them are watched.
     watched: usize,
+    /// Where each watched one was marked (an Installation window marks them too).
+    paths: Vec<PathBuf>,
     own: Option<u64>,
     others: HashMap<u64, Namespace>,
     scanned: Option<Instant>,
@@ -56,12 +58,17 @@ fn kernel_dev(device: &str) -> Option<u64> {
 
 impl Marks {
     pub(crate) fn new() -> Marks {
-        Marks { devices: Vec::new(), watched: 0, own: namespace_of("self"), others: HashMap::new(), scanned: None }
+        Marks { devices: Vec::new(), watched: 0, paths: Vec::new(), own: namespace_of("self"), others: HashMap::new(), scanned: None }
     }
 
     /// How many filesystems are watched.
     pub(crate) fn watched(&self) -> usize {
         self.watched
+    }
+
+    /// Where the watched filesystems were marked.
+    pub(crate) fn paths(&self) -> &[PathBuf] {
+        &self.paths
     }
 
     /// Mark what is new in the agent's own namespace; `strict`: a filesystem that cannot be
@@ -159,6 +166,7 @@ impl Marks {
                 Ok(()) => {
                     tracing::info!("watching {} ({}, {}){whose}", m.mount_point.display(), m.fstype, m.device);
                     self.watched += 1;
+                    self.paths.push(path.clone());
                     if let (Some(guard), Some(dev)) = (shared.guard.as_ref(), kernel_dev(&m.device))
                         && let Err(e) = guard.watch(dev)
                     {

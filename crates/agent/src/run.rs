@@ -91,6 +91,9 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         self_loaders: RwLock::new(HashSet::new()),
         rescan_namespaces: AtomicBool::new(false),
         packages: RwLock::new(packages),
+        install: Arc::new(crate::install::Window::new(
+            config.captures.clone().unwrap_or_else(|| Arc::new(crate::install::Captures::in_memory())),
+        )),
         config,
     });
     let config = &shared.config;
@@ -225,6 +228,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         // A Learning mode that ends turns into Monitor, an Installation mode into Secured, without a reload.
         guard_mode = configure_guard(&shared, guard_mode);
         follow_packages(&shared);
+        shared.install.tick(&shared, marks.paths());
         let sig = sys::wait_signal(&set, Duration::from_millis(100)).unwrap_or(0);
         if sig == libc::SIGTERM || sig == libc::SIGINT {
             tracing::info!("stopping on signal {sig}");
@@ -251,11 +255,14 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         }
         if sig == libc::SIGHUP || bypass_changed {
             let packages = shared.packages.read_ok().clone();
+            // What the reload loads is at least this bundle (the sync thread saves first).
+            let bundle_seen = shared.install.captures.seen();
             let previous = bypass_loaded;
             bypass_loaded = bypass_state.active(now().0);
             match load_policy(config, load, &packages, false, bypass_loaded) {
                 Ok(state) => {
                     *shared.policy.write_ok() = Arc::new(state);
+                    shared.install.captures.bundle_applied(bundle_seen);
                     // Decisions the kernel remembers were made under the old policy.
                     if let Err(e) = shared.group.flush_inode_marks() {
                         tracing::error!("flushing ignore marks: {e}");

@@ -65,6 +65,9 @@ pub struct Config {
     pub inventory: Option<Arc<PackageInventory>>,
     /// Offline bypass codes, when the agent has a key shared with its server.
     pub bypass: Option<crate::bypass::BypassConfig>,
+    /// The captures of Installation windows the server's bundles do not carry yet (kept in
+    /// the state directory); none: kept in memory.
+    pub captures: Option<Arc<crate::install::Captures>>,
     /// Stop by itself after this long (tests).
     pub exit_after: Option<Duration>,
     /// Written once every mark is in place.
@@ -312,6 +315,8 @@ pub(crate) struct Shared {
     pub(crate) rescan_namespaces: AtomicBool,
     /// The package database of [`Config::package_root`], re-read when it changes.
     pub(crate) packages: RwLock<Arc<portcullis_packages::PackageDb>>,
+    /// The Installation window, followed from the mode in force.
+    pub(crate) install: Arc<crate::install::Window>,
 }
 
 impl Shared {

@@ -35,6 +35,8 @@ struct Source {
     loader: Loader,
     sync: Option<ServerSync>,
     bypass: Option<portcullis_agent::bypass::BypassConfig>,
+    /// Where Installation windows keep their captures until the server has them.
+    captures: Option<Arc<portcullis_agent::install::Captures>>,
 }
 
 /// The threads that follow the server.
@@ -44,7 +46,12 @@ struct ServerSync {
 }
 
 impl ServerSync {
-    fn start(self, hits: Arc<portcullis_agent::PolicyHits>, inventory: Arc<portcullis_agent::PackageInventory>) {
+    fn start(
+        self,
+        hits: Arc<portcullis_agent::PolicyHits>,
+        inventory: Arc<portcullis_agent::PackageInventory>,
+        captures: Arc<portcullis_agent::install::Captures>,
+    ) {
         let (take, back) = (hits.clone(), hits);
         let counters = portcullis_sync::HitCounters {
             take: Box::new(move || take.take()),
@@ -77,16 +84,28 @@ impl ServerSync {
                 )
             }),
         };
-        // The agent's main loop reloads on SIGHUP, as for a policy file.
-        // SAFETY: kill(2) on our own pid with a signal the agent blocks and waits for.
-        let reload = || unsafe {
-            libc::kill(libc::getpid(), libc::SIGHUP);
+        let (send, ack) = (captures.clone(), captures.clone());
+        let captured = portcullis_sync::CaptureQueue {
+            take: Box::new(move || send.unsent(portcullis_protocol::limits::CAPTURES)),
+            done: Box::new(move |files, version| match version {
+                Some(v) => ack.acknowledged(&files, v),
+                None => ack.refused(&files),
+            }),
+        };
+        // The agent's main loop reloads on SIGHUP, as for a policy file; the captures the
+        // bundle carries are forgotten once it is loaded.
+        let reload = move |version: i64| {
+            captures.bundle_seen(version);
+            // SAFETY: kill(2) on our own pid with a signal the agent blocks and waits for.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGHUP);
+            }
         };
         let (poller, uploader) = (self.poller, self.uploader);
         // The sync threads must not take the agent's signals (SIGHUP's default ends the process).
         portcullis_agent::block_handled_signals();
         let _ = std::thread::Builder::new().name("sync-poll".into()).spawn(move || poller.run(reload));
-        let _ = std::thread::Builder::new().name("sync-upload".into()).spawn(move || uploader.run(counters, packages));
+        let _ = std::thread::Builder::new().name("sync-upload".into()).spawn(move || uploader.run(counters, packages, captured));
     }
 }
 
@@ -125,7 +144,8 @@ fn file_source(a: &AgentArgs) -> anyhow::Result<Source> {
         .or_else(|| host_name().filter(|h| loaded.set.computers.iter().any(|c| c.name.eq_ignore_ascii_case(h))));
     let policy = std::fs::canonicalize(policy).or_exit(crate::exit::UNREADABLE, policy.display().to_string())?;
     let loader: Loader = Box::new(|path: &Path| Ok(load::engine(load::policy(path)?.set)?));
-    Ok(Source { policy, computer, loader, sync: None, bypass: None })
+    // With a policy file, captures last as long as the agent (the spool has their events).
+    Ok(Source { policy, computer, loader, sync: None, bypass: None, captures: None })
 }
 
 /// The environment variable an enrollment token may be given in.
@@ -251,6 +271,7 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
         computer: Some(enrollment.computer.clone()),
         loader,
         sync: Some(ServerSync { poller, uploader }),
+        captures: Some(Arc::new(portcullis_agent::install::Captures::open(state))),
         bypass: Some(portcullis_agent::bypass::BypassConfig {
             state_dir: state.to_owned(),
             key: bypass_key,
@@ -286,6 +307,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         hits: source.sync.is_some().then(|| hits.clone()),
         inventory: source.sync.is_some().then(|| inventory.clone()),
         bypass: source.bypass.clone(),
+        captures: source.captures.clone(),
         scope,
         excluded_fstypes: excluded,
         spool: portcullis_agent::spool::SpoolConfig {
@@ -319,7 +341,8 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         resolver: a.resolver,
     };
     if let Some(sync) = source.sync {
-        sync.start(hits, inventory);
+        let captures = source.captures.clone().unwrap_or_else(|| Arc::new(portcullis_agent::install::Captures::in_memory()));
+        sync.start(hits, inventory, captures);
     }
     let loader = source.loader;
     match portcullis_agent::run(config, &loader) {

@@ -59,6 +59,9 @@ bit_flags! {
         /// Permission events before content is read (`FAN_CLASS_CONTENT`), close-on-exec, no
         /// queue or mark limits: what an enforcing agent needs.
         PERMISSION = libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC | libc::FAN_UNLIMITED_QUEUE | libc::FAN_UNLIMITED_MARKS;
+        /// Notification events only (`FAN_CLASS_NOTIF`), close-on-exec, the kernel's default
+        /// queue (an overflow is reported as [`Mask::Q_OVERFLOW`]): a watcher that answers nothing.
+        NOTIFY = libc::FAN_CLASS_NOTIF | libc::FAN_CLOEXEC;
         /// Non-blocking reads.
         NONBLOCK = libc::FAN_NONBLOCK;
         /// Deliver a pidfd of the acting process as an info record.
@@ -99,6 +102,8 @@ bit_flags! {
         OPEN_EXEC_PERM = libc::FAN_OPEN_EXEC_PERM;
         /// Content is read; the kernel waits for the answer.
         ACCESS_PERM = libc::FAN_ACCESS_PERM;
+        /// A file open for writing was closed (a notification: nothing waits).
+        CLOSE_WRITE = libc::FAN_CLOSE_WRITE;
         /// Events on the children of a marked directory.
         EVENT_ON_CHILD = libc::FAN_EVENT_ON_CHILD;
         /// The event queue overflowed (never for permission events with an unlimited queue).

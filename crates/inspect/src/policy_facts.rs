@@ -52,5 +52,7 @@ pub fn policy_facts(f: &Facts) -> FileFacts {
         // Package membership is the host's knowledge, not the file's: the agent adds it.
         packages: Vec::new(),
         package_note: None,
+        // So is what an Installation window captured.
+        captured: None,
     }
 }

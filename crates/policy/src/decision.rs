@@ -87,6 +87,10 @@ pub enum Basis {
         /// The computer is in Monitor mode because its Learning period ended then, with no
         /// baseline accepted.
         learning_ended: Option<Timestamp>,
+        /// Allowed because an Installation window on this computer captured the file into
+        /// this application (the agent's own record, until the server's copy of the
+        /// application has it).
+        captured: Option<String>,
     },
 }
 
@@ -148,10 +152,11 @@ impl Decision {
         matches!(&self.basis, Basis::Mode { mode: Mode::Learning { .. }, .. })
     }
 
-    /// The application that Installation mode captures this file into, if any.
+    /// The application an Installation window captured this file into, when that is why it
+    /// was allowed.
     pub fn capture_into(&self) -> Option<&str> {
         match &self.basis {
-            Basis::Mode { mode: Mode::Installation { capture_into, .. }, .. } => Some(capture_into),
+            Basis::Mode { captured: Some(application), .. } => Some(application),
             _ => None,
         }
     }
@@ -214,7 +219,17 @@ impl fmt::Display for Decision {
                     f.write_str("; the user may request access")?;
                 }
             }
-            Basis::Mode { mode, learning_ended } => match mode {
+            Basis::Mode { mode, captured: Some(application), .. } => write!(
+                f,
+                "allowed: no policy matched; {} captured it into {application:?} (the server's copy of the \
+                 application does not have it yet)",
+                if matches!(mode, Mode::Installation { .. }) {
+                    "a named installer wrote it in this Installation window, which"
+                } else {
+                    "an Installation window"
+                }
+            )?,
+            Basis::Mode { mode, learning_ended, captured: None } => match mode {
                 Mode::Secured => write!(f, "denied: no policy matched and the computer{on} is in Secured mode")?,
                 Mode::Monitor => {
                     write!(f, "allowed (would deny): no policy matched and the computer{on} is in Monitor mode")?;
@@ -231,9 +246,12 @@ impl fmt::Display for Decision {
                     f,
                     "allowed: no policy matched and the computer{on} is in Learning mode; recorded as a candidate"
                 )?,
-                Mode::Installation { capture_into, .. } => write!(
+                Mode::Installation { until, .. } => write!(
                     f,
-                    "allowed: no policy matched and the computer{on} is in Installation mode; captured into {capture_into:?}"
+                    "denied: no policy matched and the computer{on} is in Installation mode until {}, which \
+                     allows only what a named installer ({}) writes",
+                    until.date(),
+                    crate::model::INSTALLERS.join(", ")
                 )?,
             },
         }

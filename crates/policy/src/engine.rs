@@ -354,10 +354,14 @@ impl Engine {
             return decision(verdict, basis, monitor_hits, depends);
         }
 
-        let verdict = if mode == Mode::Secured { Verdict::Deny } else { Verdict::Allow };
+        // Secured and Installation deny what no policy permits, except what an Installation
+        // window captured on this computer (the agent's record of it).
+        let enforcing = matches!(mode, Mode::Secured | Mode::Installation { .. });
+        let captured = file.captured.clone().filter(|_| enforcing);
+        let verdict = if enforcing && captured.is_none() { Verdict::Deny } else { Verdict::Allow };
         decision(
             verdict,
-            Basis::Mode { mode: mode.clone(), learning_ended: target.mode.learning_ended(now) },
+            Basis::Mode { mode: mode.clone(), learning_ended: target.mode.learning_ended(now), captured },
             monitor_hits,
             depends,
         )

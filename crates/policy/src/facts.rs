@@ -151,6 +151,11 @@ pub struct FileFacts {
     /// Why the file is not trusted as part of a package that lists it (changed since it was
     /// installed, no digest recorded), for the reason people read.
     pub package_note: Option<String>,
+    /// The application an Installation window on this computer captured the file into (a
+    /// named installer's process tree wrote it), while the server's copy of that application
+    /// does not list it yet. Only the agent sets it, per decision; in Secured and
+    /// Installation mode it allows a file no policy matched.
+    pub captured: Option<String>,
 }
 
 impl FileFacts {

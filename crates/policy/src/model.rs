@@ -167,8 +167,9 @@ pub enum Mode {
         /// When learning ends.
         until: Timestamp,
     },
-    /// Allow and capture what is installed into the named application, until the given time;
-    /// Secured after.
+    /// Secured, except for what a named installer's process tree ([`INSTALLERS`], run as
+    /// root) writes: the agent captures it into the named application, where it stays
+    /// permitted after the window. Secured after the given time.
     Installation {
         /// When installation mode ends.
         until: Timestamp,
@@ -207,6 +208,35 @@ impl Mode {
             _ => None,
         }
     }
+}
+
+/// The installers whose process trees an Installation window captures from, by the file
+/// name of the program (or of the script an interpreter runs): package managers, pip, and a
+/// vendor's installer script. Only a process running as root counts, and it must itself be
+/// allowed to run: naming permits nothing.
+pub const INSTALLERS: &[&str] = &[
+    "apt",
+    "apt-get",
+    "aptitude",
+    "dpkg",
+    "rpm",
+    "dnf",
+    "yum",
+    "zypper",
+    "microdnf",
+    "pip",
+    "pip3",
+    "pipx",
+    "install.sh",
+    "installer.sh",
+    "setup.sh",
+];
+
+/// Whether a program or script file name is one of the [`INSTALLERS`] (versioned pip
+/// included: `pip3.11`).
+pub fn is_installer_name(name: &str) -> bool {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    INSTALLERS.contains(&name) || (base == "pip" && name.len() > 3)
 }
 
 /// An ordered policy: the first one that matches a file decides.

@@ -46,6 +46,9 @@ pub mod paths {
     /// `POST` [`super::RequestBatch`] → [`super::RequestStatuses`]: approval requests made on
     /// the host, and how the ones asked about were decided.
     pub const REQUESTS: &str = "/api/agent/requests";
+    /// `POST` [`super::CaptureBatch`] → [`super::CaptureReply`]: files an Installation window
+    /// captured on the host, for the window's application.
+    pub const CAPTURES: &str = "/api/agent/captures";
 }
 
 /// The error message of a 403 answered to an agent whose enrollment waits for an
@@ -93,6 +96,13 @@ pub mod limits {
     pub const REQUEST_IDS: usize = 200;
     /// A request's reason.
     pub const REQUEST_REASON: usize = 1000;
+    /// Captured files in one batch (an agent sends more in several).
+    pub const CAPTURES: usize = 500;
+    /// Captured files one Installation window may add to its application, in total: an
+    /// agent that sends more is refused, so a hostile one cannot grow a model without bound.
+    pub const CAPTURES_PER_APPLICATION: usize = 20_000;
+    /// A captured file's path, or the installer's.
+    pub const CAPTURE_PATH: usize = 1024;
 }
 
 /// Why host facts were refused.
@@ -876,4 +886,89 @@ mod tests {
         assert_ne!(event_key("{\"a\":1}"), event_key("{\"a\":2}"));
         assert_eq!(event_key("x").len(), 32);
     }
+}
+
+/// Files an Installation window captured on the host (at most [`limits::CAPTURES`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CaptureBatch {
+    /// The files.
+    pub files: Vec<CapturedFile>,
+}
+
+/// One file a named installer's process tree wrote during an Installation window.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CapturedFile {
+    /// Flat SHA-256 of its content when captured, 64 lowercase hex digits.
+    pub sha256: String,
+    /// Where it was written.
+    pub path: String,
+    /// Its size.
+    pub size: u64,
+    /// The application the window captures into (the window's `capture_into`).
+    pub application: String,
+    /// The installer whose tree wrote it (its program or script).
+    pub installer: String,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// Why a captured file was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CaptureError {
+    /// Not a SHA-256.
+    #[error("captured file {path:?}: sha256 {sha256:?} is not 64 hex digits")]
+    Hash {
+        /// The path, bounded.
+        path: String,
+        /// The value, bounded.
+        sha256: String,
+    },
+    /// Not an absolute path, or too long.
+    #[error("captured file {0:?}: the path must be absolute and at most 1024 characters")]
+    Path(String),
+    /// No application or installer.
+    #[error("captured file {0:?}: application and installer must be named (1 to 200 characters)")]
+    Names(String),
+}
+
+impl CapturedFile {
+    /// The file as the server keeps it: hash in lower case, text bounded and without
+    /// control characters; refused when a field is not what an agent sends.
+    pub fn normalized(&self) -> Result<CapturedFile, CaptureError> {
+        let path = bounded_text(&self.path, limits::CAPTURE_PATH + 1);
+        let sha256 = self.sha256.to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CaptureError::Hash { path, sha256: bounded_text(&self.sha256, 80) });
+        }
+        if !path.starts_with('/') || path.len() > limits::CAPTURE_PATH || path != self.path {
+            return Err(CaptureError::Path(bounded_text(&self.path, 200)));
+        }
+        let application = bounded_text(self.application.trim(), 201);
+        let installer = bounded_text(self.installer.trim(), limits::CAPTURE_PATH + 1);
+        if application.is_empty()
+            || application.len() > 200
+            || installer.is_empty()
+            || installer.len() > limits::CAPTURE_PATH
+        {
+            return Err(CaptureError::Names(path));
+        }
+        Ok(CapturedFile { sha256, path, size: self.size, application, installer, at_ms: self.at_ms })
+    }
+}
+
+/// What became of a batch of captured files.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CaptureReply {
+    /// Hashes added to the application.
+    pub added: u64,
+    /// Hashes the application had already.
+    pub known: u64,
+    /// The organization's model version that has them all: a bundle of this version or
+    /// newer permits them, and the agent may forget its own record.
+    pub version: i64,
 }

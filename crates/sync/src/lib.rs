@@ -398,6 +398,15 @@ pub struct PackageReports {
     pub restore: Box<dyn Fn(PackageReport) + Send>,
 }
 
+/// The captures of Installation windows to send: the agent keeps them, the sync thread
+/// sends them and says how the server took them.
+pub struct CaptureQueue {
+    /// Captures the server has not acknowledged (a batch at most).
+    pub take: Box<dyn Fn() -> Vec<portcullis_protocol::CapturedFile> + Send>,
+    /// The server keeps them as of this model version (`None`: it refused them for good).
+    pub done: Box<dyn Fn(Vec<portcullis_protocol::CapturedFile>, Option<i64>) + Send>,
+}
+
 /// Where approval requests wait (`outbox/`), are kept once sent (`sent/`), and how they stand.
 pub const REQUESTS_DIR: &str = "requests";
 /// How the sent requests stand (JSON list of [`portcullis_protocol::RequestStatus`]).
@@ -545,7 +554,7 @@ impl Poller {
 
     /// Poll until the process ends: save each newer bundle and call `reload` to have the
     /// agent load it. Failures are logged (once until it recovers) and retried with back-off.
-    pub fn run(mut self, reload: impl Fn()) {
+    pub fn run(mut self, reload: impl Fn(i64)) {
         let mut backoff = Duration::from_secs(1);
         let mut failing = false;
         loop {
@@ -558,7 +567,7 @@ impl Poller {
                     backoff = Duration::from_secs(1);
                     if let Some(v) = new {
                         tracing::info!("policy bundle version {} received", v.version);
-                        reload();
+                        reload(v.version);
                     }
                 }
                 Err(e) => {
@@ -792,6 +801,17 @@ impl Uploader {
         write_atomically(&dir.join(REQUEST_STATUS_FILE), &bytes)
     }
 
+    /// Send files an Installation window captured.
+    pub fn send_captures(
+        &self,
+        files: &[portcullis_protocol::CapturedFile],
+    ) -> Result<portcullis_protocol::CaptureReply, SyncError> {
+        let url = format!("{}{}", self.enrollment.server, paths::CAPTURES);
+        let body = portcullis_protocol::CaptureBatch { files: files.to_vec() };
+        let res = post_json(&self.http, &url, Some(&self.enrollment.credential), &body)?;
+        read_json(&url, res)
+    }
+
     /// Report the host's installed packages (the whole list replaces what the server knew).
     pub fn report_packages(&self, report: &PackageReport) -> Result<PackageReportReply, SyncError> {
         let url = format!("{}{}", self.enrollment.server, paths::PACKAGES);
@@ -802,7 +822,7 @@ impl Uploader {
     /// Upload every second until the process ends; failures are retried, and the match
     /// counts that could not be sent are given back. The package list is reported when it
     /// changed, and again after a failure, every [`PACKAGE_RETRY`].
-    pub fn run(mut self, hits: HitCounters, packages: PackageReports) {
+    pub fn run(mut self, hits: HitCounters, packages: PackageReports, captures: CaptureQueue) {
         let mut failing = false;
         let mut packages_after = std::time::Instant::now();
         let mut key_after = std::time::Instant::now();
@@ -862,6 +882,32 @@ impl Uploader {
                         );
                         (packages.restore)(report);
                         packages_after = std::time::Instant::now() + PACKAGE_RETRY;
+                    }
+                }
+            }
+            let files = (captures.take)();
+            if !files.is_empty() {
+                match self.send_captures(&files) {
+                    Ok(reply) => {
+                        tracing::info!(
+                            "{} captured file(s) sent: {} added to the application, {} known already (model version {})",
+                            files.len(),
+                            reply.added,
+                            reply.known,
+                            reply.version
+                        );
+                        (captures.done)(files, Some(reply.version));
+                    }
+                    // Refused as they are (the window is over on the server, or the files
+                    // are not its application's): sending them again changes nothing.
+                    Err(SyncError::Refused { status: 400 | 409 | 413 | 422, message, .. }) => {
+                        tracing::warn!("the server refused {} captured file(s): {message}", files.len());
+                        (captures.done)(files, None);
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!("sending captured files: {}; sent again later", with_causes(&e));
+                        }
                     }
                 }
             }
