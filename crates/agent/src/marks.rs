@@ -58,7 +58,14 @@ fn kernel_dev(device: &str) -> Option<u64> {
 
 impl Marks {
     pub(crate) fn new() -> Marks {
-        Marks { devices: Vec::new(), watched: 0, paths: Vec::new(), own: namespace_of("self"), others: HashMap::new(), scanned: None }
+        Marks {
+            devices: Vec::new(),
+            watched: 0,
+            paths: Vec::new(),
+            own: namespace_of("self"),
+            others: HashMap::new(),
+            scanned: None,
+        }
     }
 
     /// How many filesystems are watched.

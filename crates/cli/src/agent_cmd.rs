@@ -105,7 +105,9 @@ impl ServerSync {
         // The sync threads must not take the agent's signals (SIGHUP's default ends the process).
         portcullis_agent::block_handled_signals();
         let _ = std::thread::Builder::new().name("sync-poll".into()).spawn(move || poller.run(reload));
-        let _ = std::thread::Builder::new().name("sync-upload".into()).spawn(move || uploader.run(counters, packages, captured));
+        let _ = std::thread::Builder::new()
+            .name("sync-upload".into())
+            .spawn(move || uploader.run(counters, packages, captured));
     }
 }
 
@@ -341,7 +343,8 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         resolver: a.resolver,
     };
     if let Some(sync) = source.sync {
-        let captures = source.captures.clone().unwrap_or_else(|| Arc::new(portcullis_agent::install::Captures::in_memory()));
+        let captures =
+            source.captures.clone().unwrap_or_else(|| Arc::new(portcullis_agent::install::Captures::in_memory()));
         sync.start(hits, inventory, captures);
     }
     let loader = source.loader;

@@ -1965,3 +1965,166 @@ fn a_denied_user_asks_an_approver_decides_and_the_agent_allows_it_within_two_sec
     assert!(actions.contains(&"approve request") && actions.contains(&"approved"), "{actions:?}");
     assert!(sb.stop().success());
 }
+
+#[test]
+fn an_installation_window_captures_what_a_vendor_install_sh_and_dpkg_write_and_keeps_the_rest_enforced() {
+    let mut s = Sandbox::new();
+    let root = s.dir.path().join("debian");
+    unpack_debian_root(&mut s, &root);
+    // The vendor's installer: copies its program into /opt, writes a helper script, runs
+    // the program at once (before the agent could have read the close), says it is done.
+    let vendor = root.join("root/vendor");
+    std::fs::create_dir_all(&vendor).unwrap();
+    copy_mode(&built().dir.join("good"), &vendor.join("tool"));
+    std::fs::write(
+        vendor.join("install.sh"),
+        "set -e\nmkdir -p /opt/vendor/bin\ncp /root/vendor/tool /opt/vendor/bin/tool\n\
+         printf '#!/bin/sh\\necho helper ran\\n' > /opt/vendor/bin/helper\nchmod 755 /opt/vendor/bin/helper\n\
+         /opt/vendor/bin/tool\necho installed\n",
+    )
+    .unwrap();
+    // A Debian package whose maintainer script writes and runs a program no package lists.
+    let pkg = s.dir.path().join("pkg-gen");
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(pkg.join("usr/share/doc/vendor-gen")).unwrap();
+    std::fs::write(pkg.join("usr/share/doc/vendor-gen/README"), "vendor-gen\n").unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        "Package: vendor-gen\nVersion: 1.0\nArchitecture: all\nMaintainer: Tests <t@example.org>\nDescription: gen\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/postinst"),
+        "#!/bin/sh\nset -e\nprintf '#!/bin/sh\\necho generated ran\\n' > /usr/local/bin/vendor-gen\n\
+         chmod 755 /usr/local/bin/vendor-gen\n/usr/local/bin/vendor-gen\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(pkg.join("DEBIAN/postinst"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let deb = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&pkg)
+        .arg(root.join("root/vendor-gen_1.0_all.deb"))
+        .output()
+        .unwrap();
+    assert!(deb.status.success(), "{}", text(&deb));
+    // Not the installer's: another program, dropped by a plain shell during the window.
+    copy_mode(&built().dir.join("blocked"), &root.join("root/dropper-source"));
+
+    let dir = s.dir.path().to_owned();
+    ServerProcess::create_admin(&dir);
+    let server = ServerProcess::start(&dir, free_port());
+    let console = Console::login(&server);
+    let (status, body) = console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": "secured"})));
+    assert_eq!(status, 204, "{body}");
+    console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Permit packages", "applications": [portcullis_catalog::DISTRIBUTION_PACKAGES],
+                           "action": "permit", "position": 0}),
+    );
+    let group = console.post("/api/groups", serde_json::json!({"path": "Debian"}))["id"].as_i64().unwrap();
+    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token_file = dir.join("enroll-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let state = dir.join("state");
+    let source: Vec<String> = [
+        "--server",
+        &server.url,
+        "--server-ca",
+        server.cert.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--enroll-token-file",
+        token_file.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let r = root.to_str().unwrap().to_owned();
+    s.start_from(&source, &["--mark-under", &r, "--no-protect"], &["--package-root", &r]);
+    let (_, computers) = console.call("GET", "/api/computers", None);
+    let computer = computers[0]["name"].as_str().unwrap().to_owned();
+    let id = computers[0]["id"].as_i64().unwrap();
+    assert_eq!(in_root(&root, "/root/vendor/tool").status.code(), Some(126), "Secured before the window");
+
+    // The window: an hour on this computer, capturing into "Vendor install".
+    let until = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 3600).unwrap().to_string();
+    let (status, body) = console.call(
+        "PUT",
+        &format!("/api/computers/{id}"),
+        Some(serde_json::json!({"name": computer, "group": "Debian", "mode": "installation", "until": until,
+                                "capture_into": "Vendor install"})),
+    );
+    assert_eq!(status, 204, "{body}");
+    let t0 = Instant::now();
+    while !s.log().contains("Installation window open") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the window did not open:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The rest of the host stays enforced: a shell that is no installer drops a program.
+    let dropped = in_root(&root, "cp /root/dropper-source /tmp/dropper && /tmp/dropper");
+    assert_eq!(dropped.status.code(), Some(126), "{}", text(&dropped));
+    // The vendor's installer and dpkg run; what they wrote runs, during the install too.
+    assert_ran(&in_root(&root, "cd /root/vendor && sh install.sh"), "good ran");
+    assert_ran(&in_root(&root, "dpkg -i /root/vendor-gen_1.0_all.deb"), "generated ran");
+    assert_ran(&in_root(&root, "/opt/vendor/bin/helper"), "helper ran");
+
+    // The server's application has them (by hash, each with where it came from).
+    let t0 = Instant::now();
+    let notes = loop {
+        let (_, apps) = console.call("GET", "/api/applications", None);
+        let notes: Vec<String> = apps
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["name"] == "Vendor install")
+            .flat_map(|a| a["rules"].as_array().cloned().unwrap_or_default())
+            .map(|r| r["note"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let want = ["/opt/vendor/bin/tool", "/opt/vendor/bin/helper", "/usr/local/bin/vendor-gen"];
+        if want.iter().all(|w| notes.iter().any(|n| n.contains(w))) {
+            break notes;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "captures not on the server: {notes:?}\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(!notes.iter().any(|n| n.contains("dropper")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("install.sh")), "the installer is named: {notes:?}");
+    assert!(notes.iter().any(|n| n.contains("dpkg")), "the installer is named: {notes:?}");
+    assert!(notes.len() <= 4, "package files and the docs are not captured: {notes:?}");
+
+    // The window closes: Secured. What was captured still runs — from the server's copy of
+    // the application once the agent's own record is dropped — and nothing else does.
+    let (status, body) = console.call(
+        "PUT",
+        &format!("/api/computers/{id}"),
+        Some(serde_json::json!({"name": computer, "group": "Debian", "mode": "secured"})),
+    );
+    assert_eq!(status, 204, "{body}");
+    let t0 = Instant::now();
+    loop {
+        let kept = std::fs::read_to_string(state.join("captures.json")).unwrap_or_default();
+        if s.log().contains("Installation window closed") && kept.trim() == "[]" {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "still kept by the agent: {kept}\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_ran(&in_root(&root, "/opt/vendor/bin/tool"), "good ran");
+    assert_ran(&in_root(&root, "/opt/vendor/bin/helper"), "helper ran");
+    assert_ran(&in_root(&root, "/usr/local/bin/vendor-gen"), "generated ran");
+    assert_eq!(in_root(&root, "/tmp/dropper").status.code(), Some(126));
+    // A captured file changed afterwards is not the captured file.
+    std::fs::write(root.join("opt/vendor/bin/helper"), "#!/bin/sh\necho changed\n").unwrap();
+    assert_eq!(in_root(&root, "/opt/vendor/bin/helper").status.code(), Some(126));
+    let candidates = s.events_for(&root.join("opt/vendor/bin/tool"), "candidate");
+    assert!(
+        candidates
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap_or_default().contains("captured it into \"Vendor install\"")),
+        "{candidates:?}"
+    );
+    assert!(s.stop().success());
+}

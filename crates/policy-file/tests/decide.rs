@@ -543,3 +543,45 @@ action = "deny"
     let e = engine(&policies(&format!(r#"except = [{{ sha256 = ["{REPORTED}"] }}]"#)));
     check(&e, None, &exe("x.exe", REPORTED), &ProcessFacts::default(), Verdict::Deny, &["Deny reported"]);
 }
+
+#[test]
+fn installation_mode_denies_what_no_policy_permits_except_captures_and_ends_in_secured() {
+    let e = engine(
+        r#"
+[organization]
+name = "Acme"
+mode = "installation"
+until = "2027-01-16T01:00:00Z"
+capture_into = "Vendor install"
+[[blocklists]]
+name = "Reported"
+hashes = ["fad482ded2e25ce9e1dd3d3ecc3227af714bdfbbde04347dbc1b21d6a3670405"]
+approved = ["organization"]
+"#,
+    );
+    let p = ProcessFacts::default();
+    let loose = exe("/tmp/dropper", CLEAN);
+    check(&e, None, &loose, &p, Verdict::Deny, &["Installation mode until 2027-01-16 01:00 UTC", "named installer"]);
+    let captured = FileFacts { captured: Some("Vendor install".into()), ..exe("/opt/vendor/bin/tool", CLEAN) };
+    let d = check(&e, None, &captured, &p, Verdict::Allow, &["captured it into \"Vendor install\""]);
+    assert_eq!(d.capture_into(), Some("Vendor install"));
+    // A blocklist still decides first: a capture never allows a reported file.
+    let reported = FileFacts { captured: Some("Vendor install".into()), ..exe("/opt/vendor/bin/evil", REPORTED) };
+    check(&e, None, &reported, &p, Verdict::Deny, &["blocklist"]);
+    // After the window: Secured, and the agent's record of a capture still allows it until
+    // the server's application carries it.
+    let later = engine(
+        "[organization]\nname = \"Acme\"\nmode = \"installation\"\nuntil = \"2020-01-01\"\ncapture_into = \"V\"\n",
+    );
+    check(&later, None, &loose, &p, Verdict::Deny, &["Secured mode"]);
+    check(&later, None, &FileFacts { captured: Some("V".into()), ..loose.clone() }, &p, Verdict::Allow, &["captured"]);
+    // Monitor mode allows anyway and reports would-deny: a capture changes nothing there.
+    let monitor = engine("[organization]\nname = \"Acme\"\nmode = \"monitor\"\n");
+    let d = monitor.decide(
+        &FileFacts { captured: Some("V".into()), ..loose.clone() },
+        &p,
+        &monitor.target(None, Os::Linux).unwrap(),
+        NOW,
+    );
+    assert!(d.would_deny() && d.capture_into().is_none(), "{d}");
+}

@@ -43,6 +43,7 @@ on every change. Agents use their own credential."
         events::preview, events::events, events::event, events::policy_from_event,
         baseline::proposal, baseline::accept, requests::requests, requests::decide,
         agents::enroll, agents::poll, agents::events, agents::packages, agents::bypass_key, agents::requests,
+        agents::captures,
     ),
     components(schemas(
         ErrorBody, OrganizationDoc, GroupDoc, ComputerDoc, ApplicationDoc, PolicyDoc, RuleDoc, SignerDoc, BlocklistDoc,

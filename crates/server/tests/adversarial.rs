@@ -1476,3 +1476,132 @@ async fn approval_requests_are_checked_where_they_enter_and_decided_once_by_who_
     })
     .await;
 }
+
+#[tokio::test]
+async fn captures_enter_only_an_open_installation_window_and_only_its_application() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        f.group("Linux").await;
+        let g = f.group("Linux/Web").await;
+        let token = f.token(g, "").await;
+        let web_credential = credential(&f.enroll(&token, "web-01", "linux", None).await);
+        let web = f.agent(&web_credential);
+        let id = f.admin.get("/api/computers").await.body[0]["id"].as_i64().unwrap();
+        let file = |hash: &str, path: &str, app: &str| {
+            json!({"sha256": hash, "path": path, "size": 10, "application": app, "installer": "/root/install.sh",
+                   "at_ms": 1_800_000_000_000i64})
+        };
+        let good = "ab".repeat(32);
+        let send = |files: Vec<Value>| web.json("POST", "/api/agent/captures", json!({ "files": files }));
+
+        // No window: a hostile agent cannot add its files to anything.
+        let r = send(vec![file(&good, "/opt/v/bin/tool", "Vendor")]).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+        assert!(r.body["error"].as_str().unwrap().contains("not in an Installation window"));
+
+        // A window on the computer, capturing into "Vendor".
+        let until = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 3600).unwrap().to_string();
+        let open = json!({"name": "web-01", "group": "Linux/Web", "mode": "installation", "until": until, "capture_into": "Vendor"});
+        let r = f.admin.json("PUT", &format!("/api/computers/{id}"), open).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        let before = audit_len(&store, f.org.id).await;
+        let r = send(vec![
+            file(&good, "/opt/v/bin/tool", "Vendor"),
+            file(&good.to_uppercase(), "/opt/v/bin/same-content", "vendor"),
+            file("zz", "/opt/v/bin/bad-hash", "Vendor"),
+            file(&"cd".repeat(32), "relative/path", "Vendor"),
+            file(&"ef".repeat(32), "/opt/v/bin/other-app", "Somebody else's application"),
+            file(&"12".repeat(32), "/opt/v/bin/\u{1b}[2Jescape", "Vendor"),
+        ])
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!((r.body["added"].as_u64(), r.body["known"].as_u64()), (Some(1), Some(1)), "{:?}", r.body);
+        assert_eq!(audit_len(&store, f.org.id).await, before + 1, "one change, one audit entry");
+        let audit = store.audit_log(f.org.id, 1).await.unwrap();
+        assert!(format!("{:?}", audit[0]).contains("agent web-01 (installation)"), "{audit:?}");
+        let apps = f.admin.get("/api/applications").await.body;
+        let vendor = apps.as_array().unwrap().iter().find(|a| a["name"] == "Vendor").expect("made by the capture");
+        let rules = vendor["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        assert_eq!(rules[0]["sha256"][0], good.as_str());
+        assert!(rules[0]["note"].as_str().unwrap().contains("captured on web-01 from /opt/v/bin/tool"));
+        // Permitted where the window was opened, last, so denies above still win.
+        let policies = f.admin.get("/api/policies").await.body;
+        let installed = policies.as_array().unwrap().iter().find(|p| p["name"] == "Installed: Vendor").unwrap();
+        assert_eq!(installed["scope"], "computer:web-01");
+        assert_eq!(installed["action"], "permit");
+        // The bundle carries it, and the agent's bundle permits the file.
+        let payload = f.bundle(&web_credential).await.unwrap();
+        let engine =
+            portcullis_policy_file::compile(&payload.policy_json().unwrap(), portcullis_policy_file::Format::Json)
+                .unwrap();
+        let facts =
+            portcullis_policy::FileFacts { path: "/opt/v/bin/tool".into(), sha256: [0xab; 32], ..Default::default() };
+        let target = engine.target(Some("web-01"), portcullis_policy::Os::Linux).unwrap();
+        let decision = engine.decide(
+            &facts,
+            &Default::default(),
+            &target,
+            portcullis_policy::Timestamp(jiff::Timestamp::now().as_second()),
+        );
+        assert_eq!(decision.policy(), Some("Installed: Vendor"), "{decision}");
+
+        // Sent again (the reply was lost): nothing added twice, no new policy.
+        let r = send(vec![file(&good, "/opt/v/bin/tool", "Vendor")]).await;
+        assert_eq!((r.body["added"].as_u64(), r.body["known"].as_u64()), (Some(0), Some(1)));
+        // Too many in one batch.
+        let many: Vec<Value> = (0..501).map(|i| file(&format!("{i:064x}"), "/opt/v/x", "Vendor")).collect();
+        assert_eq!(send(many).await.status, StatusCode::BAD_REQUEST);
+
+        // A group window: the policy goes to the group; an existing policy for the
+        // application is left as the administrator made it.
+        let r = f.admin.json("PUT", &format!("/api/computers/{id}"), json!({"name": "web-01", "group": "Linux/Web"})).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        let r = f
+            .admin
+            .json(
+                "PUT",
+                &format!("/api/groups/{g}"),
+                json!({"path": "Linux/Web", "mode": "installation", "until": until, "capture_into": "Web installs"}),
+            )
+            .await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        let r = send(vec![file(&"34".repeat(32), "/usr/local/bin/x", "Web installs")]).await;
+        assert_eq!(r.body["added"].as_u64(), Some(1), "{:?}", r.body);
+        let policies = f.admin.get("/api/policies").await.body;
+        let p = policies.as_array().unwrap().iter().find(|p| p["name"] == "Installed: Web installs").unwrap();
+        assert_eq!(p["scope"], "group:Linux/Web");
+        let r = send(vec![file(&"56".repeat(32), "/usr/local/bin/y", "Web installs")]).await;
+        assert_eq!(r.body["added"].as_u64(), Some(1));
+        let count = f
+            .admin
+            .get("/api/policies")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["applications"].as_array().unwrap().iter().any(|a| a == "Web installs"))
+            .count();
+        assert_eq!(count, 1, "one policy per application");
+
+        // The window is over (past the grace): refused again.
+        let past = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - 3600).unwrap().to_string();
+        let r = f
+            .admin
+            .json(
+                "PUT",
+                &format!("/api/groups/{g}"),
+                json!({"path": "Linux/Web", "mode": "installation", "until": past, "capture_into": "Web installs"}),
+            )
+            .await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        let r = send(vec![file(&"78".repeat(32), "/usr/local/bin/z", "Web installs")]).await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        // Without a credential: nothing.
+        let anonymous = agent_client(&store, &f.admin.state, None);
+        let r = anonymous.json("POST", "/api/agent/captures", json!({"files": []})).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}

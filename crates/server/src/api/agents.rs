@@ -38,6 +38,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route(paths::EVENTS, post(events))
         .route(paths::BYPASS_KEY, post(bypass_key))
         .route(paths::REQUESTS, post(requests))
+        .route(paths::CAPTURES, post(captures))
         // A host's whole package list is larger than any other request.
         .route(
             paths::PACKAGES,
@@ -372,4 +373,16 @@ pub(crate) async fn requests(
         .map(|(id, status, note, policy, decided_ms)| RequestStatus { id, status, note, policy, decided_ms })
         .collect();
     Ok(AppJson(RequestStatuses { statuses }))
+}
+
+#[utoipa::path(post, path = "/api/agent/captures", tag = "agents", request_body = portcullis_protocol::CaptureBatch, responses((status = 200, description = "added to the Installation window's application (entries that are not captures, or not for that application, are left out and logged)", body = portcullis_protocol::CaptureReply), (status = 400, description = "too many in one batch", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "enrollment pending", body = ErrorBody), (status = 409, description = "the computer is not in an Installation window, or the application is full", body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)), security(("agent" = [])))]
+pub(crate) async fn captures(
+    State(state): State<AppState>,
+    AgentCaller(agent): AgentCaller,
+    AppJson(batch): AppJson<portcullis_protocol::CaptureBatch>,
+) -> Result<AppJson<portcullis_protocol::CaptureReply>, AppError> {
+    // Counted with host reports: an agent sends captures once a second at most, and only
+    // during a window.
+    state.hub.quota(agent.computer_id, crate::hub::Quota::HostReports, 1)?;
+    Ok(AppJson(crate::ops::captures::capture(&state, &agent, &batch).await?))
 }

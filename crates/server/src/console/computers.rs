@@ -24,6 +24,7 @@ pub(super) fn router() -> Router<AppState> {
             }),
         )
         .route("/computers/{id}", post(update_computer))
+        .route("/groups/{id}/installation", post(group_installation))
         .route("/computers/{id}/packages", get(packages_page))
         .route("/computers/{id}/bypass-code", post(bypass_code))
         .route(
@@ -59,6 +60,8 @@ struct GroupView {
     name: String,
     depth: f64,
     mode: String,
+    /// Its Installation window, for people.
+    window: String,
     computers: i64,
     enrollment_open: bool,
     /// The open token's limits, for people: "until …", "N uses left".
@@ -75,6 +78,8 @@ struct ComputerRowView {
     group: String,
     mode: String,
     effective_mode: String,
+    /// Its own Installation window, for people.
+    window: String,
     os: String,
     agent: String,
     bundle_version: i64,
@@ -174,6 +179,7 @@ async fn computers_view(
                 bundle_error: c.bundle_error.clone().unwrap_or_default(),
                 last_seen: when(c.last_seen_ms),
                 effective_mode: group_mode(c.doc.group.as_deref()),
+                window: window_text(c.doc.mode.as_deref(), c.doc.until.as_deref(), c.doc.capture_into.as_deref()),
                 mode: c.doc.mode.clone().unwrap_or_default(),
                 os: c.doc.os.clone().unwrap_or_default(),
                 agent: c.agent_version.clone().unwrap_or_default(),
@@ -195,6 +201,7 @@ async fn computers_view(
                 || format!("inherits ({})", group_mode(Some(&g.doc.path))),
                 |m| mode_now(m, g.doc.until.as_deref()),
             ),
+            window: window_text(g.doc.mode.as_deref(), g.doc.until.as_deref(), g.doc.capture_into.as_deref()),
             computers: g.computers,
             enrollment_open: g.enrollment_open,
             enrollment_limits: [
@@ -246,6 +253,35 @@ fn mode_now(mode: &str, until: Option<&str>) -> String {
         ("installation", Some(u)) => format!("secured: installation ended {u}"),
         (m, _) => m.to_owned(),
     }
+}
+
+/// An Installation window for people: until when, into which application (whose rules are
+/// what it captured).
+fn window_text(mode: Option<&str>, until: Option<&str>, capture_into: Option<&str>) -> String {
+    if !mode.is_some_and(|m| m.trim().eq_ignore_ascii_case("installation")) {
+        return String::new();
+    }
+    let now = portcullis_policy::Timestamp(jiff::Timestamp::now().as_second());
+    let end = until.and_then(portcullis_policy_file::parse_time);
+    let app = capture_into.unwrap_or("?");
+    match end {
+        Some(t) if t > now => format!("open until {}, capturing into {app:?}", t.date()),
+        Some(t) => format!("closed {}; its captures are in {app:?}", t.date()),
+        None => format!("capturing into {app:?}"),
+    }
+}
+
+/// The end of a window `hours` from now (1 to 168), as policy files write times.
+fn window_end(hours: &str) -> Result<String, AppError> {
+    let h: i64 = hours
+        .trim()
+        .parse()
+        .ok()
+        .filter(|h| (1..=168).contains(h))
+        .ok_or_else(|| AppError::BadRequest(format!("{:?} hours: a window lasts 1 to 168 hours", hours.trim())))?;
+    let end = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + h * 3600)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    Ok(end.to_string())
 }
 
 fn server_url(headers: &axum::http::HeaderMap, state: &AppState) -> String {
@@ -459,6 +495,12 @@ struct ComputerForm {
     group: String,
     #[serde(default)]
     mode: String,
+    /// An Installation window's length in hours (the window form).
+    #[serde(default)]
+    hours: String,
+    /// The application an Installation window captures into.
+    #[serde(default)]
+    capture_into: String,
     /// `yes` once the administrator saw what Secured mode would deny.
     #[serde(default)]
     confirm: String,
@@ -483,16 +525,116 @@ async fn update_computer(
             &f.csrf,
             (format!("{name:?}"), format!("on {name:?}")),
             Some(vec![name]),
-            (format!("/computers/{id}"), vec![("mode", f.mode.clone()), ("group", f.group.clone())]),
+            (
+                format!("/computers/{id}"),
+                vec![
+                    ("mode", f.mode.clone()),
+                    ("group", f.group.clone()),
+                    ("hours", f.hours.clone()),
+                    ("capture_into", f.capture_into.clone()),
+                ],
+            ),
         )
         .await;
         return shown.unwrap_or_else(|e| back("/computers", Err(e)));
     }
     console
         .act(&f.csrf, "/computers", async |caller| {
-            let doc = ComputerDoc { group: opt(&f.group), mode: opt(&f.mode), ..Default::default() };
+            let mut doc = ComputerDoc { group: opt(&f.group), mode: opt(&f.mode), ..Default::default() };
+            if !f.hours.trim().is_empty() {
+                doc.until = Some(window_end(&f.hours)?);
+                doc.capture_into = opt(&f.capture_into);
+            }
             ops::computers::update_computer(&state, &caller, id, doc).await?;
-            Ok(format!("Mode set to {}", if f.mode.is_empty() { "the group's" } else { &f.mode }))
+            Ok(match (f.mode.as_str(), &doc_window(&f)) {
+                (_, Some(w)) => w.clone(),
+                ("", _) => "Mode set to the group's".into(),
+                (m, _) => format!("Mode set to {m}"),
+            })
+        })
+        .await
+}
+
+fn doc_window(f: &ComputerForm) -> Option<String> {
+    (f.mode.trim().eq_ignore_ascii_case("installation") && !f.hours.trim().is_empty()).then(|| {
+        format!(
+            "Installation window open for {} h: what named installers write is captured into {:?}; everything else \
+             is enforced",
+            f.hours.trim(),
+            f.capture_into.trim()
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct WindowForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    hours: String,
+    capture_into: String,
+    /// `yes` once the administrator saw what Secured mode would deny.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Open an Installation window for a group: its computers enforce everything but what named
+/// installers write, which is captured into the application.
+async fn group_installation(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<i64>,
+    Form(f): Form<WindowForm>,
+) -> Response {
+    let caller = console.reader();
+    let group = match ops::computers::groups(&state, &caller).await {
+        Ok(g) => g.into_iter().find(|g| g.id == id),
+        Err(e) => return back("/computers", Err(e)),
+    };
+    let Some(group) = group else { return back("/computers", Err(AppError::NotFound)) };
+    if f.confirm != "yes" {
+        // Its computers, and those of the groups below it.
+        let path = group.doc.path.to_ascii_lowercase();
+        let members = match ops::computers::computers(&state, &caller).await {
+            Ok(list) => list
+                .into_iter()
+                .filter(|c| {
+                    c.doc.group.as_deref().map(str::to_ascii_lowercase).is_some_and(|g| {
+                        g == path || g.strip_prefix(path.as_str()).is_some_and(|rest| rest.starts_with('/'))
+                    })
+                })
+                .map(|c| c.doc.name)
+                .collect(),
+            Err(e) => return back("/computers", Err(e)),
+        };
+        let shown = confirm_secured(
+            &state,
+            &console,
+            &f.csrf,
+            (format!("group {:?}", group.doc.path), format!("in group {:?}", group.doc.path)),
+            Some(members),
+            (
+                format!("/groups/{id}/installation"),
+                vec![("hours", f.hours.clone()), ("capture_into", f.capture_into.clone())],
+            ),
+        )
+        .await;
+        return shown.unwrap_or_else(|e| back("/computers", Err(e)));
+    }
+    console
+        .act(&f.csrf, "/computers", async |caller| {
+            let doc = GroupDoc {
+                mode: Some("installation".into()),
+                until: Some(window_end(&f.hours)?),
+                capture_into: opt(&f.capture_into),
+                ..group.doc.clone()
+            };
+            ops::computers::update_group(&state, &caller, id, doc).await?;
+            Ok(format!(
+                "Installation window open for group {:?} for {} h, capturing into {:?}",
+                group.doc.path,
+                f.hours.trim(),
+                f.capture_into.trim()
+            ))
         })
         .await
 }

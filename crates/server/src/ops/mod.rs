@@ -12,6 +12,7 @@ pub(crate) mod accounts;
 pub(crate) mod applications;
 pub(crate) mod baseline;
 pub(crate) mod blocklists;
+pub(crate) mod captures;
 pub(crate) mod computers;
 pub(crate) mod events;
 pub(crate) mod policies;

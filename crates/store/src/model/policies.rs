@@ -255,6 +255,67 @@ impl Store {
 }
 
 impl Store {
+    /// Add `rules` to the application `name` — made with `description` if there is none —
+    /// and, if given, a policy for it; one transaction, one audit entry (what an
+    /// Installation window captured). Rules already there are not added twice.
+    pub async fn add_application_rules(
+        &self,
+        change: Change<'_>,
+        action: &str,
+        name: &str,
+        description: Option<&str>,
+        rules: &[RuleDoc],
+        policy: Option<&PolicyDoc>,
+    ) -> Result<(), StoreError> {
+        let existing =
+            self.applications(change.org_id).await?.into_iter().find(|a| a.doc.name.eq_ignore_ascii_case(name));
+        let placed = match policy {
+            Some(p) => Some(self.placed(change.org_id, p).await?),
+            None => None,
+        };
+        let mut tx = self.begin().await?;
+        let (before, after) = match &existing {
+            Some(row) => {
+                let mut after = row.doc.clone();
+                for r in rules {
+                    if !after.rules.contains(r) {
+                        after.rules.push(r.clone());
+                    }
+                }
+                sqlx::query("UPDATE applications SET rules_json = $1 WHERE id = $2 AND org_id = $3")
+                    .bind(json(&after.rules))
+                    .bind(row.id)
+                    .bind(change.org_id)
+                    .execute(&mut *tx)
+                    .await?;
+                (Some(json(&row.doc)), after)
+            }
+            None => {
+                let doc = ApplicationDoc {
+                    name: name.to_owned(),
+                    description: description.map(str::to_owned),
+                    rules: rules.to_vec(),
+                    except: Vec::new(),
+                };
+                super::applications::insert_application(&mut tx, change.org_id, &doc).await?;
+                (None, doc)
+            }
+        };
+        if let Some(p) = &placed {
+            insert_policy(&mut tx, change.org_id, p).await?;
+        }
+        let after = serde_json::json!({ "application": after, "policy": placed }).to_string();
+        self.commit(
+            tx,
+            change,
+            action,
+            &format!("application {}", existing.map_or(name.to_owned(), |e| e.doc.name)),
+            before,
+            Some(after),
+        )
+        .await
+    }
+
     /// `doc` as it will be stored: its name not taken, a position of 0 or less made last.
     async fn placed(&self, org_id: i64, doc: &PolicyDoc) -> Result<PolicyDoc, StoreError> {
         let policies = self.policies(org_id).await?;
