@@ -237,7 +237,7 @@ impl crate::judge::Case for EventCase<'_> {
         self.opener.shared.install.captures.lookup(sha256)
     }
 
-    fn capture_run(&mut self, file: &FileFacts, application: &str) -> bool {
-        self.opener.shared.install.capture_run(self.key, file, application).is_some()
+    fn installer_writing(&mut self) -> Option<String> {
+        self.opener.shared.install.installer_writing(self.key)
     }
 }

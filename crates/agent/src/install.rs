@@ -333,17 +333,19 @@ impl Window {
         self.writing.lock_ok().get(&(key.dev, key.ino)).cloned()
     }
 
-    /// The run of a file no policy permits, during a window: if an installer wrote it (and
-    /// its close was not read yet), capture it now. The application it went into.
-    pub(crate) fn capture_run(&self, key: FileKey, facts: &FileFacts, application: &str) -> Option<String> {
+    /// The installer writing the file in the window open now (its close not read yet).
+    pub(crate) fn installer_writing(&self, key: FileKey) -> Option<String> {
         if !self.open.load(Ordering::Acquire) {
             return None;
         }
-        let installer = self.writer(key)?;
-        let file = captured_file(facts, application, &installer);
-        tracing::info!("captured {} into {application:?} as it ran (written by {installer})", facts.path);
-        self.captures.add(file);
-        Some(application.to_owned())
+        self.writer(key)
+    }
+
+    /// Keep the capture of a file an installer wrote and that ran before its close was read.
+    pub(crate) fn keep(&self, facts: &FileFacts, application: &str, installer: &str) {
+        if self.captures.add(captured_file(facts, application, installer)) {
+            tracing::info!("captured {} into {application:?} as it ran (written by {installer})", facts.path);
+        }
     }
 
     /// Follow the mode in force: open the watcher when an Installation window starts, mark

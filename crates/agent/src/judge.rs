@@ -46,9 +46,9 @@ pub(crate) trait Case {
     fn is_interpreter(&mut self, sha256: &[u8; 32]) -> bool;
     /// The application an Installation window captured a file with this content into.
     fn captured(&mut self, sha256: &[u8; 32]) -> Option<String>;
-    /// An Installation window's file no policy permits is run: capture it into
-    /// `application` if an installer wrote it (its close not read yet). Whether it was.
-    fn capture_run(&mut self, file: &FileFacts, application: &str) -> bool;
+    /// The installer writing the file in the Installation window open now (its close not
+    /// read yet), if one is.
+    fn installer_writing(&mut self) -> Option<String>;
 }
 
 /// One regular file's event, classified.
@@ -78,6 +78,19 @@ pub(crate) struct Outcome {
     pub(crate) remember_denied: Option<u32>,
     /// What to record.
     pub(crate) report: Option<Report>,
+    /// A file an installer wrote, run before its close was read: keep its capture.
+    pub(crate) capture: Option<Capture>,
+}
+
+/// A capture for the agent's record ([`crate::install::Captures`]).
+#[derive(Debug)]
+pub(crate) struct Capture {
+    /// The file as judged.
+    pub(crate) facts: FileFacts,
+    /// The window's application.
+    pub(crate) application: String,
+    /// The installer that wrote it.
+    pub(crate) installer: String,
 }
 
 /// Where a ringfence goes on when a permit with ringfence lets a program start.
@@ -108,7 +121,15 @@ pub(crate) struct Report {
 impl Outcome {
     /// Answer with `response` and nothing else.
     pub(crate) fn answer(response: Response) -> Outcome {
-        Outcome { response, ignore: None, decision: None, tag: None, remember_denied: None, report: None }
+        Outcome {
+            response,
+            ignore: None,
+            decision: None,
+            tag: None,
+            remember_denied: None,
+            report: None,
+            capture: None,
+        }
     }
 }
 
@@ -152,12 +173,15 @@ pub(crate) fn judge(
     file.captured = case.captured(&file.sha256);
     let mut decision = policy.engine.decide(&file, &process, &policy.target, now);
     // Written by an installer and run before the window's watcher read its close.
+    let mut capture = None;
     if let Basis::Mode { mode: Mode::Installation { capture_into, .. }, captured: None, .. } = &decision.basis
         && decision.verdict == Verdict::Deny
-        && case.capture_run(&file, capture_into)
+        && let Some(installer) = case.installer_writing()
     {
-        file.captured = Some(capture_into.clone());
+        let application = capture_into.clone();
+        file.captured = Some(application.clone());
         decision = policy.engine.decide(&file, &process, &policy.target, now);
+        capture = Some(Capture { facts: file.clone(), application, installer });
     }
     let allow = decision.verdict == Verdict::Allow;
     // A program started directly, or through a loader run directly (`ld.so ./program`).
@@ -222,6 +246,7 @@ pub(crate) fn judge(
         remember_denied: None,
         report: event.map(|event| Report { event, path, facts: Some(facts), reason: None, fence: None }),
         decision: Some(decision),
+        capture,
     }
 }
 
@@ -263,6 +288,7 @@ fn refused(rf: Ringfence, denial: FenceDenial, any_open: bool, path: String, fac
             reason: Some(denial.reason.clone()),
             fence: Some((rf, denial)),
         }),
+        capture: None,
     }
 }
 
@@ -358,9 +384,9 @@ mod tests {
         fn captured(&mut self, _sha256: &[u8; 32]) -> Option<String> {
             self.captured.map(str::to_owned)
         }
-        fn capture_run(&mut self, _file: &FileFacts, _application: &str) -> bool {
+        fn installer_writing(&mut self) -> Option<String> {
             self.asked.push("capture-run");
-            self.written_by_installer
+            self.written_by_installer.then(|| "/root/install.sh".to_owned())
         }
     }
 
@@ -400,6 +426,9 @@ action = "permit"
         assert_eq!((out.response, out.ignore), (Response::Allow, None));
         assert_eq!(out.decision.as_ref().unwrap().capture_into(), Some("Vendor tools"));
         assert_eq!(out.report.as_ref().map(|r| r.event), Some(EventKind::Candidate));
+        let capture = out.capture.expect("the lane keeps it");
+        assert_eq!((capture.application.as_str(), capture.installer.as_str()), ("Vendor tools", "/root/install.sh"));
+        assert_eq!(capture.facts.path, "/opt/vendor/bin/tool");
         // Captured before: allowed without asking again.
         let mut captured = Fake::new("/opt/vendor/lib/libtool.so");
         captured.captured = Some("Vendor tools");

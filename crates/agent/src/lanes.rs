@@ -125,6 +125,10 @@ fn act_before_answer(
     {
         tracing::error!("the kernel guard cannot approve a permitted file: {}", portcullis_policy::with_causes(&e));
     }
+    // A capture made as the file runs: kept before the answer, so the next run finds it.
+    if let Some(c) = &outcome.capture {
+        shared.install.keep(&c.facts, &c.application, &c.installer);
+    }
     if let (Some(mask), Some(fd)) = (outcome.ignore, pending.event.fd.as_ref()) {
         // Evictable and dropped on modification: a rewritten file is asked about again.
         match shared.group.mark_fd(MarkFlags::ADD | MarkFlags::IGNORE | MarkFlags::EVICTABLE, mask, fd.as_fd()) {

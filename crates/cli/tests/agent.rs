@@ -2066,6 +2066,12 @@ fn an_installation_window_captures_what_a_vendor_install_sh_and_dpkg_write_and_k
     // The rest of the host stays enforced: a shell that is no installer drops a program.
     let dropped = in_root(&root, "cp /root/dropper-source /tmp/dropper && /tmp/dropper");
     assert_eq!(dropped.status.code(), Some(126), "{}", text(&dropped));
+    // An installer's name is not enough: a user's "install.sh" is no installer.
+    copy_mode(&built().dir.join("blocked"), &root.join("tmp/user-source"));
+    std::fs::write(root.join("tmp/install.sh"), "cp /tmp/user-source /tmp/user-tool && /tmp/user-tool\n").unwrap();
+    let user = in_root(&root, "setpriv --reuid=65534 --regid=65534 --clear-groups sh /tmp/install.sh");
+    assert_eq!(user.status.code(), Some(126), "{}", text(&user));
+    assert!(!s.events_for(&root.join("tmp/user-tool"), "deny").is_empty(), "{}", s.log());
     // The vendor's installer and dpkg run; what they wrote runs, during the install too.
     assert_ran(&in_root(&root, "cd /root/vendor && sh install.sh"), "good ran");
     assert_ran(&in_root(&root, "dpkg -i /root/vendor-gen_1.0_all.deb"), "generated ran");
@@ -2090,7 +2096,7 @@ fn an_installation_window_captures_what_a_vendor_install_sh_and_dpkg_write_and_k
         assert!(t0.elapsed() < Duration::from_secs(20), "captures not on the server: {notes:?}\n{}", s.log());
         std::thread::sleep(Duration::from_millis(300));
     };
-    assert!(!notes.iter().any(|n| n.contains("dropper")), "{notes:?}");
+    assert!(!notes.iter().any(|n| n.contains("dropper") || n.contains("user-tool")), "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("install.sh")), "the installer is named: {notes:?}");
     assert!(notes.iter().any(|n| n.contains("dpkg")), "the installer is named: {notes:?}");
     assert!(notes.len() <= 4, "package files and the docs are not captured: {notes:?}");

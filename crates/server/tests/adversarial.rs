@@ -1605,3 +1605,85 @@ async fn captures_enter_only_an_open_installation_window_and_only_its_applicatio
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_console_opens_installation_windows_for_a_computer_or_a_group_after_showing_what_secured_denies() {
+    each_backend(async |store: Store| {
+        let f = fleet(&store).await;
+        let g = f.group("Linux").await;
+        let token = f.token(g, "").await;
+        f.enroll(&token, "web-01", "linux", None).await;
+        let id = f.admin.get("/api/computers").await.body[0]["id"].as_i64().unwrap();
+        let csrf = f.admin.csrf.clone().unwrap();
+        let post =
+            async |uri: String, body: String| f.admin.send("POST", &uri, Some(Body::from(body)), FORM, false).await;
+
+        // Without confirmation: the page of what Secured would deny, carrying the window along.
+        let r = post(
+            format!("/computers/{id}"),
+            format!("_csrf={csrf}&group=Linux&mode=installation&hours=2&capture_into=Vendor+tools"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let page = String::from_utf8_lossy(&r.bytes).into_owned();
+        assert!(page.contains("name=\"hours\" value=\"2\"") && page.contains("Vendor tools"), "{page}");
+        // Confirmed: open for two hours, into the application.
+        let r = post(
+            format!("/computers/{id}"),
+            format!("_csrf={csrf}&group=Linux&mode=installation&hours=2&capture_into=Vendor+tools&confirm=yes"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{:?}", String::from_utf8_lossy(&r.bytes));
+        let c = &f.admin.get("/api/computers").await.body[0];
+        assert_eq!((c["mode"].as_str(), c["capture_into"].as_str()), (Some("installation"), Some("Vendor tools")));
+        let until = portcullis_policy_file::parse_time(c["until"].as_str().unwrap()).unwrap().0;
+        let now = jiff::Timestamp::now().as_second();
+        assert!((now + 7100..=now + 7300).contains(&until), "two hours from now: {c}");
+        let page = String::from_utf8_lossy(&f.admin.get("/computers").await.bytes).into_owned();
+        assert!(
+            page.contains("capturing into &#34;Vendor tools&#34;")
+                || page.contains("capturing into &quot;Vendor tools&quot;"),
+            "{page}"
+        );
+
+        // Odd values are refused with the reason, and change nothing.
+        for hours in ["0", "169", "-1", "2h", ""] {
+            let r = post(
+                format!("/groups/{g}/installation"),
+                format!("_csrf={csrf}&hours={hours}&capture_into=X&confirm=yes"),
+            )
+            .await;
+            let location = r.headers.get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+            assert!(location.contains("error="), "{hours:?}: {location}");
+        }
+        let groups = f.admin.get("/api/groups").await.body;
+        assert!(groups[0]["mode"].is_null(), "{groups}");
+        let r = post(
+            format!("/groups/{g}/installation"),
+            format!("_csrf={csrf}&hours=4&capture_into=Linux+installs&confirm=yes"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let groups = f.admin.get("/api/groups").await.body;
+        assert_eq!(
+            (groups[0]["mode"].as_str(), groups[0]["capture_into"].as_str()),
+            (Some("installation"), Some("Linux installs"))
+        );
+        // Another organization's group is not found; an auditor may not open one.
+        let auditor = Client::login(&store, &f.org.name, "auditor", "auditor-password").await;
+        let a_csrf = auditor.csrf.clone().unwrap();
+        let r = auditor
+            .send(
+                "POST",
+                &format!("/groups/{g}/installation"),
+                Some(Body::from(format!("_csrf={a_csrf}&hours=4&capture_into=X&confirm=yes"))),
+                FORM,
+                false,
+            )
+            .await;
+        let location = r.headers.get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+        assert!(location.contains("error="), "{location}");
+        assert_eq!(f.admin.get("/api/groups").await.body[0]["capture_into"], "Linux installs");
+    })
+    .await;
+}
