@@ -972,19 +972,62 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A server with its admin logged in, the organization in `mode` (if given), a group with an
+/// enrollment token, and the arguments an agent enrolls with (token in a root-only file, not
+/// on the command line, which /proc shows).
+struct Fleet {
+    server: ServerProcess,
+    console: Console,
+    state: PathBuf,
+    token_file: PathBuf,
+}
+
+impl Fleet {
+    fn start(dir: &Path, group: &str, mode: Option<&str>) -> Fleet {
+        ServerProcess::create_admin(dir);
+        let server = ServerProcess::start(dir, free_port());
+        let console = Console::login(&server);
+        if let Some(mode) = mode {
+            let (status, body) = console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": mode})));
+            assert_eq!(status, 204, "{body}");
+        }
+        let group = console.post("/api/groups", serde_json::json!({"path": group}))["id"].as_i64().unwrap();
+        let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token_file = dir.join("enroll-token");
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+        Fleet { server, console, state: dir.join("state"), token_file }
+    }
+
+    /// `--server`, `--server-ca`, `--state-dir` and, to enroll, `--enroll-token-file`.
+    fn source(&self, enroll: bool) -> Vec<String> {
+        let mut args = vec!["--server".to_owned(), self.server.url.clone(), "--server-ca".to_owned()];
+        args.push(self.server.cert.to_string_lossy().into_owned());
+        args.extend(["--state-dir".to_owned(), self.state.to_string_lossy().into_owned()]);
+        if enroll {
+            args.extend(["--enroll-token-file".to_owned(), self.token_file.to_string_lossy().into_owned()]);
+        }
+        args
+    }
+
+    /// The one enrolled computer: its name and id.
+    fn computer(&self) -> (String, i64) {
+        let (_, computers) = self.console.call("GET", "/api/computers", None);
+        (computers[0]["name"].as_str().unwrap().to_owned(), computers[0]["id"].as_i64().unwrap())
+    }
+}
+
 #[test]
 fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enforcing_offline() {
     let mut sb = Sandbox::new();
     let dir = sb.dir.path().to_owned();
-    let port = free_port();
-    ServerProcess::create_admin(&dir);
-    let server = ServerProcess::start(&dir, port);
-    let console = Console::login(&server);
-    let group = console.post("/api/groups", serde_json::json!({"path": "Linux"}))["id"].as_i64().unwrap();
-    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fleet = Fleet::start(&dir, "Linux", None);
+    let sources = [fleet.source(false), fleet.source(true)];
+    let source = |enroll: bool| sources[usize::from(enroll)].clone();
+    let Fleet { server, console, state, .. } = fleet;
+    let port: u16 = server.url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
     let sandbox_glob = format!("{}/*", sb.mnt.display());
     console.post("/api/applications", serde_json::json!({"name": "Sandbox", "rules": [{"path": sandbox_glob}]}));
     console.post(
@@ -992,20 +1035,6 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
         serde_json::json!({"name": "Permit sandbox", "position": 0, "applications": ["Sandbox"], "action": "permit"}),
     );
 
-    let state = dir.join("state");
-    // The token in a file only root reads, not on the command line (readable in /proc).
-    let token_file = dir.join("enroll-token");
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    let (url, cert) = (server.url.clone(), server.cert.clone());
-    let source = |enroll: bool| {
-        let mut args = vec!["--server".to_owned(), url.clone(), "--server-ca".to_owned()];
-        args.push(cert.to_string_lossy().into_owned());
-        args.extend(["--state-dir".to_owned(), state.to_string_lossy().into_owned()]);
-        if enroll {
-            args.extend(["--enroll-token-file".to_owned(), token_file.to_string_lossy().into_owned()]);
-        }
-        args
-    };
     let mnt = sb.mnt.to_str().unwrap().to_owned();
     sb.start_from(&source(true), &["--mark-under", &mnt, "--no-protect"], &[]);
     assert_ran(&sb.run(sb.path("blocked"), &[], &[]), "blocked ran");
@@ -1679,37 +1708,16 @@ fn learning_on_a_debian_root_becomes_an_accepted_baseline_and_secured_runs_the_s
     copy_mode(&built().dir.join("good"), &vendor);
 
     let dir = s.dir.path().to_owned();
-    ServerProcess::create_admin(&dir);
-    let server = ServerProcess::start(&dir, free_port());
-    let console = Console::login(&server);
+    let fleet = Fleet::start(&dir, "Debian", None);
+    let console = &fleet.console;
     let (status, _) = console.call(
         "PUT",
         "/api/settings",
         Some(serde_json::json!({"mode": "learning", "until": "2099-01-01T00:00:00Z"})),
     );
     assert_eq!(status, 204);
-    let group = console.post("/api/groups", serde_json::json!({"path": "Debian"}))["id"].as_i64().unwrap();
-    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let token_file = dir.join("enroll-token");
-    std::fs::write(&token_file, &token).unwrap();
-    let source: Vec<String> = [
-        "--server",
-        &server.url,
-        "--server-ca",
-        server.cert.to_str().unwrap(),
-        "--state-dir",
-        dir.join("state").to_str().unwrap(),
-        "--enroll-token-file",
-        token_file.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
     let r = root.to_str().unwrap().to_owned();
-    s.start_from(&source, &["--mark-under", &r, "--no-protect"], &["--package-root", &r]);
+    s.start_from(&fleet.source(true), &["--mark-under", &r, "--no-protect"], &["--package-root", &r]);
 
     // Learning: the normal work and the vendor's tool run and are recorded as candidates.
     let work = in_root(&root, DEBIAN_WORK);
@@ -1729,9 +1737,7 @@ fn learning_on_a_debian_root_becomes_an_accepted_baseline_and_secured_runs_the_s
         std::thread::sleep(Duration::from_millis(1500));
     }
 
-    let (_, computers) = console.call("GET", "/api/computers", None);
-    let computer = computers[0]["name"].as_str().unwrap().to_owned();
-    let id = computers[0]["id"].as_i64().unwrap();
+    let (computer, id) = fleet.computer();
     let (status, proposal) = console.call("GET", &format!("/api/baseline?scope=computer:{computer}"), None);
     assert_eq!(status, 200, "{proposal}");
     let apps = proposal["applications"].as_array().unwrap();
@@ -1785,29 +1791,16 @@ fn learning_on_a_debian_root_becomes_an_accepted_baseline_and_secured_runs_the_s
 fn an_offline_bypass_code_gives_monitor_mode_once_and_what_ran_reaches_the_console_marked() {
     let mut sb = Sandbox::new();
     let dir = sb.dir.path().to_owned();
-    let port = free_port();
-    ServerProcess::create_admin(&dir);
-    let server = ServerProcess::start(&dir, port);
-    let console = Console::login(&server);
-    console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": "secured"})));
-    let group = console.post("/api/groups", serde_json::json!({"path": "Linux"}))["id"].as_i64().unwrap();
-    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fleet = Fleet::start(&dir, "Linux", Some("secured"));
+    let source = fleet.source(true);
+    let Fleet { server, console, state, .. } = fleet;
+    let port: u16 = server.url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
     let sandbox_glob = format!("{}/good", sb.mnt.display());
     console.post("/api/applications", serde_json::json!({"name": "Good", "rules": [{"path": sandbox_glob}]}));
     console.post(
         "/api/policies",
         serde_json::json!({"name": "Permit good", "position": 0, "applications": ["Good"], "action": "permit"}),
     );
-    let state = dir.join("state");
-    let token_file = dir.join("enroll-token");
-    std::fs::write(&token_file, &token).unwrap();
-    let mut source: Vec<String> =
-        ["--server", &server.url, "--server-ca", server.cert.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
-    source.extend(["--state-dir".into(), state.to_string_lossy().into_owned()]);
-    source.extend(["--enroll-token-file".into(), token_file.to_string_lossy().into_owned()]);
     let mnt = sb.mnt.to_str().unwrap().to_owned();
     sb.start_from(&source, &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
     assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
@@ -1880,24 +1873,10 @@ fn an_offline_bypass_code_gives_monitor_mode_once_and_what_ran_reaches_the_conso
 fn a_denied_user_asks_an_approver_decides_and_the_agent_allows_it_within_two_seconds() {
     let mut sb = Sandbox::new();
     let dir = sb.dir.path().to_owned();
-    ServerProcess::create_admin(&dir);
-    let server = ServerProcess::start(&dir, free_port());
-    let console = Console::login(&server);
-    console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": "secured"})));
-    let group = console.post("/api/groups", serde_json::json!({"path": "Linux"}))["id"].as_i64().unwrap();
-    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let state = dir.join("state");
-    let token_file = dir.join("enroll-token");
-    std::fs::write(&token_file, &token).unwrap();
-    let mut source: Vec<String> =
-        ["--server", &server.url, "--server-ca", server.cert.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
-    source.extend(["--state-dir".into(), state.to_string_lossy().into_owned()]);
-    source.extend(["--enroll-token-file".into(), token_file.to_string_lossy().into_owned()]);
+    let fleet = Fleet::start(&dir, "Linux", Some("secured"));
+    let (console, state) = (&fleet.console, fleet.state.clone());
     let mnt = sb.mnt.to_str().unwrap().to_owned();
-    sb.start_from(&source, &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
+    sb.start_from(&fleet.source(true), &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
     assert_blocked(&sb.run(sb.path("good"), &[], &[]));
     assert!(!sb.events_for(&sb.path("good"), "deny").is_empty());
 
@@ -2011,42 +1990,16 @@ fn an_installation_window_captures_what_a_vendor_install_sh_and_dpkg_write_and_k
     copy_mode(&built().dir.join("blocked"), &root.join("root/dropper-source"));
 
     let dir = s.dir.path().to_owned();
-    ServerProcess::create_admin(&dir);
-    let server = ServerProcess::start(&dir, free_port());
-    let console = Console::login(&server);
-    let (status, body) = console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": "secured"})));
-    assert_eq!(status, 204, "{body}");
+    let fleet = Fleet::start(&dir, "Debian", Some("secured"));
+    let (console, state) = (&fleet.console, fleet.state.clone());
     console.post(
         "/api/policies",
         serde_json::json!({"name": "Permit packages", "applications": [portcullis_catalog::DISTRIBUTION_PACKAGES],
                            "action": "permit", "position": 0}),
     );
-    let group = console.post("/api/groups", serde_json::json!({"path": "Debian"}))["id"].as_i64().unwrap();
-    let token = console.post(&format!("/api/groups/{group}/enrollment-token"), serde_json::json!({}))["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let token_file = dir.join("enroll-token");
-    std::fs::write(&token_file, &token).unwrap();
-    let state = dir.join("state");
-    let source: Vec<String> = [
-        "--server",
-        &server.url,
-        "--server-ca",
-        server.cert.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--enroll-token-file",
-        token_file.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
     let r = root.to_str().unwrap().to_owned();
-    s.start_from(&source, &["--mark-under", &r, "--no-protect"], &["--package-root", &r]);
-    let (_, computers) = console.call("GET", "/api/computers", None);
-    let computer = computers[0]["name"].as_str().unwrap().to_owned();
-    let id = computers[0]["id"].as_i64().unwrap();
+    s.start_from(&fleet.source(true), &["--mark-under", &r, "--no-protect"], &["--package-root", &r]);
+    let (computer, id) = fleet.computer();
     assert_eq!(in_root(&root, "/root/vendor/tool").status.code(), Some(126), "Secured before the window");
 
     // The window: an hour on this computer, capturing into "Vendor install".
