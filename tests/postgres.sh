@@ -2,7 +2,16 @@
 # Start (or reuse) a throw-away PostgreSQL server for the tests, on loopback only, in DIR.
 # Prints the URL to use. Needs Debian's postgresql package (./x deps installs it).
 #   tests/postgres.sh DIR [PORT]
+#   tests/postgres.sh stop DIR        (stops it again; nothing to stop is no error)
 set -euo pipefail
+if [ "${1:-}" = stop ]; then
+    BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    DIR=$(realpath -m "$2")
+    if [ -f "$DIR/data/PG_VERSION" ]; then
+        runuser -u postgres -- "$BIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null 2>&1 || true
+    fi
+    exit 0
+fi
 # Absolute: the server resolves its socket directory against its data directory.
 DIR=$(realpath -m "$1")
 PORT=${2:-55432}

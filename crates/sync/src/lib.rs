@@ -407,6 +407,11 @@ pub struct CaptureQueue {
     pub done: Box<dyn Fn(Vec<portcullis_protocol::CapturedFile>, Option<i64>) + Send>,
 }
 
+/// How soon after a request went up the agent asks how it stands, and the longest it waits
+/// between two asks while nobody decides.
+const REQUEST_ASK_FIRST: Duration = Duration::from_secs(3);
+const REQUEST_ASK_MAX: Duration = Duration::from_secs(60);
+
 /// Where approval requests wait (`outbox/`), are kept once sent (`sent/`), and how they stand.
 pub const REQUESTS_DIR: &str = "requests";
 /// How the sent requests stand (JSON list of [`portcullis_protocol::RequestStatus`]).
@@ -721,8 +726,9 @@ impl Uploader {
 
     /// Send the approval requests `portcullis request` left in the state directory
     /// ([`REQUESTS_DIR`]) and ask how the sent ones stand, keeping the answers in
-    /// [`REQUEST_STATUS_FILE`]. `ask` also asks about requests sent before.
-    pub fn sync_requests(&self, ask: bool) -> Result<(), SyncError> {
+    /// [`REQUEST_STATUS_FILE`]. `ask` also asks about requests sent before. Whether new
+    /// requests went up.
+    pub fn sync_requests(&self, ask: bool) -> Result<bool, SyncError> {
         let dir = self.state_dir.join(REQUESTS_DIR);
         let outbox = dir.join("outbox");
         let sent = dir.join("sent");
@@ -758,10 +764,11 @@ impl Uploader {
             ids.truncate(portcullis_protocol::limits::REQUEST_IDS);
         }
         if new.is_empty() && ids.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let url = format!("{}{}", self.enrollment.server, paths::REQUESTS);
         let new_ids: Vec<String> = new.iter().map(|r| r.id.clone()).collect();
+        let sent_new = !new_ids.is_empty();
         let reply: RequestStatuses = match post_json(
             &self.http,
             &url,
@@ -798,7 +805,8 @@ impl Uploader {
             statuses.push(s);
         }
         let bytes = serde_json::to_vec(&statuses).expect("plain data");
-        write_atomically(&dir.join(REQUEST_STATUS_FILE), &bytes)
+        write_atomically(&dir.join(REQUEST_STATUS_FILE), &bytes)?;
+        Ok(sent_new)
     }
 
     /// Send files an Installation window captured.
@@ -827,12 +835,23 @@ impl Uploader {
         let mut packages_after = std::time::Instant::now();
         let mut key_after = std::time::Instant::now();
         let mut asked = std::time::Instant::now();
+        let mut ask_every = REQUEST_ASK_FIRST;
         let mut requests_failing = false;
         loop {
-            // New requests at once; outcomes every few seconds.
-            let ask = asked.elapsed() >= Duration::from_secs(3);
+            // New requests at once; outcomes every few seconds after a request went up, less
+            // and less often while nobody decides (a request may wait for days).
+            let ask = asked.elapsed() >= ask_every;
             match self.sync_requests(ask) {
-                Ok(()) => requests_failing = false,
+                Ok(sent) => {
+                    requests_failing = false;
+                    ask_every = if sent {
+                        REQUEST_ASK_FIRST
+                    } else if ask {
+                        (ask_every * 2).min(REQUEST_ASK_MAX)
+                    } else {
+                        ask_every
+                    };
+                }
                 Err(e) => {
                     if !requests_failing {
                         tracing::warn!("approval requests: {}; kept and sent again", with_causes(&e));
