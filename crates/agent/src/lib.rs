@@ -57,6 +57,7 @@ pub mod shape;
 mod state;
 mod sys;
 pub mod sysctl;
+pub mod userbox;
 
 pub use portcullis_events::spool;
 

@@ -13,6 +13,7 @@ use portcullis_events::{Access, EventKind, FileRecord, ProcessRecord, Record, Ri
 use portcullis_fanotify::{Mask, Response};
 use portcullis_policy::{Decision, FileFacts};
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
@@ -249,12 +250,16 @@ pub(crate) fn guard_record(shared: &Shared, e: &portcullis_guard::GuardEvent) ->
 }
 
 /// Write records to the spool as they come (and to the log), until every sender is gone.
-pub(crate) fn spool_writer(mut spool: Spool, rx: Receiver<Record>) {
+pub(crate) fn spool_writer(mut spool: Spool, rx: Receiver<Record>, users: Option<Arc<crate::userbox::UserBox>>) {
     for record in rx {
         match serde_json::to_string(&record) {
             Ok(line) => {
                 if let Err(e) = spool.append(&line) {
                     tracing::error!("event spool: {e}; the event is in this log only");
+                }
+                // A user's denied program: they may ask for it without being root.
+                if let Some(b) = &users {
+                    b.note(&record, &line);
                 }
             }
             Err(e) => tracing::error!("event spool: {e}"),

@@ -149,7 +149,8 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         let (s, p) = (shared.clone(), pending.clone());
         threads.push(spawn("deadlines", Box::new(move || deadline_keeper(s, p)))?);
     }
-    let spool_thread = spawn("spool", Box::new(move || spool_writer(spool, records_rx)))?;
+    let user_box = config.user_box.clone();
+    let spool_thread = spawn("spool", Box::new(move || spool_writer(spool, records_rx, user_box)))?;
     {
         let s = shared.clone();
         fence_threads.push(spawn("fence-events", Box::new(move || fence_events(s)))?);
@@ -229,6 +230,9 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         guard_mode = configure_guard(&shared, guard_mode);
         follow_packages(&shared);
         shared.install.tick(&shared, marks.paths());
+        if let Some(b) = &config.user_box {
+            b.tick(&shared.users);
+        }
         let sig = sys::wait_signal(&set, Duration::from_millis(100)).unwrap_or(0);
         if sig == libc::SIGTERM || sig == libc::SIGINT {
             tracing::info!("stopping on signal {sig}");

@@ -68,6 +68,8 @@ pub struct Config {
     /// The captures of Installation windows the server's bundles do not carry yet (kept in
     /// the state directory); none: kept in memory.
     pub captures: Option<Arc<crate::install::Captures>>,
+    /// The drop box where users who are not root leave approval requests (with a server).
+    pub user_box: Option<Arc<crate::userbox::UserBox>>,
     /// Stop by itself after this long (tests).
     pub exit_after: Option<Duration>,
     /// Written once every mark is in place.

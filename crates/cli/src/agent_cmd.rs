@@ -37,6 +37,8 @@ struct Source {
     bypass: Option<portcullis_agent::bypass::BypassConfig>,
     /// Where Installation windows keep their captures until the server has them.
     captures: Option<Arc<portcullis_agent::install::Captures>>,
+    /// Where users who are not root leave approval requests.
+    user_box: Option<Arc<portcullis_agent::userbox::UserBox>>,
 }
 
 /// The threads that follow the server.
@@ -147,7 +149,7 @@ fn file_source(a: &AgentArgs) -> anyhow::Result<Source> {
     let policy = std::fs::canonicalize(policy).or_exit(crate::exit::UNREADABLE, policy.display().to_string())?;
     let loader: Loader = Box::new(|path: &Path| Ok(load::engine(load::policy(path)?.set)?));
     // With a policy file, captures last as long as the agent (the spool has their events).
-    Ok(Source { policy, computer, loader, sync: None, bypass: None, captures: None })
+    Ok(Source { policy, computer, loader, sync: None, bypass: None, captures: None, user_box: None })
 }
 
 /// The environment variable an enrollment token may be given in.
@@ -274,6 +276,14 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
         loader,
         sync: Some(ServerSync { poller, uploader }),
         captures: Some(Arc::new(portcullis_agent::install::Captures::open(state))),
+        // Requests go to the server: without one there is nobody to ask.
+        user_box: match portcullis_agent::userbox::UserBox::open(&a.user_dir, state) {
+            Ok(b) => Some(Arc::new(b)),
+            Err(e) => {
+                tracing::warn!("users who are not root cannot ask for denied programs: {e}");
+                None
+            }
+        },
         bypass: Some(portcullis_agent::bypass::BypassConfig {
             state_dir: state.to_owned(),
             key: bypass_key,
@@ -310,6 +320,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         inventory: source.sync.is_some().then(|| inventory.clone()),
         bypass: source.bypass.clone(),
         captures: source.captures.clone(),
+        user_box: source.user_box.clone(),
         scope,
         excluded_fstypes: excluded,
         spool: portcullis_agent::spool::SpoolConfig {

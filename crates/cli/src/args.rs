@@ -141,6 +141,10 @@ pub struct AgentArgs {
     /// Where the enrollment, the last bundle and the delivery cursor are kept.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis")]
     pub state_dir: PathBuf,
+    /// Where users who are not root read their own denies and leave approval requests
+    /// (`portcullis request` as any user; with --server).
+    #[arg(long, value_name = "DIR", default_value = "/run/portcullis")]
+    pub user_dir: PathBuf,
     /// Decide as this computer of the policy (default: this host's name if the policy lists it,
     /// else the organization's defaults).
     #[arg(long)]
@@ -248,6 +252,9 @@ pub struct RequestArgs {
     /// The agent's state directory (its --state-dir).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis")]
     pub state_dir: PathBuf,
+    /// The agent's user directory (its --user-dir), used by users who are not root.
+    #[arg(long, value_name = "DIR", default_value = "/run/portcullis")]
+    pub user_dir: PathBuf,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -1,6 +1,9 @@
 //! `portcullis request`: ask the console's approvers for a denied program, and see how they
-//! decided. The request (the denied event as the agent recorded it, the reason, who asks)
-//! waits in the state directory until the agent's sync thread delivers it.
+//! decided. As root (through sudo), the request (the denied event as the agent recorded it,
+//! the reason, who asks) waits in the state directory until the agent's sync thread delivers
+//! it. As any other user, it goes through the agent's user directory
+//! ([`portcullis_agent::userbox`]): the user's own recent denies are read there, the request
+//! is left in its drop box, and the agent checks it against its own record.
 
 use crate::args::RequestArgs;
 use crate::exit::{OrExit, UNREADABLE, fail};
@@ -41,7 +44,108 @@ fn find_denied(
     Ok(found)
 }
 
+/// Print statuses as `--status` shows them.
+fn print_statuses(rows: &[serde_json::Value], waiting: usize, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({"requests": rows, "not_yet_sent": waiting}));
+        return;
+    }
+    for r in rows {
+        let extra = match (r["policy"].as_str(), r["note"].as_str()) {
+            (Some(p), _) => format!(" — policy {p:?}"),
+            (None, Some(n)) => format!(" — {n}"),
+            _ => String::new(),
+        };
+        println!("{:<9} {}{extra}", r["status"].as_str().unwrap_or_default(), r["file"].as_str().unwrap_or_default());
+    }
+    if waiting > 0 {
+        println!("{waiting} request(s) not sent yet: the agent sends them when the server is reachable");
+    }
+    if rows.is_empty() && waiting == 0 {
+        println!("no request made here");
+    }
+}
+
+/// A user who is not root: through the agent's user directory.
+fn run_as_user(a: &RequestArgs, uid: u32) -> anyhow::Result<ExitCode> {
+    let dir = &a.user_dir;
+    if a.status {
+        let path = dir.join("status").join(format!("{uid}.json"));
+        let rows: Vec<serde_json::Value> = match std::fs::read(&path) {
+            Ok(b) => {
+                serde_json::from_slice(&b).or_exit(UNREADABLE, format!("{} is not a status list", path.display()))?
+            }
+            Err(_) => Vec::new(),
+        };
+        print_statuses(&rows, 0, a.json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reason = a.reason.as_deref().map(str::trim).unwrap_or_default();
+    if reason.is_empty() {
+        return Err(fail(2, "say why the program is needed: --reason TEXT"));
+    }
+    if a.event.is_none() && !a.last {
+        return Err(fail(2, "name the denied file (its path or SHA-256), or give --last"));
+    }
+    let denied = dir.join("denied").join(format!("{uid}.json"));
+    let list: Vec<portcullis_events::Record> = match std::fs::read(&denied) {
+        Ok(b) => {
+            serde_json::from_slice(&b).or_exit(UNREADABLE, format!("{} is not a list of events", denied.display()))?
+        }
+        Err(_) => Vec::new(),
+    };
+    let want = a.event.as_deref();
+    let found = list.iter().rev().find(|r| match want {
+        None => true,
+        Some(w) => r.file.path == w || (w.len() >= 8 && r.file.sha256.starts_with(&w.to_ascii_lowercase())),
+    });
+    let Some(record) = found else {
+        return Err(fail(
+            UNREADABLE,
+            match want {
+                Some(e) => format!("no denied program {e:?} among your recent denies ({})", denied.display()),
+                None => format!(
+                    "nothing was denied to you here recently ({} has none; is the agent running with a server?)",
+                    denied.display()
+                ),
+            },
+        ));
+    };
+    let drop = portcullis_agent::userbox::Drop { file: record.file.sha256.clone(), reason: reason.to_owned() };
+    let mut id = [0u8; 12];
+    getrandom::fill(&mut id).map_err(|e| fail(1, format!("no randomness: {e}")))?;
+    let name: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("requests").join(format!("{name}.json"));
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .or_exit(UNREADABLE, format!("leaving the request in {}", path.display()))?;
+        f.write_all(&serde_json::to_vec(&drop)?).or_exit(UNREADABLE, format!("writing {}", path.display()))?;
+    }
+    if a.json {
+        println!("{}", serde_json::json!({"file": record.file.path, "sha256": record.file.sha256}));
+    } else {
+        println!(
+            "asked for {} ({}); the agent checks it and sends it to the approvers. See the decision with `portcullis \
+             request --status`",
+            record.file.path,
+            &record.file.sha256[..record.file.sha256.len().min(16)]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(a: RequestArgs) -> anyhow::Result<ExitCode> {
+    // SAFETY: geteuid and getuid cannot fail.
+    let (euid, uid) = unsafe { (libc::geteuid(), libc::getuid()) };
+    if euid != 0 {
+        return run_as_user(&a, uid);
+    }
     let dir = a.state_dir.join(portcullis_sync::REQUESTS_DIR);
     if a.status {
         let statuses = portcullis_sync::read_statuses(&a.state_dir);
@@ -63,28 +167,7 @@ pub fn run(a: RequestArgs) -> anyhow::Result<ExitCode> {
             }));
         }
         let waiting = std::fs::read_dir(dir.join("outbox")).into_iter().flatten().flatten().count();
-        if a.json {
-            println!("{}", serde_json::json!({"requests": rows, "not_yet_sent": waiting}));
-        } else {
-            for r in &rows {
-                let extra = match (r["policy"].as_str(), r["note"].as_str()) {
-                    (Some(p), _) => format!(" — policy {p:?}"),
-                    (None, Some(n)) => format!(" — {n}"),
-                    _ => String::new(),
-                };
-                println!(
-                    "{:<9} {}{extra}",
-                    r["status"].as_str().unwrap_or_default(),
-                    r["file"].as_str().unwrap_or_default()
-                );
-            }
-            if waiting > 0 {
-                println!("{waiting} request(s) not sent yet: the agent sends them when the server is reachable");
-            }
-            if rows.is_empty() && waiting == 0 {
-                println!("no request made here");
-            }
-        }
+        print_statuses(&rows, waiting, a.json);
         return Ok(ExitCode::SUCCESS);
     }
     let reason = a.reason.as_deref().map(str::trim).unwrap_or_default();

@@ -1006,10 +1006,16 @@ impl Fleet {
         let mut args = vec!["--server".to_owned(), self.server.url.clone(), "--server-ca".to_owned()];
         args.push(self.server.cert.to_string_lossy().into_owned());
         args.extend(["--state-dir".to_owned(), self.state.to_string_lossy().into_owned()]);
+        args.extend(["--user-dir".to_owned(), self.user_dir().to_string_lossy().into_owned()]);
         if enroll {
             args.extend(["--enroll-token-file".to_owned(), self.token_file.to_string_lossy().into_owned()]);
         }
         args
+    }
+
+    /// The agent's user directory (not the host's /run/portcullis: tests run side by side).
+    fn user_dir(&self) -> PathBuf {
+        self.state.with_file_name("user")
     }
 
     /// The one enrolled computer: its name and id.
@@ -1874,7 +1880,7 @@ fn a_denied_user_asks_an_approver_decides_and_the_agent_allows_it_within_two_sec
     let mut sb = Sandbox::new();
     let dir = sb.dir.path().to_owned();
     let fleet = Fleet::start(&dir, "Linux", Some("secured"));
-    let (console, state) = (&fleet.console, fleet.state.clone());
+    let (console, state, user_dir) = (&fleet.console, fleet.state.clone(), fleet.user_dir());
     let mnt = sb.mnt.to_str().unwrap().to_owned();
     sb.start_from(&fleet.source(true), &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
     assert_blocked(&sb.run(sb.path("good"), &[], &[]));
@@ -1942,6 +1948,77 @@ fn a_denied_user_asks_an_approver_decides_and_the_agent_allows_it_within_two_sec
     let (_, audit) = console.call("GET", "/api/audit", None);
     let actions: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(actions.contains(&"approve request") && actions.contains(&"approved"), "{actions:?}");
+
+    // A user who is not root asks too, through the agent's user directory.
+    std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(&sb.mnt, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy_mode(&built().dir.join("blocked"), &sb.path("user-prog"));
+    let user_dir = user_dir.to_str().unwrap().to_owned();
+    let as_nobody = |program: &Path, args: &[&str]| {
+        Command::new("timeout")
+            .args(["-s", "KILL", "20", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(program)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ran = as_nobody(&sb.path("user-prog"), &[]);
+    assert!(!ran.status.success(), "{}", text(&ran));
+    let user_request = |args: &[&str]| {
+        let mut all = vec!["request"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--user-dir", &user_dir]);
+        as_nobody(Path::new(bin()), &all)
+    };
+    // Only what was denied to that user: root's denied program is not theirs to ask for.
+    let t0 = Instant::now();
+    loop {
+        let o = user_request(&["--last", "--reason", "my build tool"]);
+        if o.status.success() {
+            assert!(text(&o).contains("user-prog"), "{}", text(&o));
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}\n{}", text(&o), sb.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = user_request(&[&format!("{mnt}/blocked"), "--reason", "not mine"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    // A forged drop naming root's denied file is refused by the agent, and the user told.
+    let forged = as_nobody(
+        Path::new("/bin/sh"),
+        &[
+            "-c",
+            &format!("printf '{{\"file\":\"{}/blocked\",\"reason\":\"x\"}}' > {user_dir}/requests/forged.json", mnt),
+        ],
+    );
+    assert!(forged.status.success(), "{}", text(&forged));
+    let queue = console.wait_for_list("/api/requests?status=pending", 1, Duration::from_secs(15));
+    assert_eq!(queue.len(), 1, "only the user's own request: {queue:?}");
+    assert_eq!(queue[0]["requester"], "nobody", "{queue:?}");
+    assert!(
+        queue[0]["file_path"].as_str().unwrap_or_default().ends_with("/user-prog")
+            || queue[0].to_string().contains("user-prog"),
+        "{queue:?}"
+    );
+    let rid = queue[0]["id"].as_i64().unwrap();
+    let d = console.post(&format!("/api/requests/{rid}/decide"), serde_json::json!({"decision": "permit-hash"}));
+    assert_eq!(d["status"], "approved", "{d}");
+    let t0 = Instant::now();
+    while !as_nobody(&sb.path("user-prog"), &[]).status.success() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "not allowed:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t0 = Instant::now();
+    loop {
+        let o = user_request(&["--status"]);
+        let t = text(&o);
+        if t.contains("approved") {
+            assert!(t.contains("refused") && t.contains("was denied to you"), "{t}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no outcome for the user: {t}\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(300));
+    }
     assert!(sb.stop().success());
 }
 
