@@ -125,7 +125,10 @@ impl<'a> ProcOpener<'a> {
         let link = format!("/proc/{}/exe", self.pid);
         let facts = entry.facts.get_or_init(|| {
             let f = std::fs::File::open(&link).map_err(|e| Unreadable { path: link.clone(), error: Arc::new(e) })?;
-            compute_facts(self.shared, f.as_fd(), &link, key.size)
+            // Under its own path, not the /proc link: these facts are the file version's,
+            // cached for its own exec too, and package trust looks the path up.
+            let path = crate::facts::fd_path(f.as_fd());
+            compute_facts(self.shared, f.as_fd(), &path, key.size)
         });
         facts.as_ref().ok().cloned()
     }

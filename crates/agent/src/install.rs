@@ -74,6 +74,18 @@ pub(crate) fn installer_of(pid: i32) -> Option<String> {
     None
 }
 
+/// What a process runs: its program, and for an interpreter its command line.
+fn running(pid: i32) -> Option<String> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let exe = exe.to_string_lossy().into_owned();
+    let name = exe.rsplit('/').next().unwrap_or(&exe);
+    if crate::interpreters::is_interpreter_name(name) {
+        let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        return Some(format!("{exe}\0{}", String::from_utf8_lossy(&args)));
+    }
+    Some(exe)
+}
+
 /// The script (or module: `python3 -m pip`) an interpreter runs, from its arguments: the
 /// first that is not an option. `-c` runs a command, not a file.
 fn script_of(args: &[String]) -> Option<String> {
@@ -285,12 +297,22 @@ pub(crate) struct Window {
     writing: Mutex<HashMap<(u64, u64), String>>,
     /// The close-write watcher, while a window is open.
     watcher: Mutex<Option<Watcher>>,
+    /// Installer trees by process and what it runs, for a moment: every open on the host
+    /// asks during a window.
+    trees: Mutex<HashMap<i32, Tree>>,
     pub(crate) captures: Arc<Captures>,
 }
 
+/// What a process runs, the installer it works for, and when that was asked.
+type Tree = (String, Option<String>, std::time::Instant);
+
+/// How long a process's tree is remembered.
+const TREE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug)]
 struct Watcher {
-    group: Arc<Group>,
+    /// None: the group could not be made (said once); writes run at once are still captured.
+    group: Option<Arc<Group>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     marked: HashSet<PathBuf>,
@@ -304,8 +326,35 @@ impl Window {
             application: Mutex::new(String::new()),
             writing: Mutex::new(HashMap::new()),
             watcher: Mutex::new(None),
+            trees: Mutex::new(HashMap::new()),
             captures,
         }
+    }
+
+    /// Whether a window is open (the kernel must then keep asking about every open: an ignore
+    /// mark would hide an installer's open for writing of a file read before).
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// The installer `pid` works for, remembered for [`TREE_TTL`] while the process runs the
+    /// same program (an exec changes what it is: `bash -c "sh install.sh"` becomes the
+    /// installer without a new pid, and the kernel may answer that exec by itself).
+    fn tree_of(&self, pid: i32) -> Option<String> {
+        let running = running(pid)?;
+        if let Some((program, tree, at)) = self.trees.lock_ok().get(&pid)
+            && *program == running
+            && at.elapsed() < TREE_TTL
+        {
+            return tree.clone();
+        }
+        let tree = installer_of(pid);
+        let mut trees = self.trees.lock_ok();
+        if trees.len() > 10_000 {
+            trees.retain(|_, (_, _, at)| at.elapsed() < TREE_TTL);
+        }
+        trees.insert(pid, (running, tree.clone(), std::time::Instant::now()));
+        tree
     }
 
     /// An open (not an exec) judged by a worker: during a window, an open for writing by an
@@ -314,10 +363,10 @@ impl Window {
         if !self.open.load(Ordering::Acquire) {
             return;
         }
+        let Some(installer) = self.tree_of(pid) else { return };
         if !crate::fencing::opens_for_writing(pid) {
             return;
         }
-        let Some(installer) = installer_of(pid) else { return };
         let mut writing = self.writing.lock_ok();
         if writing.len() >= WRITING_MAX && !writing.contains_key(&(key.dev, key.ino)) {
             tracing::warn!(
@@ -359,33 +408,36 @@ impl Window {
                     InitFlags::NOTIFY | InitFlags::NONBLOCK,
                     libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC,
                 ) {
-                    Ok(g) => Arc::new(g),
+                    Ok(g) => Some(Arc::new(g)),
                     Err(e) => {
                         tracing::error!(
                             "Installation mode: cannot watch what installers write ({e}); only what they write and \
                              run at once is captured"
                         );
-                        // Still note writes: a run of one is captured by the worker.
-                        *self.application.lock_ok() = capture_into.clone();
-                        self.open.store(true, Ordering::Release);
-                        return;
+                        None
                     }
                 };
                 *self.application.lock_ok() = capture_into.clone();
                 let stop = Arc::new(AtomicBool::new(false));
                 let captured = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-                let thread = {
+                let thread = group.as_ref().and_then(|group| {
                     let (group, stop, shared, window, captured) =
                         (group.clone(), stop.clone(), shared.clone(), self.clone(), captured.clone());
                     std::thread::Builder::new()
                         .name("install-capture".into())
                         .spawn(move || watch(&group, &stop, &shared, &window, &captured))
                         .ok()
-                };
+                });
                 let mut w = Watcher { group, stop, thread, marked: HashSet::new(), captured };
                 mark(&mut w, paths);
                 *watcher = Some(w);
                 self.open.store(true, Ordering::Release);
+                // What the kernel answers by itself (ignore marks) would hide an installer's
+                // open for writing of a file opened before: it asks again while the window
+                // is open.
+                if let Err(e) = shared.group.flush_inode_marks() {
+                    tracing::error!("flushing ignore marks for the Installation window: {e}");
+                }
                 tracing::warn!(
                     "Installation window open until {}: what {} write (as root) is captured into {capture_into:?}; \
                      everything else is enforced as in Secured mode",
@@ -404,6 +456,7 @@ impl Window {
                     w.captured.load(Ordering::Relaxed)
                 });
                 self.writing.lock_ok().clear();
+                self.trees.lock_ok().clear();
                 tracing::warn!(
                     "Installation window closed ({} mode now): {} file(s) captured into {:?} by this window",
                     mode.name(),
@@ -417,12 +470,13 @@ impl Window {
 }
 
 fn mark(w: &mut Watcher, paths: &[PathBuf]) {
+    let Some(group) = &w.group else { return };
     for p in paths {
         if w.marked.contains(p) {
             continue;
         }
         w.marked.insert(p.clone());
-        if let Err(e) = w.group.mark_path(MarkFlags::ADD | MarkFlags::FILESYSTEM, Mask::CLOSE_WRITE, p) {
+        if let Err(e) = group.mark_path(MarkFlags::ADD | MarkFlags::FILESYSTEM, Mask::CLOSE_WRITE, p) {
             tracing::warn!("Installation mode: cannot follow writes on {}: {e}", p.display());
         }
     }

@@ -129,7 +129,8 @@ fn act_before_answer(
     if let Some(c) = &outcome.capture {
         shared.install.keep(&c.facts, &c.application, &c.installer);
     }
-    if let (Some(mask), Some(fd)) = (outcome.ignore, pending.event.fd.as_ref()) {
+    // No ignore marks while an Installation window is open (see `install::Window::tick`).
+    if let (Some(mask), Some(fd), false) = (outcome.ignore, pending.event.fd.as_ref(), shared.install.is_open()) {
         // Evictable and dropped on modification: a rewritten file is asked about again.
         match shared.group.mark_fd(MarkFlags::ADD | MarkFlags::IGNORE | MarkFlags::EVICTABLE, mask, fd.as_fd()) {
             Ok(()) => {

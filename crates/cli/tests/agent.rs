@@ -2148,7 +2148,8 @@ fn an_installation_window_captures_what_a_vendor_install_sh_and_dpkg_write_and_k
         assert!(t0.elapsed() < Duration::from_secs(15), "still kept by the agent: {kept}\n{}", s.log());
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_ran(&in_root(&root, "/opt/vendor/bin/tool"), "good ran");
+    let t = in_root(&root, "/opt/vendor/bin/tool");
+    assert_ran(&t, "good ran");
     assert_ran(&in_root(&root, "/opt/vendor/bin/helper"), "helper ran");
     assert_ran(&in_root(&root, "/usr/local/bin/vendor-gen"), "generated ran");
     assert_eq!(in_root(&root, "/tmp/dropper").status.code(), Some(126));
