@@ -1499,8 +1499,16 @@ async fn captures_enter_only_an_open_installation_window_and_only_its_applicatio
         assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
         assert!(r.body["error"].as_str().unwrap().contains("not in an Installation window"));
 
-        // A window on the computer, capturing into "Vendor".
         let until = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 3600).unwrap().to_string();
+        // A window that names a built-in application: it cannot take rules.
+        let builtin = json!({"name": "web-01", "group": "Linux/Web", "mode": "installation", "until": until,
+                             "capture_into": portcullis_catalog::DISTRIBUTION_PACKAGES});
+        let r = f.admin.json("PUT", &format!("/api/computers/{id}"), builtin).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+        let r = send(vec![file(&good, "/opt/v/bin/tool", portcullis_catalog::DISTRIBUTION_PACKAGES)]).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+        assert!(r.body["error"].as_str().unwrap().contains("built-in"), "{:?}", r.body);
+        // A window on the computer, capturing into "Vendor".
         let open = json!({"name": "web-01", "group": "Linux/Web", "mode": "installation", "until": until, "capture_into": "Vendor"});
         let r = f.admin.json("PUT", &format!("/api/computers/{id}"), open).await;
         assert!(r.status.is_success(), "{:?}", r.body);

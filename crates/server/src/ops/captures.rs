@@ -83,6 +83,14 @@ pub(crate) async fn capture(
             agent.name
         ))
     })?;
+    // A built-in application is read-only: the window cannot add to it.
+    if portcullis_catalog::builtin_applications().iter().any(|b| b.name.eq_ignore_ascii_case(&window.application)) {
+        return Err(AppError::Conflict(format!(
+            "the Installation window of {:?} captures into {:?}, a built-in application, which cannot take rules: \
+             name an application of your own",
+            agent.name, window.application
+        )));
+    }
     let mut files: Vec<CapturedFile> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     for f in &batch.files {

@@ -24,6 +24,10 @@
 //! the agent's record. An administrator who removes a captured hash from the application
 //! then revokes it everywhere.
 
+mod captures;
+
+pub use captures::{CAPTURES_FILE, CAPTURES_JOURNAL, Captures};
+
 use crate::facts::{compute_facts, fd_path, read_head};
 use crate::identity::FileKey;
 use crate::locks::Unpoisoned;
@@ -35,12 +39,9 @@ use portcullis_policy::{Basis, FileFacts, Mode, ProcessFacts};
 use portcullis_protocol::CapturedFile;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// The file in the state directory that keeps the captures the server does not have yet.
-pub const CAPTURES_FILE: &str = "captures.json";
 
 /// Files noted as being written by an installer at most (a bigger install is captured as far
 /// as this goes; the rest is denied and reported like any file no policy permits).
@@ -110,180 +111,6 @@ pub(crate) fn is_package_payload(path: &str) -> bool {
     }
     // rpm writes `name;5f3e2a1b` and renames it.
     name.rsplit_once(';').is_some_and(|(_, tail)| tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// One capture as the agent keeps it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-struct Kept {
-    file: CapturedFile,
-    /// The model version the server said has it.
-    #[serde(default)]
-    acknowledged: Option<i64>,
-}
-
-/// The captures the server's bundles do not carry yet: kept on disk, so that a restart
-/// (or a server out of reach for days) never denies what an installer put in place.
-#[derive(Debug)]
-pub struct Captures {
-    path: Option<PathBuf>,
-    kept: Mutex<Vec<Kept>>,
-    /// Application by content hash, for the judge.
-    index: Mutex<HashMap<[u8; 32], String>>,
-    any: AtomicBool,
-    /// The newest bundle version the sync thread saved.
-    bundle_seen: AtomicI64,
-}
-
-impl Captures {
-    /// Captures kept in `state_dir` ([`CAPTURES_FILE`]); an unreadable file is set aside
-    /// (`captures.json.bad`) and said, never a reason not to start.
-    pub fn open(state_dir: &Path) -> Captures {
-        let path = state_dir.join(CAPTURES_FILE);
-        let kept: Vec<Kept> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                let bad = path.with_extension("json.bad");
-                tracing::error!(
-                    "{} is not a list of captures ({e}); moved to {} and starting with none",
-                    path.display(),
-                    bad.display()
-                );
-                let _ = std::fs::rename(&path, &bad);
-                Vec::new()
-            }),
-            Err(_) => Vec::new(),
-        };
-        let c = Captures::with(Some(path), kept);
-        c.reindex();
-        c
-    }
-
-    /// Captures kept in memory only (a policy file without a state directory, tests).
-    pub fn in_memory() -> Captures {
-        Captures::with(None, Vec::new())
-    }
-
-    fn with(path: Option<PathBuf>, kept: Vec<Kept>) -> Captures {
-        Captures {
-            path,
-            kept: Mutex::new(kept),
-            index: Mutex::new(HashMap::new()),
-            any: AtomicBool::new(false),
-            bundle_seen: AtomicI64::new(0),
-        }
-    }
-
-    fn reindex(&self) {
-        let kept = self.kept.lock_ok();
-        let index: HashMap<[u8; 32], String> =
-            kept.iter().filter_map(|k| Some((unhex(&k.file.sha256)?, k.file.application.clone()))).collect();
-        self.any.store(!index.is_empty(), Ordering::Release);
-        *self.index.lock_ok() = index;
-    }
-
-    fn save(&self, kept: &[Kept]) {
-        let Some(path) = &self.path else { return };
-        let bytes = serde_json::to_vec(kept).expect("plain data");
-        if let Err(e) = crate::bypass::write_private(path, &bytes) {
-            tracing::error!("keeping captures in {}: {e}", path.display());
-        }
-    }
-
-    /// The application a file with this content was captured into, if it was.
-    pub(crate) fn lookup(&self, sha256: &[u8; 32]) -> Option<String> {
-        if !self.any.load(Ordering::Acquire) {
-            return None;
-        }
-        self.index.lock_ok().get(sha256).cloned()
-    }
-
-    /// Keep a capture; false when this content was captured already.
-    pub(crate) fn add(&self, file: CapturedFile) -> bool {
-        let Some(sha) = unhex(&file.sha256) else { return false };
-        let mut kept = self.kept.lock_ok();
-        if kept.iter().any(|k| k.file.sha256 == file.sha256) {
-            return false;
-        }
-        self.index.lock_ok().insert(sha, file.application.clone());
-        self.any.store(true, Ordering::Release);
-        kept.push(Kept { file, acknowledged: None });
-        self.save(&kept);
-        true
-    }
-
-    /// How many captures the agent keeps.
-    pub fn len(&self) -> usize {
-        self.kept.lock_ok().len()
-    }
-
-    /// Whether it keeps none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Captures the server has not acknowledged yet (at most `max`).
-    pub fn unsent(&self, max: usize) -> Vec<CapturedFile> {
-        self.kept.lock_ok().iter().filter(|k| k.acknowledged.is_none()).take(max).map(|k| k.file.clone()).collect()
-    }
-
-    /// The server keeps `files` as of model `version`.
-    pub fn acknowledged(&self, files: &[CapturedFile], version: i64) {
-        let mut kept = self.kept.lock_ok();
-        for k in kept.iter_mut() {
-            if files.iter().any(|f| f.sha256 == k.file.sha256) {
-                k.acknowledged = Some(version);
-            }
-        }
-        self.save(&kept);
-    }
-
-    /// The server refused `files` for good (the window was closed there, or they were
-    /// not for its application): they are still allowed here until the next bundle, which is
-    /// the server's word on them.
-    pub fn refused(&self, files: &[CapturedFile]) {
-        self.acknowledged(files, 0);
-    }
-
-    /// The sync thread saved a bundle of `version`.
-    pub fn bundle_seen(&self, version: i64) {
-        self.bundle_seen.fetch_max(version, Ordering::AcqRel);
-    }
-
-    /// The newest bundle version saved, read before a reload: what the reload loads is at
-    /// least that.
-    pub(crate) fn seen(&self) -> i64 {
-        self.bundle_seen.load(Ordering::Acquire)
-    }
-
-    /// A bundle of at least `version` is in force: forget what it carries.
-    pub(crate) fn bundle_applied(&self, version: i64) {
-        let mut kept = self.kept.lock_ok();
-        let before = kept.len();
-        kept.retain(|k| k.acknowledged.is_none_or(|v| v > version));
-        if kept.len() != before {
-            tracing::info!(
-                "{} captured file(s) are in the server's bundle now; the agent's own record of them is dropped",
-                before - kept.len()
-            );
-            self.save(&kept);
-            drop(kept);
-            self.reindex();
-        }
-    }
 }
 
 /// The window in force, as the agent follows it.
@@ -485,7 +312,7 @@ fn mark(w: &mut Watcher, paths: &[PathBuf]) {
 /// The capture of a file as the server is told it.
 fn captured_file(facts: &FileFacts, application: &str, installer: &str) -> CapturedFile {
     CapturedFile {
-        sha256: hex(&facts.sha256),
+        sha256: captures::hex(&facts.sha256),
         path: facts.path.clone(),
         size: facts.size,
         application: application.to_owned(),
@@ -585,17 +412,6 @@ fn consider(shared: &Shared, window: &Window, fd: std::os::fd::BorrowedFd<'_>) -
 mod tests {
     use super::*;
 
-    fn capture(sha: u8, app: &str) -> CapturedFile {
-        CapturedFile {
-            sha256: hex(&[sha; 32]),
-            path: format!("/opt/vendor/bin/t{sha}"),
-            size: 10,
-            application: app.into(),
-            installer: "/root/install.sh".into(),
-            at_ms: 1,
-        }
-    }
-
     #[test]
     fn interpreters_run_the_script_or_module_named_first() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -622,8 +438,15 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("install.sh");
-        std::fs::write(&script, "sleep 5\n").unwrap();
-        let mut child = std::process::Command::new("sh").arg(&script).spawn().unwrap();
+        // A builtin that waits: no child outlives the shell.
+        std::fs::write(&script, "read line\n").unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg(&script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         // The shell is the installer; a child it starts is in its tree.
         let mut found = None;
         for _ in 0..50 {
@@ -636,36 +459,5 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(found.as_deref(), script.to_str());
-    }
-
-    #[test]
-    fn captures_survive_a_restart_and_go_once_a_bundle_carries_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = Captures::open(dir.path());
-        assert!(c.add(capture(1, "Vendor")));
-        assert!(!c.add(capture(1, "Vendor")), "the same content is kept once");
-        assert!(c.add(capture(2, "Vendor")));
-        assert_eq!(c.lookup(&[1; 32]).as_deref(), Some("Vendor"));
-        let again = Captures::open(dir.path());
-        assert_eq!(again.len(), 2, "kept on disk");
-        assert_eq!(again.lookup(&[2; 32]).as_deref(), Some("Vendor"));
-        again.acknowledged(&[capture(1, "Vendor")], 7);
-        assert_eq!(again.unsent(10), vec![capture(2, "Vendor")]);
-        // A bundle older than the acknowledgement does not carry it yet.
-        again.bundle_applied(6);
-        assert!(again.lookup(&[1; 32]).is_some());
-        again.bundle_applied(7);
-        assert!(again.lookup(&[1; 32]).is_none());
-        assert!(again.lookup(&[2; 32]).is_some(), "not acknowledged: kept");
-        assert_eq!(Captures::open(dir.path()).len(), 1);
-    }
-
-    #[test]
-    fn an_unreadable_captures_file_is_set_aside_not_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CAPTURES_FILE), "{not json").unwrap();
-        let c = Captures::open(dir.path());
-        assert!(c.is_empty());
-        assert!(dir.path().join("captures.json.bad").exists());
     }
 }
