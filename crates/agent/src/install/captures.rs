@@ -52,6 +52,8 @@ pub struct Captures {
     any: AtomicBool,
     /// The newest bundle version the sync thread saved.
     bundle_seen: AtomicI64,
+    /// The newest bundle version in force (loaded after it was seen).
+    applied: AtomicI64,
 }
 
 impl Captures {
@@ -98,6 +100,7 @@ impl Captures {
             index: Mutex::new(HashMap::new()),
             any: AtomicBool::new(false),
             bundle_seen: AtomicI64::new(0),
+            applied: AtomicI64::new(0),
         }
     }
 
@@ -176,22 +179,26 @@ impl Captures {
         self.kept.lock_ok().iter().filter(|k| k.acknowledged.is_none()).take(max).map(|k| k.file.clone()).collect()
     }
 
-    /// The server keeps `files` as of model `version`.
+    /// The server keeps `files` as of model `version`. A bundle of that version may be in
+    /// force already (the poll can be quicker than the upload's reply): then they go now.
     pub fn acknowledged(&self, files: &[CapturedFile], version: i64) {
-        let mut kept = self.kept.lock_ok();
-        for k in kept.iter_mut() {
-            if files.iter().any(|f| f.sha256 == k.file.sha256) {
-                k.acknowledged = Some(version);
+        {
+            let mut kept = self.kept.lock_ok();
+            for k in kept.iter_mut() {
+                if files.iter().any(|f| f.sha256 == k.file.sha256) {
+                    k.acknowledged = Some(version);
+                }
             }
+            self.save(&kept);
         }
-        self.save(&kept);
+        self.forget_upto(self.applied.load(Ordering::Acquire));
     }
 
     /// The server refused `files` for good (the window was closed there, or they were
     /// not for its application): they are still allowed here until the next bundle, which is
     /// the server's word on them.
     pub fn refused(&self, files: &[CapturedFile]) {
-        self.acknowledged(files, 0);
+        self.acknowledged(files, self.applied.load(Ordering::Acquire) + 1);
     }
 
     /// The sync thread saved a bundle of `version`.
@@ -207,6 +214,11 @@ impl Captures {
 
     /// A bundle of at least `version` is in force: forget what it carries.
     pub(crate) fn bundle_applied(&self, version: i64) {
+        self.applied.fetch_max(version, Ordering::AcqRel);
+        self.forget_upto(version);
+    }
+
+    fn forget_upto(&self, version: i64) {
         let mut kept = self.kept.lock_ok();
         let before = kept.len();
         kept.retain(|k| k.acknowledged.is_none_or(|v| v > version));
@@ -258,11 +270,19 @@ mod tests {
         // A bundle older than the acknowledgement does not carry it yet.
         again.bundle_applied(6);
         assert!(again.lookup(&[1; 32]).is_some());
+        // Refused: allowed until the next bundle, the server's word on it.
+        again.refused(&[capture(2, "Vendor")]);
+        assert!(again.lookup(&[2; 32]).is_some());
+        again.acknowledged(&[capture(2, "Vendor")], 99);
+        assert!(again.lookup(&[1; 32]).is_some());
         again.bundle_applied(7);
         assert!(again.lookup(&[1; 32]).is_none());
-        assert!(again.lookup(&[2; 32]).is_some(), "not acknowledged: kept");
+        assert!(again.lookup(&[2; 32]).is_some(), "acknowledged at a newer version: kept");
         assert_eq!(Captures::open(dir.path()).len(), 1);
         assert!(!journal.exists(), "folded into the file");
+        // Acknowledged at a version already in force (the poll was quicker): gone at once.
+        again.acknowledged(&[capture(2, "Vendor")], 7);
+        assert!(again.is_empty() && again.lookup(&[2; 32]).is_none());
     }
 
     #[test]
