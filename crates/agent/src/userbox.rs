@@ -205,15 +205,7 @@ impl UserBox {
         // The agent's own record of what was denied to this user, never the user's word.
         let found = {
             let recent = self.recent.lock_ok();
-            recent.get(&uid).and_then(|list| {
-                list.iter()
-                    .rev()
-                    .find(|(_, r)| {
-                        r.file.path == want
-                            || (want.len() >= 8 && r.file.sha256.starts_with(&want.to_ascii_lowercase()))
-                    })
-                    .cloned()
-            })
+            recent.get(&uid).and_then(|list| list.iter().rev().find(|(_, r)| r.names(&want)).cloned())
         };
         let Some((line, record)) = found else {
             return refuse(want, "nothing with that path or SHA-256 was denied to you recently".into());

@@ -27,11 +27,7 @@ fn find_denied(
                 if !matches!(r.event, portcullis_events::EventKind::Deny | portcullis_events::EventKind::WouldDeny) {
                     continue;
                 }
-                let matches = match want {
-                    None => true,
-                    Some(w) => r.file.path == w || (w.len() >= 8 && r.file.sha256.starts_with(&w.to_ascii_lowercase())),
-                };
-                if matches {
+                if want.is_none_or(|w| r.names(w)) {
                     found = Some((line, r));
                 }
             }
@@ -66,6 +62,18 @@ fn print_statuses(rows: &[serde_json::Value], waiting: usize, json: bool) {
     }
 }
 
+/// The reason given, once the request names a file (or `--last`) and says why.
+fn asked(a: &RequestArgs) -> anyhow::Result<&str> {
+    let reason = a.reason.as_deref().map(str::trim).unwrap_or_default();
+    if reason.is_empty() {
+        return Err(fail(2, "say why the program is needed: --reason TEXT"));
+    }
+    if a.event.is_none() && !a.last {
+        return Err(fail(2, "name the denied file (its path or SHA-256), or give --last"));
+    }
+    Ok(reason)
+}
+
 /// A user who is not root: through the agent's user directory.
 fn run_as_user(a: &RequestArgs, uid: u32) -> anyhow::Result<ExitCode> {
     let dir = &a.user_dir;
@@ -80,13 +88,7 @@ fn run_as_user(a: &RequestArgs, uid: u32) -> anyhow::Result<ExitCode> {
         print_statuses(&rows, 0, a.json);
         return Ok(ExitCode::SUCCESS);
     }
-    let reason = a.reason.as_deref().map(str::trim).unwrap_or_default();
-    if reason.is_empty() {
-        return Err(fail(2, "say why the program is needed: --reason TEXT"));
-    }
-    if a.event.is_none() && !a.last {
-        return Err(fail(2, "name the denied file (its path or SHA-256), or give --last"));
-    }
+    let reason = asked(a)?;
     let denied = dir.join("denied").join(format!("{uid}.json"));
     let list: Vec<portcullis_events::Record> = match std::fs::read(&denied) {
         Ok(b) => {
@@ -95,10 +97,7 @@ fn run_as_user(a: &RequestArgs, uid: u32) -> anyhow::Result<ExitCode> {
         Err(_) => Vec::new(),
     };
     let want = a.event.as_deref();
-    let found = list.iter().rev().find(|r| match want {
-        None => true,
-        Some(w) => r.file.path == w || (w.len() >= 8 && r.file.sha256.starts_with(&w.to_ascii_lowercase())),
-    });
+    let found = list.iter().rev().find(|r| want.is_none_or(|w| r.names(w)));
     let Some(record) = found else {
         return Err(fail(
             UNREADABLE,
@@ -170,13 +169,7 @@ pub fn run(a: RequestArgs) -> anyhow::Result<ExitCode> {
         print_statuses(&rows, waiting, a.json);
         return Ok(ExitCode::SUCCESS);
     }
-    let reason = a.reason.as_deref().map(str::trim).unwrap_or_default();
-    if reason.is_empty() {
-        return Err(fail(2, "say why the program is needed: --reason TEXT"));
-    }
-    if a.event.is_none() && !a.last {
-        return Err(fail(2, "name the denied file (its path or SHA-256), or give --last"));
-    }
+    let reason = asked(&a)?;
     let (line, record) = find_denied(&a.spool, a.event.as_deref())?.ok_or_else(|| {
         fail(
             UNREADABLE,

@@ -258,6 +258,12 @@ pub struct ProcessInfo {
 }
 
 impl Record {
+    /// Whether `want` names this event's file: its path, or the start of its SHA-256 (8 hex
+    /// digits at least), as `portcullis request FILE` takes it.
+    pub fn names(&self, want: &str) -> bool {
+        self.file.path == want || (want.len() >= 8 && self.file.sha256.starts_with(&want.to_ascii_lowercase()))
+    }
+
     /// A line for the log and the console: what, which file, who, why.
     pub fn summary(&self) -> String {
         format!("{} {} {} by {}: {}", self.event, self.access, self.file.path, self.process.who(), self.reason)

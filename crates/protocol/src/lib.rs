@@ -714,11 +714,13 @@ pub fn event_key(record: &str) -> String {
     hex(&digest[..16])
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as hashes and keys travel.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// Bytes from hex (either case); `None` for anything else.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }

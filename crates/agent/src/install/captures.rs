@@ -16,20 +16,10 @@ pub const CAPTURES_FILE: &str = "captures.json";
 /// server acknowledges some.
 pub const CAPTURES_JOURNAL: &str = "captures.journal";
 
-/// Lower-case hex, as hashes travel.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use portcullis_protocol::hex;
 
 fn unhex(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    portcullis_protocol::unhex(text)?.try_into().ok()
 }
 
 /// One capture as the agent keeps it.
