@@ -225,14 +225,9 @@ impl UserBox {
         if getrandom::fill(&mut id).is_err() {
             return refuse(want, "the agent has no randomness for a request id".into());
         }
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let id = portcullis_protocol::hex(&id);
         let user = users.name(uid);
-        let body = format!(
-            "{{\"id\":{},\"reason\":{},\"user\":{},\"record\":{line}}}",
-            serde_json::to_string(&id).expect("text"),
-            serde_json::to_string(&reason).expect("text"),
-            serde_json::to_string(&user).expect("text"),
-        );
+        let body = portcullis_protocol::NewRequest::body(&id, &reason, Some(&user), &line);
         let outbox = self.state_dir.join("requests/outbox");
         if let Err(e) = std::fs::create_dir_all(&outbox)
             .and_then(|()| crate::bypass::write_private(&outbox.join(format!("{id}.json")), body.as_bytes()))

@@ -181,15 +181,10 @@ pub fn run(a: RequestArgs) -> anyhow::Result<ExitCode> {
     })?;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| fail(1, format!("no randomness: {e}")))?;
-    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let id = portcullis_protocol::hex(&id);
     // Who asks: the user behind sudo, else the one running this.
     let user = std::env::var("SUDO_USER").ok().or_else(|| std::env::var("USER").ok());
-    let body = format!(
-        "{{\"id\":{},\"reason\":{},\"user\":{},\"record\":{line}}}",
-        serde_json::to_string(&id)?,
-        serde_json::to_string(&portcullis_protocol::bounded_text(reason, portcullis_protocol::limits::REQUEST_REASON))?,
-        serde_json::to_string(&user)?
-    );
+    let body = portcullis_protocol::NewRequest::body(&id, reason, user.as_deref(), &line);
     let outbox = dir.join("outbox");
     std::fs::create_dir_all(&outbox).or_exit(UNREADABLE, format!("creating {}", outbox.display()))?;
     portcullis_agent::bypass::write_private(&outbox.join(format!("{id}.json")), body.as_bytes())

@@ -663,6 +663,21 @@ pub struct NewRequest {
     pub record: Box<RawValue>,
 }
 
+impl NewRequest {
+    /// A request as it waits in the agent's outbox and goes to the server: the event line
+    /// spliced in verbatim (its bytes, and so its key, stay the spool's); the reason bounded.
+    pub fn body(id: &str, reason: &str, user: Option<&str>, record_line: &str) -> String {
+        // Strings and optional strings always serialize.
+        let json = |v: Option<&str>| serde_json::to_string(&v).expect("plain text");
+        format!(
+            "{{\"id\":{},\"reason\":{},\"user\":{},\"record\":{record_line}}}",
+            json(Some(id)),
+            json(Some(&bounded_text(reason, limits::REQUEST_REASON))),
+            json(user),
+        )
+    }
+}
+
 /// Whether `id` is a request id as agents make them.
 pub fn valid_request_id(id: &str) -> bool {
     (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
