@@ -236,8 +236,8 @@ impl crate::judge::Case for EventCase<'_> {
         self.opener.is_known_interpreter(sha256)
     }
 
-    fn captured(&mut self, sha256: &[u8; 32]) -> Option<String> {
-        self.opener.shared.install.captures.lookup(sha256)
+    fn captured(&mut self, sha256: &[u8; 32], as_of: i64) -> Option<String> {
+        self.opener.shared.install.captures.lookup(sha256, as_of)
     }
 
     fn installer_writing(&mut self) -> Option<String> {

@@ -44,8 +44,9 @@ pub(crate) trait Case {
     fn is_own_executable(&mut self) -> bool;
     /// Whether a file with this content is a known shell or interpreter.
     fn is_interpreter(&mut self, sha256: &[u8; 32]) -> bool;
-    /// The application an Installation window captured a file with this content into.
-    fn captured(&mut self, sha256: &[u8; 32]) -> Option<String>;
+    /// The application an Installation window captured a file with this content into, as
+    /// the agent's record stood for a policy loaded from bundle `as_of`.
+    fn captured(&mut self, sha256: &[u8; 32], as_of: i64) -> Option<String>;
     /// The installer writing the file in the Installation window open now (its close not
     /// read yet), if one is.
     fn installer_writing(&mut self) -> Option<String>;
@@ -170,7 +171,7 @@ pub(crate) fn judge(
     let mut file = (*facts).clone();
     file.path.clone_from(&path);
     let process = case.process();
-    file.captured = case.captured(&file.sha256);
+    file.captured = case.captured(&file.sha256, policy.bundle_version);
     let mut decision = policy.engine.decide(&file, &process, &policy.target, now);
     // Written by an installer and run before the window's watcher read its close.
     let mut capture = None;
@@ -309,7 +310,7 @@ mod tests {
         let target = engine.target(None, Os::Linux).unwrap();
         let script_control = engine.policy_set().organization.script_control;
         let fences = engine.ringfences_in_force().into_iter().cloned().collect();
-        PolicyState { engine, target, script_control, fences, bypass: None }
+        PolicyState { engine, target, script_control, fences, bypass: None, bundle_version: 0 }
     }
 
     /// A case answered from fields; it notes what the judge asked.
@@ -381,7 +382,7 @@ mod tests {
             self.asked.push("interpreter");
             *sha256 == BASH
         }
-        fn captured(&mut self, _sha256: &[u8; 32]) -> Option<String> {
+        fn captured(&mut self, _sha256: &[u8; 32], _as_of: i64) -> Option<String> {
             self.captured.map(str::to_owned)
         }
         fn installer_writing(&mut self) -> Option<String> {

@@ -67,7 +67,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     };
     // The bypass the policy in force was loaded with (it is loaded again when that changes).
     let mut bypass_loaded = bypass_state.active(now().0);
-    let policy = load_policy(&config, load, &packages, config.policy_writable, bypass_loaded)?;
+    let policy = load_policy(&config, load, &packages, config.policy_writable, bypass_loaded, 0)?;
     let spool = Spool::open(config.spool.clone())
         .map_err(|error| AgentError::Spool { path: config.spool.dir.clone(), error })?;
     let group = Group::new(InitFlags::PERMISSION | InitFlags::NONBLOCK, libc::O_RDONLY | libc::O_LARGEFILE)
@@ -263,7 +263,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
             let bundle_seen = shared.install.captures.seen();
             let previous = bypass_loaded;
             bypass_loaded = bypass_state.active(now().0);
-            match load_policy(config, load, &packages, false, bypass_loaded) {
+            match load_policy(config, load, &packages, false, bypass_loaded, bundle_seen) {
                 Ok(state) => {
                     *shared.policy.write_ok() = Arc::new(state);
                     shared.install.captures.bundle_applied(bundle_seen);
@@ -422,6 +422,7 @@ fn load_policy(
     packages: &PackageDb,
     monitor_on_lockout: bool,
     bypass: Option<u64>,
+    bundle_version: i64,
 ) -> Result<PolicyState, AgentError> {
     let engine = load(&config.policy).map_err(|e| AgentError::Policy(config.policy.display().to_string(), e))?;
     let mut target = engine.target(config.computer.as_deref(), Os::Linux)?;
@@ -448,7 +449,7 @@ fn load_policy(
     }
     let script_control = engine.policy_set().organization.script_control;
     let fences = engine.ringfences_in_force().into_iter().cloned().collect();
-    Ok(PolicyState { engine, target, script_control, fences, bypass })
+    Ok(PolicyState { engine, target, script_control, fences, bypass, bundle_version })
 }
 
 /// Load the kernel guard; without it the agent still enforces, with the gaps it closes open.

@@ -251,6 +251,11 @@ pub(crate) struct PolicyState {
     /// The counter of the offline bypass code in force, if one is: Secured is enforced as
     /// Monitor until it ends.
     pub(crate) bypass: Option<u64>,
+    /// The newest bundle version saved before this policy was loaded (it is at least that):
+    /// the agent's own captures are looked up as of it ([`crate::install::Captures::lookup`]),
+    /// so a worker still judging with the previous policy keeps seeing the captures the
+    /// new one carries.
+    pub(crate) bundle_version: i64,
 }
 
 impl PolicyState {

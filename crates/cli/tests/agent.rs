@@ -847,22 +847,48 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Start on `port` (a restart on the port agents know); panics if it cannot listen there.
     fn start(dir: &Path, port: u16) -> ServerProcess {
+        Self::try_start(dir, port).unwrap_or_else(|log| panic!("the server did not start on port {port}:\n{log}"))
+    }
+
+    /// Start on a free port. Another test's process may take the port between the probe and
+    /// the server's bind: then try another.
+    fn start_anywhere(dir: &Path) -> ServerProcess {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(dir, free_port()) {
+                Ok(server) => return server,
+                Err(log) => last = log,
+            }
+        }
+        panic!("the server did not start on 5 free ports:\n{last}")
+    }
+
+    /// Ours is listening once it says so (a connection alone may reach another test's server
+    /// that took the port); its log if it exits first.
+    fn try_start(dir: &Path, port: u16) -> Result<ServerProcess, String> {
         let db = format!("sqlite://{}/server.db", dir.display());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap();
-        let child = Command::new(bin())
+        let out_path = dir.join(format!("server-{port}.out"));
+        let out = std::fs::File::create(&out_path).unwrap();
+        let mut child = Command::new(bin())
             .args(["server", "--database-url", &db, "--listen", &format!("127.0.0.1:{port}")])
             .args(["--tls-dir", dir.join("tls").to_str().unwrap()])
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(log)
             .spawn()
             .unwrap();
         let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !std::fs::read_to_string(&out_path).unwrap_or_default().contains("listening on") {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                return Err(format!("exited with {status}: {}", log.lines().last().unwrap_or("")));
+            }
             assert!(t0.elapsed() < Duration::from_secs(30), "server not listening in 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        ServerProcess { child, url: format!("https://127.0.0.1:{port}"), cert: dir.join("tls/cert.pem") }
+        Ok(ServerProcess { child, url: format!("https://127.0.0.1:{port}"), cert: dir.join("tls/cert.pem") })
     }
 
     fn create_admin(dir: &Path) {
@@ -985,7 +1011,7 @@ struct Fleet {
 impl Fleet {
     fn start(dir: &Path, group: &str, mode: Option<&str>) -> Fleet {
         ServerProcess::create_admin(dir);
-        let server = ServerProcess::start(dir, free_port());
+        let server = ServerProcess::start_anywhere(dir);
         let console = Console::login(&server);
         if let Some(mode) = mode {
             let (status, body) = console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": mode})));
@@ -2103,9 +2129,21 @@ fn an_installation_window_captures_what_a_vendor_install_sh_and_dpkg_write_and_k
     assert_eq!(user.status.code(), Some(126), "{}", text(&user));
     assert!(!s.events_for(&root.join("tmp/user-tool"), "deny").is_empty(), "{}", s.log());
     // The vendor's installer and dpkg run; what they wrote runs, during the install too.
-    assert_ran(&in_root(&root, "cd /root/vendor && sh install.sh"), "good ran");
-    assert_ran(&in_root(&root, "dpkg -i /root/vendor-gen_1.0_all.deb"), "generated ran");
-    assert_ran(&in_root(&root, "/opt/vendor/bin/helper"), "helper ran");
+    let ran = |script: &str, expect: &str| {
+        let o = in_root(&root, script);
+        assert!(
+            o.status.success() && text(&o).contains(expect),
+            "{script}: {}\nthe agent said:\n{}",
+            text(&o),
+            s.log()
+        );
+    };
+    ran("cd /root/vendor && sh install.sh", "good ran");
+    ran("dpkg -i /root/vendor-gen_1.0_all.deb", "generated ran");
+    ran("/opt/vendor/bin/helper", "helper ran");
+    if std::env::var_os("PORTCULLIS_TEST_SHOW_LOG").is_some() {
+        eprintln!("{}", s.log());
+    }
 
     // The server's application has them (by hash, each with where it came from).
     let t0 = Instant::now();

@@ -44,7 +44,15 @@ pub struct Captures {
     bundle_seen: AtomicI64,
     /// The newest bundle version in force (loaded after it was seen).
     applied: AtomicI64,
+    /// Captures dropped because a bundle carries them: content hash → (application, the
+    /// bundle version from which on they are carried, when). A worker that took the previous
+    /// policy before the reload and asks after it still finds them (see [`Captures::lookup`]).
+    retired: Mutex<HashMap<[u8; 32], (String, i64, std::time::Instant)>>,
 }
+
+/// How long a retired capture stays visible to policies older than the bundle carrying it:
+/// far longer than any judgement takes.
+const RETIRED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Captures {
     /// Captures kept in `state_dir` ([`CAPTURES_FILE`] and [`CAPTURES_JOURNAL`]); an
@@ -91,6 +99,7 @@ impl Captures {
             any: AtomicBool::new(false),
             bundle_seen: AtomicI64::new(0),
             applied: AtomicI64::new(0),
+            retired: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,7 +107,9 @@ impl Captures {
         let kept = self.kept.lock_ok();
         let index: HashMap<[u8; 32], String> =
             kept.iter().filter_map(|k| Some((unhex(&k.file.sha256)?, k.file.application.clone()))).collect();
-        self.any.store(!index.is_empty(), Ordering::Release);
+        let mut retired = self.retired.lock_ok();
+        retired.retain(|_, (_, _, at)| at.elapsed() < RETIRED_FOR);
+        self.any.store(!index.is_empty() || !retired.is_empty(), Ordering::Release);
         *self.index.lock_ok() = index;
     }
 
@@ -132,12 +143,20 @@ impl Captures {
         }
     }
 
-    /// The application a file with this content was captured into, if it was.
-    pub(crate) fn lookup(&self, sha256: &[u8; 32]) -> Option<String> {
+    /// The application a file with this content was captured into, if it was, for a policy
+    /// loaded from bundle version `as_of`: a capture that a newer bundle carries (and that
+    /// the record dropped) still counts for an older policy.
+    pub(crate) fn lookup(&self, sha256: &[u8; 32], as_of: i64) -> Option<String> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        self.index.lock_ok().get(sha256).cloned()
+        if let Some(application) = self.index.lock_ok().get(sha256) {
+            return Some(application.clone());
+        }
+        match self.retired.lock_ok().get(sha256) {
+            Some((application, carried_from, _)) if as_of < *carried_from => Some(application.clone()),
+            _ => None,
+        }
     }
 
     /// Keep a capture; false when this content was captured already.
@@ -211,7 +230,16 @@ impl Captures {
     fn forget_upto(&self, version: i64) {
         let mut kept = self.kept.lock_ok();
         let before = kept.len();
-        kept.retain(|k| k.acknowledged.is_none_or(|v| v > version));
+        let now = std::time::Instant::now();
+        let mut retired = Vec::new();
+        kept.retain(|k| {
+            let carried = k.acknowledged.is_some_and(|v| v <= version);
+            if carried && let Some(sha) = unhex(&k.file.sha256) {
+                retired.push((sha, (k.file.application.clone(), version, now)));
+            }
+            !carried
+        });
+        self.retired.lock_ok().extend(retired);
         if kept.len() != before {
             tracing::info!(
                 "{} captured file(s) are in the server's bundle now; the agent's own record of them is dropped",
@@ -246,7 +274,7 @@ mod tests {
         assert!(c.add(capture(1, "Vendor")));
         assert!(!c.add(capture(1, "Vendor")), "the same content is kept once");
         assert!(c.add(capture(2, "Vendor")));
-        assert_eq!(c.lookup(&[1; 32]).as_deref(), Some("Vendor"));
+        assert_eq!(c.lookup(&[1; 32], 0).as_deref(), Some("Vendor"));
         // A torn last line (a crash mid-append) is skipped, the rest kept.
         let journal = dir.path().join(CAPTURES_JOURNAL);
         let mut text = std::fs::read_to_string(&journal).unwrap();
@@ -254,25 +282,29 @@ mod tests {
         std::fs::write(&journal, text).unwrap();
         let again = Captures::open(dir.path());
         assert_eq!(again.len(), 2, "kept on disk");
-        assert_eq!(again.lookup(&[2; 32]).as_deref(), Some("Vendor"));
+        assert_eq!(again.lookup(&[2; 32], 0).as_deref(), Some("Vendor"));
         again.acknowledged(&[capture(1, "Vendor")], 7);
         assert_eq!(again.unsent(10), vec![capture(2, "Vendor")]);
         // A bundle older than the acknowledgement does not carry it yet.
         again.bundle_applied(6);
-        assert!(again.lookup(&[1; 32]).is_some());
+        assert!(again.lookup(&[1; 32], 6).is_some());
         // Refused: allowed until the next bundle, the server's word on it.
         again.refused(&[capture(2, "Vendor")]);
-        assert!(again.lookup(&[2; 32]).is_some());
+        assert!(again.lookup(&[2; 32], 6).is_some());
         again.acknowledged(&[capture(2, "Vendor")], 99);
-        assert!(again.lookup(&[1; 32]).is_some());
+        assert!(again.lookup(&[1; 32], 6).is_some());
         again.bundle_applied(7);
-        assert!(again.lookup(&[1; 32]).is_none());
-        assert!(again.lookup(&[2; 32]).is_some(), "acknowledged at a newer version: kept");
+        assert!(again.lookup(&[1; 32], 7).is_none(), "the policy of bundle 7 carries it");
+        // A worker that took the policy of bundle 6 before the reload still finds it.
+        assert_eq!(again.lookup(&[1; 32], 6).as_deref(), Some("Vendor"));
+        assert!(again.lookup(&[2; 32], 7).is_some(), "acknowledged at a newer version: kept");
         assert_eq!(Captures::open(dir.path()).len(), 1);
         assert!(!journal.exists(), "folded into the file");
         // Acknowledged at a version already in force (the poll was quicker): gone at once.
         again.acknowledged(&[capture(2, "Vendor")], 7);
-        assert!(again.is_empty() && again.lookup(&[2; 32]).is_none());
+        assert!(again.is_empty() && again.lookup(&[2; 32], 7).is_none());
+        assert!(again.lookup(&[2; 32], 6).is_some(), "for the policy before bundle 7");
+        assert!(Captures::open(dir.path()).lookup(&[2; 32], 0).is_none(), "never kept on disk once carried");
     }
 
     #[test]

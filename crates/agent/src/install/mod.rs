@@ -220,7 +220,11 @@ impl Window {
     /// Keep the capture of a file an installer wrote and that ran before its close was read.
     pub(crate) fn keep(&self, facts: &FileFacts, application: &str, installer: &str) {
         if self.captures.add(captured_file(facts, application, installer)) {
-            tracing::info!("captured {} into {application:?} as it ran (written by {installer})", facts.path);
+            tracing::info!(
+                "captured {} (sha256 {}) into {application:?} as it ran (written by {installer})",
+                facts.path,
+                captures::hex(&facts.sha256)
+            );
         }
     }
 
@@ -357,10 +361,10 @@ fn watch(
             }
             let Some(fd) = event.fd.as_ref() else { continue };
             if let Some(file) = consider(shared, window, fd.as_fd()) {
-                let (path, app) = (file.path.clone(), file.application.clone());
+                let (path, app, sha) = (file.path.clone(), file.application.clone(), file.sha256.clone());
                 if window.captures.add(file) {
                     captured.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!("captured {path} into {app:?}");
+                    tracing::info!("captured {path} (sha256 {sha}) into {app:?}");
                 }
             }
             // Captured (or not): the file is no longer being written by the installer.
