@@ -150,8 +150,8 @@ pub(crate) fn overload_record(shared: &Shared, p: &Pending, timeout: Duration) -
         reason: format!(
             "not judged within {} ms; answered {verdict} (the overload verdict for {})",
             timeout.as_millis(),
-            if code && shared.secured() {
-                "code in Secured mode: code fails closed"
+            if code && shared.enforcing() {
+                "code in Secured or Installation mode: code fails closed"
             } else {
                 "data, or any access outside Secured mode"
             }

@@ -177,7 +177,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     marks.tick(&shared, None);
     let mut guard_mode = configure_guard(&shared, None);
 
-    let mut memfd = if shared.secured() {
+    let mut memfd = if shared.enforcing() {
         match sysctl::MemfdNoexec::enforce() {
             Ok(g) => g,
             Err(e) => {
@@ -282,7 +282,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
                     }
                     refresh_domains_now(&shared);
                     fence_threads.extend(scan_running(&shared));
-                    if shared.secured() && !memfd.enforced() {
+                    if shared.enforcing() && !memfd.enforced() {
                         memfd = sysctl::MemfdNoexec::enforce().unwrap_or_else(|_| sysctl::MemfdNoexec::untouched());
                     }
                     tracing::info!("policy reloaded from {}", config.policy.display());
@@ -472,7 +472,7 @@ fn load_guard() -> Option<portcullis_guard::Guard> {
 /// Returns the mode in force.
 fn configure_guard(shared: &Shared, current: Option<portcullis_guard::Mode>) -> Option<portcullis_guard::Mode> {
     let guard = shared.guard.as_ref()?;
-    let mode = if shared.secured() { portcullis_guard::Mode::Enforce } else { portcullis_guard::Mode::Report };
+    let mode = if shared.enforcing() { portcullis_guard::Mode::Enforce } else { portcullis_guard::Mode::Report };
     if current == Some(mode) {
         return current;
     }

@@ -84,7 +84,7 @@ pub struct Config {
 /// data fails open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Overload {
-    /// An exec or a library load in Secured mode (a program padded to gigabytes must not run
+    /// An exec or a library load in Secured mode or an Installation window (a program padded to gigabytes must not run
     /// because hashing it took longer than the answer deadline).
     pub code_secured: Response,
     /// Everything else: plain reads, and code in the modes that never block.
@@ -98,9 +98,9 @@ impl Default for Overload {
 }
 
 impl Overload {
-    /// The verdict for an event that is code (or not), in Secured mode (or not).
-    pub fn verdict(&self, code: bool, secured: bool) -> Response {
-        if code && secured { self.code_secured } else { self.other }
+    /// The verdict for an event that is code (or not), in a mode that enforces (or not).
+    pub fn verdict(&self, code: bool, enforcing: bool) -> Response {
+        if code && enforcing { self.code_secured } else { self.other }
     }
 }
 
@@ -337,15 +337,20 @@ impl Shared {
         let _ = self.records.lock_ok().send(record);
     }
 
-    /// The policy's mode now is Secured.
-    pub(crate) fn secured(&self) -> bool {
-        self.policy().target.mode().at(now()) == portcullis_policy::Mode::Secured
+    /// The policy's mode now denies what no policy permits: Secured, or an Installation
+    /// window (which enforces the rest of the host as Secured does: code fails closed on
+    /// overload, memfd exec stays closed, the kernel guard enforces).
+    pub(crate) fn enforcing(&self) -> bool {
+        matches!(
+            self.policy().target.mode().at(now()),
+            portcullis_policy::Mode::Secured | portcullis_policy::Mode::Installation { .. }
+        )
     }
 
     /// The verdict for an event that cannot be judged: code (an exec or a load) fails closed
-    /// in Secured mode, the rest as configured.
+    /// in Secured mode and Installation windows, the rest as configured.
     pub(crate) fn overload(&self, code: bool) -> Response {
-        self.config.overload.verdict(code, self.secured())
+        self.config.overload.verdict(code, self.enforcing())
     }
 }
 

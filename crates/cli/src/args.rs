@@ -172,11 +172,12 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 5000)]
     pub answer_timeout_ms: u64,
     /// The verdict for events that cannot be judged in time or at all: plain reads, and
-    /// every event outside Secured mode.
+    /// every event outside Secured mode and Installation windows.
     #[arg(long, value_enum, default_value = "allow")]
     pub overload: OverloadVerdict,
-    /// The verdict, in Secured mode, for an exec or a library load that cannot be judged in
-    /// time or at all (a program padded to gigabytes): code fails closed.
+    /// The verdict, in Secured mode and Installation windows, for an exec or a library load
+    /// that cannot be judged in time or at all (a program padded to gigabytes): code fails
+    /// closed.
     #[arg(long, value_enum, default_value = "deny")]
     pub overload_code: OverloadVerdict,
     /// Do not load the kernel guard (the BPF exec tracepoint that stops programs started from

@@ -666,6 +666,21 @@ fn a_program_padded_to_a_gigabyte_is_denied_until_judged_and_monitor_only_record
         assert!(t0.elapsed() < Duration::from_secs(30), "never judged:\n{}", m.log());
     }
     assert!(m.stop().success());
+
+    // An Installation window enforces the rest of the host as Secured does: code that
+    // cannot be judged in time fails closed there too.
+    let mut w = Sandbox::new();
+    let blocked = padded(&w, "blocked", "blocked-1g", 1 << 30);
+    let until = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 3600).unwrap();
+    w.start(
+        &policy("installation", &["good"], &format!("until = \"{until}\"\ncapture_into = \"Vendor\"")),
+        &["--answer-timeout-ms", "50"],
+    );
+    assert_blocked(&w.run(&blocked, &[], &[]));
+    let e = &w.events_for(&blocked, "overload")[0];
+    assert_eq!(e["verdict"], "deny", "{e}");
+    assert!(e["reason"].as_str().unwrap().contains("Installation mode: code fails closed"), "{e}");
+    assert!(w.stop().success());
 }
 
 /// Run `script` with sh in a new mount namespace — as an unprivileged user in a user
