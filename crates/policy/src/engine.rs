@@ -138,12 +138,11 @@ impl Engine {
         let app_except =
             set.applications.iter_mut().zip(&used).map(|(a, used)| take(&mut a.except, &mut rules, *used)).collect();
         let package_rules = set.blocklists.iter_mut().map(|b| take(&mut b.rules, &mut rules, true)).collect();
-        let mut order: Vec<(usize, Vec<usize>)> = set
-            .policies
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let apps = p
+        let order: Vec<(usize, Vec<usize>)> = set
+            .policy_order()
+            .into_iter()
+            .map(|i| {
+                let apps = set.policies[i]
                     .applications
                     .iter()
                     .filter_map(|name| set.applications.iter().position(|a| a.name.eq_ignore_ascii_case(name)))
@@ -151,7 +150,6 @@ impl Engine {
                 (i, apps)
             })
             .collect();
-        order.sort_by_key(|(i, _)| set.policies[*i].position);
         Ok(Engine {
             set,
             rules,
@@ -209,13 +207,7 @@ impl Engine {
     }
 
     fn applies(&self, scope: &Scope, target: &Target) -> bool {
-        match scope {
-            Scope::Organization => true,
-            Scope::Group(g) => {
-                target.group.as_deref().is_some_and(|tg| PolicySet::group_chain(tg).any(|p| p.eq_ignore_ascii_case(g)))
-            }
-            Scope::Computer(c) => target.computer.as_deref().is_some_and(|tc| tc.eq_ignore_ascii_case(c)),
-        }
+        scope.covers(target.group.as_deref(), target.computer.as_deref())
     }
 
     fn hash_hits(&self, file: &FileFacts) -> Vec<(u32, HashHit)> {

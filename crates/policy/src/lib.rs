@@ -57,7 +57,7 @@ pub use facts::{FileFacts, FileKind, Os, ProcessFacts, SignerFacts, Timestamp};
 pub use hash_index::{HashIndex, Owners};
 pub use lint::{Finding, Severity, lint};
 pub use model::{
-    Action, Application, Approval, BlocklistPackage, Computer, Group, INSTALLERS, ItemRef, Mode, ModelError,
+    Action, Application, Approval, BlocklistPackage, Computer, Group, INSTALLERS, InForce, ItemRef, Mode, ModelError,
     Organization, Policy, PolicySet, RingfenceProfile, Scope, ScopeError, Status, is_installer_name,
 };
 pub use pattern::{PathPattern, PatternError, TextPattern};

@@ -144,6 +144,16 @@ impl std::str::FromStr for Scope {
 }
 
 impl Scope {
+    /// Whether the scope covers a computer named `computer` in `group` (each `None` when
+    /// unknown or none): the one rule the engine and the exports apply.
+    pub fn covers(&self, group: Option<&str>, computer: Option<&str>) -> bool {
+        match self {
+            Scope::Organization => true,
+            Scope::Group(g) => group.is_some_and(|tg| PolicySet::group_chain(tg).any(|p| p.eq_ignore_ascii_case(g))),
+            Scope::Computer(c) => computer.is_some_and(|tc| tc.eq_ignore_ascii_case(c)),
+        }
+    }
+
     /// The computer a `computer:` scope names, if it is one.
     pub fn computer(&self) -> Option<&str> {
         match self {
@@ -338,6 +348,19 @@ pub struct PolicySet {
     pub ringfences: Vec<RingfenceProfile>,
 }
 
+/// What governs a group's computers ([`PolicySet::in_force`]).
+#[derive(Clone, Debug)]
+pub struct InForce<'a> {
+    /// The mode, its deadlines applied.
+    pub mode: Mode,
+    /// Blocklists approved there, with the status that counts (Enforce over Monitor).
+    pub blocklists: Vec<(&'a BlocklistPackage, Status)>,
+    /// Active policies that apply there, in the engine's order, with their applications.
+    pub policies: Vec<(&'a Policy, Vec<&'a Application>)>,
+    /// Active policies scoped to single computers: they apply to no group as a whole.
+    pub computer_scoped: Vec<&'a Policy>,
+}
+
 /// Which item of a policy set something is about, by kind and index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ItemRef {
@@ -530,6 +553,48 @@ impl PolicySet {
             }
         }
         errors
+    }
+
+    /// Policies in the order the engine tries them (by position; the set's order among
+    /// equal positions, which validation refuses anyway).
+    pub fn policy_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.policies.len()).collect();
+        order.sort_by_key(|&i| self.policies[i].position);
+        order
+    }
+
+    /// What governs the computers of `group` (or, with `None`, computers in no group) that
+    /// set nothing of their own, at `now`: for a policy handed to another engine, which
+    /// has no computers of Portcullis's to tell apart.
+    pub fn in_force(&self, group: Option<&str>, now: Timestamp) -> InForce<'_> {
+        let mut out = InForce {
+            mode: self.group_mode(group).at(now),
+            blocklists: Vec::new(),
+            policies: Vec::new(),
+            computer_scoped: Vec::new(),
+        };
+        for b in &self.blocklists {
+            let statuses = b.approvals.iter().filter(|a| a.scope.covers(group, None)).map(|a| a.status);
+            if let Some(status) = statuses.min_by_key(|s| *s != Status::Enforce) {
+                out.blocklists.push((b, status));
+            }
+        }
+        for i in self.policy_order() {
+            let p = &self.policies[i];
+            if !p.is_active(now) {
+                continue;
+            }
+            if p.scope.computer().is_some() {
+                out.computer_scoped.push(p);
+                continue;
+            }
+            if !p.scope.covers(group, None) {
+                continue;
+            }
+            let apps = p.applications.iter().filter_map(|name| self.application(name)).collect();
+            out.policies.push((p, apps));
+        }
+        out
     }
 
     /// The application with this name (case-insensitive).
