@@ -41,6 +41,34 @@ pub enum Command {
     Request(RequestArgs),
     /// Run the management server (REST API; console and agent sync to follow).
     Server(ServerArgs),
+    /// Export a group's policy for the engine another system trusts (AppLocker, App Control,
+    /// Santa, fapolicyd), with a report on every rule: exported, approximated or not
+    /// expressible.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The engine: applocker, appcontrol, santa or fapolicyd.
+    #[arg(value_parser = ["applocker", "appcontrol", "santa", "fapolicyd"])]
+    pub format: String,
+    /// The policy file (TOML or YAML).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The group whose computers the export is for (a path: `Workstations/Finance`); without
+    /// it, computers in no group.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Write the engine's files into this directory (created if missing); without it they
+    /// are only reported.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Export as of this time (RFC 3339 or a date) instead of now: expiries and deadlines.
+    #[arg(long)]
+    pub at: Option<String>,
 }
 
 #[derive(Args)]

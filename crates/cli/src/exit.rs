@@ -17,6 +17,9 @@ pub const DENIED: u8 = 10;
 /// `bypass` refused the code (mistyped, for another computer, expired or used), or the
 /// agent did not take it.
 pub const BYPASS_REFUSED: u8 = 12;
+/// `export` wrote its files, but some rules cannot be expressed by the engine (the report
+/// says which and why).
+pub const NOT_EXPRESSIBLE: u8 = 13;
 /// The agent could not start enforcing (not root, no fanotify, a filesystem it was told to
 /// watch cannot be marked, the spool cannot be written).
 pub const AGENT_START: u8 = 6;

@@ -7,6 +7,7 @@ mod bypass_cmd;
 mod check;
 mod events_cmd;
 mod exit;
+mod export_cmd;
 mod hashes;
 mod load;
 mod policy_cmd;
@@ -41,6 +42,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Scan(a) => scan::run(a),
         args::Command::Hashes { command: args::HashesCommand::Extract(a) } => hashes::extract(a),
         args::Command::Check(a) => check::run(a),
+        args::Command::Export(a) => export_cmd::run(a),
         args::Command::Policy { command } => match command {
             args::PolicyCommand::Lint(a) => policy_cmd::lint(a),
             args::PolicyCommand::Compile(a) => policy_cmd::compile(a),

@@ -394,3 +394,72 @@ fn check_trusts_the_hosts_packages_as_the_agent_does_and_not_a_copy() {
     let out = portcullis(&["check", "--no-package-trust", "--policy", p, bash.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(10), "{:?}", text(&out));
 }
+
+#[test]
+fn export_writes_each_engines_files_and_reports_every_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        r#"[organization]
+name = "Acme"
+mode = "secured"
+
+[[groups]]
+path = "Workstations"
+
+[[applications]]
+name = "Tool"
+rules = [{ authenticode_sha256 = ["aa124a4b4df12b34e74ee7f6c683b2ebec4ce9a8edcf9be345823b4fdcf5d868"] }, { user = "alice", path = "/opt/x" }]
+
+[[policies]]
+name = "Deny reported"
+position = 10
+applications = ["3CX Desktop App [Reported] (Built-In)"]
+action = "deny"
+
+[[policies]]
+name = "Permit tool"
+position = 20
+applications = ["Tool"]
+action = "permit"
+scope = "group:Workstations"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (p, o) = (policy.to_str().unwrap(), out.to_str().unwrap());
+    for (format, file) in [
+        ("applocker", "applocker.xml"),
+        ("appcontrol", "appcontrol.xml"),
+        ("santa", "santa-rules.json"),
+        ("fapolicyd", "rules.d/40-portcullis.rules"),
+    ] {
+        let r = portcullis(&["export", format, "--policy", p, "--group", "Workstations", "--out", o], dir.path());
+        let (stdout, stderr) = text(&r);
+        // Some rules cannot be expressed by any one engine: exit 13, files written anyway.
+        assert_eq!(r.status.code(), Some(13), "{format}: {stdout}{stderr}");
+        assert!(
+            stdout.contains("not expressible") && stdout.contains(&format!("wrote {}", out.join(file).display())),
+            "{stdout}"
+        );
+        assert!(out.join(file).exists(), "{format}");
+        let r = portcullis(&["export", format, "--policy", p, "--group", "Workstations", "--json"], dir.path());
+        let doc: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        let entries = doc["report"]["entries"].as_array().unwrap();
+        assert!(
+            entries.iter().any(|e| e["source"]["name"] == "Permit tool"
+                && e["source"]["rule"] == 2
+                && e["outcome"] == "not-expressible"
+                && e["why"].as_str().unwrap().contains("user")),
+            "{format}: {doc:#}"
+        );
+        assert!(doc["files"][0]["written"].is_null(), "--json without --out writes nothing");
+    }
+    // An unknown group is refused with the groups there are; an unknown format by clap.
+    let r = portcullis(&["export", "santa", "--policy", p, "--group", "Nope"], dir.path());
+    assert_eq!(r.status.code(), Some(4));
+    assert!(text(&r).1.contains("has no group \"Nope\"; its groups: Workstations"), "{:?}", text(&r));
+    let r = portcullis(&["export", "intune", "--policy", p], dir.path());
+    assert_eq!(r.status.code(), Some(2));
+}

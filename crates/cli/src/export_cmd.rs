@@ -1,0 +1,85 @@
+//! `portcullis export applocker|appcontrol|santa|fapolicyd`: a group's policy for another
+//! engine, and the report on every rule.
+
+use crate::args::ExportArgs;
+use crate::exit::{BAD_POLICY, NOT_EXPRESSIBLE, OK, OrExit, UNREADABLE, fail};
+use crate::load;
+use portcullis_export::{Format, Outcome};
+use portcullis_policy::Timestamp;
+use std::process::ExitCode;
+
+pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let format = Format::from_name(&args.format).ok_or_else(|| {
+        fail(BAD_POLICY, format!("unknown format {:?}; use applocker, appcontrol, santa or fapolicyd", args.format))
+    })?;
+    let loaded = load::policy(&args.policy)?;
+    let set = loaded.set.clone();
+    // The set must compile, as an agent's would.
+    load::engine(loaded.set)?;
+    let group = args.group.as_deref().map(|g| g.trim().trim_matches('/'));
+    if let Some(g) = group {
+        let known = set.groups.iter().any(|x| x.path.eq_ignore_ascii_case(g))
+            || set.computers.iter().any(|c| c.group.as_deref().is_some_and(|cg| cg.eq_ignore_ascii_case(g)));
+        if !known {
+            let mut groups: Vec<&str> = set.groups.iter().map(|x| x.path.as_str()).collect();
+            groups.sort_unstable();
+            return Err(fail(
+                BAD_POLICY,
+                format!(
+                    "{} has no group {g:?}; its groups: {} (or leave --group out for computers in no group)",
+                    args.policy.display(),
+                    if groups.is_empty() { "none".to_owned() } else { groups.join(", ") }
+                ),
+            ));
+        }
+    }
+    let now = Timestamp(load::moment(args.at.as_deref())?);
+    let export = portcullis_export::export(&set, group, format, now);
+    if let Some(dir) = &args.out {
+        for f in &export.files {
+            let path = dir.join(&f.name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).or_exit(UNREADABLE, format!("cannot create {}", parent.display()))?;
+            }
+            std::fs::write(&path, &f.bytes).or_exit(UNREADABLE, format!("cannot write {}", path.display()))?;
+        }
+    }
+    let (exported, approximated, not) = export.report.counts();
+    if args.json {
+        let files: Vec<_> = export
+            .files
+            .iter()
+            .map(|f| serde_json::json!({"name": f.name, "bytes": f.bytes.len(), "written": args.out.as_ref().map(|d| d.join(&f.name))}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"files": files, "report": export.report}))?);
+    } else {
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+        table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        table.set_header(["Rule", "What", "Outcome", "As", "How / why"]);
+        for e in &export.report.entries {
+            let (to, how) = match &e.outcome {
+                Outcome::Exported { to } => (to.clone(), String::new()),
+                Outcome::Approximated { to, how } => (to.clone(), how.clone()),
+                Outcome::NotExpressible { why } => (String::new(), why.clone()),
+            };
+            table.add_row([e.source.label(), e.source.what.clone(), e.outcome.name().to_owned(), to, how]);
+        }
+        println!("{table}");
+        println!(
+            "{}: {exported} exported, {approximated} approximated, {not} not expressible (group {}, {} mode)",
+            format.engine(),
+            group.unwrap_or("(none)"),
+            export.report.mode
+        );
+        match &args.out {
+            Some(dir) => {
+                for f in &export.files {
+                    println!("wrote {}", dir.join(&f.name).display());
+                }
+            }
+            None => println!("nothing written: give --out DIR to write the files"),
+        }
+    }
+    Ok(ExitCode::from(if not > 0 { NOT_EXPRESSIBLE } else { OK }))
+}

@@ -1,0 +1,113 @@
+//! One Portcullis policy, handed to the enforcement engine each operating system already
+//! trusts: AppLocker and App Control for Business on Windows, Santa on macOS, fapolicyd on
+//! RHEL-family Linux — each with a report that says, rule by rule, what was exported, what
+//! was approximated (and how), and what the engine cannot express (and why). Nothing is
+//! dropped silently.
+//!
+//! Pure: a validated [`PolicySet`] and a group in, files and a [`Report`] out. What governs
+//! the group is [`PolicySet::in_force`], the same rule the engine applies; the order there is
+//! the engine's, and each exporter says where its engine's own order differs.
+//!
+//! Approximations lean one way: a condition the engine cannot check makes a permit not
+//! expressible rather than broader; where an export does allow or deny more than
+//! Portcullis would, its report entry says exactly what more.
+
+mod appcontrol;
+mod applocker;
+mod fapolicyd;
+mod plan;
+mod report;
+mod rules;
+mod santa;
+mod windows;
+
+pub use report::{Entry, Outcome, Report, Source, SourceKind};
+
+use portcullis_policy::{PolicySet, Timestamp};
+
+/// An engine Portcullis exports to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// AppLocker policy XML (Windows).
+    AppLocker,
+    /// App Control for Business (WDAC) SiPolicy XML (Windows).
+    AppControl,
+    /// Santa rules, as `santactl rule --export` writes them (macOS).
+    Santa,
+    /// fapolicyd `rules.d` rules and a `trust.d` file (RHEL, Fedora, Debian).
+    Fapolicyd,
+}
+
+impl Format {
+    /// Every format, in the order the console lists them.
+    pub const ALL: [Format; 4] = [Format::AppLocker, Format::AppControl, Format::Santa, Format::Fapolicyd];
+
+    /// The name on the command line and in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::AppLocker => "applocker",
+            Format::AppControl => "appcontrol",
+            Format::Santa => "santa",
+            Format::Fapolicyd => "fapolicyd",
+        }
+    }
+
+    /// The engine's own name, for people.
+    pub fn engine(self) -> &'static str {
+        match self {
+            Format::AppLocker => "AppLocker",
+            Format::AppControl => "App Control for Business",
+            Format::Santa => "Santa",
+            Format::Fapolicyd => "fapolicyd",
+        }
+    }
+
+    /// The format a name (as [`Format::name`] gives it) stands for.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// One file of an export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Its name, with the directory the engine reads it from where it has one
+    /// (`rules.d/40-portcullis.rules`).
+    pub name: String,
+    /// Its content.
+    pub bytes: Vec<u8>,
+}
+
+/// An export: the engine's files and the report on every rule.
+#[derive(Clone, Debug)]
+pub struct Export {
+    /// The engine.
+    pub format: Format,
+    /// What to install.
+    pub files: Vec<OutputFile>,
+    /// What became of each rule.
+    pub report: Report,
+}
+
+/// Export what governs the computers of `group` (`None`: computers in no group) at `now`.
+/// `set` must be valid ([`PolicySet::validate`] finds nothing), as every loaded set is.
+pub fn export(set: &PolicySet, group: Option<&str>, format: Format, now: Timestamp) -> Export {
+    let plan = plan::Plan::new(set, group, now);
+    let (files, entries) = match format {
+        Format::AppLocker => applocker::export(&plan),
+        Format::AppControl => appcontrol::export(&plan),
+        Format::Santa => santa::export(&plan),
+        Format::Fapolicyd => fapolicyd::export(&plan),
+    };
+    let mut all = plan.skipped.clone();
+    all.extend(entries);
+    let report = Report {
+        format,
+        group: group.map(str::to_owned),
+        mode: plan.mode.name().to_owned(),
+        organization: set.organization.name.clone(),
+        entries: all,
+    };
+    Export { format, files, report }
+}
