@@ -1,0 +1,262 @@
+//! Exports checked by the engines themselves, where this machine can run them: Debian's own
+//! fapolicyd 1.1.7 loads `portcullis export fapolicyd` output and decides on the test's files
+//! as Portcullis does.
+//!
+//! Safety: fapolicyd is never installed. `./x test` downloads its packages (`apt-get
+//! download`); this test unpacks them (`dpkg-deb --fsys-tarfile`, no maintainer scripts) into its own copy
+//! of the Debian 12 root on a tmpfs, and runs the daemon there in a private mount and PID
+//! namespace, permissive (it never denies), watching only a ramfs it mounts for the test's
+//! files (the chroot shows it no other mount). A time limit kills the namespace, and with it
+//! the daemon.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
+}
+
+/// A tmpfs with the Debian root on it, unmounted when dropped.
+struct Root {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Root {
+    fn new() -> Root {
+        let tar = target().join("debian-root/bookworm.tar");
+        let debs = target().join("debian-root/fapolicyd");
+        assert!(
+            tar.exists() && debs.join(".done").exists(),
+            "the Debian root and fapolicyd's packages are missing: `./x test` makes them ({} / {})",
+            tar.display(),
+            debs.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("root");
+        std::fs::create_dir_all(&path).unwrap();
+        let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2g", "tmpfs"]).arg(&path).status().unwrap();
+        assert!(st.success(), "mount a tmpfs (the test needs root)");
+        let root = Root { _dir: dir, path };
+        let st = Command::new("tar").arg("-C").arg(&root.path).arg("-xpf").arg(&tar).status().unwrap();
+        assert!(st.success());
+        for deb in std::fs::read_dir(&debs).unwrap().flatten().map(|e| e.path()) {
+            if deb.extension().is_some_and(|e| e == "deb") {
+                // dpkg-deb -x, but keeping the merged /usr's /lib → usr/lib symlinks (libraries
+                // packaged under /lib would otherwise replace them with directories).
+                let o = Command::new("sh")
+                    .args(["-c", "dpkg-deb --fsys-tarfile \"$1\" | tar -x --keep-directory-symlink -C \"$2\"", "sh"])
+                    .arg(&deb)
+                    .arg(&root.path)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "unpacking {}: {}", deb.display(), text(&o));
+            }
+        }
+        root
+    }
+
+    fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p.trim_start_matches('/'))
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn write_exec(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn sha256_of(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_owned()
+}
+
+/// What the namespace runs: the files on a ramfs, Portcullis's verdicts, then fapolicyd
+/// (permissive, debug) deciding on the same files.
+const SCRIPT: &str = r#"
+set -e
+R=$1
+mount -t proc proc "$R/proc"
+mount -t tmpfs tmpfs "$R/run"
+mkdir -p "$R/srv/test"
+mount -t ramfs ramfs "$R/srv/test"
+cp -p "$R"/srv/src/* "$R/srv/test/"
+exec chroot "$R" /bin/sh -c '
+  mkdir -p /run/fapolicyd /var/lib/fapolicyd
+  echo "== portcullis"
+  /usr/local/bin/portcullis check --json --policy /etc/portcullis.toml /srv/test/denied /srv/test/permitted /srv/test/other || true
+  echo "== fagenrules"
+  fagenrules 2>&1
+  echo "== fapolicyd"
+  fapolicyd --debug --permissive >/tmp/fapolicyd.log 2>&1 &
+  i=0
+  until grep -q "Starting to listen for events" /tmp/fapolicyd.log; do
+    i=$((i+1)); if [ $i -gt 200 ]; then cat /tmp/fapolicyd.log; exit 4; fi; sleep 0.1
+  done
+  /srv/test/denied; /srv/test/permitted; /srv/test/other
+  sleep 1
+  kill -TERM $! 2>/dev/null || true
+  sleep 0.5
+  cat /tmp/fapolicyd.log
+'
+"#;
+
+#[test]
+fn debians_fapolicyd_loads_the_export_and_decides_as_portcullis_does() {
+    let root = Root::new();
+    // The test's files: one denied by its hash, one permitted by its path, one no rule names.
+    write_exec(&root.join("/srv/src/denied"), "#!/bin/sh\necho denied ran\n");
+    write_exec(&root.join("/srv/src/permitted"), "#!/bin/sh\necho permitted ran\n");
+    write_exec(&root.join("/srv/src/other"), "#!/bin/sh\necho other ran\n");
+    let denied = sha256_of(&root.join("/srv/src/denied"));
+    let policy = format!(
+        r#"[organization]
+name = "Acme"
+mode = "secured"
+
+[[applications]]
+name = "Bad script"
+rules = [{{ sha256 = ["{denied}"] }}]
+
+[[applications]]
+name = "Tools"
+rules = [{{ path = "/srv/test/permitted" }}]
+
+[[policies]]
+name = "Deny the bad script"
+position = 10
+applications = ["Bad script"]
+action = "deny"
+
+[[policies]]
+name = "Permit tools"
+position = 20
+applications = ["Tools"]
+action = "permit"
+"#
+    );
+    std::fs::write(root.join("/etc/portcullis.toml"), &policy).unwrap();
+    // The export, written where fapolicyd reads it (its own sample rule set out of the way).
+    let _ = std::fs::remove_file(root.join("/etc/fapolicyd/rules.d/90-deny-execute.rules"));
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["export", "fapolicyd", "--policy"])
+        .arg(root.join("/etc/portcullis.toml"))
+        .arg("--out")
+        .arg(root.join("/etc/fapolicyd"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "every rule is expressible: {}", text(&out));
+    // fapolicyd's own configuration, changed only where the test must: permissive, as root,
+    // watching ramfs only (the test's files), trusting its file backend only.
+    let conf_path = root.join("/etc/fapolicyd/fapolicyd.conf");
+    let conf: String = std::fs::read_to_string(&conf_path)
+        .unwrap()
+        .lines()
+        .map(|l| match l.split('=').next().map(str::trim) {
+            Some("permissive") => "permissive = 1".to_owned(),
+            Some("uid") => "uid = root".to_owned(),
+            Some("gid") => "gid = root".to_owned(),
+            Some("watch_fs") => "watch_fs = ramfs".to_owned(),
+            Some("trust") => "trust = file".to_owned(),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&conf_path, conf + "\n").unwrap();
+    // The user and group its maintainer script would have made (fagenrules gives them the
+    // compiled rules).
+    let append = |file: &str, line: &str| {
+        let mut text = std::fs::read_to_string(root.join(file)).unwrap();
+        text.push_str(line);
+        std::fs::write(root.join(file), text).unwrap();
+    };
+    append("/etc/group", "fapolicyd:x:989:\n");
+    append("/etc/passwd", "fapolicyd:x:989:989:fapolicyd:/var/lib/fapolicyd:/usr/sbin/nologin\n");
+    std::fs::create_dir_all(root.join("/usr/local/bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_portcullis"), root.join("/usr/local/bin/portcullis")).unwrap();
+
+    let o = Command::new("timeout")
+        .args([
+            "-s",
+            "KILL",
+            "90",
+            "unshare",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            SCRIPT,
+        ])
+        .arg("sh")
+        .arg(&root.path)
+        .output()
+        .unwrap();
+    let log = text(&o);
+    assert_ne!(o.status.code(), Some(137), "the namespace hit its 90 s limit:\n{log}");
+    assert!(o.status.success(), "{log}");
+    // The lines after `== name`, up to the next such line.
+    let section = |name: &str| -> String {
+        let header = format!("== {name}");
+        log.lines()
+            .skip_while(|l| *l != header)
+            .skip(1)
+            .take_while(|l| !l.starts_with("== "))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    // Portcullis's own verdicts on the files, as the agent would give them.
+    let verdicts: Vec<serde_json::Value> =
+        section("portcullis").lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let verdict = |name: &str| {
+        verdicts
+            .iter()
+            .find(|v| v["path"].as_str().is_some_and(|p| p.ends_with(name)))
+            .unwrap_or_else(|| panic!("no verdict for {name}:\n{log}"))["verdict"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        (verdict("/denied"), verdict("/permitted"), verdict("/other")),
+        ("deny".into(), "allow".into(), "deny".into()),
+        "{log}"
+    );
+    // fagenrules and the daemon took every line without a complaint.
+    assert!(section("fagenrules").trim().is_empty(), "fagenrules said:\n{log}");
+    let daemon = section("fapolicyd");
+    // (Its parser says `rules: line:N: …`; "open_dbi: Permission denied" is its empty trust
+    // database on a first start, as Debian's README.Debian says.)
+    assert!(daemon.contains("Loaded 5 rules"), "{daemon}");
+    for bad in ["rules:", "line:", "error", "Error", "Can't", "failed", "Failed", "nknown"] {
+        assert!(
+            !daemon.lines().any(|l| l.contains(bad) && !l.contains("dec=")),
+            "fapolicyd complained ({bad}):\n{daemon}"
+        );
+    }
+    // Its decisions (permissive: what it would do) match Portcullis's.
+    let decision = |name: &str| -> String {
+        daemon
+            .lines()
+            .filter(|l| l.contains("perm=execute") && l.contains(&format!("path=/srv/test/{name} ")))
+            .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("dec=")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("fapolicyd decided nothing on executing {name}:\n{daemon}"))
+    };
+    assert_eq!(decision("denied"), "deny_audit", "{daemon}");
+    assert_eq!(decision("permitted"), "allow", "{daemon}");
+    assert_eq!(decision("other"), "deny_audit", "{daemon}");
+}
