@@ -27,6 +27,7 @@ use portcullis_policy::{PolicySet, Timestamp};
 
 /// An engine Portcullis exports to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// AppLocker policy XML (Windows).

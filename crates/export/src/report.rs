@@ -5,6 +5,7 @@ use crate::Format;
 
 /// What an entry is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     /// The group's mode (what no rule decides).
@@ -17,6 +18,7 @@ pub enum SourceKind {
 
 /// The rule (or setting) an entry is about, as the console names it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Source {
     /// Mode, blocklist or policy.
     pub kind: SourceKind,
@@ -55,6 +57,7 @@ impl Source {
 
 /// What became of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Outcome {
     /// The engine enforces exactly what Portcullis does.
@@ -89,6 +92,7 @@ impl Outcome {
 
 /// One rule and what became of it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// The rule.
     pub source: Source,
@@ -99,6 +103,7 @@ pub struct Entry {
 
 /// Every entry of an export.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     /// The engine.
     pub format: Format,

@@ -2,7 +2,7 @@
 //! handlers' own annotations so it cannot drift from the routes (a test compares them).
 
 use crate::api::{
-    accounts, agents, applications, baseline, blocklists, computers, events, policies, requests, ringfences,
+    accounts, agents, applications, baseline, blocklists, computers, events, exports, policies, requests, ringfences,
 };
 use crate::error::ErrorBody;
 use portcullis_policy_file::document::{
@@ -41,7 +41,7 @@ on every change. Agents use their own credential."
         blocklists::add_hashes, blocklists::set_blocklist_rules, blocklists::approve, blocklists::revoke,
         blocklists::delete_blocklist,
         events::preview, events::events, events::event, events::policy_from_event,
-        baseline::proposal, baseline::accept, requests::requests, requests::decide,
+        baseline::proposal, baseline::accept, requests::requests, requests::decide, exports::export, exports::file,
         agents::enroll, agents::poll, agents::events, agents::packages, agents::bypass_key, agents::requests,
         agents::captures,
     ),

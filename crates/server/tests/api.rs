@@ -609,3 +609,59 @@ async fn the_event_filter_offers_every_kind_the_schema_has() {
     }
     assert_eq!(admin.get("/api/events?verdict=ringfence-would-deny").await.status, StatusCode::OK);
 }
+
+/// A group's policy for the other engines, through the API and the console: the report on
+/// every rule, each file for download, nothing written; bad formats and groups refused.
+#[tokio::test]
+async fn exports_report_every_rule_and_download_for_readers_too() {
+    each_backend(async |store: Store| {
+        let org = org_with_users(&store).await;
+        let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+        let auditor = Client::login(&store, &org.name, "auditor", "auditor-password").await;
+        assert_eq!(admin.json("POST", "/api/groups", json!({"path": "Windows <PCs>"})).await.status, StatusCode::CREATED);
+        let app = json!({"name": "Tool & Co", "rules": [
+            {"authenticode_sha256": ["aa124a4b4df12b34e74ee7f6c683b2ebec4ce9a8edcf9be345823b4fdcf5d868"], "kind": "executable"},
+            {"user": "alice", "path": "C:\\Tools\\*"}]});
+        assert_eq!(admin.json("POST", "/api/applications", app).await.status, StatusCode::CREATED);
+        let p = json!({"name": "Permit tool", "position": 0, "applications": ["Tool & Co"], "action": "permit", "scope": "group:Windows <PCs>"});
+        assert_eq!(admin.json("POST", "/api/policies", p).await.status, StatusCode::CREATED);
+        let before = audit_len(&store, org.id).await;
+
+        let r = auditor.get("/api/exports/applocker?group=Windows%20%3CPCs%3E").await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let files = r.body["files"].as_array().unwrap();
+        assert_eq!(files[0]["name"], "applocker.xml");
+        assert!(files[0]["content"].as_str().unwrap().contains("0xAA124A4B4DF12B34E74EE7F6C683B2EBEC4CE9A8EDCF9BE345823B4FDCF5D868"));
+        let entries = r.body["report"]["entries"].as_array().unwrap();
+        let rule = |n: i64| entries.iter().find(|e| e["source"]["name"] == "Permit tool" && e["source"]["rule"] == n).unwrap();
+        assert_eq!(rule(1)["outcome"], "exported", "{entries:?}");
+        assert_eq!(rule(2)["outcome"], "not-expressible");
+        assert!(rule(2)["why"].as_str().unwrap().contains("user"));
+
+        let d = auditor.get("/api/exports/appcontrol/file?group=Windows%20%3CPCs%3E").await;
+        assert_eq!(d.status, StatusCode::OK);
+        assert_eq!(d.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"appcontrol.xml\"");
+        assert!(String::from_utf8_lossy(&d.bytes).contains("<SiPolicy"));
+        let f = auditor.get("/api/exports/fapolicyd/file?name=rules.d%2F40-portcullis.rules").await;
+        assert_eq!(f.status, StatusCode::OK);
+        assert_eq!(f.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"40-portcullis.rules\"");
+
+        assert_eq!(auditor.get("/api/exports/intune").await.status, StatusCode::BAD_REQUEST);
+        let r = auditor.get("/api/exports/santa?group=Nope").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.body["error"].as_str().unwrap().contains("no group \"Nope\""));
+        assert_eq!(auditor.get("/api/exports/santa/file?name=nope.json").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(Client::new(&store).get("/api/exports/santa").await.status, StatusCode::UNAUTHORIZED);
+
+        // The console shows the report before the download, names escaped.
+        let page = String::from_utf8_lossy(&admin.get("/exports?format=santa&group=Windows%20%3CPCs%3E").await.bytes).into_owned();
+        assert!(page.contains("not expressible") && page.contains("Download santa-rules.json"), "{page}");
+        assert!(page.contains("Windows &#60;PCs&#62;") || page.contains("Windows &lt;PCs&gt;"), "{page}");
+        assert!(!page.contains("Windows <PCs>"), "escaped");
+        let dl = admin.get("/exports/download?format=santa&group=Windows%20%3CPCs%3E&name=santa-rules.json").await;
+        assert_eq!(dl.status, StatusCode::OK);
+        let _: Value = serde_json::from_slice(&dl.bytes).expect("JSON");
+        assert_eq!(audit_len(&store, org.id).await, before, "an export writes nothing");
+    })
+    .await;
+}

@@ -9,6 +9,7 @@ pub(crate) mod baseline;
 pub(crate) mod blocklists;
 pub(crate) mod computers;
 pub(crate) mod events;
+pub(crate) mod exports;
 pub(crate) mod policies;
 pub(crate) mod requests;
 pub(crate) mod ringfences;
@@ -27,6 +28,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(blocklists::router())
         .merge(computers::router())
         .merge(events::router())
+        .merge(exports::router())
         .merge(policies::router())
         .merge(requests::router())
         .merge(ringfences::router())

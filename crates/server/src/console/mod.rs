@@ -34,6 +34,7 @@ mod baseline;
 mod blocklists;
 mod computers;
 mod events;
+mod exports;
 mod hygiene;
 mod login;
 mod policies;
@@ -51,6 +52,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(blocklists::router())
         .merge(computers::router())
         .merge(events::router())
+        .merge(exports::router())
         .merge(hygiene::router())
         .merge(login::router())
         .merge(policies::router())
@@ -153,7 +155,7 @@ impl Page {
         href == self.current
     }
 
-    fn nav(&self) -> [(&'static str, &'static str); 11] {
+    fn nav(&self) -> [(&'static str, &'static str); 12] {
         [
             ("/policies", "Policies"),
             ("/applications", "Applications"),
@@ -163,6 +165,7 @@ impl Page {
             ("/events", "Events"),
             ("/requests", "Requests"),
             ("/preview", "What would happen"),
+            ("/exports", "Exports"),
             ("/hygiene", "Unused policies"),
             ("/audit", "Audit log"),
             ("/accounts", "Accounts"),
