@@ -22,6 +22,7 @@ mod santa;
 mod windows;
 
 pub use report::{Entry, Outcome, Report, Source, SourceKind};
+pub use santa::{SantaRule, Sync as SantaSync};
 
 use portcullis_policy::{PolicySet, Timestamp};
 
@@ -94,21 +95,45 @@ pub struct Export {
 /// Export what governs the computers of `group` (`None`: computers in no group) at `now`.
 /// `set` must be valid ([`PolicySet::validate`] finds nothing), as every loaded set is.
 pub fn export(set: &PolicySet, group: Option<&str>, format: Format, now: Timestamp) -> Export {
-    let plan = plan::Plan::new(set, group, now);
+    export_plan(plan::Plan::new(set, group, None, now), set, format)
+}
+
+/// Export what governs one computer of the set (its own mode and the policies scoped to
+/// it too), for an engine that syncs each computer on its own (Santa's sync server).
+pub fn export_for_computer(set: &PolicySet, computer: &str, format: Format, now: Timestamp) -> Export {
+    let group = set.computers.iter().find(|c| c.name.eq_ignore_ascii_case(computer)).and_then(|c| c.group.as_deref());
+    export_plan(plan::Plan::new(set, group, Some(computer), now), set, format)
+}
+
+/// Santa's rules and client mode for one computer, as its sync server hands them out, with
+/// the report on every rule.
+pub fn santa_for_computer(set: &PolicySet, computer: &str, now: Timestamp) -> (santa::Sync, Report) {
+    let group = set.computers.iter().find(|c| c.name.eq_ignore_ascii_case(computer)).and_then(|c| c.group.as_deref());
+    let plan = plan::Plan::new(set, group, Some(computer), now);
+    let (sync, entries) = santa::sync(&plan);
+    let report = report_of(&plan, set, Format::Santa, entries);
+    (sync, report)
+}
+
+fn report_of(plan: &plan::Plan<'_>, set: &PolicySet, format: Format, entries: Vec<Entry>) -> Report {
+    let mut all = plan.skipped.clone();
+    all.extend(entries);
+    Report {
+        format,
+        group: plan.group.map(str::to_owned),
+        mode: plan.mode.name().to_owned(),
+        organization: set.organization.name.clone(),
+        entries: all,
+    }
+}
+
+fn export_plan(plan: plan::Plan<'_>, set: &PolicySet, format: Format) -> Export {
     let (files, entries) = match format {
         Format::AppLocker => applocker::export(&plan),
         Format::AppControl => appcontrol::export(&plan),
         Format::Santa => santa::export(&plan),
         Format::Fapolicyd => fapolicyd::export(&plan),
     };
-    let mut all = plan.skipped.clone();
-    all.extend(entries);
-    let report = Report {
-        format,
-        group: group.map(str::to_owned),
-        mode: plan.mode.name().to_owned(),
-        organization: set.organization.name.clone(),
-        entries: all,
-    };
+    let report = report_of(&plan, set, format, entries);
     Export { format, files, report }
 }

@@ -35,11 +35,17 @@ pub(crate) struct Plan<'a> {
     pub(crate) skipped: Vec<Entry>,
     pub(crate) organization: &'a str,
     pub(crate) group: Option<&'a str>,
+    pub(crate) computer: Option<&'a str>,
 }
 
 impl<'a> Plan<'a> {
-    pub(crate) fn new(set: &'a PolicySet, group: Option<&'a str>, now: Timestamp) -> Plan<'a> {
-        let in_force = set.in_force(group, now);
+    pub(crate) fn new(
+        set: &'a PolicySet,
+        group: Option<&'a str>,
+        computer: Option<&'a str>,
+        now: Timestamp,
+    ) -> Plan<'a> {
+        let in_force = set.in_force(group, computer, now);
         let mut items = Vec::new();
         for (b, status) in &in_force.blocklists {
             for (i, rule) in b.rules.iter().enumerate() {
@@ -104,7 +110,7 @@ impl<'a> Plan<'a> {
                 },
             })
             .collect();
-        Plan { mode: in_force.mode, items, skipped, organization: &set.organization.name, group }
+        Plan { mode: in_force.mode, items, skipped, organization: &set.organization.name, group, computer }
     }
 
     /// Whether the group's mode denies what no rule permits.
@@ -129,9 +135,10 @@ impl<'a> Plan<'a> {
 
     /// A stable name for the export (organization and group), for IDs and file names.
     pub(crate) fn title(&self) -> String {
-        match self.group {
-            Some(g) => format!("{} / {g}", self.organization),
-            None => format!("{} (computers in no group)", self.organization),
+        match (self.computer, self.group) {
+            (Some(c), _) => format!("{} / computer {c}", self.organization),
+            (None, Some(g)) => format!("{} / {g}", self.organization),
+            (None, None) => format!("{} (computers in no group)", self.organization),
         }
     }
 }

@@ -32,15 +32,35 @@ impl RuleType {
     }
 }
 
-#[derive(serde::Serialize)]
-struct SantaRule {
-    identifier: String,
-    policy: &'static str,
-    rule_type: &'static str,
-    custom_msg: String,
+/// One Santa rule, with the keys Santa's sync protocol and `santactl rule --import` use.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SantaRule {
+    /// The SHA-256 (BINARY, CERTIFICATE) or team ID (TEAMID).
+    pub identifier: String,
+    /// `ALLOWLIST` or `BLOCKLIST`.
+    pub policy: &'static str,
+    /// `BINARY`, `CERTIFICATE` or `TEAMID`.
+    pub rule_type: &'static str,
+    /// The message Santa shows when it blocks (the Portcullis rule it came from).
+    pub custom_msg: String,
+}
+
+/// What a Santa client is told: its mode and its rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sync {
+    /// `LOCKDOWN` (Secured, Installation) or `MONITOR` (Monitor, Learning).
+    pub client_mode: &'static str,
+    /// Every rule, in Portcullis's order (Santa ranks them by type).
+    pub rules: Vec<SantaRule>,
 }
 
 pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
+    let (sync, entries) = sync(plan);
+    let json = serde_json::to_vec_pretty(&serde_json::json!({ "rules": sync.rules })).expect("plain data");
+    (vec![OutputFile { name: "santa-rules.json".into(), bytes: json }], entries)
+}
+
+pub(crate) fn sync(plan: &Plan<'_>) -> (Sync, Vec<Entry>) {
     let mut entries = Vec::new();
     let mut rules: Vec<SantaRule> = Vec::new();
     // Earlier items by their broadest type and verdict, for Santa's precedence.
@@ -104,14 +124,11 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
             Err(why) => entries.push(item.entry(Outcome::NotExpressible { why })),
         }
     }
+    let client_mode = if plan.enforcing() { "LOCKDOWN" } else { "MONITOR" };
     entries.push(plan.mode_entry(Outcome::Exported {
-        to: format!(
-            "client mode {} (set by the sync server, or ClientMode in the configuration profile)",
-            if plan.enforcing() { "LOCKDOWN" } else { "MONITOR" }
-        ),
+        to: format!("client mode {client_mode} (set by the sync server, or ClientMode in the configuration profile)"),
     }));
-    let json = serde_json::to_vec_pretty(&serde_json::json!({ "rules": rules })).expect("plain data");
-    (vec![OutputFile { name: "santa-rules.json".into(), bytes: json }], entries)
+    (Sync { client_mode, rules }, entries)
 }
 
 /// A Developer ID team from a signer subject pattern: `…Developer ID Application: Name (TEAMID)…`.

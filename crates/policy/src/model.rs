@@ -357,7 +357,8 @@ pub struct InForce<'a> {
     pub blocklists: Vec<(&'a BlocklistPackage, Status)>,
     /// Active policies that apply there, in the engine's order, with their applications.
     pub policies: Vec<(&'a Policy, Vec<&'a Application>)>,
-    /// Active policies scoped to single computers: they apply to no group as a whole.
+    /// Active policies scoped to single computers, when asked for a group: they apply to no
+    /// group as a whole.
     pub computer_scoped: Vec<&'a Policy>,
 }
 
@@ -564,17 +565,18 @@ impl PolicySet {
     }
 
     /// What governs the computers of `group` (or, with `None`, computers in no group) that
-    /// set nothing of their own, at `now`: for a policy handed to another engine, which
-    /// has no computers of Portcullis's to tell apart.
-    pub fn in_force(&self, group: Option<&str>, now: Timestamp) -> InForce<'_> {
-        let mut out = InForce {
-            mode: self.group_mode(group).at(now),
-            blocklists: Vec::new(),
-            policies: Vec::new(),
-            computer_scoped: Vec::new(),
+    /// set nothing of their own, at `now` — or, with `computer`, that one computer (its own
+    /// mode, and the policies scoped to it): for a policy handed to another engine.
+    pub fn in_force(&self, group: Option<&str>, computer: Option<&str>, now: Timestamp) -> InForce<'_> {
+        let known = computer.and_then(|c| self.computers.iter().find(|x| x.name.eq_ignore_ascii_case(c)));
+        let mode = match known {
+            Some(c) => self.mode_of(c),
+            None => self.group_mode(group),
         };
+        let mut out =
+            InForce { mode: mode.at(now), blocklists: Vec::new(), policies: Vec::new(), computer_scoped: Vec::new() };
         for b in &self.blocklists {
-            let statuses = b.approvals.iter().filter(|a| a.scope.covers(group, None)).map(|a| a.status);
+            let statuses = b.approvals.iter().filter(|a| a.scope.covers(group, computer)).map(|a| a.status);
             if let Some(status) = statuses.min_by_key(|s| *s != Status::Enforce) {
                 out.blocklists.push((b, status));
             }
@@ -584,11 +586,11 @@ impl PolicySet {
             if !p.is_active(now) {
                 continue;
             }
-            if p.scope.computer().is_some() {
+            if p.scope.computer().is_some() && computer.is_none() {
                 out.computer_scoped.push(p);
                 continue;
             }
-            if !p.scope.covers(group, None) {
+            if !p.scope.covers(group, computer) {
                 continue;
             }
             let apps = p.applications.iter().filter_map(|name| self.application(name)).collect();

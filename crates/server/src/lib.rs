@@ -18,6 +18,7 @@ pub mod error;
 pub mod hub;
 pub mod openapi;
 mod ops;
+pub mod santa;
 
 pub use api::agents::{MAX_BATCH, MAX_CLOCK_SKEW_MS, MAX_EVENT_FIELD, MAX_HITS, MAX_WAIT};
 pub use hub::{EVENTS_PER_MINUTE, HOST_REPORTS_PER_MINUTE, PACKAGE_REPORTS_PER_MINUTE};
@@ -85,6 +86,7 @@ pub fn app(state: AppState) -> Router {
     api::router()
         .merge(openapi::router())
         .merge(console::router())
+        .merge(santa::router())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response_with_state(tls, security_headers))
         .with_state(state)

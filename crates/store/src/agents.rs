@@ -39,6 +39,10 @@ pub struct Enrollment<'a> {
     pub agent_version: &'a str,
     /// The credential of the computer of this name, when the agent claims to be it.
     pub current_credential: Option<&'a str>,
+    /// The credential to give it, for a client that cannot keep one the server makes (a
+    /// Santa client's is derived from its machine id and the group's token); `None`: a new
+    /// random one.
+    pub credential: Option<&'a str>,
 }
 
 /// How an enrollment ended.
@@ -161,7 +165,10 @@ impl Store {
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        let credential = format!("pca_{}", random_hex(32)?);
+        let credential = match e.credential {
+            Some(c) => c.to_owned(),
+            None => format!("pca_{}", random_hex(32)?),
+        };
         let mut tx = self.begin().await?;
         let actor = format!("agent {name}");
         let change = crate::Change { org_id, actor: &actor };

@@ -197,6 +197,7 @@ async fn agents_enroll_with_a_group_token_and_deliver_each_event_once() {
             host_json: r#"{"hostname":"web-01"}"#,
             agent_version: "0.1.0",
             current_credential,
+            credential: None,
         };
         let active = |e: Enrolled| match e {
             Enrolled::Active { identity, credential, .. } => (identity, credential),

@@ -84,6 +84,7 @@ pub(crate) async fn enroll(
             host_json: &host_json,
             agent_version: &host.agent_version,
             current_credential: req.current_credential.as_deref(),
+            credential: None,
         })
         .await;
     let (org_id, body, status) = match result {
@@ -187,7 +188,7 @@ async fn bundle(
 
 /// What is stored of a record: every field bounded where it enters, the time clamped.
 /// A time that is not one is refused (with the text given).
-fn event_fields(r: Record, text: &str, received: i64) -> Result<EventFields, (String, jiff::Error)> {
+pub(crate) fn event_fields(r: Record, text: &str, received: i64) -> Result<EventFields, (String, jiff::Error)> {
     let at_ms = match r.time.parse::<jiff::Timestamp>() {
         Ok(t) => t.as_millisecond(),
         Err(e) => return Err((r.time, e)),
