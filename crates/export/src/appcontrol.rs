@@ -13,19 +13,44 @@ use crate::plan::{Item, Plan};
 use crate::report::{Entry, Outcome};
 use crate::rules::{AUTHENTICODE_ONLY, hex};
 use crate::windows::{Shape, analyse};
-use portcullis_policy::Status;
+use portcullis_policy::{Status, Version};
 use quick_xml::escape::escape;
 use std::fmt::Write as _;
 
 const ENGINE: &str = "App Control";
 
 /// Windows' platform GUID, the same in every policy.
-const PLATFORM_ID: &str = "{2E07F7E4-194C-4D20-B7C9-6F44A6C5A234}";
+pub(crate) const PLATFORM_ID: uuid::Uuid = uuid::uuid!("2E07F7E4-194C-4D20-B7C9-6F44A6C5A234");
+
+/// One file rule of a SiPolicy: what both the XML and the binary form are written from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CiRule {
+    pub(crate) deny: bool,
+    pub(crate) id: String,
+    pub(crate) friendly: String,
+    pub(crate) file_name: Option<String>,
+    pub(crate) product_name: Option<String>,
+    pub(crate) min: Option<Version>,
+    pub(crate) max: Option<Version>,
+    pub(crate) hash: Option<Vec<u8>>,
+    pub(crate) file_path: Option<String>,
+}
+
+/// A base policy for the user-mode (12) and kernel (131) signing scenarios.
+#[derive(Clone, Debug)]
+pub(crate) struct CiPolicy {
+    pub(crate) name: String,
+    pub(crate) policy_id: uuid::Uuid,
+    pub(crate) options: Vec<&'static str>,
+    pub(crate) rules: Vec<CiRule>,
+    /// Indices into `rules` each scenario references.
+    pub(crate) kernel: Vec<usize>,
+    pub(crate) user: Vec<usize>,
+}
 
 pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
     let mut entries = Vec::new();
-    let mut rules: Vec<String> = Vec::new();
-    let mut ids: Vec<String> = Vec::new();
+    let mut rules: Vec<CiRule> = Vec::new();
     let mut permit_before: Option<String> = None;
     let enforced_denies = plan.items.iter().any(|i| i.deny && i.status == Status::Enforce);
     let audit = !plan.enforcing() && !enforced_denies;
@@ -43,11 +68,8 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
         }
         let before = rules.len();
         match file_rules(item, rules.len()) {
-            Ok((elements, mut how)) => {
-                for (id, xml) in elements {
-                    ids.push(id);
-                    rules.push(xml);
-                }
+            Ok((made, mut how)) => {
+                rules.extend(made);
                 if item.deny
                     && let Some(p) = &permit_before
                 {
@@ -75,12 +97,15 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
         }
     }
     let allow_all = !plan.enforcing() && !audit;
+    let user_rules = rules.len();
     if allow_all {
-        for (n, id) in ["ID_ALLOW_A_1", "ID_ALLOW_A_2"].into_iter().enumerate() {
-            let what = if n == 0 { "kernel drivers" } else { "user-mode files" };
-            rules.push(format!(
-                "    <Allow ID=\"{id}\" FriendlyName=\"Allow all {what} (Portcullis Monitor mode)\" FileName=\"*\" />\n"
-            ));
+        for (id, what) in [("ID_ALLOW_A_1", "kernel drivers"), ("ID_ALLOW_A_2", "user-mode files")] {
+            rules.push(CiRule {
+                id: id.into(),
+                friendly: format!("Allow all {what} (Portcullis Monitor mode)"),
+                file_name: Some("*".into()),
+                ..CiRule::default()
+            });
         }
         entries.push(plan.mode_entry(Outcome::Approximated {
             to: "enforced, with allow-all rules: the denies are enforced".into(),
@@ -102,86 +127,122 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
             }),
         );
     }
-    let policy_id = format!(
-        "{{{}}}",
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("portcullis:appcontrol:{}", plan.title()).as_bytes())
-            .hyphenated()
-            .to_string()
-            .to_uppercase()
-    );
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    let _ = writeln!(
-        xml,
-        "<SiPolicy xmlns=\"urn:schemas-microsoft-com:sipolicy\" PolicyType=\"Base Policy\" FriendlyName=\"{}\">",
-        escape(format!("Portcullis: {}", plan.title()))
-    );
-    xml.push_str("  <VersionEx>10.0.0.0</VersionEx>\n");
-    let _ = writeln!(xml, "  <PlatformID>{PLATFORM_ID}</PlatformID>");
-    xml.push_str("  <Rules>\n");
     let mut options = vec!["Enabled:Unsigned System Integrity Policy", "Enabled:UMCI"];
     if audit {
         options.push("Enabled:Audit Mode");
     }
-    for o in options {
+    let mut user: Vec<usize> = (0..user_rules).collect();
+    let kernel = if allow_all {
+        user.push(user_rules + 1);
+        vec![user_rules]
+    } else {
+        Vec::new()
+    };
+    let policy = CiPolicy {
+        name: format!("Portcullis: {}", plan.title()),
+        policy_id: uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            format!("portcullis:appcontrol:{}", plan.title()).as_bytes(),
+        ),
+        options,
+        rules,
+        kernel,
+        user,
+    };
+    let binary = crate::cip::write(&policy);
+    let id = policy.policy_id.hyphenated().to_string().to_uppercase();
+    let files = vec![
+        OutputFile { name: "appcontrol.xml".into(), bytes: xml(&policy).into_bytes() },
+        OutputFile { name: format!("{{{id}}}.cip"), bytes: binary },
+    ];
+    (files, entries)
+}
+
+/// The SiPolicy XML of `policy`.
+fn xml(policy: &CiPolicy) -> String {
+    let guid = format!("{{{}}}", policy.policy_id.hyphenated().to_string().to_uppercase());
+    let platform = format!("{{{}}}", PLATFORM_ID.hyphenated().to_string().to_uppercase());
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<SiPolicy xmlns=\"urn:schemas-microsoft-com:sipolicy\" PolicyType=\"Base Policy\" FriendlyName=\"{}\">",
+        escape(&policy.name)
+    );
+    xml.push_str("  <VersionEx>10.0.0.0</VersionEx>\n");
+    let _ = writeln!(xml, "  <PlatformID>{platform}</PlatformID>");
+    xml.push_str("  <Rules>\n");
+    for o in &policy.options {
         let _ = writeln!(xml, "    <Rule>\n      <Option>{o}</Option>\n    </Rule>");
     }
     xml.push_str("  </Rules>\n  <EKUs />\n");
-    if rules.is_empty() {
+    if policy.rules.is_empty() {
         xml.push_str("  <FileRules />\n");
     } else {
         xml.push_str("  <FileRules>\n");
-        for r in &rules {
-            xml.push_str(r);
+        for r in &policy.rules {
+            let mut attributes = vec![format!("ID=\"{}\"", r.id), format!("FriendlyName=\"{}\"", escape(&r.friendly))];
+            if let Some(v) = &r.file_name {
+                attributes.push(format!("FileName=\"{}\"", escape(v)));
+            }
+            if let Some(v) = &r.product_name {
+                attributes.push(format!("ProductName=\"{}\"", escape(v)));
+            }
+            if let Some(v) = r.min {
+                attributes.push(format!("MinimumFileVersion=\"{v}\""));
+            }
+            if let Some(v) = r.max {
+                attributes.push(format!("MaximumFileVersion=\"{v}\""));
+            }
+            if let Some(h) = &r.hash {
+                attributes.push(format!("Hash=\"{}\"", hex(h).to_uppercase()));
+            }
+            if let Some(v) = &r.file_path {
+                attributes.push(format!("FilePath=\"{}\"", escape(v)));
+            }
+            let _ = writeln!(xml, "    <{} {} />", if r.deny { "Deny" } else { "Allow" }, attributes.join(" "));
         }
         xml.push_str("  </FileRules>\n");
     }
     xml.push_str("  <Signers />\n  <SigningScenarios>\n");
-    let refs = |ids: &[&str]| -> String {
+    let refs = |ids: &[usize]| -> String {
         if ids.is_empty() {
             return "      <ProductSigners />\n".into();
         }
         let mut s = String::from("      <ProductSigners>\n        <FileRulesRef>\n");
-        for id in ids {
-            let _ = writeln!(s, "          <FileRuleRef RuleID=\"{id}\" />");
+        for i in ids {
+            let _ = writeln!(s, "          <FileRuleRef RuleID=\"{}\" />", policy.rules[*i].id);
         }
         s.push_str("        </FileRulesRef>\n      </ProductSigners>\n");
         s
     };
-    let drivers: Vec<&str> = if allow_all { vec!["ID_ALLOW_A_1"] } else { vec![] };
-    let mut user: Vec<&str> = ids.iter().map(String::as_str).collect();
-    if allow_all {
-        user.push("ID_ALLOW_A_2");
-    }
     let _ = write!(
         xml,
         "    <SigningScenario Value=\"131\" ID=\"ID_SIGNINGSCENARIO_DRIVERS_1\" FriendlyName=\"Kernel mode\">\n{}    </SigningScenario>\n",
-        refs(&drivers)
+        refs(&policy.kernel)
     );
     let _ = write!(
         xml,
         "    <SigningScenario Value=\"12\" ID=\"ID_SIGNINGSCENARIO_WINDOWS\" FriendlyName=\"User mode\">\n{}    </SigningScenario>\n",
-        refs(&user)
+        refs(&policy.user)
     );
     xml.push_str("  </SigningScenarios>\n  <UpdatePolicySigners />\n  <CiSigners />\n  <HvciOptions>0</HvciOptions>\n");
-    let _ = writeln!(xml, "  <BasePolicyID>{policy_id}</BasePolicyID>\n  <PolicyID>{policy_id}</PolicyID>");
+    let _ = writeln!(xml, "  <BasePolicyID>{guid}</BasePolicyID>\n  <PolicyID>{guid}</PolicyID>");
     xml.push_str("</SiPolicy>\n");
-    (vec![OutputFile { name: "appcontrol.xml".into(), bytes: xml.into_bytes() }], entries)
+    xml
 }
 
-/// The file rules of one item: (ID, element) pairs, and approximations.
-/// File rules as (ID, element) pairs, and the approximations they bring.
-type FileRules = (Vec<(String, String)>, Vec<String>);
+/// File rules, and the approximations they bring.
+type FileRules = (Vec<CiRule>, Vec<String>);
 
 fn file_rules(item: &Item<'_>, numbered: usize) -> Result<FileRules, String> {
     let win = analyse(item, ENGINE)?;
     let mut how = win.approximations.clone();
-    let (element, prefix) = if item.deny { ("Deny", "ID_DENY_R") } else { ("Allow", "ID_ALLOW_R") };
-    let name = escape(item.source.label()).into_owned();
-    let mut out = Vec::new();
-    let mut next = |attributes: String| {
+    let prefix = if item.deny { "ID_DENY_R" } else { "ID_ALLOW_R" };
+    let friendly = item.source.label();
+    let mut out: Vec<CiRule> = Vec::new();
+    let mut next = |rule: CiRule| {
         let id = format!("{prefix}_{}", numbered + out.len() + 1);
-        let xml = format!("    <{element} ID=\"{id}\" FriendlyName=\"{name}\" {attributes} />\n");
-        out.push((id, xml));
+        out.push(CiRule { deny: item.deny, id, friendly: friendly.clone(), ..rule });
     };
     if !item.except.is_empty() {
         if item.deny {
@@ -208,10 +269,10 @@ fn file_rules(item: &Item<'_>, numbered: usize) -> Result<FileRules, String> {
                 how.push(format!("its flat SHA-256 hashes are left out: {ENGINE} {AUTHENTICODE_ONLY}"));
             }
             for d in authenticode256 {
-                next(format!("Hash=\"{}\"", hex(d).to_uppercase()));
+                next(CiRule { hash: Some(d.to_vec()), ..CiRule::default() });
             }
             for d in authenticode1 {
-                next(format!("Hash=\"{}\"", hex(d).to_uppercase()));
+                next(CiRule { hash: Some(d.to_vec()), ..CiRule::default() });
             }
         }
         Shape::Publisher { publisher, product, binary, low, high } => {
@@ -221,21 +282,13 @@ fn file_rules(item: &Item<'_>, numbered: usize) -> Result<FileRules, String> {
                      not carry; export from the file itself (New-CIPolicyRule -Level FilePublisher) or use AppLocker"
                 ));
             }
-            let mut attributes = Vec::new();
-            if let Some(b) = binary {
-                attributes.push(format!("FileName=\"{}\"", escape(b)));
-            }
-            if let Some(p) = product {
-                attributes.push(format!("ProductName=\"{}\"", escape(p)));
-            }
-            if attributes.is_empty() {
+            if binary.is_none() && product.is_none() {
                 return Err(format!("{ENGINE} needs a file name or product for a rule by version"));
             }
-            if let Some(v) = low {
-                attributes.push(format!("MinimumFileVersion=\"{v}\""));
-            }
+            let mut rule =
+                CiRule { file_name: binary.clone(), product_name: product.clone(), min: *low, ..CiRule::default() };
             match high {
-                Some(v) if item.deny => attributes.push(format!("MaximumFileVersion=\"{v}\"")),
+                Some(v) if item.deny => rule.max = Some(*v),
                 Some(_) => {
                     return Err(format!(
                         "{ENGINE} allows by minimum version only; without the maximum the rule would allow newer versions"
@@ -244,15 +297,15 @@ fn file_rules(item: &Item<'_>, numbered: usize) -> Result<FileRules, String> {
                 None => {}
             }
             how.retain(|h| !h.contains("signed files only"));
-            next(attributes.join(" "));
+            next(rule);
         }
         Shape::Path(p) => {
             if item.deny {
                 return Err(format!("{ENGINE} writes path rules as Allow rules only"));
             }
-            next(format!("FilePath=\"{}\"", escape(p)));
+            next(CiRule { file_path: Some(p.clone()), ..CiRule::default() });
         }
-        Shape::Everything => next("FileName=\"*\"".into()),
+        Shape::Everything => next(CiRule { file_name: Some("*".into()), ..CiRule::default() }),
     }
     Ok((out, how))
 }

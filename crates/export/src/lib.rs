@@ -14,6 +14,7 @@
 
 mod appcontrol;
 mod applocker;
+mod cip;
 mod fapolicyd;
 mod plan;
 mod report;

@@ -252,6 +252,38 @@ fn app_control_exports_validate_with_references_that_resolve() {
             assert!(v.starts_with('{') && v.ends_with('}') && v.len() == 38, "{id} {v}");
         }
         assert_eq!(text.contains("Enabled:Audit Mode"), audit, "{group:?}");
+        // The binary form: named by its PolicyID, read back strictly by an independent reader
+        // (tests/appcontrol/check_cip.py) and compared with the XML.
+        let id = text.split("<PolicyID>").nth(1).unwrap().split('<').next().unwrap();
+        let cip = file(&e, &format!("{id}.cip"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.cip"), cip).unwrap();
+        std::fs::write(dir.path().join("p.xml"), xml).unwrap();
+        let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/appcontrol/check_cip.py");
+        let out = Command::new("python3")
+            .arg(&checker)
+            .arg(dir.path().join("p.cip"))
+            .arg(dir.path().join("p.xml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{group:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A byte changed in a string's padding is caught: the checker is not a rubber stamp.
+        let mut bad = cip.to_vec();
+        let at = bad.len() - 8;
+        bad[at] ^= 0xFF;
+        std::fs::write(dir.path().join("p.cip"), &bad).unwrap();
+        let out = Command::new("python3")
+            .arg(&checker)
+            .arg(dir.path().join("p.cip"))
+            .arg(dir.path().join("p.xml"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a corrupt binary passed");
     }
     // Secured: the reported builds denied by name and version; the trojanized DLL's flat
     // hash not expressible; permits by signer not expressible (App Control needs the TBS hash).

@@ -642,6 +642,14 @@ async fn exports_report_every_rule_and_download_for_readers_too() {
         assert_eq!(d.status, StatusCode::OK);
         assert_eq!(d.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"appcontrol.xml\"");
         assert!(String::from_utf8_lossy(&d.bytes).contains("<SiPolicy"));
+        // App Control's binary form comes too, for download only.
+        let r = auditor.get("/api/exports/appcontrol?group=Windows%20%3CPCs%3E").await;
+        let cip = r.body["files"].as_array().unwrap().iter().find(|f| f["name"].as_str().unwrap().ends_with(".cip")).unwrap().clone();
+        assert!(cip["content"].is_null() && cip["size"].as_u64().unwrap() > 0x44, "{cip}");
+        let name = cip["name"].as_str().unwrap().replace('{', "%7B").replace('}', "%7D");
+        let b = auditor.get(&format!("/api/exports/appcontrol/file?group=Windows%20%3CPCs%3E&name={name}")).await;
+        assert_eq!((b.status, b.bytes.len() as u64), (StatusCode::OK, cip["size"].as_u64().unwrap()));
+        assert_eq!(&b.bytes[..4], &8u32.to_le_bytes(), "format 8");
         let f = auditor.get("/api/exports/fapolicyd/file?name=rules.d%2F40-portcullis.rules").await;
         assert_eq!(f.status, StatusCode::OK);
         assert_eq!(f.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"40-portcullis.rules\"");

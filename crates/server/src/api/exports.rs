@@ -49,8 +49,8 @@ pub(crate) struct ExportFile {
     size: usize,
     /// Its SHA-256, to compare with what was deployed.
     sha256: String,
-    /// Its text.
-    content: String,
+    /// Its text (none for a binary file: App Control's `.cip`; download it).
+    content: Option<String>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -69,7 +69,7 @@ impl ExportView {
                 .map(|f| ExportFile {
                     size: f.bytes.len(),
                     sha256: sha256_hex(&f.bytes),
-                    content: String::from_utf8_lossy(&f.bytes).into_owned(),
+                    content: String::from_utf8(f.bytes.clone()).ok(),
                     name: f.name,
                 })
                 .collect(),
@@ -114,6 +114,7 @@ pub(crate) async fn download(
     let content_type = match f.name.rsplit('.').next() {
         Some("xml") => "application/xml; charset=utf-8",
         Some("json") => "application/json",
+        Some("cip") => "application/octet-stream",
         _ => "text/plain; charset=utf-8",
     };
     // A plain file name for the browser: the engine's directory is said in the report.
