@@ -45,6 +45,29 @@ pub enum Command {
     /// Santa, fapolicyd), with a report on every rule: exported, approximated or not
     /// expressible.
     Export(ExportArgs),
+    /// Import what another engine enforces (AppLocker XML, App Control XML, Santa rules,
+    /// fapolicyd rules or trust) as Portcullis applications and policies, with a report on
+    /// every rule.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The engine the file is from: applocker, appcontrol, santa or fapolicyd.
+    #[arg(value_parser = ["applocker", "appcontrol", "santa", "fapolicyd"])]
+    pub format: String,
+    /// The file (`Get-AppLockerPolicy -Xml`, a SiPolicy XML, `santactl rule --export`, a
+    /// fapolicyd rules or trust file).
+    pub file: PathBuf,
+    /// What the names of the applications and policies made start with.
+    #[arg(long, default_value = "Imported")]
+    pub prefix: String,
+    /// Write the applications and policies as a policy file (TOML) here, to review and merge.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The report (and the document) as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -1,7 +1,7 @@
 //! `portcullis export applocker|appcontrol|santa|fapolicyd`: a group's policy for another
-//! engine, and the report on every rule.
+//! engine, and the report on every rule; `portcullis import …`: the other way.
 
-use crate::args::ExportArgs;
+use crate::args::{ExportArgs, ImportArgs};
 use crate::exit::{BAD_POLICY, NOT_EXPRESSIBLE, OK, OrExit, UNREADABLE, fail};
 use crate::load;
 use portcullis_export::{Format, Outcome};
@@ -79,6 +79,70 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             None => println!("nothing written: give --out DIR to write the files"),
+        }
+    }
+    Ok(ExitCode::from(if not > 0 { NOT_EXPRESSIBLE } else { OK }))
+}
+
+pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let source = portcullis_import::Source::from_name(&args.format)
+        .ok_or_else(|| fail(BAD_POLICY, format!("unknown format {:?}", args.format)))?;
+    let bytes = std::fs::read(&args.file).or_exit(UNREADABLE, format!("cannot read {}", args.file.display()))?;
+    if bytes.len() > 256 << 20 {
+        return Err(fail(UNREADABLE, format!("{} is over 256 MiB: not a policy", args.file.display())));
+    }
+    let text = String::from_utf8(bytes).or_exit(
+        UNREADABLE,
+        format!("{} is not UTF-8 text (an XML in UTF-16? save it as UTF-8)", args.file.display()),
+    )?;
+    let imported = portcullis_import::import(source, &text, &args.prefix)
+        .or_exit(BAD_POLICY, format!("{} cannot be imported as {}", args.file.display(), source.name()))?;
+    // What is written must load, as the agent would load it.
+    let json = imported.document.to_json();
+    let loaded = portcullis_policy_file::load(&json, portcullis_policy_file::Format::Json)
+        .map_err(|e| fail(BAD_POLICY, format!("the import does not load: {e:?}")))?;
+    load::engine(loaded.set)?;
+    if let Some(out) = &args.out {
+        let toml = toml::to_string(&imported.document)?;
+        let header = format!(
+            "# Imported by `portcullis import {}` from {}: review it, then merge it into your policy\n\
+             # (positions start at 10; move them where they belong among your own).\n\n",
+            source.name(),
+            args.file.display()
+        );
+        std::fs::write(out, header + &toml).or_exit(UNREADABLE, format!("cannot write {}", out.display()))?;
+    }
+    let (exported, approximated, not) = imported.counts();
+    if args.json {
+        let doc: serde_json::Value = serde_json::from_str(&json)?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"document": doc, "report": imported.entries}))?
+        );
+    } else {
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+        table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        table.set_header(["Rule", "Outcome", "As", "How / why"]);
+        for e in &imported.entries {
+            let (to, how) = match &e.outcome {
+                Outcome::Exported { to } => (to.clone(), String::new()),
+                Outcome::Approximated { to, how } => (to.clone(), how.clone()),
+                Outcome::NotExpressible { why } => (String::new(), why.clone()),
+            };
+            let outcome = if e.outcome.name() == "exported" { "imported" } else { e.outcome.name() };
+            table.add_row([e.rule.clone(), outcome.to_owned(), to, how]);
+        }
+        println!("{table}");
+        println!(
+            "{}: {exported} imported, {approximated} approximated, {not} not expressible; {} application(s), {} policy(ies)",
+            args.file.display(),
+            imported.document.applications.len(),
+            imported.document.policies.len()
+        );
+        match &args.out {
+            Some(out) => println!("wrote {}", out.display()),
+            None => println!("nothing written: give --out FILE.toml to write the applications and policies"),
         }
     }
     Ok(ExitCode::from(if not > 0 { NOT_EXPRESSIBLE } else { OK }))

@@ -43,6 +43,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Hashes { command: args::HashesCommand::Extract(a) } => hashes::extract(a),
         args::Command::Check(a) => check::run(a),
         args::Command::Export(a) => export_cmd::run(a),
+        args::Command::Import(a) => export_cmd::import(a),
         args::Command::Policy { command } => match command {
             args::PolicyCommand::Lint(a) => policy_cmd::lint(a),
             args::PolicyCommand::Compile(a) => policy_cmd::compile(a),

@@ -463,3 +463,31 @@ scope = "group:Workstations"
     let r = portcullis(&["export", "intune", "--policy", p], dir.path());
     assert_eq!(r.status.code(), Some(2));
 }
+
+#[test]
+fn import_writes_a_policy_file_that_loads_and_reports_every_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let santa = dir.path().join("rules.json");
+    std::fs::write(
+        &santa,
+        r#"{"rules":[{"identifier":"EQHXZ8M8AV","policy":"ALLOWLIST","rule_type":"TEAMID","custom_msg":"Google"},
+                    {"identifier":"5555555555555555555555555555555555555555555555555555555555555555","policy":"BLOCKLIST","rule_type":"BINARY"},
+                    {"identifier":"EQHXZ8M8AV:com.google.Chrome","policy":"ALLOWLIST","rule_type":"SIGNINGID"}]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("imported.toml");
+    let r = portcullis(
+        &["import", "santa", santa.to_str().unwrap(), "--prefix", "Macs", "--out", out.to_str().unwrap()],
+        dir.path(),
+    );
+    let (stdout, stderr) = text(&r);
+    assert_eq!(r.status.code(), Some(13), "the SIGNINGID rule is not expressible: {stdout}{stderr}");
+    assert!(stdout.contains("1 imported, 1 approximated, 1 not expressible"), "{stdout}");
+    let compiled = portcullis(&["policy", "compile", out.to_str().unwrap()], dir.path());
+    assert!(compiled.status.success(), "{:?}", text(&compiled));
+    assert!(text(&compiled).0.contains("Macs: Santa binaries blocked"));
+    // Not the format it says: refused with the reason.
+    let r = portcullis(&["import", "applocker", santa.to_str().unwrap()], dir.path());
+    assert_eq!(r.status.code(), Some(4));
+    assert!(text(&r).1.contains("not well-formed XML") || text(&r).1.contains("cannot be imported"), "{:?}", text(&r));
+}
