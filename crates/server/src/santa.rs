@@ -504,7 +504,7 @@ fn record_of(e: &SantaEvent, computer: &str, mode: &str, received: i64) -> Optio
             }
         }
         SignerRecord {
-            subject: subject.join(", "),
+            subject: subject.join(","),
             issuer: chain
                 .get(1)
                 .and_then(|c| c.cn.as_deref())

@@ -207,6 +207,13 @@ async fn a_santa_client_enrolls_syncs_its_rules_and_mode_and_uploads_events() {
         let one = admin.get(&format!("/api/events/{id}")).await;
         assert_eq!(one.status, StatusCode::OK);
         assert!(one.body.to_string().contains("Developer ID Application: 3CX Ltd (33CF4654HL)"), "{}", one.body);
+        let made = admin.json("POST", &format!("/api/events/{id}/policy"), json!({"kind": "deny-hash", "name": "Block the Mac build"})).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+        // The next sync: the model changed, a clean sync brings the new block.
+        let a = santa.post("preflight", &request, None).await;
+        assert_eq!(a.body["sync_type"], "CLEAN", "{}", a.text);
+        let rules = santa.rules().await;
+        assert!(rules.iter().any(|r| r["identifier"] == "92005051ae314d61074ed94a52e76b1c3e21e7f0e8c1d1fdd497a006ce45fa61" && r["policy"] == "BLOCKLIST"));
     })
     .await;
 }
