@@ -180,7 +180,8 @@ fn xml(policy: &CiPolicy) -> String {
     } else {
         xml.push_str("  <FileRules>\n");
         for r in &policy.rules {
-            let mut attributes = vec![format!("ID=\"{}\"", r.id), format!("FriendlyName=\"{}\"", escape(&r.friendly))];
+            let friendly: String = r.friendly.chars().filter(|c| !c.is_control()).collect();
+            let mut attributes = vec![format!("ID=\"{}\"", r.id), format!("FriendlyName=\"{}\"", escape(&friendly))];
             if let Some(v) = &r.file_name {
                 attributes.push(format!("FileName=\"{}\"", escape(v)));
             }
@@ -288,7 +289,19 @@ fn file_rules(item: &Item<'_>, numbered: usize) -> Result<FileRules, String> {
             let mut rule =
                 CiRule { file_name: binary.clone(), product_name: product.clone(), min: *low, ..CiRule::default() };
             match high {
-                Some(v) if item.deny => rule.max = Some(*v),
+                // On a deny, App Control reads MinimumFileVersion as the highest version it
+                // denies (Microsoft's block rules write 65535.65535.65535.65535 for "every
+                // version"): every version up to the range's top is denied.
+                _ if item.deny => {
+                    rule.min = Some(high.unwrap_or(Version([u16::MAX; 4])));
+                    if low.is_some() || high.is_none() {
+                        how.push(format!(
+                            "{ENGINE} denies every version up to {} (its deny rules have no lower bound): older \
+                             versions are denied too",
+                            high.map_or("the highest".to_owned(), |v| v.to_string())
+                        ));
+                    }
+                }
                 Some(_) => {
                     return Err(format!(
                         "{ENGINE} allows by minimum version only; without the maximum the rule would allow newer versions"

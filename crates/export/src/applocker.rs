@@ -163,9 +163,16 @@ fn kind(item: &Item<'_>) -> &'static str {
     }
 }
 
-/// `--` ends an XML comment.
+/// Text an XML comment can hold: no `--`, no control characters.
 fn comment_safe(text: &str) -> String {
-    text.replace("--", "- -")
+    let mut out = String::new();
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if c == '-' && out.ends_with('-') {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out.trim_end_matches('-').to_owned()
 }
 
 /// A stable GUID for a rule (the same export gives the same IDs).
@@ -175,8 +182,9 @@ fn id(plan: &Plan<'_>, parts: &str) -> String {
         .to_string()
 }
 
+/// Attribute text: at most 1000 characters, none that XML 1.0 cannot carry.
 fn bounded(text: &str) -> String {
-    text.chars().take(1000).collect()
+    text.chars().filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).take(1000).collect()
 }
 
 /// Rule elements by collection, and the approximations converting them brings.

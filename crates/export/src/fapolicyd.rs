@@ -47,9 +47,14 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
         text.push_str("deny_audit perm=execute all : all\n");
         text.push_str("deny_audit perm=open all : ftype=application/x-sharedlib\n");
         text.push_str("allow perm=open all : all\n");
-        entries.push(plan.mode_entry(Outcome::Exported {
-            to: "programs and shared libraries no rule allows are denied (and audited); other files open".into(),
-        }));
+        entries.push(
+            plan.mode_entry(Outcome::Approximated {
+                to: "programs and shared libraries no rule allows are denied (and audited); other files open".into(),
+                how: "a script an interpreter opens is allowed, as in Portcullis without script control; with script \
+                  control on, add fapolicyd rules by ftype for the interpreters"
+                    .into(),
+            }),
+        );
     } else {
         text.push_str("allow_audit perm=execute all : all\n");
         text.push_str("allow perm=any all : all\n");
@@ -96,6 +101,13 @@ fn lines(item: &Item<'_>) -> Result<(Vec<String>, Vec<String>), String> {
         }
     }
     let decision = if item.deny { "deny_audit" } else { "allow" };
+    if let Some(kind) = rule.kind {
+        how.push(format!(
+            "the rule was for {} files; fapolicyd's rule covers every kind (perm=any), so it {} more",
+            kind.name(),
+            if item.deny { "denies" } else { "allows" }
+        ));
+    }
     if let Some(profile) = item.ringfence {
         how.push(format!("allowed without its ringfence {profile:?}: {ENGINE} cannot limit an allowed program"));
     }

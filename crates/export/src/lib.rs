@@ -38,7 +38,9 @@ pub enum Format {
     AppControl,
     /// Santa rules, as `santactl rule --export` writes them (macOS).
     Santa,
-    /// fapolicyd `rules.d` rules and a `trust.d` file (RHEL, Fedora, Debian).
+    /// fapolicyd `rules.d` rules (RHEL, Fedora, Debian). No `trust.d` file: a trust entry
+    /// needs the file's size, which Portcullis rules do not hold; a permit by path and hash
+    /// is a rule instead.
     Fapolicyd,
 }
 
@@ -116,7 +118,23 @@ pub fn santa_for_computer(set: &PolicySet, computer: &str, now: Timestamp) -> (s
     (sync, report)
 }
 
-fn report_of(plan: &plan::Plan<'_>, set: &PolicySet, format: Format, entries: Vec<Entry>) -> Report {
+fn report_of(plan: &plan::Plan<'_>, set: &PolicySet, format: Format, mut entries: Vec<Entry>) -> Report {
+    // No engine here knows an expiry: a temporary permit (or deny) stays until the export is
+    // replaced (Santa's sync server replaces it by itself).
+    for e in entries.iter_mut() {
+        let expires = plan.items.iter().find(|i| i.source == e.source).and_then(|i| i.expires);
+        let Some(expires) = expires else { continue };
+        let note = format!(
+            "its policy ends {} UTC, which {} cannot hold: the rule stays until this export is replaced",
+            expires.date(),
+            format.engine()
+        );
+        e.outcome = match std::mem::replace(&mut e.outcome, Outcome::NotExpressible { why: String::new() }) {
+            Outcome::Exported { to } => Outcome::Approximated { to, how: note },
+            Outcome::Approximated { to, how } => Outcome::Approximated { to, how: format!("{how}; {note}") },
+            other => other,
+        };
+    }
     let mut all = plan.skipped.clone();
     all.extend(entries);
     Report {

@@ -18,6 +18,8 @@ pub(crate) struct Item<'a> {
     pub(crate) except: &'a [Rule],
     /// The ringfence a permit limits the application with.
     pub(crate) ringfence: Option<&'a str>,
+    /// When its policy stops (no engine here knows expiries).
+    pub(crate) expires: Option<Timestamp>,
 }
 
 impl Item<'_> {
@@ -63,6 +65,7 @@ impl<'a> Plan<'a> {
                     rule,
                     except: &[],
                     ringfence: None,
+                    expires: None,
                 });
             }
         }
@@ -87,14 +90,32 @@ impl<'a> Plan<'a> {
                         rule,
                         except: &app.except,
                         ringfence,
+                        expires: p.expires,
                     });
                 }
             }
         }
-        let skipped = in_force
-            .computer_scoped
+        let mut skipped: Vec<Entry> = in_force
+            .computer_scoped_blocklists
             .iter()
-            .map(|p| Entry {
+            .map(|b| Entry {
+                source: Source {
+                    kind: SourceKind::Blocklist,
+                    name: b.name.clone(),
+                    application: None,
+                    rule: None,
+                    what: "approved for single computers".into(),
+                    note: None,
+                },
+                outcome: Outcome::NotExpressible {
+                    why: "its approvals for single computers do not apply to a group as a whole; approve it for the \
+                          group (or export for a group of that computer alone)"
+                        .into(),
+                },
+            })
+            .collect();
+        skipped.extend(in_force.computer_scoped.iter().map(|p| {
+            Entry {
                 source: Source {
                     kind: SourceKind::Policy,
                     name: p.name.clone(),
@@ -108,8 +129,8 @@ impl<'a> Plan<'a> {
                           group (or export for a group of that computer alone)"
                         .into(),
                 },
-            })
-            .collect();
+            }
+        }));
         Plan { mode: in_force.mode, items, skipped, organization: &set.organization.name, group, computer }
     }
 

@@ -15,7 +15,7 @@ use portcullis_policy::{FileKind, Os, Status};
 const ENGINE: &str = "Santa";
 
 /// Santa's rule types, most specific first (its precedence).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum RuleType {
     Binary,
     Certificate,
@@ -65,6 +65,8 @@ pub(crate) fn sync(plan: &Plan<'_>) -> (Sync, Vec<Entry>) {
     let mut rules: Vec<SantaRule> = Vec::new();
     // Earlier items by their broadest type and verdict, for Santa's precedence.
     let mut earlier: Vec<(RuleType, bool, String)> = Vec::new();
+    // Santa keeps one rule per (type, identifier): the first, as Portcullis's first match.
+    let mut emitted: std::collections::HashSet<(RuleType, String)> = std::collections::HashSet::new();
     for item in &plan.items {
         if item.status == Status::Monitor {
             entries.push(item.entry(Outcome::NotExpressible {
@@ -74,6 +76,22 @@ pub(crate) fn sync(plan: &Plan<'_>) -> (Sync, Vec<Entry>) {
         }
         match convert(item) {
             Ok((converted, mut how)) => {
+                let before = converted.len();
+                let converted: Vec<(RuleType, String)> = converted
+                    .into_iter()
+                    .filter(|(t, id)| emitted.insert((*t, id.trim_start_matches('!').to_owned())))
+                    .collect();
+                if converted.len() < before {
+                    how.push(format!(
+                        "{} of its identifiers are decided by an earlier rule already ({ENGINE} keeps one rule per \
+                         identifier: the earlier, as Portcullis's order has it)",
+                        before - converted.len()
+                    ));
+                }
+                if converted.is_empty() {
+                    entries.push(item.entry(Outcome::Approximated { to: "nothing more".into(), how: how.join("; ") }));
+                    continue;
+                }
                 let narrowest = converted.iter().map(|(t, _)| *t).min().expect("at least one rule");
                 if let Some((t, _, label)) = earlier.iter().find(|(t, deny, _)| *deny != item.deny && *t > narrowest) {
                     how.push(format!(
@@ -254,6 +272,10 @@ fn convert(item: &Item<'_>) -> Result<Converted, String> {
     let subject = signer.subject.as_ref().map(|s| s.as_str()).unwrap_or_default();
     match team_id(subject) {
         Some(team) => {
+            how.push(format!(
+                "{ENGINE}'s TEAMID rule covers every production signature of team {team}; the Portcullis rule names \
+                 its Developer ID Application certificate"
+            ));
             out.push((RuleType::TeamId, team));
             Ok((out, how))
         }

@@ -77,7 +77,7 @@ fn collections_of(kind: Option<FileKind>) -> Result<Vec<Collection>, String> {
 /// at either end only. `None` for anything else (a Linux path, a wildcard in the middle).
 pub(crate) fn windows_path(glob: &str) -> Option<String> {
     let path = glob.replace('/', "\\").replace("**", "*");
-    let drive = path.len() >= 3 && path.as_bytes()[0].is_ascii_alphabetic() && &path[1..3] == ":\\";
+    let drive = path.len() >= 3 && path.as_bytes()[0].is_ascii_alphabetic() && &path.as_bytes()[1..3] == b":\\";
     let variable = path.starts_with('%') && path[1..].contains('%');
     if !(drive || variable || path == "*") {
         return None;
@@ -124,8 +124,12 @@ pub(crate) fn analyse(item: &Item<'_>, engine: &str) -> Result<WinRule, String> 
                 p.as_str()
             ));
         };
-        if path.len() < p.as_str().len() || p.as_str().contains("**") {
-            approximations.push(format!("{engine}'s * crosses folders, as Portcullis's ** does"));
+        if p.as_str().replace("**", "").contains('*') {
+            approximations.push(format!(
+                "{engine}'s * also matches in subfolders, where Portcullis's * does not: the rule {} files in \
+                 subfolders too",
+                if item.deny { "denies" } else { "allows" }
+            ));
         }
         return Ok(WinRule { shape: Shape::Path(path), collections, approximations });
     }

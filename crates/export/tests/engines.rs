@@ -289,8 +289,10 @@ fn app_control_exports_validate_with_references_that_resolve() {
     // hash not expressible; permits by signer not expressible (App Control needs the TBS hash).
     let e = export(&set, Some("Workstations"), Format::AppControl, now());
     let text = String::from_utf8(file(&e, "appcontrol.xml").to_vec()).unwrap();
-    assert!(text.contains(
-        "FileName=\"3CXDesktopApp.exe\" MinimumFileVersion=\"18.12.416.0\" MaximumFileVersion=\"18.12.416.0\""
+    // A deny's MinimumFileVersion is the highest version it denies: 18.12.416 and older.
+    assert!(text.contains("FileName=\"3CXDesktopApp.exe\" MinimumFileVersion=\"18.12.416.0\" />"), "{text}");
+    assert!(e.report.entries.iter().any(
+        |x| matches!(&x.outcome, Outcome::Approximated { how, .. } if how.contains("every version up to 18.12.416.0"))
     ));
     assert!(
         matches!(outcome(&e, "Deny the trojanized DLL", 1), Outcome::NotExpressible { why } if why.contains("Authenticode"))

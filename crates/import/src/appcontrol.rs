@@ -105,12 +105,16 @@ fn one(b: &mut Builder, rule: &El, deny: bool, audit: bool, name: String) {
         doc.product_name = Some(literal(&p));
     }
     if let Some(p) = any(rule.attr("FilePath")) {
-        doc.path = Some(p.replace('*', "**").replace("****", "**"));
+        doc.path = Some(crate::windows_glob(&p));
     }
     let min = any(rule.attr("MinimumFileVersion")).filter(|v| v != "65535.65535.65535.65535");
     let max = any(rule.attr("MaximumFileVersion"));
-    let version: Vec<String> =
-        [min.map(|v| format!(">={v}")), max.map(|v| format!("<={v}"))].into_iter().flatten().collect();
+    // On a deny, MinimumFileVersion is the highest version denied (Microsoft's block rules).
+    let version: Vec<String> = if deny {
+        [min.map(|v| format!("<={v}"))].into_iter().flatten().collect()
+    } else {
+        [min.map(|v| format!(">={v}")), max.map(|v| format!("<={v}"))].into_iter().flatten().collect()
+    };
     if !version.is_empty() {
         doc.version = Some(version.join(","));
     }

@@ -97,8 +97,21 @@ fn one(b: &mut Builder, ctype: &str, mode: &str, rule: &El, deny: bool) {
                 other => Err(format!("an exception <{other}>")),
             };
             match converted {
-                Ok((mut x, _)) => {
+                // An exception that may not match as AppLocker's did would make a permit
+                // broader: only one taken as it is keeps it.
+                Ok((_, notes)) if !notes.is_empty() && !deny => {
+                    return b.not(
+                        name,
+                        format!(
+                            "its exception {} cannot be imported as it is ({}); without it the rule would allow more",
+                            n + 1,
+                            notes.join("; ")
+                        ),
+                    );
+                }
+                Ok((mut x, notes)) => {
                     x.os = Some("windows".into());
+                    how.extend(notes.into_iter().map(|n| format!("exception: {n}")));
                     except.push(x);
                 }
                 Err(why) if deny => how.push(format!("exception {} left out ({why}), so it denies more", n + 1)),
@@ -159,8 +172,11 @@ fn publisher_rule(c: &El) -> Result<Converted, String> {
         // AppLocker writes the subject as O=…, L=…, S=…, C=…; the agent reads the whole
         // subject, so the organization is matched within it.
         let org = p.split(',').map(str::trim).find_map(|part| part.strip_prefix("O=")).unwrap_or(&p).to_owned();
-        doc.signer =
-            Some(SignerDoc { subject: Some(format!("*O={}*", literal(&org))), verified: true, ..SignerDoc::default() });
+        doc.signer = Some(SignerDoc {
+            subject: Some(format!("*O={},*", literal(&org))),
+            verified: true,
+            ..SignerDoc::default()
+        });
         notes.push(format!(
             "publisher {p:?} is matched by its organization (O={org}) in the signer's subject, verified; AppLocker \
              compared the whole subject"
@@ -196,7 +212,6 @@ fn path_rule(c: &El) -> Result<Converted, String> {
             "{path:?} keeps its AppLocker variables as written; Portcullis matches paths as the agent reports them"
         ));
     }
-    // AppLocker's * crosses folders.
-    let glob = path.replace('*', "**").replace("****", "**");
-    Ok((RuleDoc { path: Some(glob), ..RuleDoc::default() }, notes))
+    // AppLocker's * crosses folders; every other character is literal.
+    Ok((RuleDoc { path: Some(crate::windows_glob(path)), ..RuleDoc::default() }, notes))
 }

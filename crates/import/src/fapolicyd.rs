@@ -87,6 +87,14 @@ fn rule(b: &mut Builder, at: &str, line: &str) {
     };
     let mut how = Vec::new();
     let mut doc = RuleDoc { os: Some("linux".into()), ..RuleDoc::default() };
+    let words: Vec<&str> = words.collect();
+    // Without perm=, a rule is about opening files (fapolicyd's default).
+    if !words.iter().any(|w| matches!(*w, "perm=execute" | "perm=any")) {
+        return b.not(
+            name,
+            "a rule about opening files for reading (perm=open, the default): Portcullis judges running code only",
+        );
+    }
     for w in words {
         match w.split_once('=') {
             Some(("perm", "open")) => {

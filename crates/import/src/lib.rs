@@ -175,6 +175,12 @@ fn hex_of(text: &str, bytes: usize) -> Option<String> {
     (t.len() == bytes * 2 && t.bytes().all(|b| b.is_ascii_hexdigit())).then(|| t.to_ascii_lowercase())
 }
 
+/// A Windows engine's path with its `*` (which crosses folders) as Portcullis's `**`, every
+/// other character literal.
+fn windows_glob(path: &str) -> String {
+    path.split('*').map(portcullis_policy::PathPattern::escape).collect::<Vec<_>>().join("**").replace("****", "**")
+}
+
 /// A text pattern that matches `text` literally.
 fn literal(text: &str) -> String {
     portcullis_policy::TextPattern::escape(text)

@@ -178,11 +178,11 @@ fn hostile_files_are_refused_with_a_reason_never_a_panic() {
     // Lines fapolicyd would not take are said, one by one; a permit never grows.
     let i = import(
         Source::Fapolicyd,
-        "allow uid=1000 : all\nallow perm=open all : all\nnonsense\n%set=1,2\ndeny pattern=ld_so : all\n",
+        "allow perm=execute uid=1000 : all\nallow perm=open all : all\nallow : path=/usr/bin/x\nnonsense\n%set=1,2\ndeny perm=execute pattern=ld_so : all\n",
         "F",
     )
     .unwrap();
     let (exported, approximated, not) = i.counts();
-    assert_eq!((exported, approximated, not), (0, 1, 4), "{:#?}", i.entries);
+    assert_eq!((exported, approximated, not), (0, 1, 5), "{:#?}", i.entries);
     loads(&i);
 }

@@ -360,6 +360,8 @@ pub struct InForce<'a> {
     /// Active policies scoped to single computers, when asked for a group: they apply to no
     /// group as a whole.
     pub computer_scoped: Vec<&'a Policy>,
+    /// Blocklists approved for single computers, when asked for a group (likewise).
+    pub computer_scoped_blocklists: Vec<&'a BlocklistPackage>,
 }
 
 /// Which item of a policy set something is about, by kind and index.
@@ -573,9 +575,17 @@ impl PolicySet {
             Some(c) => self.mode_of(c),
             None => self.group_mode(group),
         };
-        let mut out =
-            InForce { mode: mode.at(now), blocklists: Vec::new(), policies: Vec::new(), computer_scoped: Vec::new() };
+        let mut out = InForce {
+            mode: mode.at(now),
+            blocklists: Vec::new(),
+            policies: Vec::new(),
+            computer_scoped: Vec::new(),
+            computer_scoped_blocklists: Vec::new(),
+        };
         for b in &self.blocklists {
+            if computer.is_none() && b.approvals.iter().any(|a| a.scope.computer().is_some()) {
+                out.computer_scoped_blocklists.push(b);
+            }
             let statuses = b.approvals.iter().filter(|a| a.scope.covers(group, computer)).map(|a| a.status);
             if let Some(status) = statuses.min_by_key(|s| *s != Status::Enforce) {
                 out.blocklists.push((b, status));

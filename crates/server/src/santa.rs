@@ -1,11 +1,14 @@
 //! A Santa sync server (macOS fleets): the four stages of Santa's open sync protocol (v1)
 //! at `POST /santa/{preflight,eventupload,ruledownload,postflight}/{machine_id}`.
 //!
-//! - **Who**: Santa keeps no credential a server could give it, so a machine proves itself
-//!   with its group's enrollment token, sent on every request in the `X-Portcullis-Token`
-//!   header (Santa's `SyncExtraHeaders`). Its credential is derived from that token and its
-//!   machine id; the first preflight enrolls it into the token's group as a macOS computer
-//!   named after its host (a name that is taken waits for an administrator, as for agents).
+//! - **Who**: Santa keeps no credential a server could give it, so a machine shows its
+//!   group's enrollment token on every request, in the `X-Portcullis-Token` header (Santa's
+//!   `SyncExtraHeaders`), and the token must still be its group's current one. The token is
+//!   a secret shared by the group's Macs: whoever holds it can speak for any of them (their
+//!   machine ids are not secret). The credential stored for a Mac is derived from the token
+//!   and its machine id, and the agents' API refuses it. The first preflight enrolls a Mac
+//!   into the token's group as a macOS computer named after its host (a name that is taken
+//!   waits for an administrator, as for agents).
 //! - **What**: the computer's rules and mode come from [`portcullis_export::santa_for_computer`],
 //!   the same mapping the Santa export uses. When the model changed since the rules it last
 //!   received completely, preflight asks for a CLEAN sync, so removed rules go too.
@@ -32,6 +35,8 @@ use std::io::Read;
 
 /// The header that carries the group's enrollment token.
 pub const TOKEN_HEADER: &str = "x-portcullis-token";
+/// How a Santa Mac's credential starts (the agents' API refuses it).
+pub const CREDENTIAL_PREFIX: &str = "pcs_";
 /// Rules per ruledownload page.
 const PAGE: usize = 500;
 /// Events per upload, as preflight tells the client.
@@ -245,7 +250,7 @@ fn credential(token: &str, machine_id: &str) -> String {
     mac.update(b"portcullis santa machine\0");
     mac.update(machine_id.as_bytes());
     let digest = mac.finalize().into_bytes();
-    format!("pcs_{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("{CREDENTIAL_PREFIX}{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 fn token(headers: &HeaderMap) -> Result<String, Refused> {
@@ -285,14 +290,27 @@ async fn stage(
         Ok(t) => t,
         Err(r) => return *r,
     };
-    let bytes = match body_of(&headers, &body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
     let credential = credential(&token, &machine_id);
     let known = match state.store.agent(&credential).await {
         Ok(k) => k,
         Err(e) => return *store_error(e),
+    };
+    // A known Mac still shows its group's current token (revoked or rotated: cut off).
+    if let Some(agent) = &known {
+        match state.store.token_is_of_computers_group(&token, agent.computer_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return *refuse(
+                    StatusCode::FORBIDDEN,
+                    "the token in X-Portcullis-Token is no longer this Mac's group's: give it the group's current token",
+                );
+            }
+            Err(e) => return *store_error(e),
+        }
+    }
+    let bytes = match body_of(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return *r,
     };
     let result = match (stage.as_str(), known) {
         ("preflight", known) => preflight(&state, &token, &credential, &machine_id, &bytes, known).await,
@@ -327,26 +345,43 @@ async fn preflight(
     known: Option<AgentIdentity>,
 ) -> Result<Response, Refused> {
     let req: PreflightRequest = parse(bytes)?;
-    let host = serde_json::json!({
-        "hostname": req.hostname, "machine_id": machine_id, "serial": req.serial_num, "os": "macos",
-        "os_version": req.os_version, "os_build": req.os_build, "model": req.model_identifier,
-        "primary_user": req.primary_user, "client_mode": req.client_mode,
-    })
-    .to_string();
-    let version = req.santa_version.clone().unwrap_or_default();
+    let short = |v: &Option<String>| v.as_deref().map(|t| portcullis_protocol::bounded_text(t, 256));
+    let client_mode = match &req.client_mode {
+        Some(serde_json::Value::String(m)) => Some(portcullis_protocol::bounded_text(m, 32)),
+        _ => None,
+    };
+    let version = short(&req.santa_version).unwrap_or_default();
+    let host = |santa_rules: Option<&str>| {
+        serde_json::json!({
+            "hostname": short(&req.hostname), "machine_id": machine_id, "serial": short(&req.serial_num),
+            "os": "macos", "os_version": short(&req.os_version), "os_build": short(&req.os_build),
+            "model": short(&req.model_identifier), "primary_user": short(&req.primary_user),
+            "client_mode": client_mode, "santa_rules": santa_rules,
+        })
+        .to_string()
+    };
     let agent = match known {
         Some(a) => a,
         None => {
-            // The computer's name: its host name, else its machine id.
-            let name =
-                req.hostname.as_deref().map(str::trim).filter(|h| !h.is_empty()).unwrap_or(machine_id).to_owned();
+            // One pending enrollment per Mac, not one per sync.
+            if state.store.is_pending(credential).await.map_err(store_error)? {
+                return Err(refuse(StatusCode::FORBIDDEN, portcullis_protocol::ENROLLMENT_PENDING));
+            }
+            // The computer's name: its host name if it is one, else its machine id.
+            let name = req
+                .hostname
+                .as_deref()
+                .map(str::trim)
+                .filter(|h| portcullis_protocol::valid_hostname(h))
+                .unwrap_or(machine_id)
+                .to_owned();
             let enrolled = state
                 .store
                 .enroll(&Enrollment {
                     token,
                     hostname: &name,
                     os: "macos",
-                    host_json: &host,
+                    host_json: &host(None),
                     agent_version: &format!("santa {version}"),
                     current_credential: Some(credential),
                     credential: Some(credential),
@@ -357,9 +392,7 @@ async fn preflight(
                     state.hub.enrolled(identity.org_id, identity.computer_id).await;
                     identity
                 }
-                Ok(_) => {
-                    return Err(refuse(StatusCode::FORBIDDEN, portcullis_protocol::ENROLLMENT_PENDING));
-                }
+                Ok(_) => return Err(refuse(StatusCode::FORBIDDEN, portcullis_protocol::ENROLLMENT_PENDING)),
                 Err(StoreError::NotFound(_)) => {
                     return Err(refuse(
                         StatusCode::FORBIDDEN,
@@ -370,16 +403,27 @@ async fn preflight(
             }
         }
     };
-    let (current, sync, _) = rules_of(state, &agent).await?;
+    let (_, sync, _) = rules_of(state, &agent).await?;
     let computer = state.store.computer(agent.org_id, agent.computer_id).await.map_err(store_error)?;
-    // A clean sync when asked for, or when the model changed since the last complete rule
-    // download: the client then replaces every rule, so a removed one goes too.
-    let clean = req.request_clean_sync == Some(true) || computer.bundle_version != current;
+    // The fingerprint of the rules the Mac last received whole, in a clean sync.
+    let had = computer
+        .host_json
+        .as_deref()
+        .and_then(|h| serde_json::from_str::<serde_json::Value>(h).ok())
+        .and_then(|h| h["santa_rules"].as_str().map(str::to_owned));
+    // A clean sync when asked for, or when the rules differ from those (a change of the
+    // model, a policy that expired, a Learning period that ended): the client then replaces
+    // every rule, so a removed one goes too.
+    let now = fingerprint(&sync);
+    let clean = req.request_clean_sync == Some(true) || had.as_deref() != Some(now.as_str());
+    if clean {
+        cleaning().lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(agent.computer_id, now);
+    }
     let seen = Seen {
         computer_id: agent.computer_id,
         at_ms: now_ms(),
         bundle_version: computer.bundle_version,
-        host: Some((host, format!("santa {version}"))),
+        host: Some((host(had.as_deref()), format!("santa {version}"))),
         bundle_error: None,
     };
     state.store.agents_seen(&[seen]).await.map_err(store_error)?;
@@ -391,20 +435,36 @@ async fn preflight(
     }))
 }
 
+/// What identifies a rule set (and the mode): the SHA-256 of its JSON.
+fn fingerprint(sync: &portcullis_export::SantaSync) -> String {
+    use sha2::Digest;
+    let text = serde_json::to_string(&(sync.client_mode, &sync.rules)).expect("plain data");
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Macs in a clean sync, by computer id: the fingerprint of the rules preflight saw. In
+/// memory: a restart (or another server process) between preflight and the last page only
+/// costs another clean sync.
+fn cleaning() -> &'static std::sync::Mutex<std::collections::HashMap<i64, String>> {
+    static CLEANING: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<i64, String>>> =
+        std::sync::OnceLock::new();
+    CLEANING.get_or_init(Default::default)
+}
+
 async fn ruledownload(state: &AppState, agent: &AgentIdentity, bytes: &[u8]) -> Result<Response, Refused> {
     let req: RuleDownloadRequest = parse(bytes)?;
     let (version, mut sync, _) = rules_of(state, agent).await?;
+    let fingerprint = fingerprint(&sync);
     // The cursor is "VERSION:OFFSET"; one of another version (the model changed between
-    // pages) starts over: a rule sent twice replaces itself, and the next preflight finds
-    // the download incomplete and asks for a clean sync.
-    let offset = req
-        .cursor
-        .as_deref()
-        .and_then(|c| c.split_once(':'))
-        .filter(|(v, _)| v.parse::<i64>().ok() == Some(version))
-        .and_then(|(_, o)| o.parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(sync.rules.len());
+    // pages) starts over, and that download is not one set: the Mac is asked for a clean
+    // sync again next time.
+    let resumed = req.cursor.as_deref().and_then(|c| c.split_once(':'));
+    let broken = resumed.is_some_and(|(v, _)| v.parse::<i64>().ok() != Some(version));
+    let offset =
+        resumed.filter(|_| !broken).and_then(|(_, o)| o.parse::<usize>().ok()).unwrap_or(0).min(sync.rules.len());
+    if broken {
+        cleaning().lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&agent.computer_id);
+    }
     if sync.rules.is_empty() {
         // A clean sync with no rule deletes nothing on the client: one harmless REMOVE makes
         // it apply the (empty) set.
@@ -417,13 +477,28 @@ async fn ruledownload(state: &AppState, agent: &AgentIdentity, bytes: &[u8]) -> 
     }
     let end = (offset + PAGE).min(sync.rules.len());
     let last = end == sync.rules.len();
-    if last {
-        // The whole set went out: what the next preflight compares with.
+    // The whole set went out in a clean sync, in one piece, as preflight saw it: what the
+    // next preflight compares with. (A normal sync only adds rules.)
+    let complete = last
+        && cleaning()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&agent.computer_id)
+            .is_some_and(|f| f == fingerprint);
+    if complete {
+        let computer = state.store.computer(agent.org_id, agent.computer_id).await.map_err(store_error)?;
+        let mut host: serde_json::Value = computer
+            .host_json
+            .as_deref()
+            .and_then(|h| serde_json::from_str(h).ok())
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        host["santa_rules"] = serde_json::json!(fingerprint);
         let seen = Seen {
             computer_id: agent.computer_id,
             at_ms: now_ms(),
             bundle_version: version,
-            host: None,
+            host: Some((host.to_string(), computer.agent_version.unwrap_or_default())),
             bundle_error: None,
         };
         state.store.agents_seen(&[seen]).await.map_err(store_error)?;
@@ -510,7 +585,12 @@ fn record_of(e: &SantaEvent, computer: &str, mode: &str, received: i64) -> Optio
                 .and_then(|c| c.cn.as_deref())
                 .map(|cn| format!("CN={}", bounded(cn, 256)))
                 .unwrap_or_default(),
-            cert_sha256: leaf.sha256.as_deref().unwrap_or_default().to_ascii_lowercase(),
+            cert_sha256: leaf
+                .sha256
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .unwrap_or_default(),
             verified: true,
         }
     });

@@ -274,6 +274,21 @@ async fn hostile_santa_requests_are_refused_and_write_nothing() {
         let thief = Santa { token: Some(other), ..santa.clone_with() };
         let a = thief.json("ruledownload", json!({})).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+        // A taken name waits for an administrator once, not once per sync.
+        let twin = Santa { machine: "MAC-2".into(), ..santa.clone_with() };
+        let named = br#"{"hostname": "MAC-1"}"#;
+        assert_eq!(twin.post("preflight", named, None).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(twin.post("preflight", named, None).await.status, StatusCode::FORBIDDEN);
+        let pending = admin.get("/api/enrollments/pending").await.body;
+        assert_eq!(pending.as_array().map_or(0, Vec::len), 1, "{pending}");
+        // The group's token revoked: the enrolled Mac is cut off at once.
+        assert_eq!(
+            admin.json("DELETE", &format!("/api/groups/{g}/enrollment-token"), json!({})).await.status,
+            StatusCode::NO_CONTENT
+        );
+        let a = santa.json("ruledownload", json!({})).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+        assert!(a.text.contains("no longer"), "{}", a.text);
     })
     .await;
 }

@@ -272,6 +272,21 @@ impl Store {
         if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound("enrollment token")) }
     }
 
+    /// Whether `token` is the current, unexpired enrollment token of the group computer
+    /// `computer_id` is in (a Santa client proves itself with it on every request: revoking
+    /// or rotating the token cuts its Macs off).
+    pub async fn token_is_of_computers_group(&self, token: &str, computer_id: i64) -> Result<bool, StoreError> {
+        let expires: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT g.enroll_expires_ms FROM computers c JOIN computer_groups g ON g.id = c.group_id \
+             WHERE c.id = $1 AND g.enroll_token_hash = $2",
+        )
+        .bind(computer_id)
+        .bind(sha256_hex(token.trim()))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(matches!(expires, Some(e) if e.is_none_or(|t| t > now_ms())))
+    }
+
     /// Whether a credential belongs to an enrollment that waits for an administrator.
     pub async fn is_pending(&self, credential: &str) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_enrollments WHERE credential_hash = $1")

@@ -60,6 +60,11 @@ impl FromRequestParts<AppState> for AgentCaller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(AppError::Unauthorized)?;
         let credential = credential.trim();
+        // A Santa Mac's credential is derived from its group's token: it speaks Santa's
+        // protocol only, never the agents' API.
+        if credential.starts_with(crate::santa::CREDENTIAL_PREFIX) {
+            return Err(AppError::Unauthorized);
+        }
         match state.store.agent(credential).await? {
             Some(agent) => Ok(AgentCaller(agent)),
             None if state.store.is_pending(credential).await? => Err(AppError::Pending),

@@ -25,6 +25,10 @@ pub(crate) struct ExportQuery {
     group: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    /// The model version the report that was read came from: a download of another is
+    /// refused (409), so what is deployed is what was reviewed.
+    #[serde(default)]
+    version: Option<i64>,
 }
 
 /// An export: its files and the report on every rule.
@@ -89,14 +93,14 @@ pub(crate) async fn export(
     Ok(AppJson(ExportView::new(version, e)))
 }
 
-#[utoipa::path(get, path = "/api/exports/{format}/file", tag = "model", params(("format" = String, Path), ("group" = Option<String>, Query), ("name" = Option<String>, Query, description = "which file (the first without it)")), responses((status = 200, description = "the file, as an attachment", content_type = "application/octet-stream"), Reads), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/exports/{format}/file", tag = "model", params(("format" = String, Path), ("group" = Option<String>, Query), ("name" = Option<String>, Query, description = "which file (the first without it)"), ("version" = Option<i64>, Query, description = "the model version of the report read: 409 if the model changed since")), responses((status = 200, description = "the file, as an attachment", content_type = "application/octet-stream"), (status = 409, description = "the model changed since that version: read the report again", body = crate::error::ErrorBody), Reads), security(("bearer" = [])))]
 pub(crate) async fn file(
     State(state): State<AppState>,
     caller: Caller,
     AppPath(format): AppPath<String>,
     AppQuery(q): AppQuery<ExportQuery>,
 ) -> Result<Response, AppError> {
-    download(&state, &caller, &format, q.group.as_deref(), q.name.as_deref()).await
+    download(&state, &caller, &format, q.group.as_deref(), q.name.as_deref(), q.version).await
 }
 
 /// One file of an export as an attachment (the console's download link too).
@@ -106,8 +110,15 @@ pub(crate) async fn download(
     format: &str,
     group: Option<&str>,
     name: Option<&str>,
+    reviewed: Option<i64>,
 ) -> Result<Response, AppError> {
-    let (_, e) = ops::export(state, caller, ops::format(format)?, group).await?;
+    let (version, e) = ops::export(state, caller, ops::format(format)?, group).await?;
+    if reviewed.is_some_and(|v| v != version) {
+        return Err(AppError::Conflict(format!(
+            "the policy changed since the report you read (version {} then, {version} now): read the report again",
+            reviewed.unwrap_or_default()
+        )));
+    }
     let Some(f) = e.files.into_iter().find(|f| name.is_none_or(|n| n == f.name)) else {
         return Err(AppError::NotFound);
     };

@@ -51,6 +51,8 @@ struct ExportsQuery {
     group: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    version: Option<i64>,
     #[serde(flatten)]
     flash: Flash,
 }
@@ -122,7 +124,7 @@ async fn exports_page(
             name: f.name.clone(),
             size: f.bytes.len(),
             href: format!(
-                "/exports/download?format={}&group={}&name={}",
+                "/exports/download?format={}&group={}&name={}&version={version}",
                 format.name(),
                 encode(&group),
                 encode(&f.name)
@@ -144,6 +146,7 @@ async fn download(
         q.format.as_deref().unwrap_or_default(),
         q.group.as_deref(),
         q.name.as_deref(),
+        q.version,
     )
     .await
 }
