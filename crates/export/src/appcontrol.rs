@@ -84,11 +84,7 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
                     ));
                 }
                 let to = format!("{} {} rule(s)", rules.len() - before, if item.deny { "Deny" } else { "Allow" });
-                entries.push(item.entry(if how.is_empty() {
-                    Outcome::Exported { to }
-                } else {
-                    Outcome::Approximated { to, how: how.join("; ") }
-                }));
+                entries.push(item.entry(Outcome::of(to, &how)));
             }
             Err(why) => entries.push(item.entry(Outcome::NotExpressible { why })),
         }

@@ -81,11 +81,7 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
                 for (c, r) in rules {
                     collections.entry(c).or_default().push(r);
                 }
-                entries.push(item.entry(if how.is_empty() {
-                    Outcome::Exported { to }
-                } else {
-                    Outcome::Approximated { to, how: how.join("; ") }
-                }));
+                entries.push(item.entry(Outcome::of(to, &how)));
             }
             Err(why) => entries.push(item.entry(Outcome::NotExpressible { why })),
         }

@@ -33,11 +33,7 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
                     let _ = writeln!(text, "{l}");
                 }
                 let to = format!("{} rule(s)", lines.len());
-                entries.push(item.entry(if how.is_empty() {
-                    Outcome::Exported { to }
-                } else {
-                    Outcome::Approximated { to, how: how.join("; ") }
-                }));
+                entries.push(item.entry(Outcome::of(to, &how)));
             }
             Err(why) => entries.push(item.entry(Outcome::NotExpressible { why })),
         }

@@ -80,6 +80,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Exported as `to` when nothing differs, else approximated with every difference said.
+    pub fn of(to: String, how: &[String]) -> Outcome {
+        if how.is_empty() { Outcome::Exported { to } } else { Outcome::Approximated { to, how: how.join("; ") } }
+    }
+
     /// `exported`, `approximated` or `not expressible`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -133,11 +133,7 @@ pub(crate) fn sync(plan: &Plan<'_>) -> (Sync, Vec<Entry>) {
                         custom_msg: item.source.label().chars().take(200).collect(),
                     });
                 }
-                entries.push(item.entry(if how.is_empty() {
-                    Outcome::Exported { to }
-                } else {
-                    Outcome::Approximated { to, how: how.join("; ") }
-                }));
+                entries.push(item.entry(Outcome::of(to, &how)));
             }
             Err(why) => entries.push(item.entry(Outcome::NotExpressible { why })),
         }

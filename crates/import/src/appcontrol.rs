@@ -3,7 +3,7 @@
 //! Signers are named by a certificate's TBS hash, which a Portcullis rule cannot hold.
 
 use crate::xml::{self, El};
-use crate::{Builder, ImportError, hex_of, literal};
+use crate::{Builder, ImportError, Outcome, hex_of, literal};
 use portcullis_policy_file::document::RuleDoc;
 use std::collections::HashSet;
 
@@ -137,5 +137,5 @@ fn one(b: &mut Builder, rule: &El, deny: bool, audit: bool, name: String) {
     let app = if deny { "App Control denied" } else { "App Control allowed" };
     let to = format!("{action} rule in {app:?}");
     b.add(app, action, doc, Vec::new());
-    if how.is_empty() { b.exported(name, to) } else { b.approximated(name, to, how.join("; ")) }
+    b.entry(name, Outcome::of(to, &how))
 }

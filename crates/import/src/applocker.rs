@@ -3,7 +3,7 @@
 //! permits, which is AppLocker's own rule (a deny always wins).
 
 use crate::xml::{self, El};
-use crate::{Builder, ImportError, hex_of, literal};
+use crate::{Builder, ImportError, Outcome, hex_of, literal};
 use portcullis_policy_file::document::{RuleDoc, SignerDoc};
 
 /// Everyone: the only principal Portcullis's rules need not name.
@@ -129,7 +129,7 @@ fn one(b: &mut Builder, ctype: &str, mode: &str, rule: &El, deny: bool) {
     }
     let to = format!("{action} rule in {app:?}");
     b.add(&app, action, doc, except);
-    if how.is_empty() { b.exported(name, to) } else { b.approximated(name, to, how.join("; ")) }
+    b.entry(name, Outcome::of(to, &how))
 }
 
 type Converted = (RuleDoc, Vec<String>);

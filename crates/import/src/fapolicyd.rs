@@ -2,7 +2,7 @@
 //! order, kept) and trust files (`path size sha256`, paths `%XX`-escaped in the "VERSION 2"
 //! files fapolicyd-cli writes). The two are told apart line by line.
 
-use crate::{Builder, ImportError, hex_of};
+use crate::{Builder, ImportError, Outcome, hex_of};
 use portcullis_policy_file::document::RuleDoc;
 
 pub(crate) fn import(text: &str, b: &mut Builder) -> Result<(), ImportError> {
@@ -179,5 +179,5 @@ fn rule(b: &mut Builder, at: &str, line: &str) {
     let app = if action == "deny" { "fapolicyd denied" } else { "fapolicyd allowed" };
     let to = format!("{action} rule in {app:?} (in fapolicyd's order)");
     b.add(app, action, doc, Vec::new());
-    if how.is_empty() { b.exported(name, to) } else { b.approximated(name, to, how.join("; ")) }
+    b.entry(name, Outcome::of(to, &how))
 }

@@ -138,10 +138,6 @@ impl Builder {
         self.entry(rule, Outcome::Exported { to: to.into() });
     }
 
-    fn approximated(&mut self, rule: impl Into<String>, to: impl Into<String>, how: impl Into<String>) {
-        self.entry(rule, Outcome::Approximated { to: to.into(), how: how.into() });
-    }
-
     fn not(&mut self, rule: impl Into<String>, why: impl Into<String>) {
         self.entry(rule, Outcome::NotExpressible { why: why.into() });
     }

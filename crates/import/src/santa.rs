@@ -3,7 +3,7 @@
 //! certificate's SHA-256, TEAMID a Developer ID team; Santa's precedence (most specific type
 //! first) becomes policy order: blocks by hash, permits by hash, then certificates, then teams.
 
-use crate::{Builder, ImportError, hex_of};
+use crate::{Builder, ImportError, Outcome, hex_of};
 use portcullis_policy_file::document::{RuleDoc, SignerDoc};
 
 #[derive(serde::Deserialize)]
@@ -144,7 +144,7 @@ pub(crate) fn import(text: &str, b: &mut Builder) -> Result<(), ImportError> {
         let title = format!("{app} {}", if action == "deny" { "blocked" } else { "allowed" });
         let to = format!("{action} rule in {title:?}");
         b.add(&title, action, doc, Vec::new());
-        if how.is_empty() { b.exported(name, to) } else { b.approximated(name, to, how.join("; ")) }
+        b.entry(name, Outcome::of(to, &how))
     }
     Ok(())
 }
