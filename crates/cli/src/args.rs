@@ -92,6 +92,15 @@ pub struct ExportArgs {
     /// Export as of this time (RFC 3339 or a date) instead of now: expiries and deadlines.
     #[arg(long)]
     pub at: Option<String>,
+    /// fapolicyd only: files or folders (walked) on this computer to judge as `portcullis
+    /// check` does; each one the group's policy permits by a rule fapolicyd's rules cannot
+    /// express is pinned by path, size and SHA-256 in `trust.d/40-portcullis.trust`.
+    /// Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub trust_from: Vec<PathBuf>,
+    /// With --trust-from: trust no installed package (as `check --no-package-trust`).
+    #[arg(long)]
+    pub no_package_trust: bool,
 }
 
 #[derive(Args)]

@@ -2,10 +2,13 @@
 //! engine, and the report on every rule; `portcullis import …`: the other way.
 
 use crate::args::{ExportArgs, ImportArgs};
+use crate::check::Inspector;
 use crate::exit::{BAD_POLICY, NOT_EXPRESSIBLE, OK, OrExit, UNREADABLE, fail};
 use crate::load;
-use portcullis_export::{Format, Outcome};
-use portcullis_policy::Timestamp;
+use indicatif::{ProgressBar, ProgressStyle};
+use portcullis_export::{Format, Outcome, TrustedFile};
+use portcullis_policy::{Basis, Os, PolicySet, ProcessFacts, Timestamp, Verdict};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
@@ -34,7 +37,17 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let now = Timestamp(load::moment(args.at.as_deref())?);
-    let export = portcullis_export::export(&set, group, format, now);
+    let export = if format == Format::Fapolicyd {
+        let trusted = trusted_files(&args, &set, group, now)?;
+        portcullis_export::export_fapolicyd(&set, group, now, &trusted)
+    } else if !args.trust_from.is_empty() {
+        return Err(fail(
+            BAD_POLICY,
+            format!("--trust-from is for fapolicyd's trust file; {} has none: leave it out", format.engine()),
+        ));
+    } else {
+        portcullis_export::export(&set, group, format, now)
+    };
     if let Some(dir) = &args.out {
         for f in &export.files {
             let path = dir.join(&f.name);
@@ -82,6 +95,72 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(if not > 0 { NOT_EXPRESSIBLE } else { OK }))
+}
+
+/// The files under `--trust-from` that the group's policy permits, each with the rule that
+/// permitted it, judged as `portcullis check` judges them (packages verified).
+fn trusted_files(
+    args: &ExportArgs,
+    set: &PolicySet,
+    group: Option<&str>,
+    now: Timestamp,
+) -> anyhow::Result<Vec<TrustedFile>> {
+    if args.trust_from.is_empty() {
+        return Ok(Vec::new());
+    }
+    let engine = load::engine(set.clone())?;
+    let target = engine.group_target(group, Os::Linux);
+    let inspector =
+        Inspector::new(&engine, None, now.0, (!args.no_package_trust).then_some(std::path::Path::new("/")))?;
+    let (files, problems) = crate::scan::collect(&args.trust_from);
+    for p in &problems {
+        eprintln!("warning: --trust-from: {p}");
+    }
+    let progress = if std::io::stderr().is_terminal() && files.len() > 1 {
+        let bar = ProgressBar::new(files.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} judging {pos}/{len} files {wide_msg} [{elapsed}<{eta}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let process = ProcessFacts::default();
+    let mut trusted = Vec::new();
+    let mut unreadable = problems.len();
+    for (path, _) in &files {
+        progress.inc(1);
+        let (_, file) = match inspector.inspect(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("warning: --trust-from: cannot read {}: {e}", path.display());
+                unreadable += 1;
+                continue;
+            }
+        };
+        let decision = engine.decide(&file, &process, &target, now);
+        if let Basis::Policy { policy, action, matched, .. } = &decision.basis
+            && action.permits()
+            && decision.verdict == Verdict::Allow
+        {
+            // fapolicyd sees the path the kernel resolved.
+            let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            trusted.push(TrustedFile {
+                path: real.to_string_lossy().into_owned(),
+                size: file.size,
+                sha256: file.sha256,
+                policy: policy.clone(),
+                application: matched.application.clone(),
+                rule: matched.rule,
+            });
+        }
+    }
+    progress.finish_and_clear();
+    if unreadable > 0 {
+        eprintln!("warning: --trust-from: {unreadable} file(s) or folder(s) could not be read, and are not pinned");
+    }
+    Ok(trusted)
 }
 
 pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 /// Regular files under `paths`, their total size, and what could not be read.
-fn collect(paths: &[PathBuf]) -> (Vec<(PathBuf, u64)>, Vec<String>) {
+pub(crate) fn collect(paths: &[PathBuf]) -> (Vec<(PathBuf, u64)>, Vec<String>) {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for root in paths {

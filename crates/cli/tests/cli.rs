@@ -462,6 +462,30 @@ scope = "group:Workstations"
     assert!(text(&r).1.contains("has no group \"Nope\"; its groups: Workstations"), "{:?}", text(&r));
     let r = portcullis(&["export", "intune", "--policy", p], dir.path());
     assert_eq!(r.status.code(), Some(2));
+    // Files to pin are for fapolicyd's trust file only; a folder that is not there is said,
+    // and pins nothing.
+    let r = portcullis(&["export", "santa", "--policy", p, "--trust-from", o], dir.path());
+    assert_eq!(r.status.code(), Some(4));
+    assert!(text(&r).1.contains("--trust-from is for fapolicyd's trust file; Santa has none"), "{:?}", text(&r));
+    let gone = dir.path().join("gone");
+    let r = portcullis(
+        &[
+            "export",
+            "fapolicyd",
+            "--policy",
+            p,
+            "--group",
+            "Workstations",
+            "--trust-from",
+            gone.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(r.status.code(), Some(13), "{:?}", text(&r));
+    assert!(text(&r).1.contains("warning: --trust-from:") && text(&r).1.contains("gone"), "{:?}", text(&r));
+    let doc: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(doc["files"].as_array().unwrap().len(), 1, "no trust file without a pinned file: {doc:#}");
 }
 
 #[test]

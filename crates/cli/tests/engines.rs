@@ -85,7 +85,7 @@ fn sha256_of(path: &Path) -> String {
 
 /// What the namespace runs: the files on a ramfs, Portcullis's verdicts, then fapolicyd
 /// (permissive, debug) deciding on the same files.
-const SCRIPT: &str = r#"
+const SCRIPT: &str = r##"
 set -e
 R=$1
 mount -t proc proc "$R/proc"
@@ -95,8 +95,13 @@ mount -t ramfs ramfs "$R/srv/test"
 cp -p "$R"/srv/src/* "$R/srv/test/"
 exec chroot "$R" /bin/sh -c '
   mkdir -p /run/fapolicyd /var/lib/fapolicyd
+  echo "== export"
+  /usr/local/bin/portcullis export fapolicyd --policy /etc/portcullis.toml --out /etc/fapolicyd --trust-from /srv/test --json >/tmp/export.json 2>&1
+  echo "exit=$?"
+  cat /etc/fapolicyd/trust.d/40-portcullis.trust
+  cp "/srv/test/pinned tool" /srv/test/pinned-later && echo "# after the export" >> /srv/test/pinned-later
   echo "== portcullis"
-  /usr/local/bin/portcullis check --json --policy /etc/portcullis.toml /srv/test/denied /srv/test/permitted /srv/test/other || true
+  /usr/local/bin/portcullis check --json --policy /etc/portcullis.toml /srv/test/denied /srv/test/permitted /srv/test/other "/srv/test/pinned tool" /srv/test/pinned-later || true
   echo "== fagenrules"
   fagenrules 2>&1
   echo "== fapolicyd"
@@ -105,13 +110,13 @@ exec chroot "$R" /bin/sh -c '
   until grep -q "Starting to listen for events" /tmp/fapolicyd.log; do
     i=$((i+1)); if [ $i -gt 200 ]; then cat /tmp/fapolicyd.log; exit 4; fi; sleep 0.1
   done
-  /srv/test/denied; /srv/test/permitted; /srv/test/other
+  /srv/test/denied; /srv/test/permitted; /srv/test/other; "/srv/test/pinned tool"; /srv/test/pinned-later
   sleep 1
   kill -TERM $! 2>/dev/null || true
   sleep 0.5
   cat /tmp/fapolicyd.log
 '
-"#;
+"##;
 
 #[test]
 fn debians_fapolicyd_loads_the_export_and_decides_as_portcullis_does() {
@@ -120,6 +125,9 @@ fn debians_fapolicyd_loads_the_export_and_decides_as_portcullis_does() {
     write_exec(&root.join("/srv/src/denied"), "#!/bin/sh\necho denied ran\n");
     write_exec(&root.join("/srv/src/permitted"), "#!/bin/sh\necho permitted ran\n");
     write_exec(&root.join("/srv/src/other"), "#!/bin/sh\necho other ran\n");
+    // Permitted by its file name, which no fapolicyd rule can say: pinned in trust.d (its
+    // name has a space, which the trust file escapes).
+    write_exec(&root.join("/srv/src/pinned tool"), "#!/bin/sh\necho pinned ran\n");
     let denied = sha256_of(&root.join("/srv/src/denied"));
     let policy = format!(
         r#"[organization]
@@ -140,24 +148,27 @@ position = 10
 applications = ["Bad script"]
 action = "deny"
 
+[[applications]]
+name = "Pinned tools"
+rules = [{{ file_name = "pinned*" }}]
+
 [[policies]]
 name = "Permit tools"
 position = 20
 applications = ["Tools"]
 action = "permit"
+
+[[policies]]
+name = "Permit pinned tools"
+position = 30
+applications = ["Pinned tools"]
+action = "permit"
 "#
     );
     std::fs::write(root.join("/etc/portcullis.toml"), &policy).unwrap();
-    // The export, written where fapolicyd reads it (its own sample rule set out of the way).
+    // The export is written inside the namespace, where fapolicyd reads it, judging the
+    // files there (its own sample rule set out of the way).
     let _ = std::fs::remove_file(root.join("/etc/fapolicyd/rules.d/90-deny-execute.rules"));
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["export", "fapolicyd", "--policy"])
-        .arg(root.join("/etc/portcullis.toml"))
-        .arg("--out")
-        .arg(root.join("/etc/fapolicyd"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "every rule is expressible: {}", text(&out));
     // fapolicyd's own configuration, changed only where the test must: permissive, as root,
     // watching ramfs only (the test's files), trusting its file backend only.
     let conf_path = root.join("/etc/fapolicyd/fapolicyd.conf");
@@ -170,6 +181,8 @@ action = "permit"
             Some("gid") => "gid = root".to_owned(),
             Some("watch_fs") => "watch_fs = ramfs".to_owned(),
             Some("trust") => "trust = file".to_owned(),
+            // A pinned file is trusted only as it was exported.
+            Some("integrity") => "integrity = sha256".to_owned(),
             _ => l.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -232,16 +245,24 @@ action = "permit"
             .to_owned()
     };
     assert_eq!(
-        (verdict("/denied"), verdict("/permitted"), verdict("/other")),
-        ("deny".into(), "allow".into(), "deny".into()),
+        (verdict("/denied"), verdict("/permitted"), verdict("/other"), verdict("/pinned tool")),
+        ("deny".into(), "allow".into(), "deny".into(), "allow".into()),
         "{log}"
     );
+    // The export: every rule expressed, the file-name rule by the file it pinned, whose
+    // escaped path, size and hash are in the trust file.
+    let export = section("export");
+    assert!(export.contains("exit=0"), "{log}");
+    let pinned = std::fs::metadata(root.join("/srv/src/pinned tool")).unwrap().len();
+    let line = format!("/srv/test/pinned%20tool {pinned} {}", sha256_of(&root.join("/srv/src/pinned tool")));
+    assert!(export.lines().any(|l| l == line), "no {line:?} in the trust file:\n{log}");
+    assert!(export.starts_with("exit=0\n# AUTOGENERATED FILE VERSION 2\n"), "{log}");
     // fagenrules and the daemon took every line without a complaint.
     assert!(section("fagenrules").trim().is_empty(), "fagenrules said:\n{log}");
     let daemon = section("fapolicyd");
     // (Its parser says `rules: line:N: …`; "open_dbi: Permission denied" is its empty trust
     // database on a first start, as Debian's README.Debian says.)
-    assert!(daemon.contains("Loaded 5 rules"), "{daemon}");
+    assert!(daemon.contains("Loaded 6 rules"), "{daemon}");
     for bad in ["rules:", "line:", "error", "Error", "Can't", "failed", "Failed", "nknown"] {
         assert!(
             !daemon.lines().any(|l| l.contains(bad) && !l.contains("dec=")),
@@ -259,4 +280,9 @@ action = "permit"
     assert_eq!(decision("denied"), "deny_audit", "{daemon}");
     assert_eq!(decision("permitted"), "allow", "{daemon}");
     assert_eq!(decision("other"), "deny_audit", "{daemon}");
+    // The pinned file is allowed by its trust entry (path unescaped, content verified)…
+    assert_eq!(decision("pinned tool"), "allow", "{daemon}");
+    // …and a file the rule permits that was not there at export time is not: the
+    // approximation the report states.
+    assert_eq!(decision("pinned-later"), "deny_audit", "{daemon}");
 }

@@ -14,9 +14,47 @@ const ENGINE: &str = "fapolicyd";
 /// The `rules.d` file the export writes (fagenrules joins them in name order).
 pub(crate) const RULES_FILE: &str = "rules.d/40-portcullis.rules";
 
+/// The `trust.d` file, when files are pinned.
+pub(crate) const TRUST_FILE: &str = "trust.d/40-portcullis.trust";
+
+/// fapolicyd reads a trust entry's path with `%4096s`.
+const MAX_TRUST_PATH: usize = 4096;
+
+/// A real file the group's policy permits, as the caller found it: pinned in `trust.d` when
+/// the rule that permitted it has no fapolicyd rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedFile {
+    /// Its absolute path on the computers (as fapolicyd will see it).
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+    /// The permit policy that decided.
+    pub policy: String,
+    /// The application whose rule matched.
+    pub application: String,
+    /// The rule's number in the application, from 1.
+    pub rule: usize,
+}
+
+impl TrustedFile {
+    fn permitted_by(&self, item: &Item<'_>) -> bool {
+        item.source.kind == crate::SourceKind::Policy
+            && item.source.name == self.policy
+            && item.source.application.as_deref() == Some(self.application.as_str())
+            && item.source.rule == Some(self.rule)
+    }
+}
+
 pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
+    export_with_trust(plan, &[])
+}
+
+pub(crate) fn export_with_trust(plan: &Plan<'_>, trusted: &[TrustedFile]) -> (Vec<OutputFile>, Vec<Entry>) {
     let mut entries = Vec::new();
     let mut text = String::new();
+    let mut pinned: Vec<&TrustedFile> = Vec::new();
     let _ = writeln!(text, "# Portcullis export for {}", one_line(&plan.title()));
     let _ = writeln!(text, "# Rules are tried in order; the first that matches decides (as in Portcullis).");
     for item in &plan.items {
@@ -35,7 +73,45 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
                 let to = format!("{} rule(s)", lines.len());
                 entries.push(item.entry(Outcome::of(to, &how)));
             }
-            Err(why) => entries.push(item.entry(Outcome::NotExpressible { why })),
+            Err(why) => {
+                let mut files: Vec<&TrustedFile> = Vec::new();
+                let mut too_long = 0usize;
+                if !item.deny {
+                    for f in trusted.iter().filter(|f| f.permitted_by(item)) {
+                        if escape(&f.path).len() > MAX_TRUST_PATH || !f.path.starts_with('/') {
+                            too_long += 1;
+                        } else if !pinned.iter().chain(&files).any(|p| p.path == f.path) {
+                            files.push(f);
+                        }
+                    }
+                }
+                if files.is_empty() {
+                    entries.push(item.entry(Outcome::NotExpressible { why }));
+                    continue;
+                }
+                if pinned.is_empty() {
+                    // One line for every pinned file: each is one Portcullis permits, so
+                    // allowing it here, above later rules, is what Portcullis does too.
+                    let _ = writeln!(text, "# Files pinned in {TRUST_FILE} (path, size and SHA-256)");
+                    text.push_str("allow perm=any all : trust=1\n");
+                }
+                let mut how = format!(
+                    "{why}; so only the files given that it permits are trusted, each as it is now: another file it \
+                     would permit is denied, and so is a pinned file once it changes if fapolicyd.conf has integrity = \
+                     size or sha256 (set it); trust=1 also matches what fapolicyd's other trust backends (rpmdb, debdb) \
+                     list: keep trust = file"
+                );
+                if too_long > 0 {
+                    how.push_str(&format!(
+                        "; {too_long} file(s) left out: a path over {MAX_TRUST_PATH} bytes, or not absolute"
+                    ));
+                }
+                entries.push(item.entry(Outcome::Approximated {
+                    to: format!("{} file(s) pinned in {TRUST_FILE}, allowed by trust=1", files.len()),
+                    how,
+                }));
+                pinned.extend(files);
+            }
         }
     }
     let _ = writeln!(text, "# What no rule decides ({} mode)", plan.mode.name());
@@ -58,7 +134,43 @@ pub(crate) fn export(plan: &Plan<'_>) -> (Vec<OutputFile>, Vec<Entry>) {
             to: "everything no rule denies runs; programs are audited, as Portcullis records them".into(),
         }));
     }
-    (vec![OutputFile { name: RULES_FILE.into(), bytes: text.into_bytes() }], entries)
+    let mut files = vec![OutputFile { name: RULES_FILE.into(), bytes: text.into_bytes() }];
+    if !pinned.is_empty() {
+        files.push(OutputFile { name: TRUST_FILE.into(), bytes: trust_file(plan, &pinned).into_bytes() });
+    }
+    (files, entries)
+}
+
+/// A trust file as fapolicyd-cli writes it: its first line marks paths as `%XX`-escaped
+/// (fapolicyd unescapes only then), one `path size sha256` line per file.
+fn trust_file(plan: &Plan<'_>, pinned: &[&TrustedFile]) -> String {
+    let mut text = String::from("# AUTOGENERATED FILE VERSION 2\n");
+    let _ = writeln!(text, "# Portcullis export for {}: files its policy permits by a rule", one_line(&plan.title()));
+    text.push_str(
+        "# fapolicyd's rules cannot express, pinned by content (portcullis export fapolicyd --trust-from).\n",
+    );
+    text.push_str("#  FULL PATH        SIZE                             SHA256\n");
+    for f in pinned {
+        let _ = writeln!(text, "{} {} {}", escape(&f.path), f.size, hex(&f.sha256));
+    }
+    text
+}
+
+/// A path as fapolicyd's trust file holds it: whitespace, control bytes and `%` as `%XX`
+/// (its reader splits on whitespace and decodes every `%XX`).
+fn escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_ascii_whitespace() || c.is_control() || c == '%' {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn one_line(text: &str) -> String {

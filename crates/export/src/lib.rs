@@ -22,6 +22,7 @@ mod rules;
 mod santa;
 mod windows;
 
+pub use fapolicyd::TrustedFile;
 pub use report::{Entry, Outcome, Report, Source, SourceKind};
 pub use santa::{SantaRule, Sync as SantaSync};
 
@@ -38,9 +39,9 @@ pub enum Format {
     AppControl,
     /// Santa rules, as `santactl rule --export` writes them (macOS).
     Santa,
-    /// fapolicyd `rules.d` rules (RHEL, Fedora, Debian). No `trust.d` file: a trust entry
-    /// needs the file's size, which Portcullis rules do not hold; a permit by path and hash
-    /// is a rule instead.
+    /// fapolicyd `rules.d` rules (RHEL, Fedora, Debian), and a `trust.d` file for the files
+    /// given to [`export_fapolicyd`] that only a trust entry can allow (a trust entry needs
+    /// the file's size, which a Portcullis rule does not hold, so it is made from real files).
     Fapolicyd,
 }
 
@@ -99,6 +100,16 @@ pub struct Export {
 /// `set` must be valid ([`PolicySet::validate`] finds nothing), as every loaded set is.
 pub fn export(set: &PolicySet, group: Option<&str>, format: Format, now: Timestamp) -> Export {
     export_plan(plan::Plan::new(set, group, None, now), set, format)
+}
+
+/// fapolicyd's export for `group`, with `trusted` — files the caller judged with the group's
+/// policy and found permitted, each with the rule that permitted it — pinned in a `trust.d`
+/// file where that rule is one fapolicyd's rules cannot express.
+pub fn export_fapolicyd(set: &PolicySet, group: Option<&str>, now: Timestamp, trusted: &[TrustedFile]) -> Export {
+    let plan = plan::Plan::new(set, group, None, now);
+    let (files, entries) = fapolicyd::export_with_trust(&plan, trusted);
+    let report = report_of(&plan, set, Format::Fapolicyd, entries);
+    Export { format: Format::Fapolicyd, files, report }
 }
 
 /// Export what governs one computer of the set (its own mode and the policies scoped to

@@ -206,6 +206,14 @@ impl Engine {
         Ok(Target { computer: Some(c.name.clone()), group: c.group.clone(), mode, os: c.os.unwrap_or(host_os) })
     }
 
+    /// The target for a computer of `group` (`None`: in no group) that has no mode or policy
+    /// of its own: what an export for the group is judged against.
+    pub fn group_target(&self, group: Option<&str>, os: Os) -> Target {
+        let group = group.map(|g| g.trim().trim_matches('/').to_owned()).filter(|g| !g.is_empty());
+        let mode = self.set.group_mode(group.as_deref()).clone();
+        Target { computer: None, group, mode, os }
+    }
+
     fn applies(&self, scope: &Scope, target: &Target) -> bool {
         scope.covers(target.group.as_deref(), target.computer.as_deref())
     }
