@@ -40,6 +40,7 @@ pub(crate) fn file_record(path: String, key: FileKey, facts: Option<&FileFacts>)
             cert_sha256: portcullis_inspect::hex(&s.cert_sha256),
             verified: s.verified,
         }),
+        signing_id: facts.and_then(|f| f.signing_id.clone()),
         packages: facts.map(|f| f.packages.clone()).unwrap_or_default(),
     }
 }

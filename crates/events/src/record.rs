@@ -200,6 +200,10 @@ pub struct FileRecord {
     /// The primary signer, for signed formats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<SignerRecord>,
+    /// A macOS program's signing ID (`TEAMID:com.vendor.app`), as Santa reports it from a
+    /// signature macOS verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_id: Option<String>,
     /// The installed packages the file verifiably belongs to (`dpkg:bash`): listed by them,
     /// with their recorded digest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -24,6 +24,7 @@ pub(crate) fn describe(rule: &Rule) -> String {
     text("original_filename", rule.original_filename.as_ref());
     text("product_name", rule.product_name.as_ref());
     text("company_name", rule.company_name.as_ref());
+    text("signing_id", rule.signing_id.as_ref());
     text("file_name", rule.file_name.as_ref());
     text("package", rule.package.as_ref());
     text("user", rule.user.as_ref());
@@ -72,6 +73,15 @@ pub(crate) fn foreign(rule: &Rule, os: Os, engine: &str) -> Option<String> {
     if let Some(o) = rule.os.filter(|o| *o != os) {
         return Some(format!("a rule for {} files; {engine} runs on {}", o.name(), os.name()));
     }
+    if let Some(p) = &rule.signing_id
+        && os != Os::MacOs
+    {
+        return Some(format!(
+            "a macOS program's signing ID ({}); {engine} runs on {}, whose programs have none",
+            p.as_str(),
+            os.name()
+        ));
+    }
     if let Some(p) = &rule.package
         && os != Os::Linux
     {
@@ -99,6 +109,7 @@ pub(crate) fn unsupported(rule: &Rule, supported: &[&str]) -> Vec<&'static str> 
     has(rule.original_filename.is_some(), "original_filename");
     has(rule.product_name.is_some(), "product_name");
     has(rule.company_name.is_some(), "company_name");
+    has(rule.signing_id.is_some(), "signing_id");
     has(rule.version.is_some(), "version");
     has(rule.package.is_some(), "package");
     has(rule.parent_process.is_some(), "parent_process");

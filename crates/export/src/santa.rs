@@ -1,15 +1,16 @@
 //! Santa rules, in the JSON `santactl rule --export` writes and `santactl rule --import`
-//! reads: BINARY (flat SHA-256 of a Mach-O), CERTIFICATE (the signing certificate's
-//! SHA-256), TEAMID (a Developer ID team), as ALLOWLIST or BLOCKLIST.
+//! reads: BINARY (flat SHA-256 of a Mach-O), SIGNINGID (`TEAMID:identifier`), CERTIFICATE
+//! (the signing certificate's SHA-256), TEAMID (a Developer ID team), as ALLOWLIST or
+//! BLOCKLIST.
 //!
 //! Where Santa differs: it authorizes executions only (a library is never checked), and its
-//! rules do not have an order: the more specific type wins (BINARY over CERTIFICATE over
-//! TEAMID), whatever Portcullis's order says.
+//! rules do not have an order: the more specific type wins (BINARY over SIGNINGID over
+//! CERTIFICATE over TEAMID), whatever Portcullis's order says.
 
 use crate::OutputFile;
 use crate::plan::{Item, Plan};
 use crate::report::{Entry, Outcome};
-use crate::rules::{flat_sha256, flat_weak, foreign, hex, unsupported};
+use crate::rules::{flat_sha256, flat_weak, foreign, hex, literal, unsupported};
 use portcullis_policy::{FileKind, Os, Status};
 
 const ENGINE: &str = "Santa";
@@ -18,6 +19,7 @@ const ENGINE: &str = "Santa";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum RuleType {
     Binary,
+    SigningId,
     Certificate,
     TeamId,
 }
@@ -26,6 +28,7 @@ impl RuleType {
     fn name(self) -> &'static str {
         match self {
             RuleType::Binary => "BINARY",
+            RuleType::SigningId => "SIGNINGID",
             RuleType::Certificate => "CERTIFICATE",
             RuleType::TeamId => "TEAMID",
         }
@@ -35,11 +38,11 @@ impl RuleType {
 /// One Santa rule, with the keys Santa's sync protocol and `santactl rule --import` use.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SantaRule {
-    /// The SHA-256 (BINARY, CERTIFICATE) or team ID (TEAMID).
+    /// The SHA-256 (BINARY, CERTIFICATE), signing ID (SIGNINGID) or team ID (TEAMID).
     pub identifier: String,
     /// `ALLOWLIST` or `BLOCKLIST`.
     pub policy: &'static str,
-    /// `BINARY`, `CERTIFICATE` or `TEAMID`.
+    /// `BINARY`, `SIGNINGID`, `CERTIFICATE` or `TEAMID`.
     pub rule_type: &'static str,
     /// The message Santa shows when it blocks (the Portcullis rule it came from).
     pub custom_msg: String,
@@ -164,11 +167,12 @@ fn convert(item: &Item<'_>) -> Result<Converted, String> {
     if let Some(why) = foreign(rule, Os::MacOs, ENGINE) {
         return Err(why);
     }
-    let missing = unsupported(rule, &["flat hash", "authenticode hash", "signer subject", "signer certificate"]);
+    let missing =
+        unsupported(rule, &["flat hash", "authenticode hash", "signer subject", "signer certificate", "signing_id"]);
     if !missing.is_empty() {
         return Err(format!(
-            "{ENGINE} rules name a file's hash, its signing certificate or its team, nothing else ({} cannot be \
-             written); without it the rule would {} more files",
+            "{ENGINE} rules name a file's hash, its signing ID, its signing certificate or its team, nothing else ({} \
+             cannot be written); without it the rule would {} more files",
             missing.join(", "),
             if item.deny { "block" } else { "allow" }
         ));
@@ -211,7 +215,8 @@ fn convert(item: &Item<'_>) -> Result<Converted, String> {
                     || !unsupported(x, &["flat hash", "authenticode hash", "original_filename", "version"]).is_empty()
                 {
                     return Err(format!(
-                        "its application's exclusion {} cannot be written ({ENGINE} rules have no exceptions, and it                          names no file by its SHA-256)",
+                        "its application's exclusion {} cannot be written ({ENGINE} rules have no exceptions, and it \
+                         names no file by its SHA-256)",
                         n + 1
                     ));
                 }
@@ -227,14 +232,15 @@ fn convert(item: &Item<'_>) -> Result<Converted, String> {
             }
             if blocked > 0 {
                 how.push(format!(
-                    "its application's exclusions become BLOCKLIST rules ({blocked} hashes; {ENGINE} has no exceptions):                      an excluded file is blocked even where another policy permits it"
+                    "its application's exclusions become BLOCKLIST rules ({blocked} hashes; {ENGINE} has no exceptions): \
+                     an excluded file is blocked even where another policy permits it"
                 ));
             }
         }
     }
     let hashes = flat_sha256(rule);
     if !hashes.is_empty() {
-        if rule.signer.is_some() {
+        if rule.signer.is_some() || rule.signing_id.is_some() {
             how.push("only the hashes are exported (a hash names one file's content)".into());
         }
         if flat_weak(rule) > 0 {
@@ -254,6 +260,33 @@ fn convert(item: &Item<'_>) -> Result<Converted, String> {
             "{ENGINE} matches the flat SHA-256 of a Mach-O; this rule lists {} only",
             if rule.hashes.authenticode.is_empty() { "MD5 or SHA-1 hashes" } else { "Authenticode digests (Windows)" }
         ));
+    }
+    if let Some(pattern) = &rule.signing_id {
+        let Some(id) = literal(pattern).filter(|id| !id.starts_with("*:")) else {
+            return Err(format!(
+                "{ENGINE} names a signing ID exactly (team and identifier); {:?} is a pattern",
+                pattern.as_str()
+            ));
+        };
+        if let Some(signer) = &rule.signer {
+            let team = id.split_once(':').map(|(t, _)| t).unwrap_or_default();
+            let same_team = signer.issuer.is_none()
+                && signer.cert_sha256.is_none()
+                && signer.subject.as_ref().and_then(|s| team_id(s.as_str())).as_deref() == Some(team);
+            if !same_team {
+                if !item.deny {
+                    return Err(format!(
+                        "{ENGINE}'s SIGNINGID rule names the team in its prefix and holds no other signer condition; \
+                         without this rule's signer condition it would allow more"
+                    ));
+                }
+                how.push(
+                    "its signer condition is left out (a SIGNINGID rule names only the team), so it blocks more".into(),
+                );
+            }
+        }
+        out.push((RuleType::SigningId, id.to_owned()));
+        return Ok((out, how));
     }
     let Some(signer) = &rule.signer else {
         return Err(format!("{ENGINE} has no rule for every file"));

@@ -468,3 +468,74 @@ fn files_a_rule_cannot_express_are_pinned_in_an_escaped_trust_file() {
     let rules = String::from_utf8(file(&e, "rules.d/40-portcullis.rules").to_vec()).unwrap();
     assert!(rules.contains("# Files pinned in trust.d/40-portcullis.trust"), "{rules}");
 }
+
+#[test]
+fn signing_ids_become_santas_signingid_rules_and_no_other_engine_takes_them() {
+    let set = set_with(
+        r#"
+[[applications]]
+name = "Chrome"
+rules = [
+  { signing_id = "EQHXZ8M8AV:com.google.Chrome" },
+  { signing_id = "EQHXZ8M8AV:com.google.*" },
+  { signing_id = "EQHXZ8M8AV:com.google.Chrome.helper", signer = { subject = "*Developer ID Application: Google LLC (EQHXZ8M8AV)*" } },
+  { signing_id = "EQHXZ8M8AV:com.google.Chrome", signer = { subject = "*Other*" } },
+]
+
+[[applications]]
+name = "Team"
+rules = [{ signer = { subject = "*Developer ID Application: Google LLC (EQHXZ8M8AV)*" } }]
+
+[[policies]]
+name = "Deny the team"
+position = 10
+applications = ["Team"]
+action = "deny"
+
+[[policies]]
+name = "Permit Chrome"
+position = 20
+applications = ["Chrome"]
+action = "permit"
+"#,
+    );
+    let e = export(&set, None, Format::Santa, now());
+    let doc: serde_json::Value = serde_json::from_slice(file(&e, "santa-rules.json")).unwrap();
+    let signing: Vec<&serde_json::Value> =
+        doc["rules"].as_array().unwrap().iter().filter(|r| r["rule_type"] == "SIGNINGID").collect();
+    assert_eq!(signing.len(), 2, "{doc:#}");
+    assert_eq!(signing[0]["identifier"], "EQHXZ8M8AV:com.google.Chrome");
+    assert_eq!(signing[0]["policy"], "ALLOWLIST");
+    // Santa ranks SIGNINGID above the TEAMID block that comes first here: said.
+    match outcome(&e, "Permit Chrome", 1) {
+        Outcome::Approximated { how, .. } => assert!(how.contains("SIGNINGID rule wins over the TEAMID"), "{how}"),
+        o => panic!("{o:?}"),
+    }
+    // A pattern is not a signing ID; a signer condition of another team would be dropped.
+    assert!(matches!(outcome(&e, "Permit Chrome", 2), Outcome::NotExpressible { why } if why.contains("pattern")));
+    match outcome(&e, "Permit Chrome", 3) {
+        // The signer names the signing ID's own team: nothing is lost (only Santa's order is said).
+        Outcome::Approximated { to, how } => {
+            assert!(to.contains("SIGNINGID") && !how.contains("signer condition"), "{how}")
+        }
+        o => panic!("{o:?}"),
+    }
+    assert!(matches!(outcome(&e, "Permit Chrome", 4), Outcome::NotExpressible { why } if why.contains("allow more")));
+    for format in [Format::AppLocker, Format::AppControl, Format::Fapolicyd] {
+        let e = export(&set, None, format, now());
+        assert!(
+            matches!(outcome(&e, "Permit Chrome", 1), Outcome::NotExpressible { why } if why.contains("signing ID")),
+            "{format:?}: {:?}",
+            outcome(&e, "Permit Chrome", 1)
+        );
+    }
+}
+
+#[test]
+fn a_signing_id_that_is_not_team_and_identifier_is_refused_with_the_form() {
+    let text = "[organization]\nname = \"A\"\n[[applications]]\nname = \"X\"\nrules = [{ signing_id = \"com.google.Chrome\" }]\n";
+    let Err(err) = portcullis_policy_file::load(text, portcullis_policy_file::Format::Toml) else {
+        panic!("a signing ID without its team loaded");
+    };
+    assert!(format!("{err:?}").contains("EQHXZ8M8AV:com.google.Chrome"), "{err:?}");
+}

@@ -120,11 +120,15 @@ pub(crate) fn import(text: &str, b: &mut Builder) -> Result<(), ImportError> {
                 "Santa teams"
             }
             "SIGNINGID" => {
-                b.not(
-                    name,
-                    "Portcullis has no signing-ID condition yet: make a rule of the team and file name instead",
-                );
-                continue;
+                if !portcullis_policy_file::signing_id_form(&id) || id.contains(['*', '?', '[']) {
+                    b.not(
+                        name,
+                        "a SIGNINGID is TEAMID:identifier (or platform:identifier), the team 10 capitals and digits",
+                    );
+                    continue;
+                }
+                doc.signing_id = Some(portcullis_policy::TextPattern::escape(&id));
+                "Santa signing IDs"
             }
             "CDHASH" => {
                 b.not(

@@ -148,13 +148,29 @@ fn a_trust_file_with_escaped_paths_and_santas_own_shapes_import() {
         {"Identifier":"", "sha256":"3333333333333333333333333333333333333333333333333333333333333333","Policy":"blacklist","Rule_Type":"binary"},
         {"identifier":"EQHXZ8M8AV","policy":"WHITELIST","rule_type":"TEAMID","custom_msg":"Google"},
         {"identifier":"EQHXZ8M8AV:com.google.Chrome","policy":"ALLOWLIST","rule_type":"SIGNINGID"},
+        {"identifier":"platform:com.apple.yes","policy":"BLOCKLIST","rule_type":"SIGNINGID"},
+        {"identifier":"com.google.Chrome","policy":"BLOCKLIST","rule_type":"SIGNINGID"},
+        {"identifier":"eqhxz8m8av:com.google.Chrome","policy":"BLOCKLIST","rule_type":"SIGNINGID"},
         {"identifier":"not-hex","policy":"BLOCKLIST","rule_type":"BINARY"},
         {"identifier":"x","policy":"CEL","rule_type":"BINARY","cel_expr":"true"},
         {"identifier":"4444444444444444444444444444444444444444","policy":"BLOCKLIST","rule_type":"CDHASH"}]}"#;
     let i = import(Source::Santa, santa, "Macs").unwrap();
-    loads(&i);
+    let set = loads(&i);
     let (exported, approximated, not) = i.counts();
-    assert_eq!((exported, approximated, not), (1, 1, 4), "{:#?}", i.entries);
+    // Signing IDs are imported (Apple's own too); one without its team, or with a team in
+    // the wrong case (Santa's are capitals), is said.
+    assert_eq!((exported, approximated, not), (3, 1, 5), "{:#?}", i.entries);
+    let signing: Vec<&str> = set
+        .applications
+        .iter()
+        .flat_map(|a| &a.rules)
+        .filter_map(|r| r.signing_id.as_ref().map(|p| p.as_str()))
+        .collect();
+    assert_eq!(
+        signing,
+        ["platform:com.apple.yes", "EQHXZ8M8AV:com.google.Chrome"],
+        "blocks first, as Santa ranks them"
+    );
 }
 
 #[test]

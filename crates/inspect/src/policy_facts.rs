@@ -49,6 +49,9 @@ pub fn policy_facts(f: &Facts) -> FileFacts {
                 verified: s.verified(),
             })
         }),
+        // Apple signatures are not verified here: a signing ID read from the file could be
+        // anyone's.
+        signing_id: None,
         // Package membership is the host's knowledge, not the file's: the agent adds it.
         packages: Vec::new(),
         package_note: None,

@@ -518,6 +518,16 @@ fn path(cx: &mut Ctx<'_>, s: &Option<Spanned<String>>) -> Option<PathPattern> {
     pattern(cx, s, PathPattern::new)
 }
 
+/// `TEAMID:identifier` (a team ID is 10 capital letters and digits) or
+/// `platform:identifier`; the identifier may be a pattern, the team may be `*`.
+pub fn signing_id_form(value: &str) -> bool {
+    let Some((team, id)) = value.trim().split_once(':') else { return false };
+    let team_ok = team == "platform"
+        || team == "*"
+        || (team.len() == 10 && team.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+    team_ok && !id.is_empty() && !id.contains(char::is_whitespace)
+}
+
 fn rule(cx: &mut Ctx<'_>, r: &Spanned<RawRule>) -> Option<Rule> {
     let before = cx.diagnostics.len();
     let raw = r.get();
@@ -545,6 +555,19 @@ fn rule(cx: &mut Ctx<'_>, r: &Spanned<RawRule>) -> Option<Rule> {
     rule.original_filename = text(cx, &raw.original_filename);
     rule.product_name = text(cx, &raw.product_name);
     rule.company_name = text(cx, &raw.company_name);
+    if let Some(s) = &raw.signing_id
+        && !signing_id_form(&s.value)
+    {
+        cx.error(
+            &s.place,
+            format!(
+                "signing_id must be a team ID and an identifier, as Santa reports them: \"EQHXZ8M8AV:com.google.Chrome\" \
+                 (or \"platform:com.apple.ls\" for Apple's own programs), not {:?}",
+                s.value
+            ),
+        );
+    }
+    rule.signing_id = text(cx, &raw.signing_id);
     rule.package = text(cx, &raw.package);
     rule.parent_process = path(cx, &raw.parent_process);
     rule.user = text(cx, &raw.user);

@@ -163,6 +163,10 @@ pub struct RuleDoc {
     /// Company name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_name: Option<String>,
+    /// macOS signing ID, as Santa reports it: `TEAMID:com.vendor.app` or
+    /// `platform:com.apple.ls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_id: Option<String>,
     /// Signer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer: Option<SignerDoc>,

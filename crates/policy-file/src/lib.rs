@@ -25,7 +25,7 @@
 //! ```
 
 mod convert;
-pub use convert::parse_time;
+pub use convert::{parse_time, signing_id_form};
 pub mod document;
 mod raw;
 mod spanned;

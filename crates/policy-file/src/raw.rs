@@ -78,6 +78,7 @@ pub(crate) struct RawRule {
     pub original_filename: Option<S<String>>,
     pub product_name: Option<S<String>>,
     pub company_name: Option<S<String>>,
+    pub signing_id: Option<S<String>>,
     pub signer: Option<S<RawSigner>>,
     pub version: Option<S<String>>,
     pub os: Option<S<String>>,

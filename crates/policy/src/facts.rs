@@ -143,6 +143,10 @@ pub struct FileFacts {
     pub authenticode_sha1: Option<[u8; 20]>,
     /// The primary signer, if signed.
     pub signer: Option<SignerFacts>,
+    /// The signing ID of a macOS program (`TEAMID:com.vendor.app`, `platform:…`), only where
+    /// macOS verified the signature it comes from: Santa's reports. Portcullis's own
+    /// inspection does not verify Apple signatures, so it never sets this.
+    pub signing_id: Option<String>,
     /// The installed packages the file belongs to (`dpkg:openssh-server`, `rpm:bash`): those
     /// that list it **and** recorded the digest its content has. A file changed after
     /// installation, or listed without a digest, has none; a file two packages ship alike

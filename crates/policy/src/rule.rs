@@ -66,6 +66,10 @@ pub struct Rule {
     pub company_name: Option<TextPattern>,
     /// Criteria on the signer.
     pub signer: Option<SignerCriterion>,
+    /// Pattern on a macOS program's signing ID (`TEAMID:com.vendor.app`, or
+    /// `platform:com.apple.ls` for Apple's own), as Santa reports it from a signature macOS
+    /// verified (see [`FileFacts::signing_id`]).
+    pub signing_id: Option<TextPattern>,
     /// Range on the numeric file version.
     pub version: Option<VersionRange>,
     /// The operating system the file is for (the host's when the format does not say).
@@ -112,6 +116,7 @@ impl Rule {
             && self.product_name.is_none()
             && self.company_name.is_none()
             && self.signer.is_none()
+            && self.signing_id.is_none()
             && self.version.is_none()
             && self.os.is_none()
             && self.kind.is_none()
@@ -181,6 +186,9 @@ impl Rule {
                 fields.push(MatchedField { field: "signer.verified", expected: "true".into(), actual: "true".into() });
             }
         }
+        if let Some(p) = &self.signing_id {
+            check(&mut fields, "signing_id", p.as_str(), file.signing_id.as_deref(), |v| p.matches(v))?;
+        }
         if let Some(range) = &self.version {
             let v = file.file_version?;
             if !range.contains(v) {
@@ -238,6 +246,7 @@ impl Rule {
                     && opt(&a.cert_sha256, &b.cert_sha256, |x, y| x == y)
                     && (!a.must_verify || b.must_verify)
             })
+            && opt(&self.signing_id, &other.signing_id, TextPattern::covers)
             && opt(&self.version, &other.version, VersionRange::covers)
             && opt(&self.os, &other.os, |a, b| a == b)
             && opt(&self.kind, &other.kind, |a, b| a == b)
@@ -258,12 +267,13 @@ impl Rule {
         if !self.hashes.is_empty() {
             add(format!("{} hash(es)", self.hashes.len()));
         }
-        let texts: [(&str, Option<&str>); 8] = [
+        let texts: [(&str, Option<&str>); 9] = [
             ("path", self.path.as_ref().map(PathPattern::as_str)),
             ("file_name", self.file_name.as_ref().map(TextPattern::as_str)),
             ("original_filename", self.original_filename.as_ref().map(TextPattern::as_str)),
             ("product_name", self.product_name.as_ref().map(TextPattern::as_str)),
             ("company_name", self.company_name.as_ref().map(TextPattern::as_str)),
+            ("signing_id", self.signing_id.as_ref().map(TextPattern::as_str)),
             ("package", self.package.as_ref().map(TextPattern::as_str)),
             ("parent_process", self.parent_process.as_ref().map(PathPattern::as_str)),
             ("user", self.user.as_ref().map(TextPattern::as_str)),

@@ -610,7 +610,19 @@ fn record_of(e: &SantaEvent, computer: &str, mode: &str, received: i64) -> Optio
         mode: if mode.is_empty() { "monitor".into() } else { mode.to_owned() },
         policy: None,
         reason,
-        file: FileRecord { path, sha256, kind: "executable".into(), signer, ..FileRecord::default() },
+        file: FileRecord {
+            path,
+            sha256,
+            kind: "executable".into(),
+            signer,
+            // Santa reports a signing ID only for a signature macOS verified.
+            signing_id: e
+                .signing_id
+                .as_deref()
+                .filter(|id| id.len() <= 256 && portcullis_policy_file::signing_id_form(id))
+                .map(str::to_owned),
+            ..FileRecord::default()
+        },
         process: ProcessRecord {
             pid: pid(&e.pid).unwrap_or(0),
             exe: None,

@@ -1128,6 +1128,19 @@ async fn a_hostile_agents_package_report_is_checked_bounded_and_replaces_only_it
         let made = f.admin.get("/api/applications").await.body;
         let ssh = made.as_array().unwrap().iter().find(|a| a["name"] == "SSH server").unwrap().clone();
         assert_eq!(ssh["rules"], json!([{"package": "dpkg:openssh-server"}]), "{ssh}");
+        // A Mac program by its signing ID; one without its team is refused with the form.
+        assert!(apps.contains(r#"name="signing_id""#));
+        let form = format!("_csrf={csrf}&name=Chrome&signing_id=EQHXZ8M8AV%3Acom.google.Chrome&os=macos");
+        let r = f.admin.send("POST", "/applications", Some(Body::from(form)), FORM, false).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let form = format!("_csrf={csrf}&name=Bad+Chrome&signing_id=com.google.Chrome");
+        let r = f.admin.send("POST", "/applications", Some(Body::from(form)), FORM, false).await;
+        let back = r.headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_owned();
+        assert!(back.contains("error") && back.contains("signing_id"), "{back}");
+        let made = f.admin.get("/api/applications").await.body;
+        let chrome = made.as_array().unwrap().iter().find(|a| a["name"] == "Chrome").unwrap().clone();
+        assert_eq!(chrome["rules"], json!([{"signing_id": "EQHXZ8M8AV:com.google.Chrome", "os": "macos"}]), "{chrome}");
+        assert!(!made.to_string().contains("Bad Chrome"));
 
         // Another organization's administrator learns nothing about it.
         let other = org_with_users(&store).await;

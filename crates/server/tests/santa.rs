@@ -166,6 +166,7 @@ async fn a_santa_client_enrolls_syncs_its_rules_and_mode_and_uploads_events() {
             match r["rule_type"].as_str().unwrap() {
                 "BINARY" | "CERTIFICATE" => assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{r}"),
                 "TEAMID" => assert_eq!(id.len(), 10, "{r}"),
+                "SIGNINGID" => assert!(portcullis_policy_file::signing_id_form(id), "{r}"),
                 other => panic!("rule type {other}"),
             }
         }
@@ -186,8 +187,8 @@ async fn a_santa_client_enrolls_syncs_its_rules_and_mode_and_uploads_events() {
         // a would-deny; an allow by rule is not an event; a malformed hash is skipped.
         let leaf = json!({"sha256": "ab".repeat(32), "cn": "Developer ID Application: 3CX Ltd (33CF4654HL)", "org": "3CX Ltd", "ou": TEAM_3CX});
         let upload = json!({"machine_id": santa.machine, "events": [
-            {"file_sha256": "92005051ae314d61074ed94a52e76b1c3e21e7f0e8c1d1fdd497a006ce45fa61", "file_path": "/Applications/3CX Desktop App.app/Contents/MacOS", "file_name": "3CX Desktop App", "executing_user": "alice", "execution_time": 1774000000.5, "decision": "BLOCK_BINARY", "pid": 4242, "ppid": 1, "parent_name": "launchd", "team_id": TEAM_3CX, "signing_chain": [leaf, {"cn": "Developer ID Certification Authority"}]},
-            {"fileSha256": "cd".repeat(32), "filePath": "/Users/alice/Downloads", "fileName": "tool <b>", "decision": "ALLOW_UNKNOWN", "executionTime": "1774000001"},
+            {"file_sha256": "92005051ae314d61074ed94a52e76b1c3e21e7f0e8c1d1fdd497a006ce45fa61", "file_path": "/Applications/3CX Desktop App.app/Contents/MacOS", "file_name": "3CX Desktop App", "executing_user": "alice", "execution_time": 1774000000.5, "decision": "BLOCK_BINARY", "pid": 4242, "ppid": 1, "parent_name": "launchd", "team_id": TEAM_3CX, "signing_id": "33CF4654HL:com.electron.3cx-desktop-app", "signing_chain": [leaf, {"cn": "Developer ID Certification Authority"}]},
+            {"fileSha256": "cd".repeat(32), "filePath": "/Users/alice/Downloads", "fileName": "tool <b>", "decision": "ALLOW_UNKNOWN", "executionTime": "1774000001", "signingId": "no team: *"},
             {"file_sha256": "ef".repeat(32), "file_path": "/usr/local/bin", "file_name": "ok", "decision": "ALLOW_BINARY"},
             {"file_sha256": "not-a-hash", "decision": "BLOCK_UNKNOWN"}
         ]});
@@ -209,11 +210,25 @@ async fn a_santa_client_enrolls_syncs_its_rules_and_mode_and_uploads_events() {
         assert!(one.body.to_string().contains("Developer ID Application: 3CX Ltd (33CF4654HL)"), "{}", one.body);
         let made = admin.json("POST", &format!("/api/events/{id}/policy"), json!({"kind": "deny-hash", "name": "Block the Mac build"})).await;
         assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+        // …or by its signing ID, which Santa reported (macOS verified it): every version.
+        let made = admin.json("POST", &format!("/api/events/{id}/policy"), json!({"kind": "permit-signing-id", "name": "3CX by signing ID"})).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+        assert!(made.body["matches"].as_str().unwrap().contains("33CF4654HL:com.electron.3cx-desktop-app"), "{:?}", made.body);
+        // The would-deny's signing ID was not one (no team): not stored, so no such policy.
+        let other = all.as_array().unwrap().iter().find(|e| e["event"] == "would-deny").unwrap()["id"].as_i64().unwrap();
+        let r = admin.json("POST", &format!("/api/events/{other}/policy"), json!({"kind": "permit-signing-id", "preview": true})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
         // The next sync: the model changed, a clean sync brings the new block.
         let a = santa.post("preflight", &request, None).await;
         assert_eq!(a.body["sync_type"], "CLEAN", "{}", a.text);
         let rules = santa.rules().await;
         assert!(rules.iter().any(|r| r["identifier"] == "92005051ae314d61074ed94a52e76b1c3e21e7f0e8c1d1fdd497a006ce45fa61" && r["policy"] == "BLOCKLIST"));
+        assert!(
+            rules.iter().any(|r| r["identifier"] == "33CF4654HL:com.electron.3cx-desktop-app"
+                && r["rule_type"] == "SIGNINGID"
+                && r["policy"] == "ALLOWLIST"),
+            "{rules:?}"
+        );
     })
     .await;
 }
@@ -319,7 +334,13 @@ async fn santa_responses_parse_with_googles_protobuf_against_santas_schema() {
     let hashes: Vec<String> = (0..700).map(|i| format!("{i:064x}")).collect();
     let app_doc = json!({"name": "Tools", "rules": [{"sha256": hashes}]});
     assert_eq!(admin.json("POST", "/api/applications", app_doc).await.status, StatusCode::CREATED);
-    for (name, apps, position) in [("Permit 3CX", "3CX Desktop App (Built-In)", 20), ("Permit tools", "Tools", 30)] {
+    let chrome = json!({"name": "Chrome", "rules": [{"signing_id": "EQHXZ8M8AV:com.google.Chrome"}]});
+    assert_eq!(admin.json("POST", "/api/applications", chrome).await.status, StatusCode::CREATED);
+    for (name, apps, position) in [
+        ("Permit 3CX", "3CX Desktop App (Built-In)", 20),
+        ("Permit tools", "Tools", 30),
+        ("Permit Chrome", "Chrome", 40),
+    ] {
         let p = json!({"name": name, "position": position, "applications": [apps], "action": "permit"});
         assert_eq!(admin.json("POST", "/api/policies", p).await.status, StatusCode::CREATED);
     }
@@ -336,6 +357,7 @@ async fn santa_responses_parse_with_googles_protobuf_against_santas_schema() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     keep("PreflightResponse", &a.text);
     let mut cursor: Option<String> = None;
+    let mut signing = false;
     loop {
         let req = match &cursor {
             Some(c) => json!({"machine_id": santa.machine, "cursor": c}),
@@ -343,6 +365,7 @@ async fn santa_responses_parse_with_googles_protobuf_against_santas_schema() {
         };
         let a = santa.json("ruledownload", req).await;
         keep("RuleDownloadResponse", &a.text);
+        signing |= a.text.contains(r#""rule_type":"SIGNINGID""#);
         match a.body.get("cursor").and_then(Value::as_str) {
             Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
             _ => break,
@@ -355,6 +378,7 @@ async fn santa_responses_parse_with_googles_protobuf_against_santas_schema() {
     let a = santa.json("postflight", json!({"rules_received": 1, "rules_processed": 1})).await;
     keep("PostflightResponse", &a.text);
     assert!(n >= 5, "two rule pages at least");
+    assert!(signing, "a SIGNINGID rule is among those parsed");
     let proto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs/santa/sync_v1.proto");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/santa/validate.py");
     let out = std::process::Command::new(&python).arg(&script).arg(&proto).arg(dir.path()).output().unwrap();

@@ -82,6 +82,8 @@ struct ApplicationForm {
     #[serde(default)]
     signer_subject: String,
     #[serde(default)]
+    signing_id: String,
+    #[serde(default)]
     os: String,
     #[serde(default)]
     package: String,
@@ -105,6 +107,7 @@ async fn create_application(
                 company_name: opt(&f.company_name),
                 signer: opt(&f.signer_subject)
                     .map(|s| portcullis_policy_file::document::SignerDoc { subject: Some(s), ..Default::default() }),
+                signing_id: opt(&f.signing_id),
                 os: opt(&f.os),
                 package: opt(&f.package),
                 ..Default::default()

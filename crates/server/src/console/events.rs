@@ -142,7 +142,9 @@ async fn event_page(
         ("permit-hash", "Permit this file (by hash)"),
         ("permit-path", "Permit this path"),
         ("permit-publisher", "Permit its publisher"),
+        ("permit-signing-id", "Permit its signing ID (Mac)"),
         ("deny-hash", "Deny this file (by hash)"),
+        ("deny-signing-id", "Deny its signing ID (Mac)"),
     ]
     .into_iter()
     .map(|(kind, label)| match ops::events::rule_from_event(&e, kind) {

@@ -88,6 +88,9 @@ pub struct FileInput {
     /// The platform the file is for (`windows`, `linux`, `macos`).
     #[serde(default)]
     pub os: Option<String>,
+    /// A macOS program's signing ID, as Santa reports it (`TEAMID:com.vendor.app`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_id: Option<String>,
     /// Parent process path.
     #[serde(default)]
     pub parent_process: Option<String>,
@@ -140,6 +143,8 @@ struct StoredFile {
     verified_signer: Option<(String, String)>,
     /// Packages the agent verified the file against.
     packages: Vec<String>,
+    /// The signing ID Santa reported (macOS verified it), in its form.
+    signing_id: Option<String>,
 }
 
 fn stored_file(event: &EventRow) -> StoredFile {
@@ -167,6 +172,7 @@ fn stored_file(event: &EventRow) -> StoredFile {
         })
         .unwrap_or_default();
     StoredFile {
+        signing_id: text(&file["signing_id"]).filter(|id| portcullis_policy_file::signing_id_form(id)),
         packages,
         original_filename: text(&file["original_filename"]),
         product_name: text(&file["product_name"]),
@@ -181,7 +187,12 @@ pub(crate) fn file_input_of(event: &EventRow) -> FileInput {
         path: event.fields.file_path.clone(),
         sha256: Some(event.fields.file_sha256.clone()),
         kind: Some(event.fields.file_kind.clone()),
-        os: Some("linux".into()),
+        // Santa's reports are the ones with a signing ID; they are of Macs.
+        os: Some(
+            if file.signing_id.is_some() || event.fields.reason.starts_with("Santa ") { "macos" } else { "linux" }
+                .into(),
+        ),
+        signing_id: file.signing_id,
         parent_process: event.fields.process_exe.clone(),
         user: event.fields.user_name.clone(),
         original_filename: file.original_filename,
@@ -255,6 +266,7 @@ pub(crate) async fn preview(state: &AppState, caller: &Caller, req: PreviewReque
         company_name: input.company_name.clone(),
         packages: input.packages.clone(),
         signer,
+        signing_id: input.signing_id.clone().filter(|id| portcullis_policy_file::signing_id_form(id)),
         ..FileFacts::default()
     };
     if let Some(bad) = file.packages.iter().find(|p| !portcullis_protocol::valid_package_name(p)) {
@@ -285,7 +297,8 @@ pub(crate) async fn preview(state: &AppState, caller: &Caller, req: PreviewReque
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FromEvent {
-    /// `permit-hash`, `permit-path`, `permit-publisher` or `deny-hash`.
+    /// `permit-hash`, `permit-path`, `permit-publisher`, `permit-signing-id`, `deny-hash` or
+    /// `deny-signing-id`.
     pub(crate) kind: String,
     /// The new policy's name (default: made from the file's name).
     pub(crate) name: Option<String>,
@@ -386,9 +399,29 @@ pub(crate) fn rule_from_event(e: &EventRow, kind: &str) -> Result<EventRule, App
                 what: "publisher",
             }
         }
+        "permit-signing-id" | "deny-signing-id" => {
+            let Some(id) = stored.signing_id.clone() else {
+                return Err(AppError::BadRequest(
+                    "this event carries no signing ID (Santa reports one for a validly signed Mac program); use its \
+                     hash or publisher"
+                        .into(),
+                ));
+            };
+            EventRule {
+                matches: format!("Mac programs whose verified signing ID is {id:?}, every version of them"),
+                rule: RuleDoc {
+                    signing_id: Some(portcullis_policy::TextPattern::escape(&id)),
+                    os: Some("macos".into()),
+                    ..Default::default()
+                },
+                action: if kind == "deny-signing-id" { "deny" } else { "permit" },
+                what: "signing ID",
+            }
+        }
         other => {
             return Err(AppError::BadRequest(format!(
-                "unknown kind {other:?}; use permit-hash, permit-path, permit-publisher or deny-hash"
+                "unknown kind {other:?}; use permit-hash, permit-path, permit-publisher, permit-signing-id, \
+                 deny-hash or deny-signing-id"
             )));
         }
     })
