@@ -229,6 +229,30 @@ async fn a_santa_client_enrolls_syncs_its_rules_and_mode_and_uploads_events() {
                 && r["policy"] == "ALLOWLIST"),
             "{rules:?}"
         );
+
+        // One Mac's own view, linked from the Computers page: the rules it gets (a policy for
+        // that Mac alone too) and where Santa's precedence reverses the policy order (a hash
+        // block placed last outranks the team permit above it).
+        let computers = admin.get("/api/computers").await.body;
+        let mac = computers.as_array().unwrap().iter().find(|c| c.to_string().contains("macos")).unwrap().clone();
+        let name = mac["doc"]["name"].as_str().or(mac["name"].as_str()).unwrap().to_owned();
+        let app = json!({"name": "One bad build", "rules": [{"sha256": ["ab".repeat(32)], "os": "macos"}]});
+        assert_eq!(admin.json("POST", "/api/applications", app).await.status, StatusCode::CREATED);
+        let p = json!({"name": "Deny on this Mac", "position": 900, "applications": ["One bad build"], "action": "deny", "scope": format!("computer:{name}")});
+        let r = admin.json("POST", "/api/policies", p).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let group_view = admin.get("/api/exports/santa?group=Macs").await.body;
+        assert!(!group_view["files"][0]["content"].as_str().unwrap().contains(&"ab".repeat(32)), "a group's export leaves one Mac's policy out");
+        let page = String::from_utf8_lossy(&admin.get("/computers").await.bytes).into_owned();
+        assert!(page.contains("Santa rules and warnings") && page.contains("format=santa"), "{page}");
+        let r = admin.get(&format!("/api/exports/santa?computer={name}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert!(r.body["files"][0]["content"].as_str().unwrap().contains(&"ab".repeat(32)), "{}", r.body);
+        assert!(r.body["report"].to_string().contains("BINARY rule wins over the TEAMID"), "{}", r.body["report"]);
+        let page = String::from_utf8_lossy(&admin.get(&format!("/exports?format=santa&computer={name}")).await.bytes).into_owned();
+        assert!(page.contains(&format!("Santa for computer {name}")) && page.contains("BINARY rule wins over"), "{page}");
+        assert_eq!(admin.get(&format!("/api/exports/santa?computer={name}&group=Macs")).await.status, StatusCode::BAD_REQUEST);
+        assert_eq!(admin.get("/api/exports/santa?computer=nobody").await.status, StatusCode::BAD_REQUEST);
     })
     .await;
 }

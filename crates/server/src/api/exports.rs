@@ -23,6 +23,9 @@ pub(crate) fn router() -> Router<AppState> {
 pub(crate) struct ExportQuery {
     #[serde(default)]
     group: Option<String>,
+    /// One computer instead of a group (its own mode and computer-scoped policies too).
+    #[serde(default)]
+    computer: Option<String>,
     #[serde(default)]
     name: Option<String>,
     /// The model version the report that was read came from: a download of another is
@@ -82,25 +85,26 @@ impl ExportView {
     }
 }
 
-#[utoipa::path(get, path = "/api/exports/{format}", tag = "model", params(("format" = String, Path, description = "applocker, appcontrol, santa or fapolicyd"), ("group" = Option<String>, Query, description = "a group path; without it, computers in no group")), responses((status = 200, description = "the files and the report on every rule (exported, approximated and how, not expressible and why)", body = ExportView), Reads), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/exports/{format}", tag = "model", params(("format" = String, Path, description = "applocker, appcontrol, santa or fapolicyd"), ("group" = Option<String>, Query, description = "a group path; without it, computers in no group"), ("computer" = Option<String>, Query, description = "one computer instead (its own mode and the policies scoped to it too)")), responses((status = 200, description = "the files and the report on every rule (exported, approximated and how, not expressible and why)", body = ExportView), Reads), security(("bearer" = [])))]
 pub(crate) async fn export(
     State(state): State<AppState>,
     caller: Caller,
     AppPath(format): AppPath<String>,
     AppQuery(q): AppQuery<ExportQuery>,
 ) -> Result<AppJson<ExportView>, AppError> {
-    let (version, e) = ops::export(&state, &caller, ops::format(&format)?, q.group.as_deref()).await?;
+    let (version, e) =
+        ops::export(&state, &caller, ops::format(&format)?, q.group.as_deref(), q.computer.as_deref()).await?;
     Ok(AppJson(ExportView::new(version, e)))
 }
 
-#[utoipa::path(get, path = "/api/exports/{format}/file", tag = "model", params(("format" = String, Path), ("group" = Option<String>, Query), ("name" = Option<String>, Query, description = "which file (the first without it)"), ("version" = Option<i64>, Query, description = "the model version of the report read: 409 if the model changed since")), responses((status = 200, description = "the file, as an attachment", content_type = "application/octet-stream"), (status = 409, description = "the model changed since that version: read the report again", body = crate::error::ErrorBody), Reads), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/exports/{format}/file", tag = "model", params(("format" = String, Path), ("group" = Option<String>, Query), ("computer" = Option<String>, Query), ("name" = Option<String>, Query, description = "which file (the first without it)"), ("version" = Option<i64>, Query, description = "the model version of the report read: 409 if the model changed since")), responses((status = 200, description = "the file, as an attachment", content_type = "application/octet-stream"), (status = 409, description = "the model changed since that version: read the report again", body = crate::error::ErrorBody), Reads), security(("bearer" = [])))]
 pub(crate) async fn file(
     State(state): State<AppState>,
     caller: Caller,
     AppPath(format): AppPath<String>,
     AppQuery(q): AppQuery<ExportQuery>,
 ) -> Result<Response, AppError> {
-    download(&state, &caller, &format, q.group.as_deref(), q.name.as_deref(), q.version).await
+    download(&state, &caller, &format, q.group.as_deref(), q.computer.as_deref(), q.name.as_deref(), q.version).await
 }
 
 /// One file of an export as an attachment (the console's download link too).
@@ -109,10 +113,11 @@ pub(crate) async fn download(
     caller: &Caller,
     format: &str,
     group: Option<&str>,
+    computer: Option<&str>,
     name: Option<&str>,
     reviewed: Option<i64>,
 ) -> Result<Response, AppError> {
-    let (version, e) = ops::export(state, caller, ops::format(format)?, group).await?;
+    let (version, e) = ops::export(state, caller, ops::format(format)?, group, computer).await?;
     if reviewed.is_some_and(|v| v != version) {
         return Err(AppError::Conflict(format!(
             "the policy changed since the report you read (version {} then, {version} now): read the report again",

@@ -90,6 +90,8 @@ struct ComputerRowView {
     packages: Option<i64>,
     /// Its learning baseline's page.
     baseline: String,
+    /// A Mac's Santa rules, with where Santa's precedence differs (empty for other systems).
+    santa: String,
 }
 
 struct PendingView {
@@ -186,6 +188,11 @@ async fn computers_view(
                 bundle_version: c.bundle_version,
                 packages: c.packages_ms.map(|_| c.package_count),
                 baseline: format!("/baseline?scope={}", encode(&format!("computer:{}", c.doc.name))),
+                santa: if c.doc.os.as_deref().is_some_and(|o| o.eq_ignore_ascii_case("macos")) {
+                    format!("/exports?format=santa&computer={}", encode(&c.doc.name))
+                } else {
+                    String::new()
+                },
                 name: c.doc.name,
                 group,
             }

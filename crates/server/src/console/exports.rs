@@ -32,6 +32,8 @@ struct ExportsPage {
     groups: Vec<String>,
     format: String,
     group: String,
+    /// One computer's export instead of a group's (a Mac's Santa rules, say).
+    computer: String,
     shown: bool,
     engine: &'static str,
     mode: String,
@@ -50,6 +52,8 @@ struct ExportsQuery {
     #[serde(default)]
     group: Option<String>,
     #[serde(default)]
+    computer: Option<String>,
+    #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     version: Option<i64>,
@@ -67,12 +71,14 @@ async fn exports_page(
         ops::computers::groups(&state, &caller).await?.into_iter().map(|g| g.doc.path).collect();
     groups.sort_unstable_by_key(|g| g.to_lowercase());
     let group = q.group.clone().unwrap_or_default();
+    let computer = q.computer.clone().unwrap_or_default();
     let mut page = ExportsPage {
         page: console.page("/exports", q.flash),
         formats: Format::ALL.iter().map(|f| (f.name(), f.engine())).collect(),
         groups,
         format: q.format.clone().unwrap_or_default(),
         group: group.clone(),
+        computer: computer.clone(),
         shown: false,
         engine: "",
         mode: String::new(),
@@ -88,7 +94,7 @@ async fn exports_page(
         Ok(f) => f,
         Err(e) => return Ok(back("/exports", Err(e))),
     };
-    let (version, export) = match ops_exports::export(&state, &caller, format, Some(&group)).await {
+    let (version, export) = match ops_exports::export(&state, &caller, format, Some(&group), Some(&computer)).await {
         Ok(x) => x,
         Err(e) => return Ok(back("/exports", Err(e))),
     };
@@ -124,9 +130,10 @@ async fn exports_page(
             name: f.name.clone(),
             size: f.bytes.len(),
             href: format!(
-                "/exports/download?format={}&group={}&name={}&version={version}",
+                "/exports/download?format={}&group={}&computer={}&name={}&version={version}",
                 format.name(),
                 encode(&group),
+                encode(&computer),
                 encode(&f.name)
             ),
         })
@@ -145,6 +152,7 @@ async fn download(
         &caller,
         q.format.as_deref().unwrap_or_default(),
         q.group.as_deref(),
+        q.computer.as_deref(),
         q.name.as_deref(),
         q.version,
     )
