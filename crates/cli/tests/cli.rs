@@ -496,7 +496,8 @@ fn import_writes_a_policy_file_that_loads_and_reports_every_rule() {
         &santa,
         r#"{"rules":[{"identifier":"EQHXZ8M8AV","policy":"ALLOWLIST","rule_type":"TEAMID","custom_msg":"Google"},
                     {"identifier":"5555555555555555555555555555555555555555555555555555555555555555","policy":"BLOCKLIST","rule_type":"BINARY"},
-                    {"identifier":"EQHXZ8M8AV:com.google.Chrome","policy":"ALLOWLIST","rule_type":"SIGNINGID"}]}"#,
+                    {"identifier":"EQHXZ8M8AV:com.google.Chrome","policy":"ALLOWLIST","rule_type":"SIGNINGID"},
+                    {"identifier":"4444444444444444444444444444444444444444","policy":"BLOCKLIST","rule_type":"CDHASH"}]}"#,
     )
     .unwrap();
     let out = dir.path().join("imported.toml");
@@ -505,8 +506,8 @@ fn import_writes_a_policy_file_that_loads_and_reports_every_rule() {
         dir.path(),
     );
     let (stdout, stderr) = text(&r);
-    assert_eq!(r.status.code(), Some(13), "the SIGNINGID rule is not expressible: {stdout}{stderr}");
-    assert!(stdout.contains("1 imported, 1 approximated, 1 not expressible"), "{stdout}");
+    assert_eq!(r.status.code(), Some(13), "the CDHASH rule is not expressible: {stdout}{stderr}");
+    assert!(stdout.contains("2 imported, 1 approximated, 1 not expressible"), "{stdout}");
     let compiled = portcullis(&["policy", "compile", out.to_str().unwrap()], dir.path());
     assert!(compiled.status.success(), "{:?}", text(&compiled));
     assert!(text(&compiled).0.contains("Macs: Santa binaries blocked"));
