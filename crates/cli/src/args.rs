@@ -109,19 +109,24 @@ pub struct ServerArgs {
     #[command(subcommand)]
     pub command: Option<ServerCommand>,
     /// The database: sqlite://PATH (created on first start) or postgres://USER:PASSWORD@HOST/DB.
-    #[arg(long, global = true, default_value = "sqlite:///var/lib/portcullis/server.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_DATABASE_URL",
+        default_value = "sqlite:///var/lib/portcullis/server.db"
+    )]
     pub database_url: String,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8443")]
+    #[arg(long, env = "PORTCULLIS_LISTEN", default_value = "127.0.0.1:8443")]
     pub listen: String,
     /// TLS certificate (PEM). Without it, one is generated on first start into --tls-dir.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, env = "PORTCULLIS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "PORTCULLIS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
     /// Where the generated certificate is kept.
-    #[arg(long, default_value = "/var/lib/portcullis/tls")]
+    #[arg(long, env = "PORTCULLIS_TLS_DIR", default_value = "/var/lib/portcullis/tls")]
     pub tls_dir: std::path::PathBuf,
     /// Serve plain HTTP (behind a TLS-terminating proxy only).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
@@ -131,10 +136,10 @@ pub struct ServerArgs {
     /// Default: the PORTCULLIS_SECRET_KEY environment variable (keys separated by commas),
     /// else, with SQLite, secret.key beside the database (made on first start). With
     /// PostgreSQL give one, the same on every server.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "PORTCULLIS_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
     /// Log level on stderr: error, warn, info, debug.
-    #[arg(long, global = true, default_value = "info")]
+    #[arg(long, global = true, env = "PORTCULLIS_LOG", default_value = "info")]
     pub log: String,
 }
 
@@ -175,12 +180,12 @@ pub enum ServerCommand {
 #[derive(Args)]
 pub struct AgentArgs {
     /// The policy file (TOML or YAML) to enforce; SIGHUP reads it again.
-    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+    #[arg(long, env = "PORTCULLIS_POLICY", required_unless_present = "server", conflicts_with = "server")]
     pub policy: Option<PathBuf>,
     /// Take the policy from this Portcullis server (https://HOST:PORT): enroll on first start,
     /// then follow its signed bundles and deliver events to it. The last bundle is kept in
     /// --state-dir and enforced while the server cannot be reached.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "PORTCULLIS_SERVER")]
     pub server: Option<String>,
     /// The enrollment token of the computer group to join (first start; given again, enrolls
     /// anew, proving the current credential). Any local user can read a command line in /proc:
@@ -188,7 +193,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "TOKEN", requires = "server", conflicts_with = "enroll_token_file")]
     pub enroll_token: Option<String>,
     /// Read the enrollment token from this file (e.g. one only root can read).
-    #[arg(long, value_name = "FILE", requires = "server")]
+    #[arg(long, value_name = "FILE", env = "PORTCULLIS_ENROLL_TOKEN_FILE", requires = "server")]
     pub enroll_token_file: Option<PathBuf>,
     /// Allow a plain http:// server URL (the token, the credential and the bundle key then
     /// cross the network in the clear): for tests on loopback only.
@@ -196,10 +201,10 @@ pub struct AgentArgs {
     pub insecure_http: bool,
     /// The CA certificate (PEM) that signed the server's certificate, e.g. the server's
     /// self-signed cert.pem. Default: the Mozilla roots.
-    #[arg(long, value_name = "PEM", requires = "server")]
+    #[arg(long, value_name = "PEM", env = "PORTCULLIS_SERVER_CA", requires = "server")]
     pub server_ca: Option<PathBuf>,
     /// Where the enrollment, the last bundle and the delivery cursor are kept.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis")]
+    #[arg(long, value_name = "DIR", env = "PORTCULLIS_STATE_DIR", default_value = "/var/lib/portcullis-agent")]
     pub state_dir: PathBuf,
     /// Where users who are not root read their own denies and leave approval requests
     /// (`portcullis request` as any user; with --server).
@@ -217,7 +222,7 @@ pub struct AgentArgs {
     #[arg(long = "exclude-fstype", value_name = "TYPE")]
     pub exclude_fstype: Vec<String>,
     /// Directory of the event spool.
-    #[arg(long, default_value = "/var/lib/portcullis/events")]
+    #[arg(long, env = "PORTCULLIS_SPOOL", default_value = "/var/lib/portcullis-agent/events")]
     pub spool: PathBuf,
     /// Rotate a spool file at this many MiB.
     #[arg(long, default_value_t = 16)]
@@ -283,7 +288,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
     /// Log level: error, warn, info, debug.
-    #[arg(long, default_value = "info")]
+    #[arg(long, env = "PORTCULLIS_LOG", default_value = "info")]
     pub log: String,
 }
 
@@ -308,10 +313,10 @@ pub struct RequestArgs {
     #[arg(long)]
     pub status: bool,
     /// The agent's event spool (its --spool).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis/events")]
+    #[arg(long, value_name = "DIR", env = "PORTCULLIS_SPOOL", default_value = "/var/lib/portcullis-agent/events")]
     pub spool: PathBuf,
     /// The agent's state directory (its --state-dir).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis")]
+    #[arg(long, value_name = "DIR", env = "PORTCULLIS_STATE_DIR", default_value = "/var/lib/portcullis-agent")]
     pub state_dir: PathBuf,
     /// The agent's user directory (its --user-dir), used by users who are not root.
     #[arg(long, value_name = "DIR", default_value = "/run/portcullis")]
@@ -330,7 +335,7 @@ pub struct BypassArgs {
     #[arg(long, conflicts_with = "code")]
     pub status: bool,
     /// The agent's state directory (its --state-dir).
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/portcullis")]
+    #[arg(long, value_name = "DIR", env = "PORTCULLIS_STATE_DIR", default_value = "/var/lib/portcullis-agent")]
     pub state_dir: PathBuf,
     /// Print JSON.
     #[arg(long)]
@@ -343,7 +348,7 @@ pub struct BypassArgs {
 #[derive(Args)]
 pub struct EventsArgs {
     /// Directory of the event spool.
-    #[arg(long, default_value = "/var/lib/portcullis/events")]
+    #[arg(long, env = "PORTCULLIS_SPOOL", default_value = "/var/lib/portcullis-agent/events")]
     pub spool: PathBuf,
     /// Keep printing new events as they arrive.
     #[arg(long, short)]

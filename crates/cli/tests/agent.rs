@@ -820,36 +820,51 @@ fn valgrind_mapping_an_unapproved_program_itself_is_judged_as_code() {
 
 #[test]
 fn the_shipped_systemd_unit_verifies_and_its_command_line_runs() {
-    let unit =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/portcullis-agent.service"))
-            .unwrap();
+    let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging");
+    let unit = std::fs::read_to_string(packaging.join("portcullis-agent.service")).unwrap();
     assert!(unit.contains("Restart=always") && unit.contains("RestartSec=0"), "restarted at once when it dies");
     let s = Sandbox::new();
     let unit_path = s.dir.path().join("portcullis-agent.service");
-    std::fs::write(&unit_path, unit.replace("/usr/bin/portcullis", bin())).unwrap();
+    std::fs::write(&unit_path, unit.replace("/usr/sbin/portcullis-agent", bin())).unwrap();
     let v = Command::new("systemd-analyze").arg("verify").arg(&unit_path).output().unwrap();
     assert!(v.status.success() && v.stderr.is_empty(), "systemd-analyze verify: {}", text(&v));
-    // The unit's ExecStart, pointed at this sandbox, starts and stops cleanly.
+    // The unit's ExecStart with the shipped agent.conf, its paths pointed at this sandbox and
+    // a local policy set, as an administrator would: starts and stops cleanly.
     let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
     let policy_path = s.dir.path().join("policy.toml");
     std::fs::write(&policy_path, policy("monitor", &["good"], "")).unwrap();
-    let args: Vec<String> = exec
-        .split_whitespace()
-        .skip(1)
-        .map(|a| match a {
-            "/etc/portcullis/policy.toml" => policy_path.to_string_lossy().into_owned(),
-            "/var/lib/portcullis/events" => s.spool().to_string_lossy().into_owned(),
-            other => other.to_owned(),
+    let conf = std::fs::read_to_string(packaging.join("agent.conf")).unwrap();
+    let mut env: Vec<(String, String)> = conf
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
         })
         .collect();
+    assert!(env.iter().any(|(k, _)| k == "PORTCULLIS_STATE_DIR"), "{conf}");
+    for (k, v) in env.iter_mut() {
+        match k.as_str() {
+            "PORTCULLIS_STATE_DIR" => *v = s.dir.path().join("state").to_string_lossy().into_owned(),
+            "PORTCULLIS_SPOOL" => *v = s.spool().to_string_lossy().into_owned(),
+            _ => {}
+        }
+    }
+    env.push(("PORTCULLIS_POLICY".into(), policy_path.to_string_lossy().into_owned()));
     let o = Command::new("timeout")
         .args(["-s", "KILL", "60", bin()])
-        .args(&args)
+        .args(exec.split_whitespace().skip(1))
         .args(["--mark-under", s.mnt.to_str().unwrap(), "--no-protect", "--exit-after", "1"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("enforcing") && text(&o).contains("stopped:"), "{}", text(&o));
+    // Unconfigured (the package's agent.conf as shipped): a usage error (2), which the unit
+    // does not retry.
+    let o = Command::new(bin()).args(exec.split_whitespace().skip(1)).env_remove("PORTCULLIS_POLICY").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(unit.contains("RestartPreventExitStatus=2 "), "{unit}");
 }
 
 // ----- with a server ------------------------------------------------------------------------

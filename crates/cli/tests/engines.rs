@@ -9,66 +9,25 @@
 //! files (the chroot shows it no other mount). A time limit kills the namespace, and with it
 //! the daemon.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use std::path::Path;
+use std::process::Command;
+use support::{Root, debs, target, text};
 
-fn target() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
-}
-
-/// A tmpfs with the Debian root on it, unmounted when dropped.
-struct Root {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Root {
-    fn new() -> Root {
-        let tar = target().join("debian-root/bookworm.tar");
-        let debs = target().join("debian-root/fapolicyd");
-        assert!(
-            tar.exists() && debs.join(".done").exists(),
-            "the Debian root and fapolicyd's packages are missing: `./x test` makes them ({} / {})",
-            tar.display(),
-            debs.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("root");
-        std::fs::create_dir_all(&path).unwrap();
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2g", "tmpfs"]).arg(&path).status().unwrap();
-        assert!(st.success(), "mount a tmpfs (the test needs root)");
-        let root = Root { _dir: dir, path };
-        let st = Command::new("tar").arg("-C").arg(&root.path).arg("-xpf").arg(&tar).status().unwrap();
-        assert!(st.success());
-        for deb in std::fs::read_dir(&debs).unwrap().flatten().map(|e| e.path()) {
-            if deb.extension().is_some_and(|e| e == "deb") {
-                // dpkg-deb -x, but keeping the merged /usr's /lib → usr/lib symlinks (libraries
-                // packaged under /lib would otherwise replace them with directories).
-                let o = Command::new("sh")
-                    .args(["-c", "dpkg-deb --fsys-tarfile \"$1\" | tar -x --keep-directory-symlink -C \"$2\"", "sh"])
-                    .arg(&deb)
-                    .arg(&root.path)
-                    .output()
-                    .unwrap();
-                assert!(o.status.success(), "unpacking {}: {}", deb.display(), text(&o));
-            }
-        }
-        root
+/// The Debian root with Debian's fapolicyd and the libraries it needs unpacked into it.
+fn root_with_fapolicyd() -> Root {
+    let dir = target().join("debian-root/fapolicyd");
+    assert!(
+        dir.join(".done").exists(),
+        "fapolicyd's packages are missing: `./x test` downloads them ({})",
+        dir.display()
+    );
+    let root = Root::new();
+    for deb in debs(&dir) {
+        root.unpack(&deb);
     }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.path.join(p.trim_start_matches('/'))
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
+    root
 }
 
 fn write_exec(path: &Path, content: &str) {
@@ -120,7 +79,7 @@ exec chroot "$R" /bin/sh -c '
 
 #[test]
 fn debians_fapolicyd_loads_the_export_and_decides_as_portcullis_does() {
-    let root = Root::new();
+    let root = root_with_fapolicyd();
     // The test's files: one denied by its hash, one permitted by its path, one no rule names.
     write_exec(&root.join("/srv/src/denied"), "#!/bin/sh\necho denied ran\n");
     write_exec(&root.join("/srv/src/permitted"), "#!/bin/sh\necho permitted ran\n");
