@@ -166,6 +166,25 @@ pub enum ServerCommand {
     /// Put the second key of --secret-key-file first (after `new-secret-key --standby` has
     /// reached every server): the next start seals with it.
     PromoteSecretKey,
+    /// Copy the SQLite database into FILE (a new file, 0600) while the server runs: a
+    /// consistent copy as of one moment. The secret key is not in it: keep a copy of that
+    /// apart. For PostgreSQL use pg_dump (see the README).
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+    },
+    /// Put a backup in place of the SQLite database (the server stopped; the database it
+    /// replaces is kept beside it), and move every organization's model version past
+    /// anything its agents hold, so that they take the restored policy. With
+    /// --versions-only, only that (after `pg_restore` into PostgreSQL).
+    Restore {
+        /// The backup made by `portcullis server backup`.
+        #[arg(required_unless_present = "versions_only", conflicts_with = "versions_only")]
+        file: Option<PathBuf>,
+        /// Only continue the model versions of the database as it is (after pg_restore).
+        #[arg(long)]
+        versions_only: bool,
+    },
     /// Give an organization a new bundle signing key that no earlier key endorses, when its
     /// key cannot be opened (a lost secret key, a damaged or forged row) or must not be
     /// trusted any more. Enrolled agents keep their last policy and report newer bundles as

@@ -26,6 +26,9 @@ pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let (keys, key_source) = secret_keys(&a)?;
+    if let Some(ServerCommand::Restore { file: Some(file), .. }) = &a.command {
+        return runtime.block_on(restore(&a, file, keys, &key_source));
+    }
     runtime.block_on(async {
         // The store makes a SQLite file's directory (0700) and the file (0600) itself.
         let store = Store::connect(&a.database_url, keys).await.map_err(|e| match e {
@@ -43,6 +46,9 @@ pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
         match &a.command {
             Some(ServerCommand::CreateAdmin { organization, user }) => create_admin(&store, organization, user).await,
             Some(ServerCommand::ResetBundleKey { organization }) => reset_bundle_key(&store, organization).await,
+            Some(ServerCommand::Backup { file }) => backup(&store, &a, file).await,
+            Some(ServerCommand::Restore { versions_only: true, .. }) => continue_versions(&store).await,
+            Some(ServerCommand::Restore { .. }) => unreachable!("handled before the database is opened"),
             Some(ServerCommand::NewSecretKey { .. } | ServerCommand::PromoteSecretKey) => {
                 unreachable!("handled before the database is opened")
             }
@@ -66,14 +72,172 @@ pub fn run(a: ServerArgs) -> anyhow::Result<ExitCode> {
 /// The environment variable that may hold the secret keys (hex, separated by commas).
 const SECRET_KEY_ENV: &str = "PORTCULLIS_SECRET_KEY";
 
-/// The directory of a SQLite database URL (none for PostgreSQL or an in-memory database).
-fn sqlite_dir(url: &str) -> Option<PathBuf> {
+/// The file of a SQLite database URL (none for PostgreSQL or an in-memory database).
+fn sqlite_path(url: &str) -> Option<PathBuf> {
     let path = url.strip_prefix("sqlite:")?.trim_start_matches("//");
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path.starts_with(':') {
         return None;
     }
-    Some(std::path::Path::new(path).parent().map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf))
+    Some(PathBuf::from(path))
+}
+
+/// The directory of a SQLite database URL.
+fn sqlite_dir(url: &str) -> Option<PathBuf> {
+    let path = sqlite_path(url)?;
+    Some(path.parent().map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf))
+}
+
+/// Hold `DB.lock` exclusively for as long as the file returned is open: one server per SQLite
+/// file, and no restore under a running server.
+fn lock_sqlite(db: &std::path::Path, doing: &str) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = PathBuf::from(format!("{}.lock", db.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .or_exit(SERVER_START, format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(fail(
+            SERVER_START,
+            format!(
+                "cannot {doing}: a portcullis server runs on {} (it holds {}); stop it first (several servers share \
+                 a PostgreSQL database, never a SQLite file)",
+                db.display(),
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// `server backup FILE`: a consistent copy of the SQLite database while it serves.
+async fn backup(store: &Store, a: &ServerArgs, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    if store.backend() != portcullis_store::Backend::Sqlite {
+        return Err(fail(
+            2,
+            format!(
+                "{} is PostgreSQL: back it up with `pg_dump --format=custom --file FILE URL` (and keep the secret key \
+                 file apart); after `pg_restore --clean --if-exists --dbname URL FILE`, run `portcullis server restore \
+                 --versions-only` so that agents take the restored policy",
+                redacted(&a.database_url)
+            ),
+        ));
+    }
+    store.backup_to(file).await.or_exit(SERVER_START, format!("cannot write the backup {}", file.display()))?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!("wrote {} ({size} bytes), a consistent copy of {}", file.display(), a.database_url);
+    println!(
+        "the secret key that opens its bundle signing keys is not in it ({}): keep a copy of that apart",
+        a.secret_key_file.as_ref().map_or_else(
+            || sqlite_dir(&a.database_url).unwrap_or_default().join("secret.key").display().to_string(),
+            |p| p.display().to_string()
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A database URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}://{user}:…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `server restore --versions-only`: the database as it is (after pg_restore).
+async fn continue_versions(store: &Store) -> anyhow::Result<ExitCode> {
+    let jumps = store.continue_versions().await.or_exit(SERVER_START, "cannot continue the model versions")?;
+    for j in &jumps {
+        println!("{}: model version {} → {} (agents take the restored policy)", j.organization, j.before, j.after);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `server restore FILE` (SQLite): the backup opened and checked on a copy, its versions
+/// continued, then moved into place; the database it replaces is kept beside it.
+async fn restore(
+    a: &ServerArgs,
+    file: &std::path::Path,
+    keys: SecretKeys,
+    key_source: &str,
+) -> anyhow::Result<ExitCode> {
+    let Some(db) = sqlite_path(&a.database_url) else {
+        return Err(fail(
+            2,
+            format!(
+                "{} is not a SQLite file: restore PostgreSQL with pg_restore, then run `portcullis server restore \
+                 --versions-only`",
+                redacted(&a.database_url)
+            ),
+        ));
+    };
+    let _lock = lock_sqlite(&db, "restore")?;
+    let mut head = Vec::with_capacity(16);
+    let readable = std::fs::File::open(file).and_then(|f| f.take(16).read_to_end(&mut head));
+    readable.or_exit(3, format!("cannot read {}", file.display()))?;
+    if head != b"SQLite format 3\0" {
+        return Err(fail(4, format!("{} is not a SQLite database (not a `portcullis server backup`)", file.display())));
+    }
+    let staged = PathBuf::from(format!("{}.restoring", db.display()));
+    for stale in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{stale}", staged.display()));
+    }
+    {
+        let mut from = std::fs::File::open(file).or_exit(3, format!("cannot read {}", file.display()))?;
+        let mut to = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged)
+            .or_exit(SERVER_START, format!("cannot write {}", staged.display()))?;
+        std::io::copy(&mut from, &mut to).or_exit(SERVER_START, format!("cannot write {}", staged.display()))?;
+        to.sync_all()?;
+    }
+    // Opened as the server would open it: migrated to this version's schema, its signing keys
+    // opened with this server's secret keys (or the restore stops here, the database untouched).
+    let url = format!("sqlite://{}", staged.display());
+    let store = Store::connect(&url, keys).await.map_err(|e| {
+        let _ = std::fs::remove_file(&staged);
+        anyhow::Error::new(e).context(crate::exit::Exit {
+            code: SERVER_START,
+            message: format!("{} does not open with the secret keys from {key_source}", file.display()),
+        })
+    })?;
+    let jumps = store.continue_versions().await.or_exit(SERVER_START, "cannot continue the model versions")?;
+    store.checkpoint_and_close().await.or_exit(SERVER_START, "cannot finish the restored database")?;
+    // The database it replaces (with its write-ahead log) is kept, then the backup moves in.
+    let kept = if db.exists() {
+        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+        let kept = PathBuf::from(format!("{}.before-restore-{stamp}", db.display()));
+        for side in ["-wal", "-shm", ""] {
+            let from = PathBuf::from(format!("{}{side}", db.display()));
+            if from.exists() {
+                std::fs::rename(&from, format!("{}{side}", kept.display()))
+                    .or_exit(SERVER_START, format!("cannot move {} aside", from.display()))?;
+            }
+        }
+        Some(kept)
+    } else {
+        None
+    };
+    std::fs::rename(&staged, &db).or_exit(SERVER_START, format!("cannot move the backup to {}", db.display()))?;
+    println!("restored {} into {}", file.display(), db.display());
+    if let Some(kept) = kept {
+        println!("the database it replaced is kept as {}", kept.display());
+    }
+    for j in &jumps {
+        println!("{}: model version {} → {} (agents take the restored policy)", j.organization, j.before, j.after);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The secret keys and where they came from: --secret-key-file, the environment, or (SQLite
@@ -275,6 +439,10 @@ fn tls_files(a: &ServerArgs) -> anyhow::Result<(PathBuf, PathBuf)> {
 }
 
 async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
+    let _lock = match sqlite_path(&a.database_url) {
+        Some(db) => Some(lock_sqlite(&db, "start")?),
+        None => None,
+    };
     let listener =
         std::net::TcpListener::bind(&a.listen).or_exit(SERVER_START, format!("cannot listen on {}", a.listen))?;
     listener.set_nonblocking(true)?;
@@ -284,7 +452,12 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
     let handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let shutdown = handle.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        // Ctrl-C, or systemd stopping the unit.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     if a.plain_http {

@@ -2233,3 +2233,77 @@ fn an_installation_window_captures_what_a_vendor_install_sh_and_dpkg_write_and_k
     );
     assert!(s.stop().success());
 }
+
+#[test]
+fn a_restored_backup_reaches_an_enrolled_agent_that_holds_a_newer_version() {
+    let mut sb = Sandbox::new();
+    let dir = sb.dir.path().to_owned();
+    let fleet = Fleet::start(&dir, "Linux", None);
+    let source = fleet.source(true);
+    let Fleet { server, console, .. } = fleet;
+    let port: u16 = server.url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+    let sandbox_glob = format!("{}/*", sb.mnt.display());
+    console.post("/api/applications", serde_json::json!({"name": "Sandbox", "rules": [{"path": sandbox_glob}]}));
+    console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Permit sandbox", "position": 0, "applications": ["Sandbox"], "action": "permit"}),
+    );
+    let mnt = sb.mnt.to_str().unwrap().to_owned();
+    sb.start_from(&source, &["--mark-under", &mnt, "--no-protect"], &[]);
+    assert_ran(&sb.run(sb.path("blocked"), &[], &[]), "blocked ran");
+    let server_cmd = |args: &[&str]| {
+        let db = format!("sqlite://{}/server.db", dir.display());
+        Command::new(bin()).arg("server").args(args).args(["--database-url", &db]).output().unwrap()
+    };
+
+    // A backup while the server serves.
+    let backup = dir.join("backup.db");
+    let o = server_cmd(&["backup", backup.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("wrote") && text(&o).contains("secret key"), "{}", text(&o));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(server_cmd(&["backup", backup.to_str().unwrap()]).status.code(), Some(7), "never over a file");
+
+    // Then the blocked build is denied, and the agent takes that newer version.
+    let hash = sha256(&sb.path("blocked"));
+    console.post("/api/applications", serde_json::json!({"name": "Blocked build", "rules": [{"sha256": [hash]}]}));
+    let deny = console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Deny blocked build", "position": 0, "applications": ["Blocked build"], "action": "deny"}),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    console.post(&format!("/api/policies/{deny}/move"), serde_json::json!({"to": "top"}));
+    let t0 = Instant::now();
+    while sb.run(sb.path("blocked"), &[], &[]).status.success() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the deny did not arrive:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // No restore under a running server; a file that is not a backup is refused.
+    let o = server_cmd(&["restore", backup.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert!(text(&o).contains("stop it first"), "{}", text(&o));
+    server.stop();
+    let bogus = dir.join("bogus.db");
+    std::fs::write(&bogus, "not a database").unwrap();
+    let o = server_cmd(&["restore", bogus.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+
+    // The restore: the backup (before the deny) with versions moved past the agent's.
+    let o = server_cmd(&["restore", backup.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("model version") && text(&o).contains("kept as"), "{}", text(&o));
+    let _server = ServerProcess::start(&dir, port);
+    let t0 = Instant::now();
+    loop {
+        let o = sb.run(sb.path("blocked"), &[], &[]);
+        if o.status.success() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "the agent kept the newer, pre-restore policy:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sb.stop().success());
+}

@@ -13,6 +13,7 @@
 mod accounts;
 mod agents;
 mod audit;
+mod backup;
 mod events;
 mod model;
 mod requests;
@@ -24,6 +25,7 @@ pub use accounts::{
 };
 pub use agents::{AgentIdentity, Enrolled, Enrollment, MAX_PENDING, PendingRow, Seen, TokenLimits};
 pub use audit::AuditEntry;
+pub use backup::VersionJump;
 pub use events::{EventFields, EventFilter, EventRow, NewEvent};
 pub use model::{
     ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, MAX_HITS, Move,

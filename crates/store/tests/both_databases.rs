@@ -435,3 +435,35 @@ async fn a_rotated_bundle_key_is_endorsed_by_the_old_one_and_raises_the_version(
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_sqlite_backup_opens_whole_and_a_restore_moves_versions_past_the_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/live.db", dir.path().display()), test_keys()).await.unwrap();
+    let org = store.create_organization("Acme").await.unwrap();
+    store.create_user(org, "alice", Role::Admin, "correct horse").await.unwrap();
+    let version = store.org_version(org).await.unwrap();
+    let copy = dir.path().join("copy.db");
+    store.backup_to(&copy).await.unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(store.backup_to(&copy).await.is_err(), "never over an existing file");
+    // The copy is the whole database: it opens with the same keys, with its users.
+    let restored = Store::connect(&format!("sqlite://{}", copy.display()), test_keys()).await.unwrap();
+    restored.login("Acme", "alice", "correct horse").await.unwrap();
+    let before = portcullis_store::now_ms();
+    let jumps = restored.continue_versions().await.unwrap();
+    assert_eq!(jumps.len(), 1);
+    assert_eq!((jumps[0].organization.as_str(), jumps[0].before), ("Acme", version));
+    assert!(jumps[0].after >= before && jumps[0].after > version, "{jumps:?}");
+    assert_eq!(restored.org_version(org).await.unwrap(), jumps[0].after);
+    // Twice in a row still counts up.
+    let again = restored.continue_versions().await.unwrap();
+    assert!(again[0].after > jumps[0].after);
+    restored.checkpoint_and_close().await.unwrap();
+    // PostgreSQL is pg_dump's: refused, and nothing is written.
+    let pg = Store::connect(&postgres_url(), test_keys()).await.unwrap();
+    let none = dir.path().join("pg.db");
+    assert!(matches!(pg.backup_to(&none).await, Err(StoreError::Invalid(_))));
+    assert!(!none.exists());
+}
