@@ -2,10 +2,12 @@
 //! once per version.
 //!
 //! A change saved through this server announces itself at once ([`SyncHub::changed`]); a
-//! change saved through another server sharing the database is seen by polling every
-//! organization's version ([`SyncHub::watch_database`], every [`DB_POLL`]). Long-polls
-//! wait on one `watch` channel and re-read the version map when it ticks, so thousands of
-//! waiting agents cost one task each and no database query while nothing changes.
+//! change saved through another server sharing the PostgreSQL database arrives by LISTEN/
+//! NOTIFY ([`SyncHub::watch_database`]: the store's [`portcullis_store::VersionFeed`]), with
+//! no polling. SQLite has one server, but a command run beside it (`server reset-bundle-key`)
+//! changes versions too, so there the versions are read every [`DB_POLL`]. Long-polls wait on
+//! one `watch` channel and re-read the version map when it ticks, so thousands of waiting
+//! agents cost one task each and no database query while nothing changes.
 
 use portcullis_policy_file::document::ComputerDoc;
 use portcullis_protocol::{BundleKey, KeyEndorsement};
@@ -15,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How often the database is asked for versions changed by other servers.
+/// How often a SQLite database is asked for versions changed beside the server (and a
+/// PostgreSQL one, only while its listener cannot connect).
 pub const DB_POLL: Duration = Duration::from_millis(250);
 
 /// An organization's document at one version, ready to put in bundles.
@@ -45,6 +48,10 @@ pub struct SyncHub {
     /// The version of each organization that could not be delivered (logged once; not
     /// tried again by every poll until the version moves).
     undeliverable: Mutex<HashMap<i64, i64>>,
+    /// Reads of every version on a timer (SQLite, or PostgreSQL without its listener).
+    version_polls: std::sync::atomic::AtomicU64,
+    /// Announcements of a changed version heard from the database (PostgreSQL).
+    announcements: std::sync::atomic::AtomicU64,
 }
 
 /// Events one agent may deliver per minute (to this server); more answer 429 and stay in
@@ -95,6 +102,8 @@ impl Default for SyncHub {
             seen: Mutex::default(),
             quotas: Mutex::default(),
             undeliverable: Mutex::default(),
+            version_polls: std::sync::atomic::AtomicU64::new(0),
+            announcements: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -184,6 +193,17 @@ impl SyncHub {
         self.tick.subscribe()
     }
 
+    /// How many times every version was read on a timer: never on PostgreSQL while its
+    /// listener is connected.
+    pub fn version_polls(&self) -> u64 {
+        self.version_polls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many announcements of a changed version (from any server) were heard.
+    pub fn announcements(&self) -> u64 {
+        self.announcements.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Follow versions changed by other servers and write agents' contacts, until the hub
     /// is dropped.
     pub fn watch_database(hub: &Arc<SyncHub>, store: Store) {
@@ -202,13 +222,53 @@ impl SyncHub {
             }
         });
         tokio::spawn(async move {
+            let mut feed = match store.version_feed().await {
+                Ok(feed) => feed,
+                Err(e) => {
+                    tracing::error!(
+                        "cannot LISTEN for other servers' changes ({e}); reading versions every {DB_POLL:?} instead \
+                         (a connection pooler in transaction mode does not pass LISTEN: connect servers directly)"
+                    );
+                    None
+                }
+            };
             let mut interval = tokio::time::interval(DB_POLL);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut resync = true;
             loop {
-                interval.tick().await;
+                match feed.as_mut() {
+                    // PostgreSQL: wait for an announcement; after a reconnection read all.
+                    Some(f) if !resync => match f.next().await {
+                        Ok(portcullis_store::VersionNews::Changed(org)) => {
+                            let Some(hub) = weak.upgrade() else { return };
+                            hub.announcements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            match store.org_version(org).await {
+                                Ok(v) if hub.set(org, v) => hub.notify(),
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!("reading organization {org}'s version: {e}"),
+                            }
+                            continue;
+                        }
+                        Ok(portcullis_store::VersionNews::Resync) => resync = true,
+                        Err(e) => {
+                            tracing::warn!("listening for other servers' changes: {e}; trying again");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            resync = true;
+                            continue;
+                        }
+                    },
+                    Some(_) => {}
+                    None => {
+                        interval.tick().await;
+                        if let Some(hub) = weak.upgrade() {
+                            hub.version_polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
                 let Some(hub) = weak.upgrade() else { return };
                 match store.org_versions().await {
                     Ok(all) => {
+                        resync = false;
                         let mut any = false;
                         for (org, v) in all {
                             any |= hub.set(org, v);
@@ -217,7 +277,10 @@ impl SyncHub {
                             hub.notify();
                         }
                     }
-                    Err(e) => tracing::warn!("reading organization versions: {e}"),
+                    Err(e) => {
+                        tracing::warn!("reading organization versions: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
         });

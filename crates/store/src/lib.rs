@@ -18,6 +18,7 @@ mod events;
 mod model;
 mod requests;
 mod secrets;
+mod versions;
 
 pub use accounts::{
     ADDRESS_FAILURES, LoginError, Role, Session, SessionRow, THROTTLE_FAILURES, TokenOptions, TokenRow, TokenUse, User,
@@ -33,6 +34,7 @@ pub use model::{
 };
 pub use requests::{ApprovalRequestRow, NewApprovalRequest, RequestState};
 pub use secrets::{SecretKeyError, SecretKeys};
+pub use versions::{VersionFeed, VersionNews};
 
 use sqlx::Connection;
 
@@ -101,6 +103,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL, for the PostgreSQL listener (never printed).
+    url: versions::DatabaseUrl,
     keys: std::sync::Arc<SecretKeys>,
     sealing: SealReport,
 }
@@ -161,7 +165,13 @@ impl Store {
             Backend::Sqlite => SQLITE.run(&pool).await?,
             Backend::Postgres => POSTGRES.run(&pool).await?,
         }
-        let mut store = Store { pool, backend, keys: std::sync::Arc::new(keys), sealing: SealReport::default() };
+        let mut store = Store {
+            pool,
+            backend,
+            url: versions::DatabaseUrl::new(url),
+            keys: std::sync::Arc::new(keys),
+            sealing: SealReport::default(),
+        };
         store.sealing = store.seal_bundle_seeds().await?;
         Ok(store)
     }

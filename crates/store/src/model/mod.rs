@@ -260,6 +260,14 @@ impl Store {
         if bumped.rows_affected() != 1 {
             return Err(StoreError::NotFound("organization"));
         }
+        if self.backend() == crate::Backend::Postgres {
+            // Delivered to every server's listener when (and only if) this commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::versions::CHANNEL)
+                .bind(change.org_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
