@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # ./x bench server: simulated agents (default 5,000) long-polling and posting events against
-# one server on loopback, on SQLite and on PostgreSQL (Debian's, started by tests/postgres.sh).
+# one server on loopback, on SQLite and on PostgreSQL (Debian's, started by tests/postgres.sh);
+# then the server tier: 50,000 agents (PORTCULLIS_TIER_AGENTS) spread over two `portcullis
+# server` processes sharing that PostgreSQL, with their memory and idle CPU from /proc.
 # Propagation is measured from the moment an administrator's change is sent to the moment each
 # agent holds the new bundle; the reference in the same run is one agent alone. Ingestion is
 # events stored per second with every agent posting at once; the reference is one agent alone.
@@ -8,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENTS=${PORTCULLIS_LOAD_AGENTS:-5000}
+TIER_AGENTS=${PORTCULLIS_TIER_AGENTS:-50000}
 cargo build --release --quiet -p portcullis-server --example load
+cargo build --release --quiet -p portcullis
 BIN=target/release/examples/load
 PG=$(bash tests/postgres.sh "$PWD/target/postgres")
 OUT=$(mktemp)
@@ -18,21 +22,34 @@ for db in sqlite "$PG"; do
     echo "==> $AGENTS agents on ${db%%:*}" >&2
     timeout -s KILL 1200 "$BIN" --agents "$AGENTS" --database "$db" >>"$OUT"
 done
+echo "==> $TIER_AGENTS agents over two server processes on PostgreSQL" >&2
+timeout -s KILL 2400 "$BIN" --agents "$TIER_AGENTS" --database "$PG" --servers 2 \
+    --server-bin target/release/portcullis --batches 1 >>"$OUT"
 python3 - "$OUT" <<'PY'
 import json, os, platform, re, sys, time
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 md = ["## Server: agents long-polling and posting events", "",
       f"Latest run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()}: {cpu}, {os.cpu_count()} vCPU, Linux {platform.release()}.",
-      "Command: `./x bench server` (benches/server.sh, crates/server/examples/load.rs): one server in-process on loopback, plain HTTP (TLS is not measured), every agent on its own keep-alive connection.",
+      "Command: `./x bench server` (benches/server.sh, crates/server/examples/load.rs): one server in-process on loopback, or (the tier) `portcullis server` processes sharing PostgreSQL, which hear each other's changes by LISTEN/NOTIFY; plain HTTP (TLS is not measured), every agent on its own keep-alive connection.",
       "Propagation: every agent waits in a long-poll; an administrator changes the organization's mode through the REST API (5 times); the time is from sending that request to each agent holding the new signed bundle. The reference is one agent alone, in the same run.",
       "Ingestion: every agent posts its batches of 25 events at once; events stored per second. The reference is one agent posting alone, in the same run.", "",
-      "| Database | Agents | Propagation p50 | p99 | max | One agent alone (p50) | p99 × reference | Events/s, all agents | Events/s, one agent | × reference |",
-      "|---|---|---|---|---|---|---|---|---|---|"]
+      "| Database | Servers | Agents | Propagation p50 | p99 | max | One agent alone (p50) | p99 × reference | Events/s, all agents | Events/s, one agent | × reference |",
+      "|---|---|---|---|---|---|---|---|---|---|---|"]
 for r in rows:
-    md.append(f"| {r['backend']} | {r['agents']:,} | {r['fleet_p50_s']*1000:.0f} ms | {r['fleet_p99_s']*1000:.0f} ms | {r['fleet_max_s']*1000:.0f} ms | "
+    servers = f"{r.get('servers', 1)} process{'es' if r.get('servers', 1) > 1 else ''}" if r.get("processes") else "1 in-process"
+    md.append(f"| {r['backend']} | {servers} | {r['agents']:,} | {r['fleet_p50_s']*1000:.0f} ms | {r['fleet_p99_s']*1000:.0f} ms | {r['fleet_max_s']*1000:.0f} ms | "
               f"{r['single_p50_s']*1000:.1f} ms | {r['fleet_p99_s']/max(r['single_p50_s'],1e-9):.0f}× | {r['fleet_events_per_s']:,.0f} | "
               f"{r['single_events_per_s']:,.0f} | {r['fleet_events_per_s']/max(r['single_events_per_s'],1e-9):.1f}× |")
+tier = [r for r in rows if r.get("processes") and r.get("idle")]
+if tier:
+    md += ["", "Server tier (separate processes, from /proc): the agents wait idle in long-polls for the given seconds; memory is each server's resident growth from before enrollment to then, per agent it holds; CPU is each server's CPU time in that idle window, as a share of one core, per 1,000 agents it holds.", "",
+           "| Agents | Servers | Idle window | Server RSS | Memory per connected agent | CPU per 1,000 idle agents |", "|---|---|---|---|---|---|"]
+    for r in tier:
+        i = r["idle"]
+        md.append(f"| {r['agents']:,} | {r['servers']} | {i['idle_s']} s | " + ", ".join(f"{b/2**20:.0f} MiB" for b in i["server_rss_bytes"]) + " | "
+                  + ", ".join(f"{b/1024:.1f} KiB" for b in i["rss_per_agent_bytes"]) + " | " + ", ".join(f"{c*100:.2f} % of a core" for c in i["cpu_share_per_1000_idle_agents"]) + " |")
+    md += ["", "How the tier run stays bounded on this machine: each agent keeps one connection from its enrollment to the end, made from its own source address in 127.0.0.0/8 (one of 200), so the source ports of one address never run out; the file limit of the load process is raised to 4 × agents + 1,024 and inherited by the servers; the run has a 40-minute limit and every phase its own; events: one batch of 25 per agent."]
 md += ["", "Target: a change saved in the console is enforced by an enrolled agent within 2 s (p99 above, plus the agent's reload, a few ms; the real-agent test in crates/cli/tests/agent.rs measures the whole path).",
        "Notes: the simulated agents run in the same process on the same vCPUs as the server (their JSON parsing competes with it), so the figures are conservative. A change with 5,000 computers costs the API about 0.1 s before any agent is told (the whole organization's policy is loaded and checked, exactly as an agent would). Agents' contacts are written once a second in one transaction; events are inserted one batch per transaction.", ""]
 section = "\n".join(md)

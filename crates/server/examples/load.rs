@@ -1,10 +1,21 @@
 //! Load test: thousands of simulated agents long-polling and posting events against one
-//! server on loopback (plain HTTP: this measures the server and its database, not TLS).
+//! server on loopback (plain HTTP: this measures the server and its database, not TLS), or
+//! against several `portcullis server` processes sharing one PostgreSQL database.
 //!
 //! ```text
 //! cargo run --release -p portcullis-server --example load -- --agents 5000 --database sqlite
 //! cargo run --release -p portcullis-server --example load -- --agents 5000 --database postgres://…
+//! cargo run --release -p portcullis-server --example load -- --agents 50000 --database postgres://… \
+//!     --servers 2 --server-bin target/release/portcullis --batches 1
 //! ```
+//!
+//! With `--server-bin`, the servers are separate processes (agents are spread over them, the
+//! administrator's changes go through the first; the others hear of them by LISTEN/NOTIFY),
+//! and their memory per connected agent and CPU while the agents wait idle are measured from
+//! /proc. Bounds: every connection comes from its own source address in 127.0.0.0/8 (one in
+//! 200 per agent), so no source-port range runs out; an agent keeps one connection from its
+//! enrollment to the end; the file limit is raised for this process and inherited by the
+//! servers; every phase has a time limit.
 //!
 //! Phases, each bounded in time:
 //! 1. enroll every agent (HTTP, the real enrollment endpoint) and let each fetch its bundle;
@@ -29,10 +40,22 @@ struct Args {
     changes: usize,
     batches: usize,
     batch_size: usize,
+    servers: usize,
+    server_bin: Option<String>,
+    idle_s: u64,
 }
 
 fn args() -> Args {
-    let mut a = Args { agents: 5000, database: "sqlite".into(), changes: 5, batches: 4, batch_size: 25 };
+    let mut a = Args {
+        agents: 5000,
+        database: "sqlite".into(),
+        changes: 5,
+        batches: 4,
+        batch_size: 25,
+        servers: 1,
+        server_bin: None,
+        idle_s: 15,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -42,6 +65,9 @@ fn args() -> Args {
             "--changes" => a.changes = value.parse().expect("--changes N"),
             "--batches" => a.batches = value.parse().expect("--batches N"),
             "--batch-size" => a.batch_size = value.parse().expect("--batch-size N"),
+            "--servers" => a.servers = value.parse().expect("--servers N"),
+            "--server-bin" => a.server_bin = Some(value),
+            "--idle-s" => a.idle_s = value.parse().expect("--idle-s N"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -54,8 +80,12 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(port: u16) -> Conn {
-        let s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    /// A connection to the server on `port`, from source address 127.0.0.(2 + n % 200): each
+    /// source address has its own range of ports.
+    async fn open(port: u16, n: usize) -> Conn {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(std::net::SocketAddr::from(([127, 0, 0, 2 + (n % 200) as u8], 0))).expect("bind a source address");
+        let s = sock.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await.expect("connect");
         s.set_nodelay(true).ok();
         Conn { stream: BufReader::new(s) }
     }
@@ -117,17 +147,14 @@ fn raise_fd_limit(want: u64) {
 /// Agents waiting in a long-poll at `version`; returns, per agent, when the next bundle came
 /// (seconds after `t0` is set), for `changes` changes made by `change`.
 async fn propagation(
-    port: u16,
+    admin_port: u16,
+    mut conns: Vec<Conn>,
     credentials: &[String],
     mut version: i64,
     changes: usize,
     admin: &str,
 ) -> (Vec<f64>, i64, Vec<Conn>) {
     let mut all = Vec::new();
-    let mut conns = Vec::with_capacity(credentials.len());
-    for _ in credentials {
-        conns.push(Conn::open(port).await);
-    }
     for round in 0..changes {
         let t0: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
         let mut tasks = Vec::with_capacity(conns.len());
@@ -148,10 +175,10 @@ async fn propagation(
                 (conn, got, waited)
             }));
         }
-        // Let every poll reach the server and wait.
+        // Let every poll reach its server and wait.
         tokio::time::sleep(Duration::from_millis(1500 + credentials.len() as u64 / 5)).await;
         let mode = if round % 2 == 0 { "monitor" } else { "secured" };
-        let mut admin_conn = Conn::open(port).await;
+        let mut admin_conn = Conn::open(admin_port, 0).await;
         // From the moment the administrator saves.
         let _ = t0.set(Instant::now());
         let (status, reply) =
@@ -217,6 +244,72 @@ async fn ingest(
     (total, started.elapsed().as_secs_f64())
 }
 
+/// The servers' processes (none: one server in this process).
+struct Servers {
+    ports: Vec<u16>,
+    children: Vec<std::process::Child>,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The shared test secret key (crates/server/tests/common): the throw-away PostgreSQL is
+/// shared with the tests, which would otherwise find seeds sealed with another key.
+const SHARED_SECRET_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+/// Start `n` `portcullis server` processes on `url`, each on a free loopback port.
+fn spawn_servers(bin: &str, url: &str, n: usize) -> Servers {
+    use std::io::BufRead;
+    let mut servers = Servers { ports: Vec::new(), children: Vec::new() };
+    for _ in 0..n {
+        let mut child = std::process::Command::new(bin)
+            .args(["server", "--database-url", url, "--listen", "127.0.0.1:0", "--plain-http", "--log", "warn"])
+            .env("PORTCULLIS_SECRET_KEY", SHARED_SECRET_KEY)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start a server");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("the server's first line");
+        let port = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        servers.ports.push(port);
+        servers.children.push(child);
+    }
+    servers
+}
+
+/// Resident memory (bytes) and CPU time (seconds) of a process, from /proc.
+fn usage(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum::<f64>() / tick);
+    (rss, cpu)
+}
+
 #[tokio::main]
 async fn main() {
     let a = args();
@@ -226,37 +319,49 @@ async fn main() {
         if a.database == "sqlite" { format!("sqlite://{}/load.db", dir.path().display()) } else { a.database.clone() };
     // The throw-away PostgreSQL is shared with the tests: the same secret key as theirs
     // (crates/server/tests/common), or they would find seeds sealed with another.
-    let keys = SecretKeys::parse(
-        "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e",
-        "the tests' shared secret key",
-    )
-    .expect("a key");
+    let keys = SecretKeys::parse(SHARED_SECRET_KEY, "the tests' shared secret key").expect("a key");
     let store = Store::connect(&url, keys).await.expect("database");
     let org_name = format!("load-{}", std::process::id());
     let org = store.create_organization(&org_name).await.expect("organization");
     let admin = store.create_user(org, "admin", Role::Admin, "load-test-password").await.expect("admin");
     let token = store.create_token(admin, "load").await.expect("token");
-    let state = AppState::new(store.clone(), false);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.expect("serve") });
+    let servers = match &a.server_bin {
+        Some(bin) => {
+            assert!(a.database != "sqlite" || a.servers == 1, "several servers share PostgreSQL, never a SQLite file");
+            spawn_servers(bin, &url, a.servers)
+        }
+        None => {
+            assert_eq!(a.servers, 1, "several servers need --server-bin (separate processes)");
+            let state = AppState::new(store.clone(), false);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = listener.local_addr().unwrap().port();
+            tokio::spawn(async move { axum::serve(listener, app(state)).await.expect("serve") });
+            Servers { ports: vec![port], children: Vec::new() }
+        }
+    };
+    let ports = servers.ports.clone();
+    let port = ports[0];
+    let pids: Vec<u32> = servers.children.iter().map(std::process::Child::id).collect();
+    let before: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
 
     // A group and its token, through the API.
-    let mut c = Conn::open(port).await;
+    let mut c = Conn::open(port, 0).await;
     let (_, g) = c.request("POST", "/api/groups", &token, r#"{"path":"Fleet"}"#).await;
     let group: serde_json::Value = serde_json::from_slice(&g).unwrap();
     let (_, t) = c.request("POST", &format!("/api/groups/{}/enrollment-token", group["id"]), &token, "{}").await;
     let enroll_token = serde_json::from_slice::<serde_json::Value>(&t).unwrap()["token"].as_str().unwrap().to_owned();
 
-    // 1. Enroll everyone (a few hundred at a time) and fetch the first bundle.
+    // 1. Enroll everyone (a few hundred at a time) and fetch the first bundle; each agent
+    // keeps its connection, to its server (agent i to server i mod n).
     let started = Instant::now();
     let mut credentials = Vec::with_capacity(a.agents);
     for start in (0..a.agents).step_by(250) {
         let mut tasks = Vec::new();
         for i in start..(start + 250).min(a.agents) {
             let enroll_token = enroll_token.clone();
+            let port = ports[i % ports.len()];
             tasks.push(tokio::spawn(async move {
-                let mut c = Conn::open(port).await;
+                let mut c = Conn::open(port, i + 1).await;
                 let body = serde_json::json!({"token": enroll_token, "host": {"hostname": format!("agent-{i:05}"),
                     "os": "linux", "agent_version": "load"}})
                 .to_string();
@@ -268,7 +373,7 @@ async fn main() {
                     .to_owned();
                 let (status, bundle) = c.request("POST", "/api/agent/poll", &cred, r#"{"after":0,"wait_s":0}"#).await;
                 assert_eq!(status, 200);
-                (cred, version_of(&bundle))
+                (cred, version_of(&bundle), c)
             }));
         }
         for t in tasks {
@@ -276,15 +381,21 @@ async fn main() {
         }
     }
     let enroll_s = started.elapsed().as_secs_f64();
-    let creds: Vec<String> = credentials.into_iter().map(|c| c.0).collect();
+    let mut creds = Vec::with_capacity(credentials.len());
+    let mut conns = Vec::with_capacity(credentials.len());
+    for (cred, _, conn) in credentials {
+        creds.push(cred);
+        conns.push(conn);
+    }
     let (_, bundle) =
-        Conn::open(port).await.request("POST", "/api/agent/poll", &creds[0], r#"{"after":0,"wait_s":0}"#).await;
+        Conn::open(port, 0).await.request("POST", "/api/agent/poll", &creds[0], r#"{"after":0,"wait_s":0}"#).await;
     let version = version_of(&bundle);
-    eprintln!("{} agents enrolled in {enroll_s:.1} s", creds.len());
+    eprintln!("{} agents enrolled in {enroll_s:.1} s over {} server(s)", creds.len(), ports.len());
 
-    // 2. Propagation: one agent (reference), then all of them.
-    let (single, version, single_conns) = propagation(port, &creds[..1], version, a.changes, &token).await;
-    let (mut fleet, _, fleet_conns) = propagation(port, &creds, version, a.changes, &token).await;
+    // 2. Propagation: one agent (reference, on the first server), then all of them.
+    let single_conn = vec![Conn::open(ports[0], 0).await];
+    let (single, version, single_conns) = propagation(port, single_conn, &creds[..1], version, a.changes, &token).await;
+    let (mut fleet, version, fleet_conns) = propagation(port, conns, &creds, version, a.changes, &token).await;
     let mut single = single;
     single.sort_by(f64::total_cmp);
     fleet.sort_by(f64::total_cmp);
@@ -294,6 +405,50 @@ async fn main() {
         percentile(&fleet, 0.5),
         percentile(&fleet, 0.99)
     );
+
+    // Idle: every agent waits in a long-poll and nothing changes; the servers' memory per
+    // connected agent and CPU per 1,000 waiting agents (separate server processes only).
+    let mut idle = serde_json::Value::Null;
+    let mut fleet_conns = fleet_conns;
+    if !pids.is_empty() {
+        let mut waiting = Vec::with_capacity(fleet_conns.len());
+        let wait_s = a.idle_s + 30;
+        for (mut conn, cred) in fleet_conns.drain(..).zip(creds.iter().cloned()) {
+            waiting.push(tokio::spawn(async move {
+                let body = format!("{{\"after\":{version},\"wait_s\":{wait_s}}}");
+                let reply = conn.request("POST", "/api/agent/poll", &cred, &body).await;
+                (conn, reply.0)
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1500 + creds.len() as u64 / 5)).await;
+        let start: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
+        tokio::time::sleep(Duration::from_secs(a.idle_s)).await;
+        let end: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
+        let per_server = creds.len() as f64 / pids.len() as f64;
+        let rss_per_agent: Vec<f64> =
+            before.iter().zip(&start).map(|(b, s)| (s.0 as f64 - b.0 as f64) / per_server).collect();
+        let cpu_per_1000: Vec<f64> =
+            start.iter().zip(&end).map(|(s, e)| (e.1 - s.1) / a.idle_s as f64 / (per_server / 1000.0)).collect();
+        eprintln!("idle: {rss_per_agent:?} bytes of server memory per agent; {cpu_per_1000:?} CPU per 1,000 agents");
+        idle = serde_json::json!({
+            "idle_s": a.idle_s,
+            "server_rss_bytes": start.iter().map(|u| u.0).collect::<Vec<_>>(),
+            "rss_per_agent_bytes": rss_per_agent,
+            "cpu_share_per_1000_idle_agents": cpu_per_1000,
+        });
+        // Wake them with one more change (the other mode than the last round's), so every
+        // connection is free again.
+        let mode = if a.changes % 2 == 1 { "secured" } else { "monitor" };
+        let mut admin_conn = Conn::open(port, 0).await;
+        let (status, _) = admin_conn.request("PUT", "/api/settings", &token, &format!("{{\"mode\":\"{mode}\"}}")).await;
+        assert!(status == 204, "the wake-up change: {status}");
+        for t in waiting {
+            let (conn, status) = tokio::time::timeout(Duration::from_secs(120), t).await.expect("woken").expect("task");
+            // (204: its wait, at most 30 s, ended first.)
+            assert!(status == 200 || status == 204, "{status}");
+            fleet_conns.push(conn);
+        }
+    }
 
     // 3. Ingestion: one agent alone (reference), then everyone at once.
     let (one_stored, one_s) = ingest(single_conns, &creds[..1], a.batches * 10, a.batch_size, "single").await;
@@ -309,6 +464,9 @@ async fn main() {
         serde_json::json!({
             "backend": backend,
             "agents": creds.len(),
+            "servers": ports.len(),
+            "processes": !pids.is_empty(),
+            "idle": idle,
             "enroll_s": enroll_s,
             "changes": a.changes,
             "single_p50_s": percentile(&single, 0.5),
