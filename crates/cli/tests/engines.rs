@@ -181,16 +181,7 @@ action = "permit"
     let log = text(&o);
     assert_ne!(o.status.code(), Some(137), "the namespace hit its 90 s limit:\n{log}");
     assert!(o.status.success(), "{log}");
-    // The lines after `== name`, up to the next such line.
-    let section = |name: &str| -> String {
-        let header = format!("== {name}");
-        log.lines()
-            .skip_while(|l| *l != header)
-            .skip(1)
-            .take_while(|l| !l.starts_with("== "))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    };
+    let section = |name: &str| support::section(&log, name);
     // Portcullis's own verdicts on the files, as the agent would give them.
     let verdicts: Vec<serde_json::Value> =
         section("portcullis").lines().filter_map(|l| serde_json::from_str(l).ok()).collect();

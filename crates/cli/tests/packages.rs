@@ -14,7 +14,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use support::{Root, debs, target, text};
+use support::{Root, debs, section, target, text};
 
 fn ci_debs(version: &str) -> Vec<PathBuf> {
     let dir = target().join("package-ci").join(version);
@@ -24,17 +24,6 @@ fn ci_debs(version: &str) -> Vec<PathBuf> {
         debs.iter().map(|d| d.file_name().unwrap().to_string_lossy().split('_').next().unwrap().to_owned()).collect();
     assert_eq!(names, ["portcullis-agent", "portcullis-dbgsym", "portcullis-server"], "{debs:?}");
     debs
-}
-
-/// The lines after `== name`, up to the next such line.
-fn section(log: &str, name: &str) -> String {
-    let header = format!("== {name}");
-    log.lines()
-        .skip_while(|l| *l != header)
-        .skip(1)
-        .take_while(|l| !l.starts_with("== "))
-        .map(|l| format!("{l}\n"))
-        .collect()
 }
 
 /// Run `script` (sh, `$1` the root) in a private mount, PID and network namespace, bounded.

@@ -73,3 +73,14 @@ pub fn debs(dir: &Path) -> Vec<PathBuf> {
     debs.sort();
     debs
 }
+
+/// The lines of a namespace script's output after `== name`, up to the next such line.
+pub fn section(log: &str, name: &str) -> String {
+    let header = format!("== {name}");
+    log.lines()
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| !l.starts_with("== "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
