@@ -1031,6 +1031,29 @@ fn free_port() -> u16 {
 /// A server with its admin logged in, the organization in `mode` (if given), a group with an
 /// enrollment token, and the arguments an agent enrolls with (token in a root-only file, not
 /// on the command line, which /proc shows).
+/// Through the console: an application of the sandbox's files, permitted.
+fn permit_sandbox(console: &Console, sb: &Sandbox) {
+    let sandbox_glob = format!("{}/*", sb.mnt.display());
+    console.post("/api/applications", serde_json::json!({"name": "Sandbox", "rules": [{"path": sandbox_glob}]}));
+    console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Permit sandbox", "position": 0, "applications": ["Sandbox"], "action": "permit"}),
+    );
+}
+
+/// Through the console: the sandbox's `blocked` program by its hash, denied above everything.
+fn deny_blocked_build(console: &Console, sb: &Sandbox) {
+    let hash = sha256(&sb.path("blocked"));
+    console.post("/api/applications", serde_json::json!({"name": "Blocked build", "rules": [{"sha256": [hash]}]}));
+    let deny = console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Deny blocked build", "position": 0, "applications": ["Blocked build"], "action": "deny"}),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    console.post(&format!("/api/policies/{deny}/move"), serde_json::json!({"to": "top"}));
+}
+
 struct Fleet {
     server: ServerProcess,
     console: Console,
@@ -1090,12 +1113,7 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
     let source = |enroll: bool| sources[usize::from(enroll)].clone();
     let Fleet { server, console, state, .. } = fleet;
     let port: u16 = server.url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
-    let sandbox_glob = format!("{}/*", sb.mnt.display());
-    console.post("/api/applications", serde_json::json!({"name": "Sandbox", "rules": [{"path": sandbox_glob}]}));
-    console.post(
-        "/api/policies",
-        serde_json::json!({"name": "Permit sandbox", "position": 0, "applications": ["Sandbox"], "action": "permit"}),
-    );
+    permit_sandbox(&console, &sb);
 
     let mnt = sb.mnt.to_str().unwrap().to_owned();
     sb.start_from(&source(true), &["--mark-under", &mnt, "--no-protect"], &[]);
@@ -1103,15 +1121,7 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
     assert_ran(&sb.run(sb.path("good"), &[], &[]), "good ran");
 
     // The console denies the blocked build by hash, above the permit.
-    let hash = sha256(&sb.path("blocked"));
-    console.post("/api/applications", serde_json::json!({"name": "Blocked build", "rules": [{"sha256": [hash]}]}));
-    let deny = console.post(
-        "/api/policies",
-        serde_json::json!({"name": "Deny blocked build", "position": 0, "applications": ["Blocked build"], "action": "deny"}),
-    )["id"]
-        .as_i64()
-        .unwrap();
-    console.post(&format!("/api/policies/{deny}/move"), serde_json::json!({"to": "top"}));
+    deny_blocked_build(&console, &sb);
     let saved = Instant::now();
     let took = loop {
         let o = sb.run(sb.path("blocked"), &[], &[]);
@@ -2242,12 +2252,7 @@ fn a_restored_backup_reaches_an_enrolled_agent_that_holds_a_newer_version() {
     let source = fleet.source(true);
     let Fleet { server, console, .. } = fleet;
     let port: u16 = server.url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
-    let sandbox_glob = format!("{}/*", sb.mnt.display());
-    console.post("/api/applications", serde_json::json!({"name": "Sandbox", "rules": [{"path": sandbox_glob}]}));
-    console.post(
-        "/api/policies",
-        serde_json::json!({"name": "Permit sandbox", "position": 0, "applications": ["Sandbox"], "action": "permit"}),
-    );
+    permit_sandbox(&console, &sb);
     let mnt = sb.mnt.to_str().unwrap().to_owned();
     sb.start_from(&source, &["--mark-under", &mnt, "--no-protect"], &[]);
     assert_ran(&sb.run(sb.path("blocked"), &[], &[]), "blocked ran");
@@ -2266,15 +2271,7 @@ fn a_restored_backup_reaches_an_enrolled_agent_that_holds_a_newer_version() {
     assert_eq!(server_cmd(&["backup", backup.to_str().unwrap()]).status.code(), Some(7), "never over a file");
 
     // Then the blocked build is denied, and the agent takes that newer version.
-    let hash = sha256(&sb.path("blocked"));
-    console.post("/api/applications", serde_json::json!({"name": "Blocked build", "rules": [{"sha256": [hash]}]}));
-    let deny = console.post(
-        "/api/policies",
-        serde_json::json!({"name": "Deny blocked build", "position": 0, "applications": ["Blocked build"], "action": "deny"}),
-    )["id"]
-        .as_i64()
-        .unwrap();
-    console.post(&format!("/api/policies/{deny}/move"), serde_json::json!({"to": "top"}));
+    deny_blocked_build(&console, &sb);
     let t0 = Instant::now();
     while sb.run(sb.path("blocked"), &[], &[]).status.success() {
         assert!(t0.elapsed() < Duration::from_secs(10), "the deny did not arrive:\n{}", sb.log());
