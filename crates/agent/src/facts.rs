@@ -87,6 +87,20 @@ pub(crate) fn compute_facts(
     Ok(Arc::new(facts))
 }
 
+/// An entry's facts, computed by `compute` the first time they are asked for; a later ask
+/// counts as a cache hit.
+fn cached_facts<'e>(
+    shared: &Shared,
+    entry: &'e Entry,
+    compute: impl FnOnce() -> Result<Arc<FileFacts>, Unreadable>,
+) -> &'e Result<Arc<FileFacts>, Unreadable> {
+    if let Some(known) = entry.facts.get() {
+        shared.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+        return known;
+    }
+    entry.facts.get_or_init(compute)
+}
+
 /// The opening process, looked at lazily.
 pub(crate) struct ProcOpener<'a> {
     pub(crate) shared: &'a Shared,
@@ -123,7 +137,7 @@ impl<'a> ProcOpener<'a> {
     pub(crate) fn exe_facts(&mut self) -> Option<Arc<FileFacts>> {
         let (entry, key) = self.exe()?;
         let link = format!("/proc/{}/exe", self.pid);
-        let facts = entry.facts.get_or_init(|| {
+        let facts = cached_facts(self.shared, &entry, || {
             let f = std::fs::File::open(&link).map_err(|e| Unreadable { path: link.clone(), error: Arc::new(e) })?;
             // Under its own path, not the /proc link: these facts are the file version's,
             // cached for its own exec too, and package trust looks the path up.
@@ -218,7 +232,7 @@ impl crate::judge::Case for EventCase<'_> {
     fn facts(&mut self) -> Result<Arc<FileFacts>, Unreadable> {
         let path = self.path();
         let (shared, fd, size) = (self.opener.shared, self.fd, self.key.size);
-        self.entry.facts.get_or_init(|| compute_facts(shared, fd, &path, size)).clone()
+        cached_facts(shared, &self.entry, || compute_facts(shared, fd, &path, size)).clone()
     }
 
     fn process(&mut self) -> ProcessFacts {

@@ -186,8 +186,13 @@ pub(crate) fn worker(shared: Arc<Shared>, rx: Arc<Mutex<Receiver<Arc<Pending>>>>
             (response, pending.answer(&shared.group, response), None)
         });
         shared.stats.judge_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        shared.stats.answer_ns.fetch_add(pending.received.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let waited = pending.received.elapsed();
+        shared.stats.answer_ns.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
         shared.stats.worker_answers.fetch_add(1, Ordering::Relaxed);
+        if answered {
+            shared.stats.answer_latency.observe(waited);
+            shared.stats.decisions.count(pending.access.get().copied(), response == Response::Deny);
+        }
         if answered && response == Response::Deny {
             shared.stats.denied.fetch_add(1, Ordering::Relaxed);
         }

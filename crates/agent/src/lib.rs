@@ -47,6 +47,7 @@ mod lanes;
 pub mod lockout;
 mod locks;
 mod marks;
+pub mod metrics;
 pub mod mounts;
 mod packaged;
 pub mod process;

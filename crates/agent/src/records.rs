@@ -251,12 +251,32 @@ pub(crate) fn guard_record(shared: &Shared, e: &portcullis_guard::GuardEvent) ->
 }
 
 /// Write records to the spool as they come (and to the log), until every sender is gone.
-pub(crate) fn spool_writer(mut spool: Spool, rx: Receiver<Record>, users: Option<Arc<crate::userbox::UserBox>>) {
+/// A record the spool cannot keep (its filesystem is full, say) is counted in
+/// `Stats::spool_dropped` and stays in the log; enforcement does not wait for the disk.
+pub(crate) fn spool_writer(
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+    mut spool: Spool,
+    rx: Receiver<Record>,
+    users: Option<Arc<crate::userbox::UserBox>>,
+) {
+    // Records lost since the spool last took one.
+    let mut losing = 0u64;
     for record in rx {
         match serde_json::to_string(&record) {
             Ok(line) => {
-                if let Err(e) = spool.append(&line) {
-                    tracing::error!("event spool: {e}; the event is in this log only");
+                match spool.append(&line) {
+                    Ok(()) if losing > 0 => {
+                        tracing::warn!("event spool writable again; {losing} event(s) could not be kept meanwhile");
+                        losing = 0;
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        if losing == 0 {
+                            tracing::error!("event spool: {e}; events are in this log only until it can write again");
+                        }
+                        losing += 1;
+                        dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 // A user's denied program: they may ask for it without being root.
                 if let Some(b) = &users {

@@ -70,6 +70,10 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
     let policy = load_policy(&config, load, &packages, config.policy_writable, bypass_loaded, 0)?;
     let spool = Spool::open(config.spool.clone())
         .map_err(|error| AgentError::Spool { path: config.spool.dir.clone(), error })?;
+    let metrics = match &config.metrics {
+        Some(m) => Some(crate::metrics::bind(m).map_err(|error| AgentError::Metrics { listen: m.listen, error })?),
+        None => None,
+    };
     let group = Group::new(InitFlags::PERMISSION | InitFlags::NONBLOCK, libc::O_RDONLY | libc::O_LARGEFILE)
         .map_err(AgentError::Fanotify)?;
     let (records_tx, records_rx) = mpsc::channel();
@@ -149,8 +153,15 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         let (s, p) = (shared.clone(), pending.clone());
         threads.push(spawn("deadlines", Box::new(move || deadline_keeper(s, p)))?);
     }
+    if let Some(server) = metrics {
+        let s = shared.clone();
+        threads.push(spawn("metrics", Box::new(move || crate::metrics::serve(s, server)))?);
+    }
     let user_box = config.user_box.clone();
-    let spool_thread = spawn("spool", Box::new(move || spool_writer(spool, records_rx, user_box)))?;
+    let spool_thread = {
+        let dropped = shared.stats.spool_dropped.clone();
+        spawn("spool", Box::new(move || spool_writer(dropped, spool, records_rx, user_box)))
+    }?;
     {
         let s = shared.clone();
         fence_threads.push(spawn("fence-events", Box::new(move || fence_events(s)))?);

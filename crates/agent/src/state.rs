@@ -76,6 +76,8 @@ pub struct Config {
     pub ready_file: Option<PathBuf>,
     /// File versions kept in the identity cache.
     pub cache_capacity: usize,
+    /// The Prometheus endpoint, if one is wanted.
+    pub metrics: Option<crate::metrics::MetricsConfig>,
     /// DNS server for ringfence domains; `None` uses `/etc/resolv.conf`.
     pub resolver: Option<std::net::SocketAddr>,
 }
@@ -133,6 +135,15 @@ pub enum AgentError {
         #[source]
         error: io::Error,
     },
+    /// The metrics endpoint could not listen.
+    #[error("cannot serve metrics on {listen}; give a free address with --metrics-listen")]
+    Metrics {
+        /// The address asked for.
+        listen: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        error: io::Error,
+    },
     /// The spool could not be opened.
     #[error("cannot open the event spool {}; give a writable directory with --spool", path.display())]
     Spool {
@@ -183,6 +194,85 @@ pub struct Stats {
     pub answer_ns: AtomicU64,
     /// Events answered by workers.
     pub worker_answers: AtomicU64,
+    /// Facts asked for and found in the cache (the misses are `hashed`).
+    pub cache_hits: AtomicU64,
+    /// Records the spool could not keep (its filesystem full or failing); shared with the
+    /// spool writer, which holds no other part of the agent's state.
+    pub spool_dropped: Arc<AtomicU64>,
+    /// Worker answers by access and verdict.
+    pub decisions: Decisions,
+    /// Time from reading an event to answering it, for worker answers.
+    pub answer_latency: Latency,
+}
+
+/// Worker answers counted by access and verdict.
+#[derive(Debug, Default)]
+pub struct Decisions([[AtomicU64; 2]; ACCESS_SLOTS]);
+
+const ACCESS_SLOTS: usize = portcullis_events::Access::ALL.len();
+
+impl Decisions {
+    /// Count one answer; one given before the access was known (or of an unknown access)
+    /// counts as an `open`.
+    pub fn count(&self, access: Option<portcullis_events::Access>, deny: bool) {
+        use portcullis_events::Access;
+        let position = |a: Access| Access::ALL.iter().position(|x| *x == a);
+        let slot = access.and_then(position).or_else(|| position(Access::Open)).unwrap_or(0);
+        self.0[slot][usize::from(deny)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every (access, verdict, count).
+    pub fn counts(&self) -> Vec<(portcullis_events::Access, portcullis_events::Verdict, u64)> {
+        use portcullis_events::Verdict;
+        let rows = portcullis_events::Access::ALL.iter().zip(&self.0);
+        rows.flat_map(|(access, row)| {
+            [(Verdict::Allow, &row[0]), (Verdict::Deny, &row[1])]
+                .map(|(verdict, n)| (*access, verdict, n.load(Ordering::Relaxed)))
+        })
+        .collect()
+    }
+}
+
+/// A histogram of durations with fixed buckets, lock-free (workers add to it while they
+/// answer).
+#[derive(Debug, Default)]
+pub struct Latency {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+/// The upper bounds of [`Latency`]'s buckets, in microseconds (the last bucket is `+Inf`).
+pub const LATENCY_BOUNDS_US: [u64; 16] =
+    [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000];
+
+impl Latency {
+    /// Count one duration.
+    pub fn observe(&self, d: std::time::Duration) {
+        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        if let Some(i) = LATENCY_BOUNDS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(d.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    }
+
+    /// (sum in seconds, count, per-bucket counts as (upper bound in seconds, count)), the
+    /// last bucket unbounded (`f64::MAX`, which the encoder writes as `+Inf`).
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let count = self.count.load(Ordering::Relaxed);
+        let mut bounded = 0;
+        let mut out = Vec::with_capacity(LATENCY_BOUNDS_US.len() + 1);
+        for (b, n) in LATENCY_BOUNDS_US.iter().zip(&self.buckets) {
+            let n = n.load(Ordering::Relaxed);
+            bounded += n;
+            out.push((*b as f64 / 1e6, n));
+        }
+        // Read apart from the buckets: never fewer in all than in the buckets.
+        let count = count.max(bounded);
+        out.push((f64::MAX, count - bounded));
+        (self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9, count, out)
+    }
 }
 
 /// The installed packages not yet reported to the server: the agent sets them each time it

@@ -352,6 +352,13 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         ready_file: a.ready_file.clone(),
         cache_capacity: 1 << 20,
         resolver: a.resolver,
+        metrics: a.metrics_listen.map(|listen| portcullis_agent::metrics::MetricsConfig {
+            listen,
+            backlog: source.sync.is_some().then(|| {
+                let (spool, state) = (a.spool.clone(), a.state_dir.clone());
+                Arc::new(move || portcullis_sync::backlog(&spool, &state).ok()) as portcullis_agent::metrics::Backlog
+            }),
+        }),
     };
     if let Some(sync) = source.sync {
         let captures =

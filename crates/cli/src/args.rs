@@ -119,6 +119,10 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "PORTCULLIS_LISTEN", default_value = "127.0.0.1:8443")]
     pub listen: String,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics, apart from the console (plain
+    /// HTTP, no login: keep it on loopback or a management network) [default: none].
+    #[arg(long, value_name = "ADDR:PORT", env = "PORTCULLIS_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// TLS certificate (PEM). Without it, one is generated on first start into --tls-dir.
     #[arg(long, env = "PORTCULLIS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -296,6 +300,10 @@ pub struct AgentArgs {
     /// Do not make the agent's binary and policy file immutable while it runs.
     #[arg(long)]
     pub no_protect: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (plain HTTP, no login: keep it on
+    /// loopback or a management network) [default: no endpoint].
+    #[arg(long, value_name = "ADDR:PORT", env = "PORTCULLIS_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// DNS server (address:port) the agent asks for ringfence domains [default: the first
     /// nameserver in /etc/resolv.conf, port 53].
     #[arg(long, value_name = "ADDR:PORT")]

@@ -448,6 +448,18 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let state = portcullis_server::AppState::new(store, !a.plain_http);
+    if let Some(listen) = a.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(listen)
+            .await
+            .or_exit(SERVER_START, format!("cannot serve metrics on {listen} (--metrics-listen)"))?;
+        println!("Prometheus metrics at http://{}/metrics", metrics.local_addr()?);
+        let router = portcullis_server::metrics::router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics, router).await {
+                tracing::error!("metrics listener: {e}");
+            }
+        });
+    }
     let app = portcullis_server::app(state);
     let handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let shutdown = handle.clone();

@@ -879,15 +879,15 @@ struct ServerProcess {
 impl ServerProcess {
     /// Start on `port` (a restart on the port agents know); panics if it cannot listen there.
     fn start(dir: &Path, port: u16) -> ServerProcess {
-        Self::try_start(dir, port).unwrap_or_else(|log| panic!("the server did not start on port {port}:\n{log}"))
+        Self::try_start(dir, port, &[]).unwrap_or_else(|log| panic!("the server did not start on port {port}:\n{log}"))
     }
 
-    /// Start on a free port. Another test's process may take the port between the probe and
-    /// the server's bind: then try another.
-    fn start_anywhere(dir: &Path) -> ServerProcess {
+    /// Start on a free port, with `extra` arguments. Another test's process may take the
+    /// port between the probe and the server's bind: then try another.
+    fn start_anywhere(dir: &Path, extra: &[&str]) -> ServerProcess {
         let mut last = String::new();
         for _ in 0..5 {
-            match Self::try_start(dir, free_port()) {
+            match Self::try_start(dir, free_port(), extra) {
                 Ok(server) => return server,
                 Err(log) => last = log,
             }
@@ -897,7 +897,7 @@ impl ServerProcess {
 
     /// Ours is listening once it says so (a connection alone may reach another test's server
     /// that took the port); its log if it exits first.
-    fn try_start(dir: &Path, port: u16) -> Result<ServerProcess, String> {
+    fn try_start(dir: &Path, port: u16, extra: &[&str]) -> Result<ServerProcess, String> {
         let db = format!("sqlite://{}/server.db", dir.display());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).unwrap();
         let out_path = dir.join(format!("server-{port}.out"));
@@ -905,6 +905,7 @@ impl ServerProcess {
         let mut child = Command::new(bin())
             .args(["server", "--database-url", &db, "--listen", &format!("127.0.0.1:{port}")])
             .args(["--tls-dir", dir.join("tls").to_str().unwrap()])
+            .args(extra)
             .stdout(out)
             .stderr(log)
             .spawn()
@@ -1063,8 +1064,13 @@ struct Fleet {
 
 impl Fleet {
     fn start(dir: &Path, group: &str, mode: Option<&str>) -> Fleet {
+        Self::start_with(dir, group, mode, &[])
+    }
+
+    /// [`Fleet::start`], the server started with more arguments.
+    fn start_with(dir: &Path, group: &str, mode: Option<&str>, server_args: &[&str]) -> Fleet {
         ServerProcess::create_admin(dir);
-        let server = ServerProcess::start_anywhere(dir);
+        let server = ServerProcess::start_anywhere(dir, server_args);
         let console = Console::login(&server);
         if let Some(mode) = mode {
             let (status, body) = console.call("PUT", "/api/settings", Some(serde_json::json!({"mode": mode})));
@@ -1223,6 +1229,159 @@ fn an_enrolled_agent_enforces_a_console_change_within_two_seconds_and_keeps_enfo
     let (_, policies) = console.call("GET", "/api/policies", None);
     let deny_row = policies.as_array().unwrap().iter().find(|p| p["name"] == "Deny blocked build").unwrap();
     assert!(deny_row["hits"].as_i64().unwrap() >= 1, "{deny_row}");
+}
+
+/// Debian's Prometheus, scraping `targets` (job name, address) every second, on loopback;
+/// killed when dropped (and by `timeout` whatever happens).
+struct Prometheus {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Prometheus {
+    fn start(dir: &Path, targets: &[(&str, String)]) -> Prometheus {
+        let mut config = String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
+        for (job, addr) in targets {
+            config.push_str(&format!("  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"));
+        }
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let log = dir.join("prometheus.log");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new("timeout")
+                .args(["-s", "KILL", "180", "prometheus"])
+                .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+                .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("Debian's prometheus (./x test installs it)");
+            let mut p = Prometheus { child, url: format!("http://127.0.0.1:{port}"), log: log.clone() };
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(30) {
+                if p.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if ureq::get(format!("{}/-/ready", p.url)).call().is_ok_and(|r| r.status() == 200) {
+                    return p;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            last = std::fs::read_to_string(&p.log).unwrap_or_default();
+        }
+        panic!("prometheus did not start:\n{last}")
+    }
+
+    /// The value of an instant query that returns one series, once it does.
+    fn value(&self, query: &str, within: Duration) -> f64 {
+        let t0 = Instant::now();
+        loop {
+            let reply: Option<Value> = ureq::get(format!("{}/api/v1/query", self.url))
+                .query("query", query)
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_json().ok());
+            let result = reply.as_ref().map(|r| r["data"]["result"].clone()).unwrap_or_default();
+            if let Some([one]) = result.as_array().map(Vec::as_slice) {
+                return one["value"][1].as_str().unwrap().parse().unwrap();
+            }
+            assert!(
+                t0.elapsed() < within,
+                "Prometheus has no single series for {query}: {reply:?}\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_server_and_an_enrolled_agent() {
+    let mut sb = Sandbox::new();
+    let dir = sb.dir.path().to_owned();
+    let server_metrics = format!("127.0.0.1:{}", free_port());
+    let agent_metrics = format!("127.0.0.1:{}", free_port());
+    let fleet = Fleet::start_with(&dir, "Linux", None, &["--metrics-listen", &server_metrics]);
+    permit_sandbox(&fleet.console, &sb);
+    let mnt = sb.mnt.to_str().unwrap().to_owned();
+    sb.start_from(&fleet.source(true), &["--mark-under", &mnt, "--no-protect"], &["--metrics-listen", &agent_metrics]);
+    assert_ran(&sb.run(sb.path("good"), &[], &[]), "good ran");
+    // A change the running agent catches up with: one propagation to measure.
+    deny_blocked_build(&fleet.console, &sb);
+    let t0 = Instant::now();
+    while sb.run(sb.path("blocked"), &[], &[]).status.success() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the deny did not arrive:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Denied again: judged from the identity cache, not hashed a second time.
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+    fleet.console.wait_for_list("/api/events?verdict=deny&file=blocked", 1, Duration::from_secs(15));
+
+    // A path that is not /metrics, and a method that is not GET, on both endpoints.
+    for addr in [&server_metrics, &agent_metrics] {
+        let res = ureq::get(format!("http://{addr}/nope")).config().http_status_as_error(false).build().call();
+        assert_eq!(res.unwrap().status(), 404, "{addr}");
+    }
+    let res = ureq::post(format!("http://{agent_metrics}/metrics"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_empty()
+        .unwrap();
+    assert_eq!(res.status(), 405);
+
+    let prometheus = Prometheus::start(&dir, &[("server", server_metrics.clone()), ("agent", agent_metrics.clone())]);
+    let within = Duration::from_secs(30);
+    assert_eq!(prometheus.value("up{job=\"server\"}", within), 1.0);
+    assert_eq!(prometheus.value("up{job=\"agent\"}", within), 1.0);
+    // The agent: decisions by access and verdict, answer latency, cache, marks, spool.
+    let q = |metric: &str| prometheus.value(metric, within);
+    assert!(q("portcullis_agent_decisions_total{access=\"exec\",verdict=\"deny\"}") >= 2.0);
+    assert!(q("portcullis_agent_decisions_total{access=\"exec\",verdict=\"allow\"}") >= 1.0);
+    assert!(q("portcullis_agent_answer_seconds_count") >= 3.0);
+    assert!(q("portcullis_agent_answer_seconds_bucket{le=\"+Inf\"}") >= 3.0);
+    assert!(q("portcullis_agent_cache_hits_total") >= 1.0);
+    assert!(q("portcullis_agent_cache_misses_total") >= 2.0);
+    assert!(q("portcullis_agent_ignore_marks_total") >= 1.0);
+    assert_eq!(q("portcullis_agent_overloads_total"), 0.0);
+    assert_eq!(q("portcullis_agent_spool_dropped_total"), 0.0);
+    // Delivered: the backlog drains to nothing.
+    let t0 = Instant::now();
+    while q("portcullis_agent_spool_backlog_bytes") > 0.0 {
+        assert!(t0.elapsed() < within, "the spool backlog did not drain:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The server: agents, propagation, events, latency by route, the pool.
+    assert_eq!(q("portcullis_server_agents{organization=\"Acme\",state=\"online\"}"), 1.0);
+    assert_eq!(q("portcullis_server_agents{organization=\"Acme\",state=\"stale\"}"), 0.0);
+    assert!(q("portcullis_server_bundle_propagation_seconds_count") >= 1.0);
+    assert!(q("portcullis_server_bundle_propagation_seconds_sum") < 2.0, "the change took more than 2 s to leave");
+    assert!(q("portcullis_server_events_total{outcome=\"stored\"}") >= 2.0);
+    assert!(
+        q("sum(portcullis_server_http_request_duration_seconds_count{route=\"/api/agent/poll\",status=\"200\"})")
+            >= 2.0
+    );
+    assert!(q("sum(portcullis_server_http_request_duration_seconds_count{route=\"/api/policies/{id}/move\"})") >= 1.0);
+    assert!(q("portcullis_server_db_connections_max") >= 1.0);
+    assert!(q("portcullis_server_db_connections{state=\"idle\"}") >= 0.0);
+    // Every scrape parsed: no target with an error.
+    let targets: Value =
+        ureq::get(format!("{}/api/v1/targets", prometheus.url)).call().unwrap().body_mut().read_json().unwrap();
+    for t in targets["data"]["activeTargets"].as_array().unwrap() {
+        assert_eq!(t["health"], "up", "{t}");
+        assert_eq!(t["lastError"], "", "{t}");
+    }
+    assert!(sb.stop().success());
 }
 
 /// A DNS server on loopback for ringfence domains: answers A questions for any name with one

@@ -14,7 +14,7 @@ use portcullis_protocol::{BundleKey, KeyEndorsement};
 use portcullis_store::{Seen, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How often a SQLite database is asked for versions changed beside the server (and a
@@ -41,6 +41,8 @@ pub struct Compiled {
 /// Versions, the change signal and compiled documents, shared by every request.
 pub struct SyncHub {
     versions: Mutex<HashMap<i64, i64>>,
+    /// When each organization's latest change was learned, with its version.
+    learned: Mutex<HashMap<i64, (i64, Instant)>>,
     tick: watch::Sender<u64>,
     compiled: tokio::sync::Mutex<HashMap<i64, Arc<Compiled>>>,
     seen: Mutex<HashMap<i64, Seen>>,
@@ -97,6 +99,7 @@ impl Default for SyncHub {
     fn default() -> SyncHub {
         SyncHub {
             versions: Mutex::default(),
+            learned: Mutex::default(),
             tick: watch::channel(0).0,
             compiled: tokio::sync::Mutex::default(),
             seen: Mutex::default(),
@@ -112,7 +115,19 @@ impl SyncHub {
     fn set(&self, org_id: i64, version: i64) -> bool {
         let mut map = self.versions.lock().unwrap_or_else(|p| p.into_inner());
         let old = map.insert(org_id, version);
+        if old.is_some_and(|o| o < version) {
+            // A change seen happening (not a version first read): propagation counts from here.
+            self.learned.lock().unwrap_or_else(|p| p.into_inner()).insert(org_id, (version, Instant::now()));
+        }
         old.is_none_or(|o| o < version)
+    }
+
+    /// How long ago this server learned that the organization's version became `version`
+    /// (saved here, or announced by another server); `None` if it has moved on since, or was
+    /// only read.
+    pub fn learned_ago(&self, org_id: i64, version: i64) -> Option<Duration> {
+        let learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
+        learned.get(&org_id).filter(|(v, _)| *v == version).map(|(_, at)| at.elapsed())
     }
 
     fn notify(&self) {

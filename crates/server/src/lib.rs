@@ -16,6 +16,7 @@ pub mod auth;
 mod console;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod openapi;
 mod ops;
 pub mod santa;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Versions and compiled documents, for agents.
     pub hub: Arc<hub::SyncHub>,
+    /// Counters and histograms for Prometheus.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -46,7 +49,7 @@ impl AppState {
     pub fn new(store: Store, secure_cookies: bool) -> AppState {
         let hub = Arc::new(hub::SyncHub::default());
         hub::SyncHub::watch_database(&hub, store.clone());
-        AppState { store, secure_cookies, hub }
+        AppState { store, secure_cookies, hub, metrics: Arc::default() }
     }
 }
 
@@ -87,6 +90,7 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(console::router())
         .merge(santa::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response_with_state(tls, security_headers))
         .with_state(state)

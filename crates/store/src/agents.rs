@@ -432,6 +432,22 @@ impl Store {
         Ok(())
     }
 
+    /// Enrolled agents by organization: `(organization, seen since `since_ms`, not seen since)`,
+    /// for the metrics endpoint.
+    pub async fn agent_presence(&self, since_ms: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT o.name, \
+                    CAST(SUM(CASE WHEN c.last_seen_ms >= $1 THEN 1 ELSE 0 END) AS BIGINT), \
+                    CAST(SUM(CASE WHEN c.last_seen_ms >= $1 THEN 0 ELSE 1 END) AS BIGINT) \
+             FROM computers c JOIN organizations o ON o.id = c.org_id \
+             WHERE c.credential_hash IS NOT NULL GROUP BY o.name ORDER BY o.name",
+        )
+        .bind(since_ms)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows)
+    }
+
     /// The agent a credential belongs to.
     pub async fn agent(&self, credential: &str) -> Result<Option<AgentIdentity>, StoreError> {
         let row: Option<(i64, i64, String, String)> = sqlx::query_as(

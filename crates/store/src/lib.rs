@@ -220,6 +220,12 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+
+    /// The connection pool now: (open connections, idle among them, most it opens).
+    pub fn pool_use(&self) -> (u32, u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (self.pool.size(), idle, self.pool.options().get_max_connections())
+    }
 }
 
 /// The database holds every tenant's data and the bundle signing seeds: its directory is

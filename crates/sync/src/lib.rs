@@ -601,6 +601,37 @@ pub struct Cursor {
     pub offset: u64,
 }
 
+impl Cursor {
+    /// The cursor saved in `state_dir` (the start, if none is).
+    pub fn load(state_dir: &Path) -> Result<Cursor, SyncError> {
+        let path = state_dir.join(CURSOR_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let mut parts = text.split_whitespace().map(str::parse::<u64>);
+                match (parts.next(), parts.next()) {
+                    (Some(Ok(file)), Some(Ok(offset))) => Ok(Cursor { file, offset }),
+                    _ => Err(SyncError::Corrupt { path, message: "expected \"FILE OFFSET\"".into() }),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Cursor::default()),
+            Err(e) => Err(SyncError::File { path, error: e }),
+        }
+    }
+}
+
+/// Bytes of the spool in `spool_dir` not yet delivered, by the cursor saved in `state_dir`.
+pub fn backlog(spool_dir: &Path, state_dir: &Path) -> Result<u64, SyncError> {
+    let cursor = Cursor::load(state_dir)?;
+    let files = spool::files(spool_dir).map_err(|e| SyncError::File { path: spool_dir.to_owned(), error: e })?;
+    let mut bytes = 0u64;
+    for (number, path) in files.iter().filter(|(n, _)| *n >= cursor.file) {
+        // A file rotated away meanwhile is simply not counted.
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        bytes += if *number == cursor.file { size.saturating_sub(cursor.offset) } else { size };
+    }
+    Ok(bytes)
+}
+
 /// Sends the spool's events.
 pub struct Uploader {
     enrollment: Enrollment,
@@ -616,18 +647,7 @@ impl Uploader {
     /// An uploader that resumes from the saved cursor.
     pub fn new(enrollment: Enrollment, spool_dir: &Path, state_dir: &Path) -> Result<Uploader, SyncError> {
         let http = http(enrollment.server_ca_pem.as_deref(), Duration::from_secs(60))?;
-        let path = state_dir.join(CURSOR_FILE);
-        let cursor = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let mut parts = text.split_whitespace().map(str::parse::<u64>);
-                match (parts.next(), parts.next()) {
-                    (Some(Ok(file)), Some(Ok(offset))) => Cursor { file, offset },
-                    _ => return Err(SyncError::Corrupt { path, message: "expected \"FILE OFFSET\"".into() }),
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Cursor::default(),
-            Err(e) => return Err(SyncError::File { path, error: e }),
-        };
+        let cursor = Cursor::load(state_dir)?;
         Ok(Uploader {
             enrollment,
             spool_dir: spool_dir.to_owned(),

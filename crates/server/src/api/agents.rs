@@ -3,6 +3,7 @@
 
 use crate::AppState;
 use crate::error::{AppError, AppJson, ErrorBody};
+use crate::metrics::EventOutcome;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -158,7 +159,16 @@ pub(crate) async fn poll(
         if state.hub.version(&state.store, agent.org_id).await? > req.after {
             let compiled = state.hub.compiled(&state.store, agent.org_id).await?;
             if compiled.version > req.after {
-                return bundle(&state, &agent, &compiled).await;
+                let sent = bundle(&state, &agent, &compiled).await;
+                // A change reaching an agent that enforced an older version (not a first
+                // fetch, which has nothing to catch up with).
+                if sent.is_ok()
+                    && req.after > 0
+                    && let Some(lag) = state.hub.learned_ago(agent.org_id, compiled.version)
+                {
+                    state.metrics.propagated(lag);
+                }
+                return sent;
             }
         }
         match tokio::time::timeout_at(deadline, ticks.changed()).await {
@@ -235,7 +245,10 @@ pub(crate) async fn events(
     if batch.hits.len() > MAX_HITS {
         return Err(AppError::BadRequest(format!("at most {MAX_HITS} policy hit entries per batch")));
     }
-    state.hub.quota(agent.computer_id, crate::hub::Quota::Events, batch.events.len() as u64)?;
+    if let Err(e) = state.hub.quota(agent.computer_id, crate::hub::Quota::Events, batch.events.len() as u64) {
+        state.metrics.events(EventOutcome::OverQuota, batch.events.len() as u64);
+        return Err(e);
+    }
     let received = now_ms();
     let mut rows = Vec::with_capacity(batch.events.len());
     let mut refused = Vec::new();
@@ -261,6 +274,9 @@ pub(crate) async fn events(
         );
     }
     let (stored, duplicates) = state.store.insert_events(agent.org_id, agent.computer_id, &rows).await?;
+    state.metrics.events(EventOutcome::Stored, stored);
+    state.metrics.events(EventOutcome::Duplicate, duplicates);
+    state.metrics.events(EventOutcome::Refused, refused.len() as u64);
     if !batch.hits.is_empty() {
         let hits: Vec<PolicyHit> =
             batch.hits.into_iter().map(|h| PolicyHit { policy: bounded_text(&h.policy, 200), ..h }).collect();
