@@ -123,6 +123,11 @@ pub struct ServerArgs {
     /// HTTP, no login: keep it on loopback or a management network) [default: none].
     #[arg(long, value_name = "ADDR:PORT", env = "PORTCULLIS_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Let organizations forward events to loopback, private and other internal addresses
+    /// (refused by default: a destination is an organization admin's input, and the server
+    /// would connect wherever it points).
+    #[arg(long, env = "PORTCULLIS_FORWARD_TO_PRIVATE")]
+    pub forward_to_private: bool,
     /// TLS certificate (PEM). Without it, one is generated on first start into --tls-dir.
     #[arg(long, env = "PORTCULLIS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,

@@ -460,6 +460,12 @@ async fn serve(store: Store, a: &ServerArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    // Forwarding to SIEMs and retention, in this process (several servers share the work
+    // through leases).
+    portcullis_server::background::start(
+        state.store.clone(),
+        portcullis_server::background::Background { forward_to_private: a.forward_to_private, ..Default::default() },
+    );
     let app = portcullis_server::app(state);
     let handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let shutdown = handle.clone();

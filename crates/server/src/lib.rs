@@ -13,6 +13,7 @@
 
 mod api;
 pub mod auth;
+pub mod background;
 mod console;
 pub mod error;
 pub mod hub;

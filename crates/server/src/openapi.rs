@@ -2,7 +2,8 @@
 //! handlers' own annotations so it cannot drift from the routes (a test compares them).
 
 use crate::api::{
-    accounts, agents, applications, baseline, blocklists, computers, events, exports, policies, requests, ringfences,
+    accounts, agents, applications, baseline, blocklists, computers, events, exports, forwarding, policies, requests,
+    ringfences,
 };
 use crate::error::ErrorBody;
 use portcullis_policy_file::document::{
@@ -41,6 +42,8 @@ on every change. Agents use their own credential."
         blocklists::add_hashes, blocklists::set_blocklist_rules, blocklists::approve, blocklists::revoke,
         blocklists::delete_blocklist,
         events::preview, events::events, events::event, events::policy_from_event,
+        forwarding::forwarders, forwarding::create_forwarder, forwarding::update_forwarder,
+        forwarding::delete_forwarder, forwarding::retention, forwarding::set_retention,
         baseline::proposal, baseline::accept, requests::requests, requests::decide, exports::export, exports::file,
         agents::enroll, agents::poll, agents::events, agents::packages, agents::bypass_key, agents::requests,
         agents::captures,
@@ -54,7 +57,7 @@ on every change. Agents use their own credential."
         (name = "accounts", description = "Sessions, tokens, users, the audit log"),
         (name = "model", description = "Settings, groups, computers, applications, ringfence profiles, the ordered policy list"),
         (name = "blocklists", description = "Blocklist packages: paste → extract → preview → bulk add, metadata rules, approvals"),
-        (name = "events", description = "Events from agents, the \"what would happen\" preview, policies made from events"),
+        (name = "events", description = "Events from agents, the \"what would happen\" preview, policies made from events, forwarding to a SIEM, retention"),
         (name = "hygiene", description = "Unused policies"),
         (name = "agents", description = "Enrollment, the signed policy bundle (long-poll), event batches"),
     )

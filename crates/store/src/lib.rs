@@ -15,6 +15,7 @@ mod agents;
 mod audit;
 mod backup;
 mod events;
+mod forwarding;
 mod model;
 mod requests;
 mod secrets;
@@ -28,6 +29,9 @@ pub use agents::{AgentIdentity, Enrolled, Enrollment, MAX_PENDING, PendingRow, S
 pub use audit::AuditEntry;
 pub use backup::VersionJump;
 pub use events::{EventFields, EventFilter, EventRow, NewEvent};
+pub use forwarding::{
+    BoolFlag, ForwardEvent, ForwarderJob, ForwarderRow, ForwarderSpec, Retention, SETTLE_MS, TokenChange,
+};
 pub use model::{
     ApplicationRow, ApprovalRow, BUILTIN_REPORTED_POLICY, BlocklistRow, Change, ComputerRow, GroupRow, MAX_HITS, Move,
     PackageRow, PolicyRow, RingfenceRow, SealReport,

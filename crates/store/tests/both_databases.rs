@@ -467,3 +467,179 @@ async fn a_sqlite_backup_opens_whole_and_a_restore_moves_versions_past_the_agent
     assert!(matches!(pg.backup_to(&none).await, Err(StoreError::Invalid(_))));
     assert!(!none.exists());
 }
+
+// ----- forwarding and retention --------------------------------------------------------
+
+/// An organization with one enrolled computer; its id and the computer's.
+async fn org_with_computer(store: &Store, name: &str) -> (i64, i64) {
+    let org = store.create_organization(&unique(name)).await.unwrap();
+    let change = Change { org_id: org, actor: "user alice" };
+    let group = store.create_group(change, &GroupDoc { path: "Linux".into(), ..Default::default() }).await.unwrap();
+    let token = store.rotate_enrollment_token(change, group, TokenLimits::default()).await.unwrap();
+    let e = Enrollment {
+        token: &token,
+        hostname: "web-01",
+        os: "linux",
+        host_json: "{}",
+        agent_version: "0.1.0",
+        current_credential: None,
+        credential: None,
+    };
+    match store.enroll(&e).await.unwrap() {
+        Enrolled::Active { identity, .. } => (org, identity.computer_id),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn numbered_events(from: usize, n: usize) -> Vec<NewEvent> {
+    (from..from + n)
+        .map(|i| NewEvent {
+            key: format!("k{i}"),
+            fields: portcullis_store::EventFields {
+                at_ms: 1_000,
+                event: "deny".into(),
+                verdict: "deny".into(),
+                mode: "secured".into(),
+                reason: "denied".into(),
+                file_path: format!("/tmp/{i}"),
+                file_sha256: "ab".repeat(32),
+                file_kind: "elf-executable".into(),
+                record_json: format!("{{\"n\":{i}}}"),
+                ..Default::default()
+            },
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn forwarders_keep_a_sealed_token_and_a_cursor_moved_only_by_the_lease_holder() {
+    use portcullis_store::{ForwarderSpec, TokenChange};
+    each_backend(async |store: Store| {
+        let (org, computer) = org_with_computer(&store, "forward").await;
+        let change = Change { org_id: org, actor: "user alice" };
+        store.insert_events(org, computer, &numbered_events(0, 3)).await.unwrap();
+        let spec = |name: &str| ForwarderSpec {
+            name: name.into(),
+            url: "https://siem.example.com/in".into(),
+            ca_pem: None,
+            enabled: true,
+        };
+        let secret = "s3cret-token-value";
+        let old = store.create_forwarder(change, &spec("History"), Some(secret), true).await.unwrap();
+        let new = store.create_forwarder(change, &spec("New only"), None, false).await.unwrap();
+        assert!(matches!(
+            store.create_forwarder(change, &spec("New only"), None, false).await,
+            Err(StoreError::Exists { .. })
+        ));
+        let rows = store.forwarders(org).await.unwrap();
+        assert_eq!(
+            rows.iter().map(|r| (r.name.as_str(), r.backlog, r.has_token.0)).collect::<Vec<_>>(),
+            [("History", 3, true), ("New only", 0, false)]
+        );
+        // The token is in no row and no audit entry in clear.
+        let log = store.audit_log(org, 10).await.unwrap();
+        assert!(log.iter().all(|e| !format!("{e:?}").contains(secret)));
+        let jobs = store.forwarder_jobs().await.unwrap();
+        let job = jobs.iter().find(|j| j.id == old).unwrap();
+        assert_eq!(job.token, Ok(Some(secret.to_owned())));
+        // Renamed: the token still opens (it is bound to the name, and resealed).
+        store.update_forwarder(change, old, &spec("Renamed"), TokenChange::Keep).await.unwrap();
+        let jobs = store.forwarder_jobs().await.unwrap();
+        assert_eq!(jobs.iter().find(|j| j.id == old).unwrap().token, Ok(Some(secret.to_owned())));
+
+        // Fresh events wait for the settling time.
+        assert!(store.events_to_forward(org, 0, 10).await.unwrap().is_empty());
+        tokio::time::sleep(std::time::Duration::from_millis(portcullis_store::SETTLE_MS as u64 + 200)).await;
+        let batch = store.events_to_forward(org, 0, 2).await.unwrap();
+        assert_eq!(batch.iter().map(|e| e.computer.as_str()).collect::<Vec<_>>(), ["web-01", "web-01"]);
+        // One lease at a time; only its holder moves the cursor, and never backwards.
+        let far = portcullis_store::now_ms() + 60_000;
+        assert!(store.lease_forwarder(old, "server A", far).await.unwrap());
+        assert!(!store.lease_forwarder(old, "server B", far).await.unwrap());
+        assert!(!store.forwarded(old, "server B", batch[1].id, 2).await.unwrap());
+        assert!(store.forwarded(old, "server A", batch[1].id, 2).await.unwrap());
+        assert!(!store.forwarded(old, "server A", batch[0].id, 1).await.unwrap(), "not backwards");
+        store.forward_failed(old, "server A", &"x".repeat(10_000)).await.unwrap();
+        let row = store.forwarder(org, old).await.unwrap();
+        assert_eq!((row.cursor_id, row.sent, row.backlog), (batch[1].id, 2, 1));
+        assert_eq!(row.last_error.unwrap().len(), 500);
+        // An expired lease can be taken over; a disabled destination cannot be leased.
+        assert!(store.lease_forwarder(new, "server A", 0).await.unwrap());
+        assert!(store.lease_forwarder(new, "server B", far).await.unwrap());
+        let off = ForwarderSpec { enabled: false, ..spec("New only") };
+        store.update_forwarder(change, new, &off, TokenChange::Set("t2".into())).await.unwrap();
+        assert!(!store.lease_forwarder(new, "server B", far).await.unwrap());
+        assert!(store.forwarder_jobs().await.unwrap().iter().all(|j| j.id != new));
+        // Another organization sees and changes none of it.
+        let (other, _) = org_with_computer(&store, "other").await;
+        assert!(store.forwarders(other).await.unwrap().is_empty());
+        let theirs = Change { org_id: other, actor: "user mallory" };
+        assert!(matches!(store.delete_forwarder(theirs, old).await, Err(StoreError::NotFound(_))));
+        store.delete_forwarder(change, old).await.unwrap();
+        assert_eq!(store.forwarders(org).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retention_by_count_and_age_keeps_what_a_destination_has_not_received_and_lets_writers_in() {
+    use portcullis_store::{ForwarderSpec, Retention};
+    each_backend(async |store: Store| {
+        let (org, computer) = org_with_computer(&store, "retain").await;
+        let change = Change { org_id: org, actor: "user alice" };
+        for chunk in 0..10 {
+            store.insert_events(org, computer, &numbered_events(chunk * 500, 500)).await.unwrap();
+        }
+        let count = async |store: &Store| {
+            store.events(org, &EventFilter { limit: 1000, ..Default::default() }).await.unwrap().len()
+        };
+        let now = portcullis_store::now_ms();
+        assert_eq!(store.prune_events(org, now, 100).await.unwrap(), 0, "no retention set: nothing goes");
+        store.set_retention(change, Retention { days: None, events: Some(4_000) }).await.unwrap();
+        // A writer keeps inserting while the prune runs in small transactions: some of its
+        // inserts finish before the prune does.
+        let pruned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (store, pruned) = (store.clone(), pruned.clone());
+            tokio::spawn(async move {
+                let mut during = 0;
+                for i in 0..50 {
+                    store.insert_events(org, computer, &numbered_events(100_000 + i, 1)).await.unwrap();
+                    during += u32::from(!pruned.load(std::sync::atomic::Ordering::SeqCst));
+                }
+                during
+            })
+        };
+        let deleted = store.prune_events(org, now, 50).await.unwrap();
+        pruned.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(writer.await.unwrap() > 0, "no insert finished while the prune ran");
+        assert!((1_000..=1_050).contains(&deleted), "{deleted}");
+        // The newest are kept: the last inserted is still there.
+        let newest = store.events(org, &EventFilter { limit: 1, ..Default::default() }).await.unwrap();
+        assert_eq!(newest[0].fields.file_path, "/tmp/100049");
+
+        // A destination that has received nothing holds everything back.
+        let spec = ForwarderSpec { name: "SIEM".into(), url: "https://siem.example.com".into(), ..Default::default() };
+        let spec = ForwarderSpec { enabled: true, ..spec };
+        store.create_forwarder(change, &spec, None, true).await.unwrap();
+        store.set_retention(change, Retention { days: Some(1), events: Some(10) }).await.unwrap();
+        let two_days_on = now + 2 * 86_400_000;
+        assert_eq!(store.prune_events(org, two_days_on, 100).await.unwrap(), 0);
+        // Disabled: age applies, and nothing is left.
+        store
+            .update_forwarder(
+                change,
+                store.forwarders(org).await.unwrap()[0].id,
+                &ForwarderSpec { enabled: false, ..spec },
+                portcullis_store::TokenChange::Keep,
+            )
+            .await
+            .unwrap();
+        assert!(store.prune_events(org, now, 100).await.unwrap() >= 4_000);
+        assert_eq!(count(&store).await, 10, "by count, ten are left");
+        assert_eq!(store.prune_events(org, two_days_on, 100).await.unwrap(), 10, "by age, all go");
+        assert_eq!(store.retention(org).await.unwrap(), Retention { days: Some(1), events: Some(10) });
+        assert_eq!(store.retentions().await.unwrap().iter().filter(|(o, _)| *o == org).count(), 1);
+    })
+    .await;
+}

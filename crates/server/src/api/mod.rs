@@ -10,6 +10,7 @@ pub(crate) mod blocklists;
 pub(crate) mod computers;
 pub(crate) mod events;
 pub(crate) mod exports;
+pub(crate) mod forwarding;
 pub(crate) mod policies;
 pub(crate) mod requests;
 pub(crate) mod ringfences;
@@ -28,6 +29,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(blocklists::router())
         .merge(computers::router())
         .merge(events::router())
+        .merge(forwarding::router())
         .merge(exports::router())
         .merge(policies::router())
         .merge(requests::router())

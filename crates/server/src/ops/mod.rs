@@ -16,6 +16,7 @@ pub(crate) mod captures;
 pub(crate) mod computers;
 pub(crate) mod events;
 pub(crate) mod exports;
+pub(crate) mod forwarding;
 pub(crate) mod policies;
 pub(crate) mod requests;
 pub(crate) mod ringfences;
