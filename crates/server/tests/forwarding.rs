@@ -373,3 +373,47 @@ async fn destinations_and_retention_are_checked_admins_only_and_internal_address
     assert!(log.iter().any(|e| e.object == "event retention"));
     assert!(log.iter().filter(|e| e.object == "forwarding destination SIEM").count() >= 3);
 }
+
+#[tokio::test]
+async fn the_forwarding_page_adds_pauses_and_removes_destinations_and_sets_retention() {
+    use axum::body::Body;
+    use axum::http::header;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/server.db", dir.path().display()), test_keys()).await.unwrap();
+    let org = org_with_users(&store).await;
+    let admin = Client::login(&store, &org.name, "admin", "admin-password").await;
+    let auditor = Client::login(&store, &org.name, "auditor", "auditor-password").await;
+    let post = async |c: &Client, path: &str, fields: &str| {
+        let form = format!("_csrf={}&{fields}", c.csrf.as_deref().unwrap());
+        let r = c.send("POST", path, Some(Body::from(form)), "application/x-www-form-urlencoded", false).await;
+        r.headers.get(header::LOCATION).unwrap().to_str().unwrap().to_owned()
+    };
+    let to =
+        post(&admin, "/forwarding/new", "name=%3Cscript%3ESIEM&url=syslog%2Btls%3A%2F%2Fsiem.example.com&from_start=1")
+            .await;
+    assert!(to.starts_with("/forwarding?ok="), "{to}");
+    let to = post(&auditor, "/forwarding/new", "name=Mine&url=https%3A%2F%2Fexample.com%2F").await;
+    assert!(to.contains("error=") && to.contains("auditor"), "{to}");
+    let to = post(&admin, "/forwarding/new", "name=Bad&url=syslog%2Btcp%3A%2F%2Fh%3A1&token=x").await;
+    assert!(to.contains("error=") && to.contains("token"), "{to}");
+    let page = admin.get("/forwarding").await;
+    let html = String::from_utf8_lossy(&page.bytes);
+    assert!(html.contains("&#60;script&#62;SIEM") && !html.contains("<script>SIEM"), "escaped name: {html}");
+    assert!(html.contains("syslog+tls://siem.example.com") && html.contains("sending"), "{html}");
+    let id = admin.get("/api/forwarders").await.body[0]["id"].as_i64().unwrap();
+    let to = post(&admin, &format!("/forwarding/{id}/switch"), "").await;
+    assert!(to.contains("paused"), "{to}");
+    assert_eq!(admin.get("/api/forwarders").await.body[0]["enabled"], false);
+    for (fields, expect) in [("days=abc&events=", "whole number"), ("days=0&events=", "from 1")] {
+        let to = post(&admin, "/forwarding/retention", fields).await;
+        assert!(to.contains("error=") && to.contains(&expect.replace(" ", "%20")), "{fields}: {to}");
+    }
+    let to = post(&admin, "/forwarding/retention", "days=90&events=").await;
+    assert!(to.starts_with("/forwarding?ok="), "{to}");
+    assert_eq!(admin.get("/api/retention").await.body, json!({"days": 90, "events": null}));
+    let html = String::from_utf8_lossy(&admin.get("/forwarding").await.bytes).into_owned();
+    assert!(html.contains("name=\"days\" value=\"90\""), "{html}");
+    let to = post(&admin, &format!("/forwarding/{id}/delete"), "").await;
+    assert!(to.starts_with("/forwarding?ok="), "{to}");
+    assert_eq!(admin.get("/api/forwarders").await.body, json!([]));
+}

@@ -35,6 +35,7 @@ mod blocklists;
 mod computers;
 mod events;
 mod exports;
+mod forwarding;
 mod hygiene;
 mod login;
 mod policies;
@@ -53,6 +54,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(computers::router())
         .merge(events::router())
         .merge(exports::router())
+        .merge(forwarding::router())
         .merge(hygiene::router())
         .merge(login::router())
         .merge(policies::router())
@@ -155,7 +157,7 @@ impl Page {
         href == self.current
     }
 
-    fn nav(&self) -> [(&'static str, &'static str); 12] {
+    fn nav(&self) -> [(&'static str, &'static str); 13] {
         [
             ("/policies", "Policies"),
             ("/applications", "Applications"),
@@ -166,6 +168,7 @@ impl Page {
             ("/requests", "Requests"),
             ("/preview", "What would happen"),
             ("/exports", "Exports"),
+            ("/forwarding", "Forwarding"),
             ("/hygiene", "Unused policies"),
             ("/audit", "Audit log"),
             ("/accounts", "Accounts"),
