@@ -35,6 +35,7 @@
 
 pub mod bypass;
 pub mod classify;
+pub mod clock;
 pub mod dns;
 mod facts;
 mod fence_threads;

@@ -490,9 +490,9 @@ pub(crate) fn event_time() -> String {
     now.round(jiff::Unit::Millisecond).unwrap_or(now).to_string()
 }
 
-/// Now, for the engine.
+/// Now, for the engine: the server's time as this computer knows it ([`crate::clock`]).
 pub(crate) fn now() -> Timestamp {
-    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64))
+    Timestamp(crate::clock::now_s())
 }
 
 #[cfg(test)]

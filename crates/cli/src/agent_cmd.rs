@@ -113,6 +113,47 @@ impl ServerSync {
     }
 }
 
+/// Judge policies at the server's time: the difference kept from the last run at once, then
+/// the one measured at each answer (kept again when it moves).
+fn follow_server_clock(poller: &mut portcullis_sync::Poller, state: &Path) {
+    use portcullis_agent::clock;
+    let kept = clock::load(state);
+    if kept != 0 {
+        clock::set_offset(kept);
+        tracing::warn!(
+            "judging policies at the server's time: this computer's clock is {} (kept from the last run)",
+            skew_text(kept)
+        );
+    }
+    let state = state.to_owned();
+    poller.on_server_time(move |server_s| {
+        let offset = clock::offset_between(server_s, clock::local_s());
+        if clock::set_offset(offset) {
+            if offset == 0 {
+                tracing::info!("this computer's clock agrees with the server's again");
+            } else {
+                tracing::warn!(
+                    "this computer's clock is {}; expiries, Learning and Installation deadlines and bypass codes follow \
+                     the server's time",
+                    skew_text(offset)
+                );
+            }
+            if let Err(e) = clock::save(&state, offset) {
+                tracing::warn!("keeping the clock difference in {}: {e}", state.display());
+            }
+        }
+    });
+}
+
+/// "3600 s behind the server's" / "… ahead of …".
+fn skew_text(offset: i64) -> String {
+    if offset > 0 {
+        format!("{offset} s behind the server's")
+    } else {
+        format!("{} s ahead of the server's", offset.unsigned_abs())
+    }
+}
+
 /// This agent's key for offline bypass codes: made once (random), kept in the state directory
 /// for root only, sent to the server at each start.
 fn bypass_key(state: &Path) -> anyhow::Result<[u8; 32]> {
@@ -237,6 +278,7 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
     let check: portcullis_sync::BundleCheck = Box::new(|v| bundle_engine(v).map(|_| ()));
     let mut poller = portcullis_sync::Poller::new(enrollment.clone(), state, saved.unwrap_or(0), host, check)
         .or_exit(AGENT_START, "cannot follow the server")?;
+    follow_server_clock(&mut poller, state);
     if saved.is_none() {
         // Nothing to enforce yet: the first bundle must come now (after an administrator
         // accepted a pending enrollment, if it is one).

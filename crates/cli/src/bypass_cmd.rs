@@ -4,10 +4,12 @@ use crate::args::BypassArgs;
 use crate::exit::{BYPASS_REFUSED, OrExit, UNREADABLE, fail};
 use portcullis_agent::bypass::{self, BypassConfig, BypassResult, BypassState};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-fn now_s() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+/// The time the agent judges codes at: this computer's clock corrected by the difference to
+/// the server's that the agent keeps in its state directory.
+fn now_s(state_dir: &std::path::Path) -> i64 {
+    portcullis_agent::clock::local_s().saturating_add(portcullis_agent::clock::load(state_dir))
 }
 
 fn when(s: i64) -> String {
@@ -19,7 +21,7 @@ pub fn run(a: BypassArgs) -> anyhow::Result<ExitCode> {
     let state =
         BypassState::load(dir).map_err(|e| fail(UNREADABLE, format!("the bypass state cannot be read: {e}")))?;
     if a.status {
-        let active = state.active(now_s());
+        let active = state.active(now_s(dir));
         if a.json {
             println!(
                 "{}",
@@ -50,7 +52,7 @@ pub fn run(a: BypassArgs) -> anyhow::Result<ExitCode> {
     let cfg = BypassConfig { state_dir: dir.clone(), key, computer: enrollment.computer.clone() };
     // Checked here first, so that a mistyped, expired or used code is said at once.
     let granted =
-        bypass::redeem(&cfg, &mut state.clone(), &code, now_s()).map_err(|e| fail(BYPASS_REFUSED, e.to_string()))?;
+        bypass::redeem(&cfg, &mut state.clone(), &code, now_s(dir)).map_err(|e| fail(BYPASS_REFUSED, e.to_string()))?;
     let result_path = dir.join(bypass::RESULT_FILE);
     let _ = std::fs::remove_file(&result_path);
     let request = dir.join(bypass::REQUEST_FILE);

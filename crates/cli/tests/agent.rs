@@ -78,6 +78,8 @@ action = "permit"
 struct Sandbox {
     dir: tempfile::TempDir,
     mnt: PathBuf,
+    /// Environment of the agent (and of the commands run as its host's tools).
+    agent_env: Vec<(String, String)>,
     agent: Option<Child>,
     watchdog: Option<mpsc::Sender<()>>,
     stderr_log: PathBuf,
@@ -100,7 +102,7 @@ impl Sandbox {
             std::fs::copy(built().dir.join(f), mnt.join(f)).unwrap();
         }
         let stderr_log = dir.path().join("agent.log");
-        Sandbox { mounts: vec![mnt.clone()], dir, mnt, agent: None, watchdog: None, stderr_log }
+        Sandbox { mounts: vec![mnt.clone()], dir, mnt, agent_env: Vec::new(), agent: None, watchdog: None, stderr_log }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -136,6 +138,7 @@ impl Sandbox {
             .args(["--spool", self.spool().to_str().unwrap(), "--ready-file", ready.to_str().unwrap()])
             .args(["--exit-after", &AGENT_WATCHDOG.as_secs().to_string(), "--log", "debug"])
             .args(extra_args)
+            .envs(self.agent_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -2462,4 +2465,94 @@ fn a_restored_backup_reaches_an_enrolled_agent_that_holds_a_newer_version() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(sb.stop().success());
+}
+
+/// libfaketime's environment: this process's clock `offset` away (`+1d`), the monotonic
+/// clock and file times left alone.
+fn faketime_env(offset: &str) -> Vec<(String, String)> {
+    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(Path::new(lib).exists(), "Debian's faketime (./x test installs it)");
+    [("LD_PRELOAD", lib), ("FAKETIME", offset), ("FAKETIME_DONT_FAKE_MONOTONIC", "1"), ("NO_FAKE_STAT", "1")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn an_agent_a_day_ahead_of_its_server_keeps_expiries_learning_deadlines_and_bypass_codes_on_the_servers_time() {
+    let mut sb = Sandbox::new();
+    sb.agent_env = faketime_env("+1d");
+    let dir = sb.dir.path().to_owned();
+    // Everything ends 30 s from now by the server's clock (this machine's), which is a day
+    // before the agent's: judged by the agent's own clock, all of it would be over already.
+    let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+    let fleet = Fleet::start(&dir, "Linux", None);
+    let settings = serde_json::json!({"mode": "learning", "until": deadline.to_string()});
+    let (status, body) = fleet.console.call("PUT", "/api/settings", Some(settings));
+    assert_eq!(status, 204, "{body}");
+    let hash = sha256(&sb.path("blocked"));
+    fleet
+        .console
+        .post("/api/applications", serde_json::json!({"name": "Blocked build", "rules": [{"sha256": [hash]}]}));
+    fleet.console.post(
+        "/api/policies",
+        serde_json::json!({"name": "Deny blocked for now", "position": 0, "applications": ["Blocked build"],
+            "action": "deny", "expires": deadline.to_string()}),
+    );
+    let mnt = sb.mnt.to_str().unwrap().to_owned();
+    sb.start_from(&fleet.source(true), &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
+    assert!(sb.log().contains("s ahead of the server's"), "{}", sb.log());
+    assert_eq!(fs_text(&fleet.state.join("clock-offset")).trim().parse::<i64>().unwrap().abs() / 100, 864);
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+    assert_ran(&sb.run(sb.path("good"), &[], &[]), "good ran");
+    assert!(!sb.events_for(&sb.path("good"), "candidate").is_empty(), "Learning, by the server's clock");
+
+    // A code usable within the hour (the server's), issued now.
+    let (_, computers) = fleet.console.call("GET", "/api/computers", None);
+    let id = computers[0]["id"].as_i64().unwrap();
+    let t0 = Instant::now();
+    let code = loop {
+        let (status, v) = fleet.console.call(
+            "POST",
+            &format!("/api/computers/{id}/bypass-code"),
+            Some(serde_json::json!({"minutes": 5, "valid_hours": 1})),
+        );
+        if status == 201 {
+            break v["code"].as_str().unwrap().to_owned();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no bypass key registered: {v}\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+
+    // Offline, after a restart: the difference kept from the last run still applies.
+    let Fleet { server, state, .. } = fleet;
+    let offline: Vec<String> = {
+        let mut s = vec!["--server".to_owned(), server.url.clone(), "--server-ca".to_owned()];
+        s.push(server.cert.to_string_lossy().into_owned());
+        s.extend(["--state-dir".to_owned(), state.to_string_lossy().into_owned()]);
+        s
+    };
+    server.stop();
+    assert!(sb.stop().success());
+    sb.start_from(&offline, &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
+    assert!(sb.log().contains("kept from the last run"), "{}", sb.log());
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+
+    // The server's deadline passes: the deny has expired and Learning is over (Monitor).
+    let wait = deadline.duration_since(jiff::Timestamp::now()) + jiff::SignedDuration::from_secs(2);
+    std::thread::sleep(Duration::try_from(wait).unwrap_or_default());
+    assert_ran(&sb.run(sb.path("blocked"), &[], &[]), "blocked ran");
+    assert!(!sb.events_for(&sb.path("blocked"), "would-deny").is_empty(), "Monitor after Learning:\n{}", sb.log());
+
+    // The host's own tools share the host's clock, and the code is judged at the server's.
+    let bypass =
+        Command::new(bin()).args(["bypass", &code, "--state-dir"]).arg(&state).envs(sb.agent_env.clone()).output();
+    let bypass = bypass.unwrap();
+    assert!(bypass.status.success(), "{}\n{}", text(&bypass), sb.log());
+    assert!(text(&bypass).contains("Monitor mode until"), "{}", text(&bypass));
+    assert!(sb.stop().success());
+}
+
+fn fs_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -445,6 +445,8 @@ pub struct Poller {
     http: ureq::Agent,
     /// How long the server may hold a poll.
     pub wait: Duration,
+    /// Told the server's time (Unix seconds, from its `Date`) at each answer.
+    server_time: Option<Box<dyn Fn(i64) + Send>>,
 }
 
 impl Poller {
@@ -471,12 +473,19 @@ impl Poller {
             host: Some(host),
             http,
             wait,
+            server_time: None,
         })
     }
 
     /// The version enforced.
     pub fn version(&self) -> i64 {
         self.version
+    }
+
+    /// Call `tell` with the server's time (Unix seconds) at each answer to a poll (an
+    /// answer over TLS from the enrolled server; its `Date` header, to the second).
+    pub fn on_server_time(&mut self, tell: impl Fn(i64) + Send + 'static) {
+        self.server_time = Some(Box::new(tell));
     }
 
     /// Why the newest bundle received was refused, if it was.
@@ -500,6 +509,12 @@ impl Poller {
         let mut res = post_json(&self.http, &url, Some(&self.enrollment.credential), &req)?;
         // The server has the host now.
         self.host = None;
+        if let Some(tell) = &self.server_time
+            && let Some(date) = res.headers().get("date").and_then(|v| v.to_str().ok())
+            && let Ok(at) = jiff::fmt::rfc2822::parse(date)
+        {
+            tell(at.timestamp().as_second());
+        }
         if res.status().as_u16() == 204 {
             return Ok(None);
         }
