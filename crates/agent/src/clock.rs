@@ -40,14 +40,14 @@ pub fn offset_s() -> i64 {
 /// within the tolerance.
 pub fn offset_between(server_s: i64, local_s: i64) -> i64 {
     let d = server_s.saturating_sub(local_s);
-    if d.abs() <= TOLERANCE_S { 0 } else { d }
+    if d.unsigned_abs() <= TOLERANCE_S as u64 { 0 } else { d }
 }
 
 /// Correct by `offset` from now on; returns whether that changed it by more than the
 /// tolerance (worth saving and saying).
 pub fn set_offset(offset: i64) -> bool {
     let old = OFFSET_S.swap(offset, Ordering::Relaxed);
-    (old - offset).abs() > TOLERANCE_S || (old == 0) != (offset == 0)
+    old.abs_diff(offset) > TOLERANCE_S as u64 || (old == 0) != (offset == 0)
 }
 
 /// The difference kept in `state_dir` (0 if none or unreadable).
