@@ -86,7 +86,7 @@ pub fn run(config: Config, load: &PolicyLoader) -> Result<Summary, AgentError> {
         interpreters: RwLock::new(HashSet::new()),
         users: Users::default(),
         own_pid: std::process::id() as i32,
-        stats: Stats::default(),
+        stats: Stats { spool_dropped: config.events_lost.clone(), ..Stats::default() },
         stop: AtomicBool::new(false),
         fence_stop: AtomicBool::new(false),
         records: Mutex::new(records_tx),

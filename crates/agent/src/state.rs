@@ -76,6 +76,8 @@ pub struct Config {
     pub ready_file: Option<PathBuf>,
     /// File versions kept in the identity cache.
     pub cache_capacity: usize,
+    /// Counts the events the spool could not keep (shared with whoever reports them).
+    pub events_lost: Arc<AtomicU64>,
     /// The Prometheus endpoint, if one is wanted.
     pub metrics: Option<crate::metrics::MetricsConfig>,
     /// DNS server for ringfence domains; `None` uses `/etc/resolv.conf`.

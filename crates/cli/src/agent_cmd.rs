@@ -45,6 +45,8 @@ struct Source {
 struct ServerSync {
     poller: portcullis_sync::Poller,
     uploader: portcullis_sync::Uploader,
+    /// Events the spool could not keep: counted by the agent, reported by the poller.
+    events_lost: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ServerSync {
@@ -316,7 +318,11 @@ fn server_source(a: &AgentArgs, server: &str) -> anyhow::Result<Source> {
         policy: bundle_path,
         computer: Some(enrollment.computer.clone()),
         loader,
-        sync: Some(ServerSync { poller, uploader }),
+        sync: Some({
+            let events_lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            poller.report_losses(events_lost.clone());
+            ServerSync { poller, uploader, events_lost }
+        }),
         captures: Some(Arc::new(portcullis_agent::install::Captures::open(state))),
         // Requests go to the server: without one there is nobody to ask.
         user_box: match portcullis_agent::userbox::UserBox::open(&a.user_dir, state) {
@@ -394,6 +400,7 @@ pub fn run(a: AgentArgs) -> anyhow::Result<ExitCode> {
         ready_file: a.ready_file.clone(),
         cache_capacity: 1 << 20,
         resolver: a.resolver,
+        events_lost: source.sync.as_ref().map_or_else(Default::default, |s| s.events_lost.clone()),
         metrics: a.metrics_listen.map(|listen| portcullis_agent::metrics::MetricsConfig {
             listen,
             backlog: source.sync.is_some().then(|| {

@@ -2556,3 +2556,72 @@ fn an_agent_a_day_ahead_of_its_server_keeps_expiries_learning_deadlines_and_bypa
 fn fs_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+#[test]
+fn a_full_spool_filesystem_loses_events_not_enforcement_and_the_loss_reaches_the_console() {
+    let mut sb = Sandbox::new();
+    // The spool on a filesystem of its own, 256 KiB.
+    let spool = sb.spool();
+    std::fs::create_dir_all(&spool).unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&spool).status().unwrap();
+    assert!(st.success());
+    sb.mounts.push(spool.clone());
+    let dir = sb.dir.path().to_owned();
+    let fleet = Fleet::start(&dir, "Linux", Some("secured"));
+    permit_sandbox(&fleet.console, &sb);
+    deny_blocked_build(&fleet.console, &sb);
+    let mnt = sb.mnt.to_str().unwrap().to_owned();
+    sb.start_from(&fleet.source(true), &["--mark-under", &mnt, "--no-protect"], &["--no-package-trust"]);
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+    fleet.console.wait_for_list("/api/events?verdict=deny&file=blocked", 1, Duration::from_secs(15));
+
+    // Fill it up.
+    let filler = spool.join("filler");
+    let dd = Command::new("dd").arg("if=/dev/zero").arg(format!("of={}", filler.display())).args(["bs=4k"]).output();
+    assert!(!dd.unwrap().status.success(), "dd stops at a full filesystem");
+    for _ in 0..5 {
+        assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+        assert_ran(&sb.run(sb.path("good"), &[], &[]), "good ran");
+    }
+    let t0 = Instant::now();
+    while !sb.log().contains("events are in this log only") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no spool error logged:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The agent tells the server with its next poll (within half a minute).
+    let t0 = Instant::now();
+    let lost = loop {
+        let (_, computers) = fleet.console.call("GET", "/api/computers", None);
+        let lost = computers[0]["events_lost"].as_i64().unwrap();
+        // The spool file's last page may still take a record or two.
+        if lost >= 3 {
+            break lost;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(45), "events_lost {lost}:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // No torn line was left behind: every line of the spool is an event.
+    for f in portcullis_agent::spool::files(&spool).unwrap() {
+        let text = std::fs::read_to_string(&f.1).unwrap();
+        for line in text.lines() {
+            assert!(serde_json::from_str::<Value>(line).is_ok(), "a torn line in {}: {line:?}", f.1.display());
+        }
+    }
+
+    // Space again: events are kept and delivered; the loss stays counted, not doubled.
+    std::fs::remove_file(&filler).unwrap();
+    let before = fleet.console.call("GET", "/api/events?verdict=deny&file=blocked", None).1.as_array().unwrap().len();
+    assert_blocked(&sb.run(sb.path("blocked"), &[], &[]));
+    let after =
+        fleet.console.wait_for_list("/api/events?verdict=deny&file=blocked", before + 1, Duration::from_secs(20));
+    assert_eq!(after.len(), before + 1, "{}", sb.log());
+    assert!(sb.log().contains("event spool writable again"), "{}", sb.log());
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, computers) = fleet.console.call("GET", "/api/computers", None);
+    assert_eq!(computers[0]["events_lost"].as_i64().unwrap(), lost);
+    // Every deny is accounted for: delivered, or counted as lost (1 before, 5 while full, 1
+    // after).
+    let (_, delivered) = fleet.console.call("GET", "/api/events?verdict=deny&file=blocked", None);
+    assert_eq!(delivered.as_array().unwrap().len() as i64 + lost, 7, "{}", sb.log());
+    assert!(sb.stop().success());
+}

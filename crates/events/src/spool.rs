@@ -80,7 +80,12 @@ impl Spool {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
-        self.file.write_all(&buf)?;
+        if let Err(e) = self.file.write_all(&buf) {
+            // A full filesystem takes part of a line: cut it off again, so the next record
+            // starts on a line of its own instead of completing a torn one.
+            let _ = self.file.set_len(self.written);
+            return Err(e);
+        }
         self.written += buf.len() as u64;
         if self.last_sync.elapsed() > Duration::from_secs(5) {
             self.sync()?;

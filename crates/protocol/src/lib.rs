@@ -238,6 +238,14 @@ pub struct PollRequest {
     /// organization or computer); the agent keeps enforcing `after`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_error: Option<String>,
+    /// Events the agent could not keep (its spool's filesystem full or failing) since it last
+    /// reported them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_lost: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The signed part of a bundle.

@@ -154,11 +154,14 @@ impl SyncHub {
     }
 
     /// Note an agent's contact; written with the others within [`SEEN_FLUSH`]. A host
-    /// report is kept until written even if later polls come without one.
+    /// report is kept until written even if later polls come without one, and losses
+    /// reported meanwhile add up.
     pub fn seen(&self, seen: Seen) {
         let mut map = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let host = seen.host.clone().or_else(|| map.get(&seen.computer_id).and_then(|s| s.host.clone()));
-        map.insert(seen.computer_id, Seen { host, ..seen });
+        let earlier = map.get(&seen.computer_id);
+        let host = seen.host.clone().or_else(|| earlier.and_then(|s| s.host.clone()));
+        let events_lost = seen.events_lost.saturating_add(earlier.map_or(0, |s| s.events_lost));
+        map.insert(seen.computer_id, Seen { host, events_lost, ..seen });
     }
 
     /// Count `n` against one agent's per-minute quota; refused (429) when it is used up,

@@ -425,6 +425,7 @@ async fn preflight(
         bundle_version: computer.bundle_version,
         host: Some((host(had.as_deref()), format!("santa {version}"))),
         bundle_error: None,
+        events_lost: 0,
     };
     state.store.agents_seen(&[seen]).await.map_err(store_error)?;
     Ok(reply(&PreflightResponse {
@@ -500,6 +501,7 @@ async fn ruledownload(state: &AppState, agent: &AgentIdentity, bytes: &[u8]) -> 
             bundle_version: version,
             host: Some((host.to_string(), computer.agent_version.unwrap_or_default())),
             bundle_error: None,
+            events_lost: 0,
         };
         state.store.agents_seen(&[seen]).await.map_err(store_error)?;
     }

@@ -107,6 +107,8 @@ pub struct Seen {
     pub host: Option<(String, String)>,
     /// Why the agent refused the last bundle (none: it enforces what it was sent).
     pub bundle_error: Option<String>,
+    /// Events it could not keep since it last said so (added up).
+    pub events_lost: u64,
 }
 
 /// An enrollment token's limits.
@@ -476,6 +478,13 @@ impl Store {
                 .bind(s.computer_id)
                 .execute(&mut *tx)
                 .await?;
+            if s.events_lost > 0 {
+                sqlx::query("UPDATE computers SET events_lost = events_lost + $1 WHERE id = $2")
+                    .bind(i64::try_from(s.events_lost).unwrap_or(i64::MAX))
+                    .bind(s.computer_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some((host_json, agent_version)) = &s.host {
                 sqlx::query("UPDATE computers SET host_json = $1, agent_version = $2 WHERE id = $3")
                     .bind(host_json)

@@ -226,6 +226,7 @@ async fn agents_enroll_with_a_group_token_and_deliver_each_event_once() {
             bundle_version: 7,
             host: Some(("{}".into(), "9.9".into())),
             bundle_error: None,
+            events_lost: 0,
         };
         store.agents_seen(&[seen]).await.unwrap();
         let c = &store.computers(org).await.unwrap()[0];

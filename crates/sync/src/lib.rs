@@ -447,6 +447,8 @@ pub struct Poller {
     pub wait: Duration,
     /// Told the server's time (Unix seconds, from its `Date`) at each answer.
     server_time: Option<Box<dyn Fn(i64) + Send>>,
+    /// Events the agent could not keep so far, and how many of them the server was told of.
+    lost: Option<(Arc<std::sync::atomic::AtomicU64>, u64)>,
 }
 
 impl Poller {
@@ -474,12 +476,19 @@ impl Poller {
             http,
             wait,
             server_time: None,
+            lost: None,
         })
     }
 
     /// The version enforced.
     pub fn version(&self) -> i64 {
         self.version
+    }
+
+    /// Report the events counted by `lost` (ones the agent could not keep) with each poll,
+    /// each once.
+    pub fn report_losses(&mut self, lost: Arc<std::sync::atomic::AtomicU64>) {
+        self.lost = Some((lost, 0));
     }
 
     /// Call `tell` with the server's time (Unix seconds) at each answer to a poll (an
@@ -505,8 +514,16 @@ impl Poller {
             wait_s: Some(wait.as_secs()),
             enforcing: (after != self.version).then_some(self.version),
             bundle_error: self.refused.as_ref().map(|(_, e)| e.clone()).or_else(|| self.unverified.clone()),
+            events_lost: 0,
         };
+        let lost_now =
+            self.lost.as_ref().map(|(count, told)| (count.load(std::sync::atomic::Ordering::Relaxed), *told));
+        let req = PollRequest { events_lost: lost_now.map_or(0, |(now, told)| now.saturating_sub(told)), ..req };
         let mut res = post_json(&self.http, &url, Some(&self.enrollment.credential), &req)?;
+        // The server has the count now.
+        if let (Some((_, told)), Some((now, _))) = (self.lost.as_mut(), lost_now) {
+            *told = now;
+        }
         // The server has the host now.
         self.host = None;
         if let Some(tell) = &self.server_time

@@ -31,6 +31,8 @@ pub const MAX_HITS: usize = 1000;
 pub const MAX_EVENT_FIELD: usize = 4096;
 /// Event times more than this far in the future are taken as the time they arrived.
 pub const MAX_CLOCK_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
+/// The most lost events one poll may report (more is counted as this many).
+pub const MAX_EVENTS_LOST: u64 = 1 << 32;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -149,6 +151,8 @@ pub(crate) async fn poll(
         bundle_version: req.enforcing.unwrap_or(req.after).clamp(0, req.after.max(0)),
         host,
         bundle_error: req.bundle_error.as_deref().map(|e| bounded_text(e, limits::BUNDLE_ERROR)),
+        // Bounded: a hostile agent cannot overflow the total (it can only claim losses).
+        events_lost: req.events_lost.min(MAX_EVENTS_LOST),
     });
     let wait = req.wait_s.map_or(MAX_WAIT, |s| Duration::from_secs(s).min(MAX_WAIT));
     let deadline = tokio::time::Instant::now() + wait;

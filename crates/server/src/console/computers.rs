@@ -86,6 +86,8 @@ struct ComputerRowView {
     /// Online but enforcing an older bundle than the latest (or refusing it).
     lags: bool,
     bundle_error: String,
+    /// Events its agent could not keep.
+    events_lost: i64,
     /// Packages its agent reported (`None`: none reported yet).
     packages: Option<i64>,
     /// Its learning baseline's page.
@@ -179,6 +181,7 @@ async fn computers_view(
                 online: c.online,
                 lags: c.online && (c.bundle_version < latest || c.bundle_error.is_some()),
                 bundle_error: c.bundle_error.clone().unwrap_or_default(),
+                events_lost: c.events_lost,
                 last_seen: when(c.last_seen_ms),
                 effective_mode: group_mode(c.doc.group.as_deref()),
                 window: window_text(c.doc.mode.as_deref(), c.doc.until.as_deref(), c.doc.capture_into.as_deref()),

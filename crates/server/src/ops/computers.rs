@@ -96,6 +96,8 @@ pub(crate) struct ComputerView {
     pub(crate) packages_ms: Option<i64>,
     /// How many packages it reported.
     pub(crate) package_count: i64,
+    /// Events its agent could not keep (its spool's filesystem full), as it reported them.
+    pub(crate) events_lost: i64,
 }
 
 impl ComputerView {
@@ -112,6 +114,7 @@ impl ComputerView {
             bundle_error: c.bundle_error,
             packages_ms: c.packages_ms,
             package_count: c.package_count,
+            events_lost: c.events_lost,
         }
     }
 }

@@ -24,3 +24,5 @@ ALTER TABLE org_state ADD COLUMN retention_days BIGINT;
 ALTER TABLE org_state ADD COLUMN retention_events BIGINT;
 -- Forwarding and retention walk an organization's events by id.
 CREATE INDEX events_org_id ON events (org_id, id);
+-- Events an agent could not keep (its spool's filesystem full), as it reported them.
+ALTER TABLE computers ADD COLUMN events_lost BIGINT NOT NULL DEFAULT 0;

@@ -26,10 +26,11 @@ impl Store {
             bundle_error: Option<String>,
             packages_ms: Option<i64>,
             package_count: i64,
+            events_lost: i64,
         }
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT c.id, c.name, g.path AS group_path, c.os, c.mode, c.mode_until, c.capture_into, c.host_json, \
-             c.agent_version, c.enrolled_ms, c.last_seen_ms, c.bundle_version, c.bundle_error, c.packages_ms, \
+             c.agent_version, c.enrolled_ms, c.last_seen_ms, c.bundle_version, c.bundle_error, c.packages_ms, c.events_lost, \
              (SELECT COUNT(*) FROM computer_packages p WHERE p.computer_id = c.id) AS package_count FROM computers c \
              LEFT JOIN computer_groups g ON g.id = c.group_id WHERE c.org_id = $1 AND ($2 = 0 OR c.id = $2) ORDER BY c.name",
         )
@@ -57,6 +58,7 @@ impl Store {
                 bundle_error: r.bundle_error,
                 packages_ms: r.packages_ms,
                 package_count: r.package_count,
+                events_lost: r.events_lost,
             })
             .collect())
     }

@@ -83,6 +83,8 @@ pub struct ComputerRow {
     pub packages_ms: Option<i64>,
     /// How many packages it reported.
     pub package_count: i64,
+    /// Events its agent could not keep (its spool's filesystem full), as it reported them.
+    pub events_lost: i64,
 }
 
 /// A package installed on a computer, as its agent reported it.
