@@ -2625,3 +2625,150 @@ fn a_full_spool_filesystem_loses_events_not_enforcement_and_the_loss_reaches_the
     assert_eq!(delivered.as_array().unwrap().len() as i64 + lost, 7, "{}", sb.log());
     assert!(sb.stop().success());
 }
+
+/// Every event the console holds, by paging through `/api/events`.
+fn all_events(console: &Console, filter: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    loop {
+        let before = out.last().map(|e| format!("&before_id={}", e["id"])).unwrap_or_default();
+        let (status, page) = console.call("GET", &format!("/api/events?limit=1000{filter}{before}"), None);
+        assert_eq!(status, 200, "{page}");
+        let page = page.as_array().unwrap().clone();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// A counter of the server's metrics text (0 if absent).
+fn metric(addr: &str, line_start: &str) -> f64 {
+    let text = ureq::get(format!("http://{addr}/metrics"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[test]
+fn a_server_killed_while_it_ingests_events_stores_every_event_exactly_once_after_its_restart() {
+    const N: usize = 15_000;
+    let mut sb = Sandbox::new();
+    let dir = sb.dir.path().to_owned();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let fleet = Fleet::start_with(&dir, "Linux", None, &["--metrics-listen", &metrics]);
+    let port: u16 = fleet.server.url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+    // A spool the agent finds at start: N distinct events waiting for delivery.
+    std::fs::create_dir_all(sb.spool()).unwrap();
+    let mut lines = String::new();
+    for i in 0..N {
+        let record = serde_json::json!({"time": "2026-12-01T10:00:00.000Z", "event": "would-deny", "access": "exec",
+            "verdict": "allow", "mode": "monitor", "reason": "no policy matched",
+            "file": {"path": format!("/opt/chaos/{i}"), "sha256": "ab".repeat(32), "size": 1, "kind": "elf-executable",
+                "dev": 1, "ino": i}, "process": {"pid": 1, "ancestors": []}});
+        lines.push_str(&record.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(sb.spool().join("events-00000001.jsonl"), lines).unwrap();
+    let mnt = sb.mnt.to_str().unwrap().to_owned();
+    sb.start_from(&fleet.source(true), &["--mark-under", &mnt, "--no-protect"], &[]);
+
+    // kill -9 as soon as the first batch is in: the agent is still sending the rest.
+    let stored = "portcullis_server_events_total{outcome=\"stored\"} ";
+    let t0 = Instant::now();
+    while metric(&metrics, stored) < 1.0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no event stored:\n{}", sb.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Fleet { server, .. } = fleet;
+    server.stop();
+    let server = ServerProcess::start(&dir, port);
+    let console = Console::login(&server);
+    let t0 = Instant::now();
+    let events = loop {
+        let events = all_events(&console, "&file=/opt/chaos/");
+        if events.len() >= N || t0.elapsed() > Duration::from_secs(120) {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let paths: std::collections::BTreeSet<String> =
+        events.iter().map(|e| e["file_path"].as_str().unwrap().to_owned()).collect();
+    assert_eq!((events.len(), paths.len()), (N, N), "every event once, none twice:\n{}", sb.log());
+    assert!(sb.log().contains("event delivery: "), "the kill interrupted the delivery:\n{}", sb.log());
+    assert!(sb.stop().success());
+}
+
+#[test]
+fn a_server_killed_in_the_middle_of_model_changes_keeps_each_change_whole_or_not_at_all() {
+    const RULES: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let fleet = Fleet::start(dir, "Linux", None);
+    let port: u16 = fleet.server.url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+    // Two administrators add large applications, and policies using them, as fast as they can.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let console = Console::login(&fleet.server);
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let name = format!("App {w}-{i}");
+                    let rules: Vec<Value> =
+                        (0..RULES).map(|r| serde_json::json!({"path": format!("/opt/{w}/{i}/{r}/*")})).collect();
+                    let body = serde_json::json!({"name": name, "rules": rules});
+                    let Ok(mut res) = console.http.post(format!("{}/api/applications", console.url))
+                        .header("cookie", &console.cookie)
+                        .header("x-csrf-token", &console.csrf)
+                        .send_json(body) else { return i };
+                    let _ = res.body_mut().read_to_string();
+                    let policy = serde_json::json!({"name": format!("Permit {name}"), "applications": [name], "action": "permit"});
+                    let sent = console.http.post(format!("{}/api/policies", console.url))
+                        .header("cookie", &console.cookie)
+                        .header("x-csrf-token", &console.csrf)
+                        .send_json(policy);
+                    if sent.is_err() {
+                        return i;
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    let Fleet { server, .. } = fleet;
+    server.stop();
+    let attempted: Vec<i32> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(attempted.iter().all(|n| *n > 2), "the writers were under way: {attempted:?}");
+
+    let server = ServerProcess::start(dir, port);
+    let console = Console::login(&server);
+    let (_, apps) = console.call("GET", "/api/applications", None);
+    let custom: Vec<&Value> =
+        apps.as_array().unwrap().iter().filter(|a| a["name"].as_str().unwrap().starts_with("App ")).collect();
+    assert!(custom.len() >= 4, "{} applications kept", custom.len());
+    for a in &custom {
+        assert_eq!(a["rules"].as_array().map(Vec::len), Some(RULES), "{} is whole", a["name"]);
+    }
+    // Every change kept has its audit entry, and none that is not kept has one.
+    let (_, audit) = console.call("GET", "/api/audit?limit=1000", None);
+    let audited: std::collections::BTreeSet<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "create" && e["object"].as_str().unwrap().starts_with("application App "))
+        .map(|e| e["object"].as_str().unwrap().trim_start_matches("application ").to_owned())
+        .collect();
+    let kept: std::collections::BTreeSet<String> =
+        custom.iter().map(|a| a["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(audited, kept);
+    let (_, policies) = console.call("GET", "/api/policies", None);
+    for p in policies.as_array().unwrap().iter().filter(|p| p["name"].as_str().unwrap().starts_with("Permit App ")) {
+        let app = p["applications"][0].as_str().unwrap();
+        assert!(kept.contains(app), "{p} names an application that is kept");
+    }
+    // The model still compiles into bundles, and the next change goes through.
+    let (status, doc) = console.call("GET", "/api/document", None);
+    assert_eq!(status, 200, "{doc}");
+    console.post("/api/applications", serde_json::json!({"name": "After", "rules": [{"path": "/opt/after"}]}));
+}
