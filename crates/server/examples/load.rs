@@ -6,8 +6,13 @@
 //! cargo run --release -p portcullis-server --example load -- --agents 5000 --database sqlite
 //! cargo run --release -p portcullis-server --example load -- --agents 5000 --database postgres://…
 //! cargo run --release -p portcullis-server --example load -- --agents 50000 --database postgres://… \
-//!     --servers 2 --server-bin target/release/portcullis --batches 1
+//!     --servers 3 --server-bin target/release/portcullis --workers 4 --batches 1
 //! ```
+//!
+//! With `--workers N`, the agents' connections are held by N load processes (this program
+//! again, driven over their stdin and stdout), so that no process holds more connections
+//! than the machine lets one process open; times are compared by the wall clock, which the
+//! processes share.
 //!
 //! With `--server-bin`, the servers are separate processes (agents are spread over them, the
 //! administrator's changes go through the first; the others hear of them by LISTEN/NOTIFY),
@@ -43,6 +48,10 @@ struct Args {
     servers: usize,
     server_bin: Option<String>,
     idle_s: u64,
+    /// Load processes holding the agents' connections (the coordinator holds none).
+    workers: usize,
+    /// This process is a worker: its servers, enrollment token and first agent's number.
+    worker: Option<(Vec<u16>, String, usize)>,
 }
 
 fn args() -> Args {
@@ -55,7 +64,10 @@ fn args() -> Args {
         servers: 1,
         server_bin: None,
         idle_s: 15,
+        workers: 1,
+        worker: None,
     };
+    let (mut ports, mut enroll_token, mut first) = (None, None, 0);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -68,8 +80,17 @@ fn args() -> Args {
             "--servers" => a.servers = value.parse().expect("--servers N"),
             "--server-bin" => a.server_bin = Some(value),
             "--idle-s" => a.idle_s = value.parse().expect("--idle-s N"),
+            "--workers" => a.workers = value.parse().expect("--workers N"),
+            "--worker-ports" => {
+                ports = Some(value.split(',').map(|p| p.parse().expect("--worker-ports P,P")).collect())
+            }
+            "--worker-token" => enroll_token = Some(value),
+            "--worker-first" => first = value.parse().expect("--worker-first N"),
             other => panic!("unknown flag {other}"),
         }
+    }
+    if let (Some(p), Some(t)) = (ports, enroll_token) {
+        a.worker = Some((p, t, first));
     }
     a
 }
@@ -133,14 +154,139 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Raise the open-file limit to `want`, or as far as the hard limit goes where it cannot be
+/// raised (the servers inherit it).
 fn raise_fd_limit(want: u64) {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain syscalls on a local struct.
+    // SAFETY: plain syscalls on local structs.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur = want.min(r.rlim_max.max(want));
-        r.rlim_max = r.rlim_max.max(want);
-        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        let raised = libc::rlimit { rlim_cur: want, rlim_max: r.rlim_max.max(want) };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            let capped = libc::rlimit { rlim_cur: want.min(r.rlim_max), rlim_max: r.rlim_max };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &capped);
+        }
+    }
+}
+
+/// Enroll agents `first .. first + count` (a few hundred at a time), agent i on server
+/// i mod n, and let each fetch its bundle; each keeps its connection. Their credentials,
+/// connections and the version they hold.
+async fn enroll(ports: &[u16], enroll_token: &str, first: usize, count: usize) -> (Vec<String>, Vec<Conn>, i64) {
+    let mut creds = Vec::with_capacity(count);
+    let mut conns = Vec::with_capacity(count);
+    let mut version = 0;
+    for start in (first..first + count).step_by(250) {
+        let mut tasks = Vec::new();
+        for i in start..(start + 250).min(first + count) {
+            let enroll_token = enroll_token.to_owned();
+            let port = ports[i % ports.len()];
+            tasks.push(tokio::spawn(async move {
+                let mut c = Conn::open(port, i + 1).await;
+                let body = serde_json::json!({"token": enroll_token, "host": {"hostname": format!("agent-{i:05}"),
+                    "os": "linux", "agent_version": "load"}})
+                .to_string();
+                let (status, reply) = c.request("POST", "/api/agent/enroll", "", &body).await;
+                assert_eq!(status, 201, "{}", String::from_utf8_lossy(&reply));
+                let cred = serde_json::from_slice::<serde_json::Value>(&reply).unwrap()["credential"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let (status, bundle) = c.request("POST", "/api/agent/poll", &cred, r#"{"after":0,"wait_s":0}"#).await;
+                assert_eq!(status, 200);
+                (cred, version_of(&bundle), c)
+            }));
+        }
+        for t in tasks {
+            let (cred, v, conn) = t.await.expect("enroll task");
+            creds.push(cred);
+            conns.push(conn);
+            version = version.max(v);
+        }
+    }
+    (creds, conns, version)
+}
+
+fn epoch_ns() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// A worker process: enroll its agents, then follow the coordinator's commands on stdin
+/// (`poll VERSION WAIT_S`, `ingest BATCHES SIZE`, `quit`), answering on stdout.
+async fn worker(a: &Args, ports: &[u16], enroll_token: &str, first: usize) {
+    raise_fd_limit(2 * a.agents as u64 + 1024);
+    let (creds, mut conns, version) = enroll(ports, enroll_token, first, a.agents).await;
+    println!("ready {version}");
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["poll", v, wait] => {
+                let (v, wait): (i64, u64) = (v.parse().unwrap(), wait.parse().unwrap());
+                let mut tasks = Vec::with_capacity(conns.len());
+                for (mut conn, cred) in conns.drain(..).zip(creds.iter().cloned()) {
+                    tasks.push(tokio::spawn(async move {
+                        let body = format!("{{\"after\":{v},\"wait_s\":{wait}}}");
+                        let (status, reply) = tokio::time::timeout(
+                            Duration::from_secs(wait + 60),
+                            conn.request("POST", "/api/agent/poll", &cred, &body),
+                        )
+                        .await
+                        .expect("poll answered in time");
+                        let at = epoch_ns();
+                        let got = if status == 200 { version_of(&reply) } else { 0 };
+                        (conn, status, got, at)
+                    }));
+                }
+                tokio::time::sleep(Duration::from_millis(1500 + creds.len() as u64 / 5)).await;
+                println!("waiting");
+                let (mut at_ns, mut newest, mut unanswered) = (Vec::new(), v, 0);
+                for t in tasks {
+                    let (conn, status, got, at) = t.await.expect("poll task");
+                    if status == 200 {
+                        at_ns.push(at);
+                        newest = newest.max(got);
+                    } else {
+                        unanswered += 1;
+                    }
+                    conns.push(conn);
+                }
+                println!("got {}", serde_json::json!({"at_ns": at_ns, "newest": newest, "unanswered": unanswered}));
+            }
+            ["ingest", batches, size] => {
+                let start = epoch_ns();
+                let taken = std::mem::take(&mut conns);
+                let (stored, _) = ingest(taken, &creds, batches.parse().unwrap(), size.parse().unwrap(), "fleet").await;
+                println!("ingested {}", serde_json::json!({"stored": stored, "start_ns": start, "end_ns": epoch_ns()}));
+            }
+            _ => return,
+        }
+    }
+}
+
+/// The coordinator's handle on one worker process.
+struct Worker {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Worker {
+    async fn say(&mut self, line: &str) {
+        self.stdin.write_all(format!("{line}\n").as_bytes()).await.expect("tell a worker");
+    }
+
+    /// The next line starting with `word`, without it.
+    async fn hear(&mut self, word: &str) -> String {
+        let line = tokio::time::timeout(Duration::from_secs(1800), self.lines.next_line())
+            .await
+            .expect("a worker answers in time")
+            .expect("a worker's output")
+            .unwrap_or_else(|| panic!("a worker ended before {word:?}"));
+        line.strip_prefix(word)
+            .unwrap_or_else(|| panic!("expected {word:?} from a worker, got {line:?}"))
+            .trim()
+            .to_owned()
     }
 }
 
@@ -313,6 +459,9 @@ fn usage(pid: u32) -> (u64, f64) {
 #[tokio::main]
 async fn main() {
     let a = args();
+    if let Some((ports, token, first)) = &a.worker {
+        return worker(&a, ports, token, *first).await;
+    }
     raise_fd_limit(4 * a.agents as u64 + 1024);
     let dir = tempfile::tempdir().expect("tempdir");
     let url =
@@ -351,45 +500,15 @@ async fn main() {
     let (_, t) = c.request("POST", &format!("/api/groups/{}/enrollment-token", group["id"]), &token, "{}").await;
     let enroll_token = serde_json::from_slice::<serde_json::Value>(&t).unwrap()["token"].as_str().unwrap().to_owned();
 
-    // 1. Enroll everyone (a few hundred at a time) and fetch the first bundle; each agent
-    // keeps its connection, to its server (agent i to server i mod n).
+    if a.workers > 1 {
+        assert!(!pids.is_empty(), "workers need separate server processes (--server-bin)");
+        return coordinate(&a, &ports, &pids, &before, &token, &enroll_token).await;
+    }
+
+    // 1. Enroll everyone and fetch the first bundle; each agent keeps its connection.
     let started = Instant::now();
-    let mut credentials = Vec::with_capacity(a.agents);
-    for start in (0..a.agents).step_by(250) {
-        let mut tasks = Vec::new();
-        for i in start..(start + 250).min(a.agents) {
-            let enroll_token = enroll_token.clone();
-            let port = ports[i % ports.len()];
-            tasks.push(tokio::spawn(async move {
-                let mut c = Conn::open(port, i + 1).await;
-                let body = serde_json::json!({"token": enroll_token, "host": {"hostname": format!("agent-{i:05}"),
-                    "os": "linux", "agent_version": "load"}})
-                .to_string();
-                let (status, reply) = c.request("POST", "/api/agent/enroll", "", &body).await;
-                assert_eq!(status, 201, "{}", String::from_utf8_lossy(&reply));
-                let cred = serde_json::from_slice::<serde_json::Value>(&reply).unwrap()["credential"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-                let (status, bundle) = c.request("POST", "/api/agent/poll", &cred, r#"{"after":0,"wait_s":0}"#).await;
-                assert_eq!(status, 200);
-                (cred, version_of(&bundle), c)
-            }));
-        }
-        for t in tasks {
-            credentials.push(t.await.expect("enroll task"));
-        }
-    }
+    let (creds, conns, version) = enroll(&ports, &enroll_token, 0, a.agents).await;
     let enroll_s = started.elapsed().as_secs_f64();
-    let mut creds = Vec::with_capacity(credentials.len());
-    let mut conns = Vec::with_capacity(credentials.len());
-    for (cred, _, conn) in credentials {
-        creds.push(cred);
-        conns.push(conn);
-    }
-    let (_, bundle) =
-        Conn::open(port, 0).await.request("POST", "/api/agent/poll", &creds[0], r#"{"after":0,"wait_s":0}"#).await;
-    let version = version_of(&bundle);
     eprintln!("{} agents enrolled in {enroll_s:.1} s over {} server(s)", creds.len(), ports.len());
 
     // 2. Propagation: one agent (reference, on the first server), then all of them.
@@ -476,6 +595,141 @@ async fn main() {
             "single_events_per_s": one_stored as f64 / one_s,
             "fleet_events_per_s": all_stored as f64 / all_s,
             "fleet_events": all_stored,
+        })
+    );
+}
+
+/// The tier with the agents spread over `a.workers` load processes (each under this
+/// machine's limit on open files): the same phases and the same JSON line as [`main`]'s.
+async fn coordinate(a: &Args, ports: &[u16], pids: &[u32], before: &[(u64, f64)], token: &str, enroll_token: &str) {
+    let exe = std::env::current_exe().expect("this program");
+    let ports_csv: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let per = a.agents.div_ceil(a.workers);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..a.workers {
+        let first = w * per;
+        let count = per.min(a.agents.saturating_sub(first));
+        let mut child = tokio::process::Command::new(&exe)
+            .args(["--agents", &count.to_string(), "--worker-ports", &ports_csv.join(","), "--worker-token"])
+            .arg(enroll_token)
+            .args(["--worker-first", &first.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start a worker");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        workers.push(Worker { child, stdin, lines });
+    }
+    let mut version = 0;
+    for w in &mut workers {
+        version = version.max(w.hear("ready").await.parse::<i64>().expect("a version"));
+    }
+    let enroll_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} agents enrolled in {enroll_s:.1} s over {} server(s), {} load processes",
+        a.agents,
+        ports.len(),
+        a.workers
+    );
+
+    // The reference: one agent of the coordinator's own, on the first server.
+    let (ref_creds, ref_conns, _) = enroll(&ports[..1], enroll_token, a.agents, 1).await;
+    let (mut single, mut version, single_conns) =
+        propagation(ports[0], ref_conns, &ref_creds, version, a.changes, token).await;
+
+    // Every worker's agents wait; the change; when each agent got it.
+    let change = async |mode: &str| {
+        let mut admin = Conn::open(ports[0], 0).await;
+        let (status, reply) = admin.request("PUT", "/api/settings", token, &format!("{{\"mode\":\"{mode}\"}}")).await;
+        assert_eq!(status, 204, "{}", String::from_utf8_lossy(&reply));
+    };
+    let mut fleet = Vec::new();
+    for round in 0..a.changes {
+        for w in &mut workers {
+            w.say(&format!("poll {version} 25")).await;
+        }
+        for w in &mut workers {
+            w.hear("waiting").await;
+        }
+        let t0 = epoch_ns();
+        change(if round % 2 == 0 { "monitor" } else { "secured" }).await;
+        for w in &mut workers {
+            let got: serde_json::Value = serde_json::from_str(&w.hear("got").await).expect("JSON");
+            assert_eq!(got["unanswered"], 0, "every agent got the change");
+            version = version.max(got["newest"].as_i64().unwrap());
+            for at in got["at_ns"].as_array().unwrap() {
+                fleet.push(at.as_u64().map_or(0.0, |n| (u128::from(n).saturating_sub(t0)) as f64 / 1e9));
+            }
+        }
+    }
+    single.sort_by(f64::total_cmp);
+    fleet.sort_by(f64::total_cmp);
+    eprintln!("propagation: fleet p50 {:.3} s p99 {:.3} s", percentile(&fleet, 0.5), percentile(&fleet, 0.99));
+
+    // Idle: every agent waits; the servers' memory and CPU from /proc; then one change wakes them.
+    for w in &mut workers {
+        w.say(&format!("poll {version} {}", a.idle_s + 30)).await;
+    }
+    for w in &mut workers {
+        w.hear("waiting").await;
+    }
+    let start: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
+    tokio::time::sleep(Duration::from_secs(a.idle_s)).await;
+    let end: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
+    let per_server = a.agents as f64 / pids.len() as f64;
+    let rss_per_agent: Vec<f64> =
+        before.iter().zip(&start).map(|(b, s)| (s.0 as f64 - b.0 as f64) / per_server).collect();
+    let cpu_per_1000: Vec<f64> =
+        start.iter().zip(&end).map(|(s, e)| (e.1 - s.1) / a.idle_s as f64 / (per_server / 1000.0)).collect();
+    change(if a.changes % 2 == 1 { "secured" } else { "monitor" }).await;
+    for w in &mut workers {
+        w.hear("got").await;
+    }
+    eprintln!("idle: {rss_per_agent:?} bytes per agent; {cpu_per_1000:?} CPU per 1,000 agents");
+
+    // Ingestion: the reference alone, then every worker's agents at once.
+    let (one_stored, one_s) = ingest(single_conns, &ref_creds, a.batches * 10, a.batch_size, "single").await;
+    for w in &mut workers {
+        w.say(&format!("ingest {} {}", a.batches, a.batch_size)).await;
+    }
+    let (mut stored, mut from, mut to) = (0u64, u128::MAX, 0u128);
+    for w in &mut workers {
+        let r: serde_json::Value = serde_json::from_str(&w.hear("ingested").await).expect("JSON");
+        stored += r["stored"].as_u64().unwrap();
+        from = from.min(r["start_ns"].as_u64().map_or(0, u128::from));
+        to = to.max(r["end_ns"].as_u64().map_or(0, u128::from));
+    }
+    let all_s = to.saturating_sub(from) as f64 / 1e9;
+    for w in &mut workers {
+        w.say("quit").await;
+        let _ = w.child.wait().await;
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "backend": "postgres",
+            "agents": a.agents,
+            "servers": ports.len(),
+            "processes": true,
+            "workers": a.workers,
+            "idle": {
+                "idle_s": a.idle_s,
+                "server_rss_bytes": start.iter().map(|u| u.0).collect::<Vec<_>>(),
+                "rss_per_agent_bytes": rss_per_agent,
+                "cpu_share_per_1000_idle_agents": cpu_per_1000,
+            },
+            "enroll_s": enroll_s,
+            "changes": a.changes,
+            "single_p50_s": percentile(&single, 0.5),
+            "fleet_p50_s": percentile(&fleet, 0.5),
+            "fleet_p99_s": percentile(&fleet, 0.99),
+            "fleet_max_s": fleet.last().copied().unwrap_or(f64::NAN),
+            "single_events_per_s": one_stored as f64 / one_s,
+            "fleet_events_per_s": stored as f64 / all_s,
+            "fleet_events": stored,
         })
     );
 }

@@ -90,29 +90,42 @@ async fn supervise_forwarders(store: Store, config: Background) {
 /// Send one destination's events, oldest first, for as long as it is enabled and unchanged
 /// (the supervisor stops this task otherwise).
 async fn send_loop(store: Store, job: ForwarderJob, owner: String, config: Background) {
+    // Logged when it changes (the console shows every failure's time).
+    let logged = std::sync::Mutex::new(String::new());
     let fail = async |why: String| {
-        tracing::warn!("forwarding to {}: {why}", job.url);
+        {
+            let mut last = logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *last != why {
+                tracing::warn!("forwarding to {}: {why}", job.url);
+                last.clone_from(&why);
+            }
+        }
         if let Err(e) = store.forward_failed(job.id, &owner, &why).await {
             tracing::warn!("forwarding: {e}");
         }
     };
+    // A destination that cannot be used as it is set (its token does not open with this
+    // server's keys): said, and said again now and then, until an admin changes it (which
+    // restarts this task).
+    let unusable = async |why: String| -> ! {
+        loop {
+            let until = portcullis_store::now_ms() + LEASE.as_millis() as i64;
+            if store.lease_forwarder(job.id, &owner, until).await.unwrap_or(false) {
+                fail(why.clone()).await;
+            }
+            tokio::time::sleep(MAX_BACKOFF).await;
+        }
+    };
     let token = match &job.token {
         Ok(t) => t.clone(),
-        Err(e) => {
-            // Not sent without its token; the console shows why until it is set again.
-            let _ = store.lease_forwarder(job.id, &owner, portcullis_store::now_ms() + LEASE.as_millis() as i64).await;
-            return fail(e.clone()).await;
-        }
+        Err(e) => unusable(e.clone()).await,
     };
     let forwarder = Destination::parse(&job.url).map_err(|e| e.to_string()).and_then(|d| {
         Forwarder::new(d, job.ca_pem.as_deref(), token.as_deref(), config.forward_to_private).map_err(|e| e.to_string())
     });
     let mut forwarder = match forwarder {
         Ok(f) => Some(f),
-        Err(e) => {
-            let _ = store.lease_forwarder(job.id, &owner, portcullis_store::now_ms() + LEASE.as_millis() as i64).await;
-            return fail(e).await;
-        }
+        Err(e) => unusable(e).await,
     };
     let mut cursor: Option<i64> = None;
     let mut backoff = Duration::from_secs(1);
@@ -188,6 +201,7 @@ async fn send_loop(store: Store, job: ForwarderJob, owner: String, config: Backg
         match result {
             Ok(()) => {
                 backoff = Duration::from_secs(1);
+                logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
                 match store.forwarded(job.id, &owner, last, n).await {
                     Ok(true) => cursor = Some(last),
                     // The lease went meanwhile: read the cursor again (the batch may go twice).
