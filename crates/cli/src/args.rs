@@ -49,6 +49,16 @@ pub enum Command {
     /// fapolicyd rules or trust) as Portcullis applications and policies, with a report on
     /// every rule.
     Import(ImportArgs),
+    /// Write the manual pages into a directory (for packagers): man1/portcullis.1 and one page
+    /// per command, man8/portcullis-agent.8.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Args)]
+pub struct ManArgs {
+    /// The directory (man1/ and man8/ are made in it).
+    pub out: PathBuf,
 }
 
 #[derive(Args)]

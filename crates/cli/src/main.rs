@@ -10,6 +10,7 @@ mod exit;
 mod export_cmd;
 mod hashes;
 mod load;
+mod man_cmd;
 mod policy_cmd;
 mod record;
 mod request_cmd;
@@ -54,6 +55,7 @@ fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
         args::Command::Bypass(a) => bypass_cmd::run(a),
         args::Command::Request(a) => request_cmd::run(a),
         args::Command::Server(a) => server_cmd::run(a),
+        args::Command::Man(a) => man_cmd::run(a),
     }
 }
 

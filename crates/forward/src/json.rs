@@ -1,9 +1,9 @@
 //! JSON lines: one object per event, `{"id", "organization", "computer", "received",
-//! "record"}`, where `record` is the agent's record as stored (a field it cannot be is kept
-//! as text in `record_text`).
+//! "record"}`, where `record` is the agent's record as stored, written again compactly (the
+//! agent's text may hold newlines between its tokens, which would start a line of the
+//! agent's making); a record that is not JSON is kept as text in `record_text`.
 
 use crate::Outgoing;
-use serde_json::value::RawValue;
 
 #[derive(serde::Serialize)]
 struct Line<'a> {
@@ -12,22 +12,22 @@ struct Line<'a> {
     computer: &'a str,
     received: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    record: Option<&'a RawValue>,
+    record: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     record_text: Option<&'a str>,
 }
 
 /// One event as a JSON line (without its newline).
 pub fn line(e: &Outgoing<'_>) -> String {
-    let raw: Option<&RawValue> = serde_json::from_str(e.record_json).ok();
+    let raw: Option<serde_json::Value> = serde_json::from_str(e.record_json).ok();
     let received = jiff::Timestamp::from_millisecond(e.received_ms).map(|t| t.to_string()).unwrap_or_default();
     let line = Line {
         id: e.id,
         organization: e.organization,
         computer: e.computer,
         received,
-        record: raw,
         record_text: raw.is_none().then_some(e.record_json),
+        record: raw,
     };
     serde_json::to_string(&line).expect("plain data")
 }
@@ -56,9 +56,17 @@ mod tests {
             record_json: r#"{"event":"deny","x":[1,2]}"#,
         };
         let broken = Outgoing { record_json: "{\"cut", ..good };
-        let body = body(&[good, broken]);
+        // An agent's record with a forged line between its tokens stays one line.
+        let forged = "{\"event\":\"deny\",\"x\":\n{\"id\":1,\"organization\":\"Acme\",\"computer\":\"dc01\"}\n}";
+        let smuggler = Outgoing { record_json: forged, ..good };
+        let body = body(&[good, broken, smuggler]);
         let lines: Vec<&str> = body.lines().collect();
-        assert_eq!(lines.len(), 2, "{body}");
+        assert_eq!(lines.len(), 3, "{body}");
+        assert!(
+            lines[2].starts_with(r#"{"id":7,"#) && lines[2].contains(r#""x":{"computer":"dc01","id":1"#),
+            "{}",
+            lines[2]
+        );
         assert_eq!(
             lines[0],
             r#"{"id":7,"organization":"Acme","computer":"web\n01","received":"1970-01-01T00:00:00Z","record":{"event":"deny","x":[1,2]}}"#

@@ -69,6 +69,37 @@ impl Conn {
     }
 }
 
+/// The HTTP client's name resolution: the system's, with the address rule applied to what it
+/// returns, so the request goes to the addresses checked (a name that resolves elsewhere the
+/// second time cannot lead it inside).
+#[derive(Debug)]
+struct CheckedResolver {
+    allow_private: bool,
+}
+
+impl ureq::unversioned::resolver::Resolver for CheckedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let addrs = ureq::unversioned::resolver::DefaultResolver::default().resolve(uri, config, timeout)?;
+        if let Some(bad) = addrs.iter().find(|a| !self.allow_private && !crate::is_public(a.ip())) {
+            return Err(ureq::Error::Io(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} resolves to {}, a loopback, private or special address; the server forwards there only when \
+                     started with --forward-to-private",
+                    uri.host().unwrap_or_default(),
+                    bad.ip()
+                ),
+            )));
+        }
+        Ok(addrs)
+    }
+}
+
 /// How long to wait for a connection, a write or an HTTP answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// After a syslog batch, how long the connection must stay open for the batch to count as
@@ -88,6 +119,42 @@ pub struct Forwarder {
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forwarder").field("dest", &self.dest.url).finish_non_exhaustive()
+    }
+}
+
+/// Whether the receiver keeps the connection open for [`SETTLE`] (the socket's read timeout)
+/// after a batch. A syslog receiver sends no application data: its closing, an alert, or any
+/// data means what was just written may not have been read. Over TLS, what the receiver may
+/// send after the handshake (TLS 1.3 session tickets) is taken in and is not such data.
+fn still_open(conn: &mut Conn) -> io::Result<()> {
+    let quiet = |e: &io::Error| matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
+    let closed = || io::Error::new(io::ErrorKind::ConnectionAborted, "the receiver closed the connection");
+    match conn {
+        Conn::Tcp(s) => {
+            let mut byte = [0u8; 1];
+            match s.peek(&mut byte) {
+                Err(e) if quiet(&e) => Ok(()),
+                Err(e) => Err(e),
+                Ok(0) => Err(closed()),
+                Ok(_) => Err(io::Error::other("the receiver sent data; the connection is closed")),
+            }
+        }
+        Conn::Tls(s) => loop {
+            match s.conn.read_tls(&mut s.sock) {
+                Err(e) if quiet(&e) => return Ok(()),
+                Err(e) => return Err(e),
+                Ok(0) => return Err(closed()),
+                Ok(_) => {
+                    let state = s.conn.process_new_packets().map_err(io::Error::other)?;
+                    if state.peer_has_closed() {
+                        return Err(closed());
+                    }
+                    if state.plaintext_bytes_to_read() > 0 {
+                        return Err(io::Error::other("the receiver sent data; the connection is closed"));
+                    }
+                }
+            }
+        },
     }
 }
 
@@ -154,14 +221,18 @@ impl Forwarder {
                         .collect();
                     tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
                 }
-                let agent: ureq::Agent = ureq::Agent::config_builder()
+                let config = ureq::Agent::config_builder()
                     .tls_config(tls.build())
                     .timeout_global(Some(TIMEOUT))
                     .http_status_as_error(false)
                     // A redirect could lead anywhere, internal addresses included.
                     .max_redirects(0)
-                    .build()
-                    .into();
+                    .build();
+                let agent = ureq::Agent::with_parts(
+                    config,
+                    ureq::unversioned::transport::DefaultConnector::new(),
+                    CheckedResolver { allow_private },
+                );
                 (None, Some(agent))
             }
         };
@@ -223,31 +294,22 @@ impl Forwarder {
         };
         let broken = |error: io::Error| ForwardError::Send { dest: self.dest.url.clone(), error };
         conn.write_all(data.as_bytes()).map_err(broken)?;
-        // A syslog receiver never answers: anything it sends, or its closing, means the
-        // connection is going, and what was just written may not have been read.
-        let socket = conn.socket();
-        socket.set_read_timeout(Some(SETTLE)).map_err(broken)?;
-        let mut byte = [0u8; 1];
-        match socket.peek(&mut byte) {
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                socket.set_read_timeout(Some(TIMEOUT)).map_err(broken)?;
+        conn.socket().set_read_timeout(Some(SETTLE)).map_err(broken)?;
+        match still_open(&mut conn) {
+            Ok(()) => {
+                conn.socket().set_read_timeout(Some(TIMEOUT)).map_err(broken)?;
                 self.conn = Some(conn);
                 Ok(())
             }
-            Err(e) => Err(broken(e)),
-            Ok(0) => {
-                Err(broken(io::Error::new(io::ErrorKind::ConnectionAborted, "the receiver closed the connection")))
-            }
-            Ok(_) => {
-                let _ = socket.shutdown(Shutdown::Both);
-                Err(broken(io::Error::other("the receiver sent data (a TLS alert?) and the connection was closed")))
+            Err(e) => {
+                let _ = conn.socket().shutdown(Shutdown::Both);
+                Err(broken(e))
             }
         }
     }
 
     fn send_http(&mut self, batch: &[Outgoing<'_>]) -> Result<(), ForwardError> {
-        // The address rule, checked before each request (ureq resolves the name again).
-        self.dest.addresses(self.allow_private).map_err(|e| self.connect_error(e))?;
+        // The address rule is the client's resolver's (CheckedResolver).
         let http = self.http.as_ref().expect("an HTTP destination has an agent");
         let mut request = http.post(&self.dest.url).header("content-type", "application/x-ndjson");
         if let Some(t) = &self.token {

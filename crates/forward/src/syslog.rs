@@ -24,6 +24,10 @@ pub const ENTERPRISE: u32 = 32473;
 /// The largest message written (RFC 5425 receivers must take 2048 and should take 8192).
 pub const MAX_MESSAGE: usize = 8192;
 const FACILITY_LOG_AUDIT: u8 = 13;
+/// The longest parameter value, in bytes before escaping: twelve of them escaped (at most
+/// twice as long) and the header stay inside [`MAX_MESSAGE`], so a cut at that size takes
+/// only the free text, never the structured data's closing.
+const MAX_PARAM: usize = 256;
 
 /// The message for one event (without its frame).
 pub fn message(e: &Outgoing<'_>) -> String {
@@ -34,11 +38,17 @@ pub fn message(e: &Outgoing<'_>) -> String {
         k if k.denied() => 4,
         _ => 5,
     };
+    // The agent's time, as the server stores it: one more than a day after the server
+    // received it (or before 1970) is the receiving time instead.
+    let received = jiff::Timestamp::from_millisecond(e.received_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let time = record
         .as_ref()
         .and_then(|r| r.time.parse::<jiff::Timestamp>().ok())
-        .or_else(|| jiff::Timestamp::from_millisecond(e.received_ms).ok())
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        .filter(|t| {
+            let ms = t.as_millisecond();
+            ms >= 0 && ms <= e.received_ms.saturating_add(86_400_000)
+        })
+        .unwrap_or(received);
     let mut out = format!(
         "<{}>1 {} {} portcullis - {} ",
         FACILITY_LOG_AUDIT * 8 + severity,
@@ -93,10 +103,15 @@ fn header_field(text: &str, max: usize) -> String {
     if s.is_empty() { "-".into() } else { s }
 }
 
-/// A PARAM-VALUE: `"`, `\` and `]` escaped, control characters replaced.
+/// A PARAM-VALUE: at most [`MAX_PARAM`] bytes of `text`, `"`, `\` and `]` escaped, control
+/// characters replaced.
 fn param_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut end = text.len().min(MAX_PARAM);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end * 2);
+    for c in text[..end].chars() {
         match c {
             '"' | '\\' | ']' => {
                 out.push('\\');
@@ -134,7 +149,7 @@ mod tests {
     }
 
     fn out<'a>(computer: &'a str, record_json: &'a str) -> Outgoing<'a> {
-        Outgoing { id: 42, organization: "Acme \"Ltd\"", computer, received_ms: 1_765_000_000_000, record_json }
+        Outgoing { id: 42, organization: "Acme \"Ltd\"", computer, received_ms: 1_797_000_000_000, record_json }
     }
 
     #[test]
@@ -160,7 +175,7 @@ mod tests {
     fn an_unreadable_record_and_hostile_sizes_still_make_a_valid_bounded_message() {
         let m = message(&out("", "not json"));
         assert!(
-            m.starts_with("<109>1 2025-12-06T05:46:40.000000Z - portcullis - unknown [portcullis@32473 id=\"42\""),
+            m.starts_with("<109>1 2026-12-11T14:40:00.000000Z - portcullis - unknown [portcullis@32473 id=\"42\""),
             "{m}"
         );
         let long = "é".repeat(10_000);
@@ -170,5 +185,16 @@ mod tests {
         let host = m.split(' ').nth(2).unwrap();
         assert_eq!(host.len(), 255, "the HOSTNAME field is cut at 255 octets");
         assert!(host.chars().all(|c| c == '_'));
+        // Values of quotes and brackets (twice as long escaped) still close the structured
+        // data inside the message.
+        let nasty = "\"]".repeat(5_000);
+        let json = record(&nasty, &nasty);
+        let m = message(&out(&nasty, &json));
+        assert!(m.len() <= MAX_MESSAGE);
+        let closed = m.find(r#" exe="/usr/bin/bash"] "#).expect("the element closes");
+        assert!(m[..closed].contains(r#"path="\"\]\"\]"#), "{}", &m[..300]);
+        // A time from far in the future is the receiving time instead.
+        let future = record("/x", "p").replace("2026-12-06T10:11:12.123456789Z", "9999-01-01T00:00:00Z");
+        assert!(message(&out("h", &future)).starts_with("<108>1 2026-12-11T14:40:00.000000Z "));
     }
 }

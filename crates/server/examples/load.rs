@@ -207,6 +207,9 @@ async fn enroll(ports: &[u16], enroll_token: &str, first: usize, count: usize) -
     (creds, conns, version)
 }
 
+/// Batches answered 503 (busy) and sent again.
+static BUSY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn epoch_ns() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
@@ -257,7 +260,11 @@ async fn worker(a: &Args, ports: &[u16], enroll_token: &str, first: usize) {
                 let start = epoch_ns();
                 let taken = std::mem::take(&mut conns);
                 let (stored, _) = ingest(taken, &creds, batches.parse().unwrap(), size.parse().unwrap(), "fleet").await;
-                println!("ingested {}", serde_json::json!({"stored": stored, "start_ns": start, "end_ns": epoch_ns()}));
+                let busy = BUSY.load(std::sync::atomic::Ordering::Relaxed);
+                println!(
+                    "ingested {}",
+                    serde_json::json!({"stored": stored, "start_ns": start, "end_ns": epoch_ns(), "busy": busy})
+                );
             }
             _ => return,
         }
@@ -370,12 +377,21 @@ async fn ingest(
                     })
                     .collect();
                 let body = format!("{{\"events\":[{}]}}", events.join(","));
-                let (status, reply) = tokio::time::timeout(
-                    Duration::from_secs(120),
-                    conn.request("POST", "/api/agent/events", &cred, &body),
-                )
-                .await
-                .expect("batch within 120 s");
+                // 503 (the database had no connection free in time): sent again after its
+                // Retry-After, as agents do.
+                let (status, reply) = loop {
+                    let (status, reply) = tokio::time::timeout(
+                        Duration::from_secs(120),
+                        conn.request("POST", "/api/agent/events", &cred, &body),
+                    )
+                    .await
+                    .expect("batch within 120 s");
+                    if status != 503 {
+                        break (status, reply);
+                    }
+                    BUSY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                };
                 assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply));
                 let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
                 stored += v["stored"].as_u64().unwrap();
@@ -595,6 +611,7 @@ async fn main() {
             "single_events_per_s": one_stored as f64 / one_s,
             "fleet_events_per_s": all_stored as f64 / all_s,
             "fleet_events": all_stored,
+            "busy_answers": BUSY.load(std::sync::atomic::Ordering::Relaxed),
         })
     );
 }
@@ -695,10 +712,11 @@ async fn coordinate(a: &Args, ports: &[u16], pids: &[u32], before: &[(u64, f64)]
     for w in &mut workers {
         w.say(&format!("ingest {} {}", a.batches, a.batch_size)).await;
     }
-    let (mut stored, mut from, mut to) = (0u64, u128::MAX, 0u128);
+    let (mut stored, mut from, mut to, mut busy) = (0u64, u128::MAX, 0u128, 0u64);
     for w in &mut workers {
         let r: serde_json::Value = serde_json::from_str(&w.hear("ingested").await).expect("JSON");
         stored += r["stored"].as_u64().unwrap();
+        busy += r["busy"].as_u64().unwrap_or(0);
         from = from.min(r["start_ns"].as_u64().map_or(0, u128::from));
         to = to.max(r["end_ns"].as_u64().map_or(0, u128::from));
     }
@@ -730,6 +748,7 @@ async fn coordinate(a: &Args, ports: &[u16], pids: &[u32], before: &[(u64, f64)]
             "single_events_per_s": one_stored as f64 / one_s,
             "fleet_events_per_s": stored as f64 / all_s,
             "fleet_events": stored,
+            "busy_answers": busy,
         })
     );
 }

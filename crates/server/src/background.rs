@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Events per batch.
-pub const BATCH: i64 = 500;
+pub const BATCH: i64 = 2_000;
 /// How long a destination's lease lasts (renewed every batch); another server takes over a
 /// destination this long after its sender died.
 pub const LEASE: Duration = Duration::from_secs(30);

@@ -52,6 +52,10 @@ pub enum AppError {
     /// The query string is malformed.
     #[error(transparent)]
     Query(#[from] QueryRejection),
+    /// The database has no connection free in time (a burst of agents): answered 503 with
+    /// `Retry-After`, which agents honour by sending again.
+    #[error("the server is busy; try again in a second")]
+    Busy,
     /// The database failed.
     #[error(transparent)]
     Store(StoreError),
@@ -68,6 +72,7 @@ impl From<StoreError> for AppError {
             StoreError::NotFound(_) => AppError::NotFound,
             StoreError::Invalid(m) => AppError::Invalid(vec![m]),
             StoreError::Quota(m) => AppError::Quota(m),
+            e if e.is_busy() => AppError::Busy,
             other => AppError::Store(other),
         }
     }
@@ -97,6 +102,7 @@ impl IntoResponse for AppError {
             AppError::Json(r) => r.status(),
             AppError::Path(r) => r.status(),
             AppError::Query(r) => r.status(),
+            AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &self {
@@ -113,7 +119,11 @@ impl IntoResponse for AppError {
             AppError::Invalid(problems) => Some(problems.clone()),
             _ => None,
         };
-        (status, Json(ErrorBody { error: message, problems })).into_response()
+        let mut response = (status, Json(ErrorBody { error: message, problems })).into_response();
+        if matches!(self, AppError::Busy) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

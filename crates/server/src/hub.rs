@@ -203,7 +203,27 @@ impl SyncHub {
     pub async fn flush_seen(&self, store: &Store) -> Result<(), StoreError> {
         let batch: Vec<Seen> =
             std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner())).into_values().collect();
-        store.agents_seen(&batch).await
+        let written = store.agents_seen(&batch).await;
+        if written.is_err() {
+            // Kept for the next flush (merged with what came meanwhile): losses an agent
+            // reported are said once and must not vanish.
+            let mut map = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            for old in batch {
+                match map.get_mut(&old.computer_id) {
+                    // A newer contact came meanwhile: it stays, with the older one's losses.
+                    Some(newer) => {
+                        newer.events_lost = newer.events_lost.saturating_add(old.events_lost);
+                        if newer.host.is_none() {
+                            newer.host = old.host;
+                        }
+                    }
+                    None => {
+                        map.insert(old.computer_id, old);
+                    }
+                }
+            }
+        }
+        written
     }
 
     /// A receiver that ticks on every change.
@@ -338,11 +358,11 @@ impl SyncHub {
 async fn compile(store: &Store, org_id: i64) -> Result<Arc<Compiled>, (i64, StoreError)> {
     let (version, doc) = store.document(org_id).await.map_err(|e| (0, e))?;
     let json = doc.to_json();
-    let computers = store.computers(org_id).await.map_err(|e| (version, e))?;
+    let computers = store.computer_docs(org_id).await.map_err(|e| (version, e))?;
     // The same check every change passed before it was saved: the whole model with its
     // computers, and each distinct computer's bundle.
     let mut whole = doc.clone();
-    whole.computers = computers.iter().map(|c| c.doc.clone()).collect();
+    whole.computers = computers.iter().map(|(_, c)| c.clone()).collect();
     if let Err(problems) = crate::ops::check_document(&whole) {
         let e = StoreError::Invalid(format!("the organization's policy does not load: {}", problems.join("; ")));
         return Err((version, e));
@@ -353,6 +373,6 @@ async fn compile(store: &Store, org_id: i64) -> Result<Arc<Compiled>, (i64, Stor
     let key = Arc::new(store.bundle_key(org_id).await.map_err(|e| (version, e))?);
     let key_chain = store.bundle_key_chain(org_id).await.map_err(|e| (version, e))?.into();
     let organization = doc.organization.as_ref().and_then(|o| o.name.clone()).unwrap_or_default();
-    let computers = Mutex::new(computers.into_iter().map(|c| (c.id, c.doc)).collect());
+    let computers = Mutex::new(computers.into_iter().collect());
     Ok(Arc::new(Compiled { version, json: json.into(), organization, key, key_chain, computers }))
 }

@@ -91,8 +91,10 @@ impl Store {
         computer_id: i64,
         events: &[NewEvent],
     ) -> Result<(u64, u64), StoreError> {
-        let received = now_ms();
         let mut tx = self.begin().await?;
+        // After the connection was had: the forwarding cursor's settling time counts from
+        // here (see `forwarding::SETTLE_MS`).
+        let received = now_ms();
         let mut stored = 0;
         for NewEvent { key, fields: e } in events {
             stored += sqlx::query(

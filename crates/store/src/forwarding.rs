@@ -12,7 +12,7 @@ use crate::{Change, Store, StoreError, now_ms};
 use serde::Serialize;
 
 /// Events younger than this (by the time the server received them) wait for the next batch.
-pub const SETTLE_MS: i64 = 2_000;
+pub const SETTLE_MS: i64 = 5_000;
 
 /// A destination, as the console and the API show it (the token never leaves the store).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]

@@ -93,6 +93,13 @@ pub enum StoreError {
     Secret(#[from] SecretKeyError),
 }
 
+impl StoreError {
+    /// No database connection was free in time: a burst, worth trying again shortly.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut))
+    }
+}
+
 /// Which database is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -83,11 +83,21 @@ pub(crate) async fn update(state: &AppState, caller: &Caller, id: i64, input: &F
         (None, true) => TokenChange::Clear,
         (None, false) => TokenChange::Keep,
     };
-    if matches!(token, TokenChange::Keep) && spec.url.starts_with("syslog") {
-        // A destination turned from HTTP to syslog drops its token.
+    if matches!(token, TokenChange::Keep) {
         let row = state.store.forwarder(caller.user.org_id, id).await?;
         if row.has_token.0 {
-            return Ok(state.store.update_forwarder(change(caller), id, &spec, TokenChange::Clear).await?);
+            if spec.url.starts_with("syslog") {
+                // A destination turned from HTTP to syslog drops its token.
+                return Ok(state.store.update_forwarder(change(caller), id, &spec, TokenChange::Clear).await?);
+            }
+            // The token goes only where it was given for: whoever moves the destination
+            // elsewhere gives it again (or clears it), or could read it at their own host.
+            let at = |url: &str| Destination::parse(url).ok().map(|d| (d.transport, d.host, d.port));
+            if at(&row.url) != at(&spec.url) {
+                return Err(AppError::BadRequest(
+                    "the destination moves to another address: give its token again, or clear_token".into(),
+                ));
+            }
         }
     }
     Ok(state.store.update_forwarder(change(caller), id, &spec, token).await?)

@@ -142,7 +142,7 @@ pub(crate) fn check_document(whole: &Document) -> Result<portcullis_policy_file:
 
 pub(crate) async fn whole_model(state: &AppState, org_id: i64) -> Result<(i64, Document), AppError> {
     let (version, mut doc) = state.store.document(org_id).await?;
-    doc.computers = state.store.computers(org_id).await?.into_iter().map(|c| c.doc).collect();
+    doc.computers = state.store.computer_docs(org_id).await?.into_iter().map(|(_, c)| c).collect();
     Ok((version, doc))
 }
 

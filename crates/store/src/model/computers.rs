@@ -63,6 +63,25 @@ impl Store {
             .collect())
     }
 
+    /// Every computer's id and model entry (name, group, OS, mode), and nothing else: what
+    /// checking and compiling the model needs, read in one pass however many there are.
+    pub async fn computer_docs(&self, org_id: i64) -> Result<Vec<(i64, ComputerDoc)>, StoreError> {
+        type Row = (i64, String, Option<String>, String, Option<String>, Option<String>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT c.id, c.name, g.path, c.os, c.mode, c.mode_until, c.capture_into FROM computers c \
+             LEFT JOIN computer_groups g ON g.id = c.group_id WHERE c.org_id = $1 ORDER BY c.name",
+        )
+        .bind(org_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, group, os, mode, until, capture_into)| {
+                (id, ComputerDoc { name, group, os: Some(os), mode, until, capture_into })
+            })
+            .collect())
+    }
+
     /// One computer.
     pub async fn computer(&self, org_id: i64, id: i64) -> Result<ComputerRow, StoreError> {
         self.computers_where(org_id, Some(id)).await?.pop().ok_or(StoreError::NotFound("computer"))
