@@ -130,18 +130,25 @@ impl Destination {
         if all.is_empty() {
             return Err(std::io::Error::other(format!("{} resolves to no address", self.host)));
         }
-        if let Some(bad) = all.iter().find(|a| !allow_private && !is_public(a.ip())) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} resolves to {}, a loopback, private or special address; the server forwards there only \
-                     when started with --forward-to-private",
-                    self.host,
-                    bad.ip()
-                ),
-            ));
-        }
+        allowed(&self.host, &all, allow_private)?;
         Ok(all)
+    }
+}
+
+/// The address rule: every address `host` resolved to must be public, unless internal ones
+/// are allowed. The one check both the syslog connections and the HTTP client's resolver
+/// apply.
+pub fn allowed(host: &str, addrs: &[SocketAddr], allow_private: bool) -> std::io::Result<()> {
+    match addrs.iter().find(|a| !allow_private && !is_public(a.ip())) {
+        None => Ok(()),
+        Some(bad) => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{host} resolves to {}, a loopback, private or special address; the server forwards there only \
+                 when started with --forward-to-private",
+                bad.ip()
+            ),
+        )),
     }
 }
 

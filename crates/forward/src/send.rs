@@ -85,17 +85,8 @@ impl ureq::unversioned::resolver::Resolver for CheckedResolver {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
         let addrs = ureq::unversioned::resolver::DefaultResolver::default().resolve(uri, config, timeout)?;
-        if let Some(bad) = addrs.iter().find(|a| !self.allow_private && !crate::is_public(a.ip())) {
-            return Err(ureq::Error::Io(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} resolves to {}, a loopback, private or special address; the server forwards there only when \
-                     started with --forward-to-private",
-                    uri.host().unwrap_or_default(),
-                    bad.ip()
-                ),
-            )));
-        }
+        crate::destination::allowed(uri.host().unwrap_or_default(), &addrs, self.allow_private)
+            .map_err(ureq::Error::Io)?;
         Ok(addrs)
     }
 }

@@ -46,6 +46,11 @@ pub fn start(store: Store, config: Background) {
     tokio::spawn(apply_retention(store, config));
 }
 
+/// When a lease taken now ends, Unix milliseconds.
+fn lease_end() -> i64 {
+    portcullis_store::now_ms() + LEASE.as_millis() as i64
+}
+
 /// Who holds leases: this process, among every server sharing the database.
 fn owner() -> String {
     let mut r = [0u8; 8];
@@ -109,8 +114,7 @@ async fn send_loop(store: Store, job: ForwarderJob, owner: String, config: Backg
     // restarts this task).
     let unusable = async |why: String| -> ! {
         loop {
-            let until = portcullis_store::now_ms() + LEASE.as_millis() as i64;
-            if store.lease_forwarder(job.id, &owner, until).await.unwrap_or(false) {
+            if store.lease_forwarder(job.id, &owner, lease_end()).await.unwrap_or(false) {
                 fail(why.clone()).await;
             }
             tokio::time::sleep(MAX_BACKOFF).await;
@@ -130,8 +134,7 @@ async fn send_loop(store: Store, job: ForwarderJob, owner: String, config: Backg
     let mut cursor: Option<i64> = None;
     let mut backoff = Duration::from_secs(1);
     loop {
-        let until = portcullis_store::now_ms() + LEASE.as_millis() as i64;
-        match store.lease_forwarder(job.id, &owner, until).await {
+        match store.lease_forwarder(job.id, &owner, lease_end()).await {
             Ok(true) => {}
             Ok(false) => {
                 // Another server sends (or the destination went); ours starts from its cursor.
