@@ -452,6 +452,26 @@ fn spawn_servers(bin: &str, url: &str, n: usize) -> Servers {
     servers
 }
 
+/// With every agent waiting idle: each server's memory per connected agent (growth since
+/// `before`, taken ahead of enrollment) and its CPU over `idle_s` per 1,000 agents it holds.
+async fn measure_idle(pids: &[u32], before: &[(u64, f64)], agents: usize, idle_s: u64) -> serde_json::Value {
+    let start: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
+    tokio::time::sleep(Duration::from_secs(idle_s)).await;
+    let end: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
+    let per_server = agents as f64 / pids.len() as f64;
+    let rss_per_agent: Vec<f64> =
+        before.iter().zip(&start).map(|(b, s)| (s.0 as f64 - b.0 as f64) / per_server).collect();
+    let cpu_per_1000: Vec<f64> =
+        start.iter().zip(&end).map(|(s, e)| (e.1 - s.1) / idle_s as f64 / (per_server / 1000.0)).collect();
+    eprintln!("idle: {rss_per_agent:?} bytes of server memory per agent; {cpu_per_1000:?} CPU per 1,000 agents");
+    serde_json::json!({
+        "idle_s": idle_s,
+        "server_rss_bytes": start.iter().map(|u| u.0).collect::<Vec<_>>(),
+        "rss_per_agent_bytes": rss_per_agent,
+        "cpu_share_per_1000_idle_agents": cpu_per_1000,
+    })
+}
+
 /// Resident memory (bytes) and CPU time (seconds) of a process, from /proc.
 fn usage(pid: u32) -> (u64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -556,21 +576,7 @@ async fn main() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(1500 + creds.len() as u64 / 5)).await;
-        let start: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
-        tokio::time::sleep(Duration::from_secs(a.idle_s)).await;
-        let end: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
-        let per_server = creds.len() as f64 / pids.len() as f64;
-        let rss_per_agent: Vec<f64> =
-            before.iter().zip(&start).map(|(b, s)| (s.0 as f64 - b.0 as f64) / per_server).collect();
-        let cpu_per_1000: Vec<f64> =
-            start.iter().zip(&end).map(|(s, e)| (e.1 - s.1) / a.idle_s as f64 / (per_server / 1000.0)).collect();
-        eprintln!("idle: {rss_per_agent:?} bytes of server memory per agent; {cpu_per_1000:?} CPU per 1,000 agents");
-        idle = serde_json::json!({
-            "idle_s": a.idle_s,
-            "server_rss_bytes": start.iter().map(|u| u.0).collect::<Vec<_>>(),
-            "rss_per_agent_bytes": rss_per_agent,
-            "cpu_share_per_1000_idle_agents": cpu_per_1000,
-        });
+        idle = measure_idle(&pids, &before, creds.len(), a.idle_s).await;
         // Wake them with one more change (the other mode than the last round's), so every
         // connection is free again.
         let mode = if a.changes % 2 == 1 { "secured" } else { "monitor" };
@@ -693,19 +699,11 @@ async fn coordinate(a: &Args, ports: &[u16], pids: &[u32], before: &[(u64, f64)]
     for w in &mut workers {
         w.hear("waiting").await;
     }
-    let start: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
-    tokio::time::sleep(Duration::from_secs(a.idle_s)).await;
-    let end: Vec<(u64, f64)> = pids.iter().map(|p| usage(*p)).collect();
-    let per_server = a.agents as f64 / pids.len() as f64;
-    let rss_per_agent: Vec<f64> =
-        before.iter().zip(&start).map(|(b, s)| (s.0 as f64 - b.0 as f64) / per_server).collect();
-    let cpu_per_1000: Vec<f64> =
-        start.iter().zip(&end).map(|(s, e)| (e.1 - s.1) / a.idle_s as f64 / (per_server / 1000.0)).collect();
+    let idle = measure_idle(pids, before, a.agents, a.idle_s).await;
     change(if a.changes % 2 == 1 { "secured" } else { "monitor" }).await;
     for w in &mut workers {
         w.hear("got").await;
     }
-    eprintln!("idle: {rss_per_agent:?} bytes per agent; {cpu_per_1000:?} CPU per 1,000 agents");
 
     // Ingestion: the reference alone, then every worker's agents at once.
     let (one_stored, one_s) = ingest(single_conns, &ref_creds, a.batches * 10, a.batch_size, "single").await;
@@ -733,12 +731,7 @@ async fn coordinate(a: &Args, ports: &[u16], pids: &[u32], before: &[(u64, f64)]
             "servers": ports.len(),
             "processes": true,
             "workers": a.workers,
-            "idle": {
-                "idle_s": a.idle_s,
-                "server_rss_bytes": start.iter().map(|u| u.0).collect::<Vec<_>>(),
-                "rss_per_agent_bytes": rss_per_agent,
-                "cpu_share_per_1000_idle_agents": cpu_per_1000,
-            },
+            "idle": idle,
             "enroll_s": enroll_s,
             "changes": a.changes,
             "single_p50_s": percentile(&single, 0.5),
