@@ -25,8 +25,8 @@ pub const DB_POLL: Duration = Duration::from_millis(250);
 pub struct Compiled {
     /// The version it was read at.
     pub version: i64,
-    /// The document, JSON (checked: it loads).
-    pub json: Arc<str>,
+    /// The document, JSON (checked: it loads), parsed once for all the bundles it goes into.
+    pub document: Box<serde_json::value::RawValue>,
     /// The organization's name.
     pub organization: String,
     /// The key that signs its bundles (read at this version: a rotation raises it).
@@ -44,7 +44,11 @@ pub struct SyncHub {
     /// When each organization's latest change was learned, with its version.
     learned: Mutex<HashMap<i64, (i64, Instant)>>,
     tick: watch::Sender<u64>,
-    compiled: tokio::sync::Mutex<HashMap<i64, Arc<Compiled>>>,
+    /// Read by every delivery without waiting; written after a compile.
+    compiled: Mutex<HashMap<i64, Arc<Compiled>>>,
+    /// Held while compiling, so that one request compiles a version and the others wait for
+    /// it instead of compiling it again.
+    compiling: tokio::sync::Mutex<()>,
     seen: Mutex<HashMap<i64, Seen>>,
     quotas: Mutex<HashMap<(i64, Quota), (tokio::time::Instant, u64)>>,
     /// The version of each organization that could not be delivered (logged once; not
@@ -101,7 +105,8 @@ impl Default for SyncHub {
             versions: Mutex::default(),
             learned: Mutex::default(),
             tick: watch::channel(0).0,
-            compiled: tokio::sync::Mutex::default(),
+            compiled: Mutex::default(),
+            compiling: tokio::sync::Mutex::default(),
             seen: Mutex::default(),
             quotas: Mutex::default(),
             undeliverable: Mutex::default(),
@@ -193,8 +198,8 @@ impl SyncHub {
     }
 
     /// A computer enrolled (again): its group may differ from the compiled one's.
-    pub async fn enrolled(&self, org_id: i64, computer_id: i64) {
-        if let Some(c) = self.compiled.lock().await.get(&org_id) {
+    pub fn enrolled(&self, org_id: i64, computer_id: i64) {
+        if let Some(c) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(&org_id) {
             c.computers.lock().unwrap_or_else(|p| p.into_inner()).remove(&computer_id);
         }
     }
@@ -330,16 +335,19 @@ impl SyncHub {
     /// kept and the error logged, once per version.
     pub async fn compiled(&self, store: &Store, org_id: i64) -> Result<Arc<Compiled>, StoreError> {
         let current = self.version(store, org_id).await?;
-        let mut cache = self.compiled.lock().await;
-        let known_bad = self.undeliverable.lock().unwrap_or_else(|p| p.into_inner()).get(&org_id) == Some(&current);
-        if let Some(c) = cache.get(&org_id)
-            && (c.version >= current || known_bad)
-        {
-            return Ok(c.clone());
+        // Tens of thousands of long-polls wake together after a change: once the version is
+        // compiled they take it without queueing behind one another.
+        if let Some(c) = self.usable(org_id, current) {
+            return Ok(c);
+        }
+        let _compiling = self.compiling.lock().await;
+        // Compiled meanwhile by the request this one waited for.
+        if let Some(c) = self.usable(org_id, current) {
+            return Ok(c);
         }
         match compile(store, org_id).await {
             Ok(compiled) => {
-                cache.insert(org_id, compiled.clone());
+                self.compiled.lock().unwrap_or_else(|p| p.into_inner()).insert(org_id, compiled.clone());
                 Ok(compiled)
             }
             Err((version, e)) => {
@@ -348,9 +356,17 @@ impl SyncHub {
                 if first {
                     tracing::error!("organization {org_id} version {version}: {e}; agents keep the previous bundle");
                 }
-                cache.get(&org_id).cloned().ok_or(e)
+                self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(&org_id).cloned().ok_or(e)
             }
         }
+    }
+
+    /// The compiled document to deliver at version `current`: the one compiled at it (or
+    /// later), or the last good one when `current` is known not to compile.
+    fn usable(&self, org_id: i64, current: i64) -> Option<Arc<Compiled>> {
+        let known_bad = self.undeliverable.lock().unwrap_or_else(|p| p.into_inner()).get(&org_id) == Some(&current);
+        let cache = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(&org_id).filter(|c| c.version >= current || known_bad).cloned()
     }
 }
 
@@ -374,5 +390,7 @@ async fn compile(store: &Store, org_id: i64) -> Result<Arc<Compiled>, (i64, Stor
     let key_chain = store.bundle_key_chain(org_id).await.map_err(|e| (version, e))?.into();
     let organization = doc.organization.as_ref().and_then(|o| o.name.clone()).unwrap_or_default();
     let computers = Mutex::new(computers.into_iter().collect());
-    Ok(Arc::new(Compiled { version, json: json.into(), organization, key, key_chain, computers }))
+    let document = serde_json::value::RawValue::from_string(json)
+        .map_err(|e| (version, StoreError::Invalid(format!("the organization's document is not JSON: {e}"))))?;
+    Ok(Arc::new(Compiled { version, document, organization, key, key_chain, computers }))
 }

@@ -11,6 +11,10 @@ use serde::Serialize;
 /// Pending enrollments an organization may hold at once; more are refused (quota).
 pub const MAX_PENDING: i64 = 100;
 
+/// Agents' contacts written by one statement: 4 parameters each, well under SQLite's and
+/// PostgreSQL's limits on parameters per statement.
+pub const SEEN_PER_STATEMENT: usize = 500;
+
 /// An enrolled agent, as its credential identifies it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentIdentity {
@@ -464,20 +468,34 @@ impl Store {
 
     /// Note agents' contacts in one transaction: `(computer, when, bundle version, host JSON
     /// and agent version when reported)`. Servers collect these and write them about once a
-    /// second, so thousands of polling agents cost one write, not thousands.
+    /// second, so thousands of polling agents cost one write, not thousands: the contacts go
+    /// [`SEEN_PER_STATEMENT`] to a statement, in the order of their computers (two servers
+    /// writing overlapping sets lock rows in the same order).
     pub async fn agents_seen(&self, seen: &[Seen]) -> Result<(), StoreError> {
         if seen.is_empty() {
             return Ok(());
         }
+        let mut seen: Vec<&Seen> = seen.iter().collect();
+        seen.sort_by_key(|s| s.computer_id);
         let mut tx = self.begin().await?;
+        for chunk in seen.chunks(SEEN_PER_STATEMENT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                .collect();
+            let sql = format!(
+                "WITH seen (id, at_ms, version, error) AS (VALUES {}) \
+                 UPDATE computers SET last_seen_ms = seen.at_ms, bundle_version = seen.version, \
+                 bundle_error = seen.error FROM seen WHERE computers.id = seen.id",
+                rows.join(", ")
+            );
+            // Only placeholders are formatted into the text; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for s in chunk {
+                query = query.bind(s.computer_id).bind(s.at_ms).bind(s.bundle_version).bind(&s.bundle_error);
+            }
+            query.execute(&mut *tx).await?;
+        }
         for s in seen {
-            sqlx::query("UPDATE computers SET last_seen_ms = $1, bundle_version = $2, bundle_error = $3 WHERE id = $4")
-                .bind(s.at_ms)
-                .bind(s.bundle_version)
-                .bind(&s.bundle_error)
-                .bind(s.computer_id)
-                .execute(&mut *tx)
-                .await?;
             if s.events_lost > 0 {
                 sqlx::query("UPDATE computers SET events_lost = events_lost + $1 WHERE id = $2")
                     .bind(i64::try_from(s.events_lost).unwrap_or(i64::MAX))

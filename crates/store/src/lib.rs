@@ -25,7 +25,7 @@ pub use accounts::{
     ADDRESS_FAILURES, LoginError, Role, Session, SessionRow, THROTTLE_FAILURES, TokenOptions, TokenRow, TokenUse, User,
     UserInfo,
 };
-pub use agents::{AgentIdentity, Enrolled, Enrollment, MAX_PENDING, PendingRow, Seen, TokenLimits};
+pub use agents::{AgentIdentity, Enrolled, Enrollment, MAX_PENDING, PendingRow, SEEN_PER_STATEMENT, Seen, TokenLimits};
 pub use audit::AuditEntry;
 pub use backup::VersionJump;
 pub use events::{EventFields, EventFilter, EventRow, NewEvent};

@@ -644,3 +644,66 @@ async fn retention_by_count_and_age_keeps_what_a_destination_has_not_received_an
     })
     .await;
 }
+
+#[tokio::test]
+async fn contacts_are_written_many_to_a_statement_and_each_lands_on_its_own_computer() {
+    each_backend(async |store: Store| {
+        let org = store.create_organization(&unique("contacts")).await.unwrap();
+        let change = Change { org_id: org, actor: "user alice" };
+        let group = store.create_group(change, &GroupDoc { path: "Linux".into(), ..Default::default() }).await.unwrap();
+        let token = store.rotate_enrollment_token(change, group, TokenLimits::default()).await.unwrap();
+        let mut ids = Vec::new();
+        for name in ["web-01", "web-02", "web-03"] {
+            let e = Enrollment {
+                token: &token,
+                hostname: name,
+                os: "linux",
+                host_json: "{}",
+                agent_version: "0.1.0",
+                current_credential: None,
+                credential: None,
+            };
+            match store.enroll(&e).await.unwrap() {
+                Enrolled::Active { identity, .. } => ids.push(identity.computer_id),
+                other => panic!("{other:?}"),
+            }
+        }
+        let contact = |computer_id: i64, n: i64| Seen {
+            computer_id,
+            at_ms: 1_000 + n,
+            bundle_version: n,
+            host: None,
+            bundle_error: None,
+            events_lost: 0,
+        };
+        // Computers that do not exist (a computer deleted since its poll) sort first, so the
+        // three real ones straddle the first statement's end: the last of the first and the
+        // first two of the second.
+        let mut batch: Vec<Seen> = (1..portcullis_store::SEEN_PER_STATEMENT as i64).map(|i| contact(-i, 99)).collect();
+        batch.push(Seen { bundle_error: Some("bad signature".into()), events_lost: 3, ..contact(ids[0], 11) });
+        batch.push(Seen { host: Some((r#"{"hostname":"web-02"}"#.into(), "2.0".into())), ..contact(ids[1], 12) });
+        batch.push(contact(ids[2], 13));
+        batch.reverse();
+        store.agents_seen(&batch).await.unwrap();
+        let rows = store.computers(org).await.unwrap();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|c| {
+                (c.last_seen_ms, c.bundle_version, c.bundle_error.as_deref(), c.events_lost, c.agent_version.as_deref())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1_011), 11, Some("bad signature"), 3, Some("0.1.0")),
+                (Some(1_012), 12, None, 0, Some("2.0")),
+                (Some(1_013), 13, None, 0, Some("0.1.0")),
+            ]
+        );
+        // A later contact clears the error; losses add up.
+        store.agents_seen(&[Seen { events_lost: 2, ..contact(ids[0], 14) }]).await.unwrap();
+        let c = &store.computers(org).await.unwrap()[0];
+        assert_eq!((c.bundle_version, c.bundle_error.as_deref(), c.events_lost), (14, None, 5));
+    })
+    .await;
+}

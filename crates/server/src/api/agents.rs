@@ -97,7 +97,7 @@ pub(crate) async fn enroll(
         .await;
     let (org_id, body, status) = match result {
         Ok(StoreEnrolled::Active { identity, credential, .. }) => {
-            state.hub.enrolled(identity.org_id, identity.computer_id).await;
+            state.hub.enrolled(identity.org_id, identity.computer_id);
             let body = Enrolled {
                 organization: identity.org_name,
                 computer: identity.name,
@@ -192,14 +192,21 @@ async fn bundle(
         Some(c) => c,
         None => state.store.computer(agent.org_id, agent.computer_id).await?.doc,
     };
-    let mut payload = BundlePayload::new(&compiled.organization, compiled.version, now_ms(), computer, &compiled.json)
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
-    payload.key_chain = compiled.key_chain.to_vec();
+    // The document was parsed once when it was compiled; each bundle copies it.
+    let payload = BundlePayload {
+        organization: compiled.organization.clone(),
+        version: compiled.version,
+        issued_ms: now_ms(),
+        computer,
+        document: compiled.document.clone(),
+        key_chain: compiled.key_chain.to_vec(),
+    };
     let signed = compiled.key.sign(&payload);
-    let mut response = (StatusCode::OK, signed.payload.clone()).into_response();
+    let signature = signed.signature_hex();
+    let mut response = (StatusCode::OK, signed.payload).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(&signed.signature_hex()) {
+    if let Ok(v) = HeaderValue::from_str(&signature) {
         headers.insert(SIGNATURE_HEADER, v);
     }
     Ok(response)
