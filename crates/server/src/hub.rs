@@ -197,8 +197,11 @@ impl SyncHub {
         Ok(())
     }
 
-    /// A computer enrolled (again): its group may differ from the compiled one's.
-    pub fn enrolled(&self, org_id: i64, computer_id: i64) {
+    /// A computer enrolled (again): its group may differ from the compiled one's. A compile
+    /// under way may have read the computer before the enrollment: this waits for it, then
+    /// forgets the computer in what it made.
+    pub async fn enrolled(&self, org_id: i64, computer_id: i64) {
+        let _compiling = self.compiling.lock().await;
         if let Some(c) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(&org_id) {
             c.computers.lock().unwrap_or_else(|p| p.into_inner()).remove(&computer_id);
         }

@@ -389,7 +389,7 @@ async fn preflight(
                 .await;
             match enrolled {
                 Ok(Enrolled::Active { identity, .. }) => {
-                    state.hub.enrolled(identity.org_id, identity.computer_id);
+                    state.hub.enrolled(identity.org_id, identity.computer_id).await;
                     identity
                 }
                 Ok(_) => return Err(refuse(StatusCode::FORBIDDEN, portcullis_protocol::ENROLLMENT_PENDING)),

@@ -97,7 +97,7 @@ pub(crate) async fn enroll(
         .await;
     let (org_id, body, status) = match result {
         Ok(StoreEnrolled::Active { identity, credential, .. }) => {
-            state.hub.enrolled(identity.org_id, identity.computer_id);
+            state.hub.enrolled(identity.org_id, identity.computer_id).await;
             let body = Enrolled {
                 organization: identity.org_name,
                 computer: identity.name,

@@ -245,7 +245,7 @@ pub(crate) async fn pending(state: &AppState, caller: &Caller) -> Result<Vec<Pen
 pub(crate) async fn accept_pending(state: &AppState, caller: &Caller, id: i64) -> Result<i64, AppError> {
     caller.require_admin()?;
     let computer = state.store.accept_enrollment(change(caller), id).await?;
-    state.hub.enrolled(caller.user.org_id, computer);
+    state.hub.enrolled(caller.user.org_id, computer).await;
     Ok(computer)
 }
 
