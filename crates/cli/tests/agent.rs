@@ -2134,7 +2134,11 @@ fn a_denied_user_asks_an_approver_decides_and_the_agent_allows_it_within_two_sec
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains(&format!("{}/good", mnt)), "{}", text(&o));
 
-    // The approver sees it with the file's facts and where it was denied.
+    // The approver sees it with the file's facts and where it was denied (the deny itself
+    // travels with the agent's events, which may reach the server after the request).
+    let denies =
+        console.wait_for_list(&format!("/api/events?verdict=deny&file={mnt}/good"), 1, Duration::from_secs(15));
+    assert_eq!(denies.len(), 1, "{}", sb.log());
     let queue = console.wait_for_list("/api/requests?status=pending", 1, Duration::from_secs(15));
     assert_eq!(queue.len(), 1, "{}", sb.log());
     let r = &queue[0];
