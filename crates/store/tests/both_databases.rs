@@ -477,9 +477,14 @@ async fn org_with_computer(store: &Store, name: &str) -> (i64, i64) {
     let change = Change { org_id: org, actor: "user alice" };
     let group = store.create_group(change, &GroupDoc { path: "Linux".into(), ..Default::default() }).await.unwrap();
     let token = store.rotate_enrollment_token(change, group, TokenLimits::default()).await.unwrap();
+    (org, enroll_computer(store, &token, "web-01").await)
+}
+
+/// Enroll a computer named `hostname` with `token`; its id.
+async fn enroll_computer(store: &Store, token: &str, hostname: &str) -> i64 {
     let e = Enrollment {
-        token: &token,
-        hostname: "web-01",
+        token,
+        hostname,
         os: "linux",
         host_json: "{}",
         agent_version: "0.1.0",
@@ -487,7 +492,7 @@ async fn org_with_computer(store: &Store, name: &str) -> (i64, i64) {
         credential: None,
     };
     match store.enroll(&e).await.unwrap() {
-        Enrolled::Active { identity, .. } => (org, identity.computer_id),
+        Enrolled::Active { identity, .. } => identity.computer_id,
         other => panic!("{other:?}"),
     }
 }
@@ -654,19 +659,7 @@ async fn contacts_are_written_many_to_a_statement_and_each_lands_on_its_own_comp
         let token = store.rotate_enrollment_token(change, group, TokenLimits::default()).await.unwrap();
         let mut ids = Vec::new();
         for name in ["web-01", "web-02", "web-03"] {
-            let e = Enrollment {
-                token: &token,
-                hostname: name,
-                os: "linux",
-                host_json: "{}",
-                agent_version: "0.1.0",
-                current_credential: None,
-                credential: None,
-            };
-            match store.enroll(&e).await.unwrap() {
-                Enrolled::Active { identity, .. } => ids.push(identity.computer_id),
-                other => panic!("{other:?}"),
-            }
+            ids.push(enroll_computer(&store, &token, name).await);
         }
         let contact = |computer_id: i64, n: i64| Seen {
             computer_id,
